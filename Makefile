@@ -1,0 +1,26 @@
+# acn.h
+#   make test       the whole test suite (tests/run.sh)
+#   make examples   every single-file example, into build/
+#   make refs       regenerate the committed PyTorch reference files
+#   make clean
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
+EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
+
+.PHONY: test examples refs clean
+
+test:
+	CC=$(CC) PYTHON=$(PYTHON) tests/run.sh
+
+examples: $(EXAMPLES)
+
+build/%: examples/%.c acn.h
+	@mkdir -p build
+	$(CC) $(EXFLAGS) $< -o $@ -lm
+
+refs:
+	$(PYTHON) tests/ref/make_refs.py tests/ref
+
+clean:
+	rm -rf build

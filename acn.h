@@ -1,0 +1,3608 @@
+/* acn.h - Auto-Compressing Networks in one C header.                 v0.1
+ *
+ * A small, exact reverse-mode autograd engine over float32 tensors, with the
+ * optimizers, schedules and file format needed to train the networks of
+ * "Auto-Compressing Networks" (Dorovatas et al., NeurIPS 2025), in which every
+ * block feeds the output directly: x_i = f_i(x_{i-1}), y = x_0 + ... + x_L.
+ *
+ * USAGE
+ *   In exactly one C or C++ file of your project:
+ *
+ *       #define ACN_IMPLEMENTATION
+ *       #include "acn.h"
+ *
+ *   Everywhere else, include "acn.h" as a normal header. Link with -lm.
+ *
+ *   A training step:
+ *
+ *       acn_ctx *ctx;  acn_ctx_new(&ctx, NULL);          // NULL: default sizes
+ *       int ws[2] = {16, 2};
+ *       acn_tensor *W = acn_param(ctx, "fc.weight", 2, ws);
+ *       ...                                              // init, optimizer
+ *       for (step = 0; step < n; step++) {
+ *           acn_reset(ctx);                              // empty the arena
+ *           acn_tensor *x = acn_input(ctx, 2, xs, batch);
+ *           acn_tensor *loss = acn_cross_entropy(ctx, acn_linear(ctx, x, W, b),
+ *                                                labels, 0.0f, -1);
+ *           if (!loss) { puts(acn_error(ctx)); break; }  // what went wrong
+ *           acn_zero_grad(ctx);
+ *           acn_backward(ctx, loss);
+ *           acn_adamw_step(ctx, &opt, lr);
+ *       }
+ *
+ *   README.md has a complete program; docs/design.md explains the memory
+ *   model, the tape and how to add an op.
+ *
+ * FEATURE MACROS (define before including the implementation)
+ *   ACN_IMPLEMENTATION    emit the implementation in this translation unit.
+ *   ACN_STATIC            make every function static (private to one file).
+ *   ACN_MALLOC(n), ACN_FREE(p)
+ *                         the allocator (default: malloc/free). acn.h allocates
+ *                         only when a context, an optimizer or a file buffer is
+ *                         created, never inside a training step.
+ *   ACN_ASSERT(x)         internal invariants (default: assert). Bad input from
+ *                         the caller is never an assertion: it is an error code.
+ *   ACN_NO_STDIO          leave out everything that touches files (safetensors
+ *                         reading and writing); the rest needs no stdio FILE.
+ *   ACN_NO_POSIX          do not ask for POSIX. By default, on non-Windows
+ *                         systems the implementation defines _POSIX_C_SOURCE
+ *                         (200809L) when acn.h is the first header the file
+ *                         includes, and uses fsync() to make saved files
+ *                         durable whenever POSIX is on (first header, GNU
+ *                         mode, or your own _POSIX_C_SOURCE). Without it,
+ *                         files are still written to a temporary name and
+ *                         renamed, only not synced.
+ *   The core (tensors, autograd, optimizers) needs only C99 and libm.
+ *
+ * ERRORS
+ *   Functions that can fail return an acn_status (ACN_OK == 0). Functions
+ *   that build a tensor return NULL on failure. Either way the context keeps
+ *   the first error, and acn_error(ctx) says what happened and what to do,
+ *   naming the op and the shapes, e.g.
+ *       "matmul: (64, 128) x (64, 512): inner dimensions differ (128 vs 64)"
+ *   Once an error is set, further ops return NULL at once (so a chain of calls
+ *   can be checked once at the end) until acn_clear_error(ctx). acn.h never
+ *   prints and never exits.
+ *
+ * THREADS
+ *   A context is used by one thread at a time. Separate contexts are
+ *   independent.
+ *
+ * LICENSE: MIT, at the end of this file.
+ */
+#if defined(ACN_IMPLEMENTATION) && !defined(ACN_NO_POSIX) && !defined(_WIN32) && \
+    !defined(NULL) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
+/* Ask for POSIX (fsync, fileno) while no standard header has been read
+ * (NULL is not yet defined); later it would be too late to take effect. */
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#ifndef ACN_H
+#define ACN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef ACN_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define ACNDEF static __attribute__((unused)) /* a file need not use them all */
+#else
+#define ACNDEF static
+#endif
+#else
+#define ACNDEF extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ACN_VERSION "0.1.0"
+#define ACN_MAX_DIMS 4     /* tensors have 0..4 dimensions                  */
+#define ACN_NAME_MAX 96    /* longest parameter name, with its NUL          */
+#define ACN_AXIS_ALL 127   /* acn_sum/acn_mean over every element           */
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+typedef enum acn_status {
+    ACN_OK = 0,
+    ACN_ERR_ARG,       /* an argument is invalid (NULL, out of range)        */
+    ACN_ERR_SHAPE,     /* tensor shapes do not fit the operation             */
+    ACN_ERR_ARENA,     /* the per-step arena is full                         */
+    ACN_ERR_NOMEM,     /* the allocator (ACN_MALLOC) returned NULL           */
+    ACN_ERR_PARAMS,    /* the parameter block or table is full               */
+    ACN_ERR_NONFINITE, /* a NaN or Inf was found (acn_set_check_finite)      */
+    ACN_ERR_STATE,     /* called at the wrong time (see the message)         */
+    ACN_ERR_IO,        /* a file could not be opened, read or written        */
+    ACN_ERR_FORMAT     /* a file is not what it claims to be                 */
+} acn_status;
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                  */
+/* ------------------------------------------------------------------------ */
+enum {
+    ACN_F_GRAD      = 1 << 0, /* gradients flow to this tensor              */
+    ACN_F_PARAM     = 1 << 1, /* lives in the parameter block               */
+    ACN_F_NODECAY   = 1 << 2, /* parameter excluded from weight decay       */
+    ACN_F_TRANSIENT = 1 << 3  /* value recomputed on demand (ACN_RECOMPUTE) */
+};
+enum { ACN_DEVICE_CPU = 0, ACN_DEVICE_CUDA = 1 };
+
+/* A float32 tensor, contiguous and row-major. Parameters live in the
+ * context's parameter block; every other tensor lives in the per-step arena
+ * and is gone after acn_reset(). Read values through acn_data() when a tensor
+ * may be transient (built with ACN_RECOMPUTE): its data can be NULL. */
+typedef struct acn_tensor {
+    float *data;               /* (numel) values                              */
+    float *grad;               /* (numel) gradient, or NULL                   */
+    int ndim;                  /* 0..ACN_MAX_DIMS; 0 is a scalar              */
+    int shape[ACN_MAX_DIMS];   /* shape[0..ndim-1]; the rest are 1            */
+    size_t numel;              /* product of the shape                        */
+    int flags;                 /* ACN_F_*                                     */
+    int device;                /* ACN_DEVICE_CPU                              */
+    const char *name;          /* parameter: its state_dict key; else op name */
+    struct acn__node *node;    /* tape node that made it (NULL for leaves)    */
+    size_t offset;             /* parameter: offset in the parameter block    */
+    int slot;                  /* transient: scratch slot, -1 when evicted    */
+} acn_tensor;
+
+typedef struct acn_ctx acn_ctx;
+
+typedef struct acn_ctx_config {
+    size_t param_floats;  /* capacity of the parameter block (floats); the
+                             gradient block has the same size               */
+    int max_params;       /* capacity of the parameter table (tensors)       */
+    size_t arena_bytes;   /* per-step arena: activations, tape, scratch      */
+    uint64_t seed;        /* seed of the context's random generator          */
+} acn_ctx_config;
+
+typedef struct acn_stats {
+    size_t arena_used, arena_peak, arena_bytes;   /* bytes                  */
+    size_t param_floats_used, param_floats_cap;   /* floats                 */
+    size_t persistent_bytes;   /* parameter + gradient blocks and table      */
+    int n_params;              /* parameter tensors                          */
+    size_t tape_nodes;         /* ops recorded since the last acn_reset      */
+} acn_stats;
+
+ACNDEF acn_ctx_config acn_ctx_defaults(void);
+ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg);
+ACNDEF void       acn_ctx_free(acn_ctx *ctx);
+ACNDEF void       acn_reset(acn_ctx *ctx);     /* empty arena and tape       */
+ACNDEF void       acn_stats_get(const acn_ctx *ctx, acn_stats *out);
+
+ACNDEF acn_status  acn_status_of(const acn_ctx *ctx);
+ACNDEF const char *acn_error(const acn_ctx *ctx);  /* "" when no error        */
+ACNDEF void        acn_clear_error(acn_ctx *ctx);
+ACNDEF const char *acn_status_name(acn_status s);  /* "ACN_ERR_SHAPE", ...    */
+
+/* Modes. no_grad: ops record nothing (evaluation). train: dropout active.
+ * check_finite: every op output and gradient is scanned for NaN/Inf, and the
+ * first one found becomes an ACN_ERR_NONFINITE error naming the op. Each
+ * returns the previous setting. */
+ACNDEF int acn_set_no_grad(acn_ctx *ctx, int on);
+ACNDEF int acn_set_train(acn_ctx *ctx, int on);
+ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on);
+
+/* Parameters: zero-filled, named (use the PyTorch state_dict key), with a
+ * gradient. The pointer stays valid for the life of the context. */
+ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int *shape);
+ACNDEF acn_tensor *acn_param_find(acn_ctx *ctx, const char *name);
+ACNDEF acn_tensor *acn_params(acn_ctx *ctx, int *count); /* the table        */
+ACNDEF size_t      acn_param_numel(const acn_ctx *ctx);  /* sum of numel     */
+ACNDEF void        acn_param_set_decay(acn_tensor *p, int on);
+ACNDEF void        acn_zero_grad(acn_ctx *ctx);          /* all parameters   */
+
+/* Arena tensors (gone at acn_reset). acn_new: zero-filled; flags may hold
+ * ACN_F_GRAD for a leaf that should receive a gradient. acn_input: a copy of
+ * `data` (numel floats), no gradient. */
+ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags);
+ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const float *data);
+ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t); /* recomputes a transient */
+
+/* Arena marks: rewind the arena and the tape to an earlier point (everything
+ * made after the mark is gone). Used by the gradient checker and eval loops. */
+typedef struct acn_mark { size_t arena_used; struct acn__node *tape; size_t tape_len; } acn_mark;
+ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx);
+ACNDEF void     acn_mark_rewind(acn_ctx *ctx, acn_mark m);
+
+/* ------------------------------------------------------------------------ */
+/* Ops. Each returns a new arena tensor, or NULL with the context's error    */
+/* set. Shapes in comments: (B, T, C) etc.; "..." is any leading dims.      */
+/* ------------------------------------------------------------------------ */
+enum {
+    ACN_RECOMPUTE = 1 << 0, /* keep no output: recompute it when needed      */
+    ACN_GELU_TANH = 1 << 1  /* GELU: the tanh approximation, not exact erf   */
+};
+
+/* Elementwise with NumPy/PyTorch broadcasting (shapes aligned at the right,
+ * each dim equal or 1). */
+ACNDEF acn_tensor *acn_add(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
+ACNDEF acn_tensor *acn_sub(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
+ACNDEF acn_tensor *acn_mul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
+ACNDEF acn_tensor *acn_scale(acn_ctx *ctx, acn_tensor *x, float s);
+/* Reductions over one axis (negative counts from the end) or ACN_AXIS_ALL.
+ * The reduced axis is removed, as torch.sum(x, dim) does. */
+ACNDEF acn_tensor *acn_sum(acn_ctx *ctx, acn_tensor *x, int axis);
+ACNDEF acn_tensor *acn_mean(acn_ctx *ctx, acn_tensor *x, int axis);
+/* a (..., M, K) @ b (..., K, N) -> (..., M, N); ta/tb: the operand is stored
+ * transposed ((..., K, M) / (..., N, K)). b may be 2-D and shared by every
+ * batch of a; otherwise the batch dims must be equal. */
+ACNDEF acn_tensor *acn_matmul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b, int ta, int tb);
+/* x (..., in) W (out, in) b (out) or NULL -> (..., out) = x W^T + b */
+ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
+ACNDEF acn_tensor *acn_gelu(acn_ctx *ctx, acn_tensor *x);
+ACNDEF acn_tensor *acn_gelu_ex(acn_ctx *ctx, acn_tensor *x, int flags);
+ACNDEF acn_tensor *acn_relu(acn_ctx *ctx, acn_tensor *x);
+ACNDEF acn_tensor *acn_tanh(acn_ctx *ctx, acn_tensor *x);
+/* softmax(x + mask) over the last axis; mask (additive) broadcasts onto x,
+ * or NULL. */
+ACNDEF acn_tensor *acn_softmax(acn_ctx *ctx, acn_tensor *x, acn_tensor *mask);
+/* Mean cross-entropy of logits (..., C) against class labels (one per row),
+ * with label smoothing eps (PyTorch: target (1-eps) one-hot + eps/C) and
+ * rows whose label is ignore_index left out (use -1 for none). Scalar. */
+ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int *labels,
+                                     float smoothing, int ignore_index);
+/* The same against soft targets (..., C) (CutMix, distillation). */
+ACNDEF acn_tensor *acn_cross_entropy_soft(acn_ctx *ctx, acn_tensor *logits, acn_tensor *target,
+                                          float smoothing);
+/* LayerNorm over the last axis (biased variance); gamma, beta (D) or NULL. */
+ACNDEF acn_tensor *acn_layernorm(acn_ctx *ctx, acn_tensor *x, acn_tensor *gamma, acn_tensor *beta,
+                                 float eps);
+ACNDEF acn_tensor *acn_layernorm_ex(acn_ctx *ctx, acn_tensor *x, acn_tensor *gamma,
+                                    acn_tensor *beta, float eps, int flags);
+ACNDEF acn_tensor *acn_transpose(acn_ctx *ctx, acn_tensor *x, int axis0, int axis1);
+/* Same data, new shape; one dim may be -1 (inferred). */
+ACNDEF acn_tensor *acn_reshape(acn_ctx *ctx, acn_tensor *x, int ndim, const int *shape);
+ACNDEF acn_tensor *acn_concat(acn_ctx *ctx, acn_tensor *const *xs, int n, int axis);
+/* x[..., start:start+len, ...] along axis */
+ACNDEF acn_tensor *acn_slice(acn_ctx *ctx, acn_tensor *x, int axis, int start, int len);
+/* images (B, C, H, W) -> patch rows (B, (H/p)*(W/p), C*p*p): patches in
+ * row-major order, each row ordered (c, ky, kx) as a Conv2d(k=p, s=p) weight
+ * (out, C, p, p) flattens, so acn_linear(patches, W.view(out, -1), b) is
+ * that convolution. */
+ACNDEF acn_tensor *acn_patches(acn_ctx *ctx, acn_tensor *images, int p);
+/* table (V, D), ids (numel of shape) -> (shape..., D) */
+ACNDEF acn_tensor *acn_embedding(acn_ctx *ctx, acn_tensor *table, const int *ids, int ndim,
+                                 const int *shape);
+/* Inverted dropout with the context's generator; identity when p == 0 or the
+ * context is not in train mode. */
+ACNDEF acn_tensor *acn_dropout(acn_ctx *ctx, acn_tensor *x, float p);
+/* Multi-head scaled-dot-product attention, fused and exact:
+ * q (B, Tq, D), k and v (B, Tk, D), D split into `heads` heads;
+ * out_h = softmax(q_h k_h^T / sqrt(D/heads) + mask) v_h, heads concatenated.
+ * mask: additive (B, Tk) over keys (padding), or NULL. */
+ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
+                                 int heads, acn_tensor *mask);
+/* The same values, cut from the tape: no gradient flows back through it. */
+ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x);
+
+/* A user-defined op. fwd fills out->data from the inputs' data; bwd adds
+ * each input's gradient (in[i]->grad, NULL when not needed) from
+ * out->grad. Both may run again (fwd when recomputing), so keep them pure. */
+typedef void (*acn_custom_fwd)(acn_tensor *const *in, int n_in, acn_tensor *out, void *user);
+typedef void (*acn_custom_bwd)(acn_tensor *const *in, int n_in, acn_tensor *out, void *user);
+ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
+                              int ndim, const int *shape, acn_custom_fwd fwd,
+                              acn_custom_bwd bwd, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Autograd                                                                 */
+/* ------------------------------------------------------------------------ */
+/* Gradients of a scalar `loss` with respect to every tensor with ACN_F_GRAD
+ * that it depends on. Parameter gradients accumulate (call acn_zero_grad
+ * first, as with PyTorch); activation gradients are zeroed on each call, so
+ * calling it twice after zeroing gives the same result. */
+ACNDEF acn_status acn_backward(acn_ctx *ctx, acn_tensor *loss);
+/* The same from any output with the given upstream gradient (out->numel). */
+ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout);
+
+/* Gradient checker: central finite differences against acn_backward.
+ * build() makes the output from the tensors in wrt (which need ACN_F_GRAD);
+ * the checker compares, per tensor, ||analytic - numeric|| / ||numeric||
+ * over up to max_elems sampled elements with a random projection of the
+ * output, and fails a tensor above tol. */
+typedef acn_tensor *(*acn_build_fn)(acn_ctx *ctx, void *user);
+typedef struct acn_gradcheck_opts {
+    float eps;       /* finite-difference step (default 1e-2)                */
+    float tol;       /* largest relative error accepted (default 5e-3)       */
+    int max_elems;   /* elements sampled per tensor (default 64)             */
+    uint64_t seed;   /* sampling and projection seed                         */
+} acn_gradcheck_opts;
+typedef struct acn_gradcheck_result {
+    double worst;    /* the largest relative error seen                      */
+    int worst_index; /* index into wrt of that tensor                        */
+    int checked;     /* elements compared in all                             */
+} acn_gradcheck_result;
+ACNDEF acn_gradcheck_opts acn_gradcheck_defaults(void);
+ACNDEF acn_status acn_gradcheck(acn_ctx *ctx, acn_build_fn build, void *user,
+                                acn_tensor *const *wrt, int n_wrt,
+                                const acn_gradcheck_opts *opts, acn_gradcheck_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers and initialisers                                          */
+/* ------------------------------------------------------------------------ */
+/* SplitMix64: a seed gives the same integers and uniforms on every
+ * platform; normals go through libm's log and cos, which may differ in the
+ * last bit between C libraries. */
+typedef struct acn_rng { uint64_t state; } acn_rng;
+ACNDEF void     acn_rng_seed(acn_rng *r, uint64_t seed);
+ACNDEF uint64_t acn_rng_u64(acn_rng *r);
+ACNDEF float    acn_rng_uniform(acn_rng *r);  /* [0, 1), 24 random bits     */
+ACNDEF float    acn_rng_normal(acn_rng *r);   /* N(0, 1), Box-Muller        */
+ACNDEF acn_rng *acn_ctx_rng(acn_ctx *ctx);    /* the context's generator    */
+
+/* Each fills t from the context's generator. fan_in/fan_out as PyTorch:
+ * fan_in = shape[1] * prod(shape[2:]), fan_out = shape[0] * prod(shape[2:]). */
+ACNDEF acn_status acn_init_uniform(acn_ctx *ctx, acn_tensor *t, float lo, float hi);
+ACNDEF acn_status acn_init_normal(acn_ctx *ctx, acn_tensor *t, float mean, float std);
+/* PyTorch trunc_normal_: N(mean, std) cut at the absolute bounds [lo, hi]. */
+ACNDEF acn_status acn_init_trunc_normal(acn_ctx *ctx, acn_tensor *t, float mean, float std,
+                                        float lo, float hi);
+ACNDEF acn_status acn_init_xavier_uniform(acn_ctx *ctx, acn_tensor *t, float gain);
+/* kaiming_uniform_(a, fan_in, leaky_relu): U(+-sqrt(6 / ((1 + a^2) fan_in))) */
+ACNDEF acn_status acn_init_kaiming_uniform(acn_ctx *ctx, acn_tensor *t, float a);
+/* PyTorch's Linear/Conv default: weight kaiming_uniform(a = sqrt(5)), i.e.
+ * U(+-1/sqrt(fan_in)), and bias U(+-1/sqrt(fan_in)); b may be NULL. */
+ACNDEF acn_status acn_init_linear(acn_ctx *ctx, acn_tensor *W, acn_tensor *b);
+ACNDEF acn_status acn_init_const(acn_ctx *ctx, acn_tensor *t, float value);
+ACNDEF acn_status acn_init_zeros(acn_ctx *ctx, acn_tensor *t);
+ACNDEF acn_status acn_init_ones(acn_ctx *ctx, acn_tensor *t);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers, clipping, schedules                                          */
+/* ------------------------------------------------------------------------ */
+/* AdamW as torch.optim.AdamW: p -= lr*wd*p; m = b1 m + (1-b1) g;
+ * v = b2 v + (1-b2) g^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+ * Parameters with acn_param_set_decay(p, 0) skip the decay. The moments are
+ * one block of 2 x (parameter floats), laid out as the parameter block. */
+typedef struct acn_adamw {
+    float beta1, beta2, eps, weight_decay;
+    int64_t step;          /* steps taken                                    */
+    size_t n;              /* parameter floats covered                       */
+    float *m, *v;          /* (n) each: views into one block                 */
+    int n_params;          /* parameter tensors when created                 */
+} acn_adamw;
+ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2,
+                                 float eps, float weight_decay);
+ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr);
+ACNDEF void       acn_adamw_free(acn_adamw *opt);
+
+/* SGD as torch.optim.SGD: g += wd p; buf = mu buf + (1 - dampening) g
+ * (buf = g on the first step); g = nesterov ? g + mu buf : buf; p -= lr g. */
+typedef struct acn_sgd {
+    float momentum, dampening, weight_decay;
+    int nesterov;
+    int64_t step;
+    size_t n;
+    float *buf;            /* (n) momentum buffer                            */
+    int n_params;
+} acn_sgd;
+ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float dampening,
+                               float weight_decay, int nesterov);
+ACNDEF acn_status acn_sgd_step(acn_ctx *ctx, acn_sgd *opt, float lr);
+ACNDEF void       acn_sgd_free(acn_sgd *opt);
+
+/* torch.nn.utils.clip_grad_norm_: scale all parameter gradients by
+ * max_norm / (norm + 1e-6) when that is below 1. Writes the norm before
+ * clipping to *norm_out (may be NULL). */
+ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_out);
+
+/* Learning rate at a 0-based step. Warmup-cosine: base*(s+1)/warmup for
+ * s < warmup, then min + (base-min)(1 + cos(pi (s-warmup)/(total-warmup)))/2,
+ * and min from s >= total. Step: base * gamma^floor(s / step_size). */
+enum { ACN_SCHED_CONSTANT, ACN_SCHED_WARMUP_COSINE, ACN_SCHED_STEP };
+typedef struct acn_schedule {
+    int kind;
+    float base_lr, min_lr, gamma;
+    int64_t warmup, total, step_size;
+} acn_schedule;
+ACNDEF acn_schedule acn_schedule_constant(float lr);
+ACNDEF acn_schedule acn_schedule_warmup_cosine(float base_lr, int64_t warmup, int64_t total,
+                                               float min_lr);
+ACNDEF acn_schedule acn_schedule_step(float base_lr, int64_t step_size, float gamma);
+ACNDEF float        acn_lr_at(const acn_schedule *s, int64_t step);
+
+/* ------------------------------------------------------------------------ */
+/* safetensors                                                              */
+/* ------------------------------------------------------------------------ */
+enum { ACN_DT_F32, ACN_DT_F16, ACN_DT_BF16, ACN_DT_F64, ACN_DT_I64, ACN_DT_I32, ACN_DT_U8,
+       ACN_DT_OTHER };
+typedef struct acn_st_entry {
+    char name[ACN_NAME_MAX];
+    int dtype;                 /* ACN_DT_*                                    */
+    int ndim;                  /* up to 8 in a file                           */
+    int64_t shape[8];
+    size_t begin, end;         /* byte offsets in the data section            */
+} acn_st_entry;
+typedef struct acn_st {
+    unsigned char *buf;        /* the whole file                              */
+    size_t size, data_start;
+    acn_st_entry *entries;
+    int n;
+    char **meta;               /* key0, value0, key1, value1, ...            */
+    int n_meta;
+} acn_st;
+
+#ifndef ACN_NO_STDIO
+/* Read a whole file and parse its header. acn_st_free releases it. */
+ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st);
+ACNDEF void       acn_st_free(acn_st *st);
+ACNDEF const acn_st_entry *acn_st_find(const acn_st *st, const char *name);
+ACNDEF const char *acn_st_meta(const acn_st *st, const char *key);
+/* Copy an F32 tensor of exactly n floats (from little-endian) into dst. */
+ACNDEF acn_status acn_st_get_f32(acn_ctx *ctx, const acn_st *st, const char *name, float *dst,
+                                 size_t n);
+/* Write F32 tensors named by their ->name, with string metadata given as
+ * n_meta key/value pairs (kv[2i], kv[2i+1]). Written to path.tmp, synced,
+ * then renamed over path. */
+ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *tensors, int n,
+                               const char *const *kv, int n_meta);
+/* Every parameter of the context, by name. Loading is strict: each
+ * parameter must be in the file with its shape, and the file may hold
+ * nothing else. */
+ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *const *kv, int n_meta);
+ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACN_H */
+
+/* ======================================================================== */
+/*                             IMPLEMENTATION                               */
+/* ======================================================================== */
+#ifdef ACN_IMPLEMENTATION
+#ifndef ACN__IMPLEMENTED
+#define ACN__IMPLEMENTED
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>   /* snprintf; FILE only outside ACN_NO_STDIO */
+#include <string.h>
+
+#if !defined(ACN_MALLOC) || !defined(ACN_FREE)
+#include <stdlib.h>
+#endif
+#ifndef ACN_MALLOC
+#define ACN_MALLOC(n) malloc(n)
+#endif
+#ifndef ACN_FREE
+#define ACN_FREE(p) free(p)
+#endif
+#ifndef ACN_ASSERT
+#include <assert.h>
+#define ACN_ASSERT(x) assert(x)
+#endif
+
+/* fsync() and fileno() are declared only when POSIX was asked for before
+ * the first standard header: by acn.h itself when it comes first, by the
+ * compiler's default (GNU) mode, or by the user. glibc says which through
+ * __USE_POSIX; elsewhere _POSIX_C_SOURCE does. */
+#if !defined(ACN_NO_STDIO) && !defined(ACN_NO_POSIX) && !defined(_WIN32)
+#include <unistd.h>
+#if defined(__GLIBC__)
+#if defined(__USE_POSIX)
+#define ACN__HAVE_FSYNC 1
+#endif
+#elif (defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L) || defined(__APPLE__)
+#define ACN__HAVE_FSYNC 1
+#endif
+#endif
+
+/* AddressSanitizer: the unused part of the arena is poisoned, and every
+ * allocation is followed by a poisoned red zone, so reading past the end of
+ * a tensor is reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ACN__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACN__ASAN 1
+#endif
+#endif
+#ifdef ACN__ASAN
+#include <sanitizer/asan_interface.h>
+#define ACN__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define ACN__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define ACN__REDZONE 64
+#else
+#define ACN__POISON(p, n) ((void)(p), (void)(n))
+#define ACN__UNPOISON(p, n) ((void)(p), (void)(n))
+#define ACN__REDZONE 0
+#endif
+
+#define ACN__ALIGN 64     /* bytes; every arena block and parameter view   */
+#define ACN__SLOTS 4      /* scratch slots for transient (recomputed) data */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One recorded op. The op's table entry (acn__ops[op]) knows how to run it
+ * forward (again, for a transient output) and backward. */
+typedef struct acn__node {
+    int op;                    /* index into acn__ops                         */
+    int n_in;
+    acn_tensor **in;           /* (n_in) inputs                               */
+    acn_tensor *out;
+    int iarg[4];               /* op-specific integers (axes, flags, ...)    */
+    float farg[2];             /* op-specific floats (eps, scale, ...)       */
+    void *aux;                 /* op-specific saved state (see each op)      */
+    struct acn__node *prev;    /* the tape, newest first                     */
+} acn__node;
+
+struct acn_ctx {
+    acn_status status;
+    char msg[512];
+    /* persistent: parameters and their gradients, one block each */
+    float *params;             /* (param_cap)                                */
+    float *grads;              /* (param_cap)                                */
+    size_t param_cap, param_used;
+    acn_tensor *ptab;          /* (max_params) parameter views               */
+    char (*pnames)[ACN_NAME_MAX];
+    int max_params, n_params;
+    /* per step: one arena for activations, gradients, tape and scratch */
+    unsigned char *arena;
+    size_t arena_cap, arena_used, arena_peak;
+    acn__node *tape;           /* newest node                                */
+    size_t tape_len;
+    /* scratch slots for transient outputs (see acn__val) */
+    float *slot[ACN__SLOTS];
+    acn_tensor *slot_owner[ACN__SLOTS];
+    unsigned slot_pin[ACN__SLOTS], slot_used[ACN__SLOTS];
+    size_t slot_cap;           /* floats; grows to the largest transient     */
+    unsigned stamp, clock;
+    /* modes */
+    int no_grad, train, check_finite;
+    acn_rng rng;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+/* Record the first error; later ones are dropped (the first is the cause). */
+static void acn__fail(acn_ctx *ctx, acn_status code, const char *fmt, ...)
+{
+    va_list ap;
+    if (!ctx || ctx->status != ACN_OK) return;
+    ctx->status = code;
+    va_start(ap, fmt);
+    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* "(64, 128)" into buf; a scalar is "()" */
+static const char *acn__shape_str(const acn_tensor *t, char *buf, size_t cap)
+{
+    size_t len = 0;
+    int d;
+    len += (size_t)snprintf(buf, cap, "(");
+    for (d = 0; d < t->ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, d ? ", %d" : "%d", t->shape[d]);
+    if (len < cap) snprintf(buf + len, cap - len, ")");
+    return buf;
+}
+#define ACN__SHAPE(t, buf) acn__shape_str((t), (buf), sizeof(buf))
+
+ACNDEF acn_status acn_status_of(const acn_ctx *ctx) { return ctx ? ctx->status : ACN_ERR_ARG; }
+ACNDEF const char *acn_error(const acn_ctx *ctx)
+{
+    return !ctx ? "no context (acn_ctx_new failed or was not called)" : ctx->msg;
+}
+ACNDEF void acn_clear_error(acn_ctx *ctx)
+{
+    ctx->status = ACN_OK;
+    ctx->msg[0] = '\0';
+}
+ACNDEF const char *acn_status_name(acn_status s)
+{
+    static const char *const names[] = {
+        "ACN_OK", "ACN_ERR_ARG", "ACN_ERR_SHAPE", "ACN_ERR_ARENA", "ACN_ERR_NOMEM",
+        "ACN_ERR_PARAMS", "ACN_ERR_NONFINITE", "ACN_ERR_STATE", "ACN_ERR_IO", "ACN_ERR_FORMAT"};
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Context and memory                                                       */
+/* ------------------------------------------------------------------------ */
+ACNDEF acn_ctx_config acn_ctx_defaults(void)
+{
+    acn_ctx_config c;
+    c.param_floats = (size_t)1 << 22;   /* 4 M floats: 16 MB (+16 MB grads) */
+    c.max_params = 1024;
+    c.arena_bytes = (size_t)256 << 20; /* 256 MB; pages are touched lazily  */
+    c.seed = 0x5eedULL;
+    return c;
+}
+
+static size_t acn__round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg_in)
+{
+    acn_ctx_config cfg = cfg_in ? *cfg_in : acn_ctx_defaults();
+    acn_ctx *ctx;
+    if (!out) return ACN_ERR_ARG;
+    *out = NULL;
+    if (cfg.max_params <= 0 || cfg.arena_bytes < 4096) return ACN_ERR_ARG;
+    ctx = (acn_ctx *)ACN_MALLOC(sizeof *ctx);
+    if (!ctx) return ACN_ERR_NOMEM;
+    memset(ctx, 0, sizeof *ctx);
+    ctx->param_cap = acn__round_up(cfg.param_floats, ACN__ALIGN / sizeof(float));
+    ctx->max_params = cfg.max_params;
+    ctx->arena_cap = acn__round_up(cfg.arena_bytes, ACN__ALIGN);
+    /* The blocks are over-allocated by one alignment unit and aligned by hand. */
+    ctx->params = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ctx->grads = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ctx->ptab = (acn_tensor *)ACN_MALLOC((size_t)cfg.max_params * sizeof(acn_tensor));
+    ctx->pnames = (char (*)[ACN_NAME_MAX])ACN_MALLOC((size_t)cfg.max_params * ACN_NAME_MAX);
+    ctx->arena = (unsigned char *)ACN_MALLOC(ctx->arena_cap + ACN__ALIGN);
+    if (!ctx->params || !ctx->grads || !ctx->ptab || !ctx->pnames || !ctx->arena) {
+        acn_ctx_free(ctx);
+        return ACN_ERR_NOMEM;
+    }
+    ctx->train = 1;
+    acn_rng_seed(&ctx->rng, cfg.seed);
+    ACN__POISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+    *out = ctx;
+    return ACN_OK;
+}
+
+/* The aligned start of a block allocated with ACN__ALIGN bytes to spare. */
+static void *acn__aligned(void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    return (void *)((u + ACN__ALIGN - 1) & ~(uintptr_t)(ACN__ALIGN - 1));
+}
+static float *acn__pblock(const acn_ctx *ctx) { return (float *)acn__aligned(ctx->params); }
+static float *acn__gblock(const acn_ctx *ctx) { return (float *)acn__aligned(ctx->grads); }
+static unsigned char *acn__ablock(const acn_ctx *ctx)
+{
+    return (unsigned char *)acn__aligned(ctx->arena);
+}
+
+ACNDEF void acn_ctx_free(acn_ctx *ctx)
+{
+    if (!ctx) return;
+    if (ctx->arena) ACN__UNPOISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+    ACN_FREE(ctx->params);
+    ACN_FREE(ctx->grads);
+    ACN_FREE(ctx->ptab);
+    ACN_FREE(ctx->pnames);
+    ACN_FREE(ctx->arena);
+    ACN_FREE(ctx);
+}
+
+/* Bump allocation from the arena, 64-byte aligned. NULL (and an error that
+ * names `what`) when full. */
+static void *acn__alloc(acn_ctx *ctx, size_t bytes, const char *what)
+{
+    size_t need = acn__round_up(bytes ? bytes : 1, ACN__ALIGN) + ACN__REDZONE;
+    unsigned char *p;
+    if (need > ctx->arena_cap - ctx->arena_used) {
+        acn__fail(ctx, ACN_ERR_ARENA,
+                  "%s: the arena is full (%zu bytes needed, %zu of %zu free); create the "
+                  "context with a larger acn_ctx_config.arena_bytes, or use a smaller batch",
+                  what, need, ctx->arena_cap - ctx->arena_used, ctx->arena_cap);
+        return NULL;
+    }
+    p = acn__ablock(ctx) + ctx->arena_used;
+    ctx->arena_used += need;
+    if (ctx->arena_used > ctx->arena_peak) ctx->arena_peak = ctx->arena_used;
+    ACN__UNPOISON(p, bytes);
+    return p;
+}
+static float *acn__alloc_floats(acn_ctx *ctx, size_t n, const char *what)
+{
+    return (float *)acn__alloc(ctx, n * sizeof(float), what);
+}
+
+ACNDEF void acn_reset(acn_ctx *ctx)
+{
+    int s;
+    ACN__POISON(acn__ablock(ctx), ctx->arena_used);
+    ctx->arena_used = 0;
+    ctx->tape = NULL;
+    ctx->tape_len = 0;
+    for (s = 0; s < ACN__SLOTS; s++) {
+        ctx->slot[s] = NULL;
+        ctx->slot_owner[s] = NULL;
+    }
+}
+
+ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx)
+{
+    acn_mark m;
+    m.arena_used = ctx->arena_used;
+    m.tape = ctx->tape;
+    m.tape_len = ctx->tape_len;
+    return m;
+}
+
+ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
+{
+    int s;
+    if (m.arena_used > ctx->arena_used) return; /* a mark from a later point */
+    /* Scratch slots carved after the mark are gone with it. */
+    for (s = 0; s < ACN__SLOTS; s++) {
+        unsigned char *p = (unsigned char *)ctx->slot[s];
+        if (p && p >= acn__ablock(ctx) + m.arena_used) {
+            if (ctx->slot_owner[s]) { ctx->slot_owner[s]->data = NULL; ctx->slot_owner[s]->slot = -1; }
+            ctx->slot[s] = NULL;
+            ctx->slot_owner[s] = NULL;
+        }
+    }
+    ACN__POISON(acn__ablock(ctx) + m.arena_used, ctx->arena_used - m.arena_used);
+    ctx->arena_used = m.arena_used;
+    ctx->tape = m.tape;
+    ctx->tape_len = m.tape_len;
+}
+
+ACNDEF void acn_stats_get(const acn_ctx *ctx, acn_stats *o)
+{
+    o->arena_used = ctx->arena_used;
+    o->arena_peak = ctx->arena_peak;
+    o->arena_bytes = ctx->arena_cap;
+    o->param_floats_used = ctx->param_used;
+    o->param_floats_cap = ctx->param_cap;
+    o->persistent_bytes = 2 * ctx->param_cap * sizeof(float) +
+                          (size_t)ctx->max_params * (sizeof(acn_tensor) + ACN_NAME_MAX);
+    o->n_params = ctx->n_params;
+    o->tape_nodes = ctx->tape_len;
+}
+
+ACNDEF int acn_set_no_grad(acn_ctx *ctx, int on) { int o = ctx->no_grad; ctx->no_grad = !!on; return o; }
+ACNDEF int acn_set_train(acn_ctx *ctx, int on) { int o = ctx->train; ctx->train = !!on; return o; }
+ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on)
+{
+    int o = ctx->check_finite;
+    ctx->check_finite = !!on;
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tensors and parameters                                                   */
+/* ------------------------------------------------------------------------ */
+/* Validate a shape and fill t's shape fields. 0 on success. */
+static int acn__set_shape(acn_ctx *ctx, acn_tensor *t, int ndim, const int *shape, const char *who)
+{
+    int d;
+    size_t n = 1;
+    if (ndim < 0 || ndim > ACN_MAX_DIMS || (ndim > 0 && !shape)) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "%s: %d dimensions; acn.h tensors have 0 to %d", who, ndim,
+                  ACN_MAX_DIMS);
+        return -1;
+    }
+    for (d = 0; d < ACN_MAX_DIMS; d++) {
+        int s = d < ndim ? shape[d] : 1;
+        if (s <= 0) {
+            acn__fail(ctx, ACN_ERR_SHAPE, "%s: dimension %d has size %d; sizes must be positive",
+                      who, d, s);
+            return -1;
+        }
+        t->shape[d] = s;
+        n *= (size_t)s;
+    }
+    t->ndim = ndim;
+    t->numel = n;
+    return 0;
+}
+
+/* A tensor header in the arena (no data yet). */
+static acn_tensor *acn__header(acn_ctx *ctx, int ndim, const int *shape, const char *who)
+{
+    acn_tensor tmp, *t;
+    memset(&tmp, 0, sizeof tmp);
+    if (acn__set_shape(ctx, &tmp, ndim, shape, who)) return NULL;
+    t = (acn_tensor *)acn__alloc(ctx, sizeof *t, who);
+    if (!t) return NULL;
+    *t = tmp;
+    t->name = who;
+    t->slot = -1;
+    t->device = ACN_DEVICE_CPU;
+    return t;
+}
+
+ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags)
+{
+    acn_tensor *t;
+    if (!ctx || ctx->status) return NULL;
+    t = acn__header(ctx, ndim, shape, "new");
+    if (!t || !(t->data = acn__alloc_floats(ctx, t->numel, "new"))) return NULL;
+    memset(t->data, 0, t->numel * sizeof(float));
+    t->flags = flags & ACN_F_GRAD;
+    if (t->flags) { /* a leaf's gradient lives as long as the leaf */
+        if (!(t->grad = acn__alloc_floats(ctx, t->numel, "new"))) return NULL;
+        memset(t->grad, 0, t->numel * sizeof(float));
+    }
+    return t;
+}
+
+ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const float *data)
+{
+    acn_tensor *t;
+    if (!ctx || ctx->status) return NULL;
+    if (!data) { acn__fail(ctx, ACN_ERR_ARG, "input: data is NULL"); return NULL; }
+    t = acn__header(ctx, ndim, shape, "input");
+    if (!t || !(t->data = acn__alloc_floats(ctx, t->numel, "input"))) return NULL;
+    memcpy(t->data, data, t->numel * sizeof(float));
+    return t;
+}
+
+ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int *shape)
+{
+    acn_tensor tmp, *t;
+    size_t off;
+    int i;
+    if (!ctx || ctx->status) return NULL;
+    memset(&tmp, 0, sizeof tmp);
+    if (!name || !*name || strlen(name) >= ACN_NAME_MAX) {
+        acn__fail(ctx, ACN_ERR_ARG, "param: the name must be 1 to %d characters", ACN_NAME_MAX - 1);
+        return NULL;
+    }
+    if (acn__set_shape(ctx, &tmp, ndim, shape, "param")) return NULL;
+    for (i = 0; i < ctx->n_params; i++)
+        if (!strcmp(ctx->pnames[i], name)) {
+            acn__fail(ctx, ACN_ERR_ARG, "param: '%s' exists already; names must be unique", name);
+            return NULL;
+        }
+    if (ctx->n_params == ctx->max_params) {
+        acn__fail(ctx, ACN_ERR_PARAMS,
+                  "param '%s': the table holds %d parameters; raise acn_ctx_config.max_params",
+                  name, ctx->max_params);
+        return NULL;
+    }
+    off = ctx->param_used;
+    if (tmp.numel > ctx->param_cap - off) {
+        acn__fail(ctx, ACN_ERR_PARAMS,
+                  "param '%s': %zu floats needed, %zu of %zu left in the parameter block; raise "
+                  "acn_ctx_config.param_floats",
+                  name, tmp.numel, ctx->param_cap - off, ctx->param_cap);
+        return NULL;
+    }
+    ctx->param_used = off + acn__round_up(tmp.numel, ACN__ALIGN / sizeof(float));
+    if (ctx->param_used > ctx->param_cap) ctx->param_used = ctx->param_cap;
+    t = &ctx->ptab[ctx->n_params];
+    strcpy(ctx->pnames[ctx->n_params], name);
+    *t = tmp;
+    t->name = ctx->pnames[ctx->n_params];
+    t->flags = ACN_F_PARAM | ACN_F_GRAD;
+    t->device = ACN_DEVICE_CPU;
+    t->offset = off;
+    t->slot = -1;
+    t->data = acn__pblock(ctx) + off;
+    t->grad = acn__gblock(ctx) + off;
+    memset(t->data, 0, tmp.numel * sizeof(float));
+    memset(t->grad, 0, tmp.numel * sizeof(float));
+    ctx->n_params++;
+    return t;
+}
+
+ACNDEF acn_tensor *acn_param_find(acn_ctx *ctx, const char *name)
+{
+    int i;
+    for (i = 0; i < ctx->n_params; i++)
+        if (!strcmp(ctx->ptab[i].name, name)) return &ctx->ptab[i];
+    return NULL;
+}
+ACNDEF acn_tensor *acn_params(acn_ctx *ctx, int *count)
+{
+    if (count) *count = ctx->n_params;
+    return ctx->ptab;
+}
+ACNDEF size_t acn_param_numel(const acn_ctx *ctx)
+{
+    size_t n = 0;
+    int i;
+    for (i = 0; i < ctx->n_params; i++) n += ctx->ptab[i].numel;
+    return n;
+}
+ACNDEF void acn_param_set_decay(acn_tensor *p, int on)
+{
+    if (on) p->flags &= ~ACN_F_NODECAY;
+    else p->flags |= ACN_F_NODECAY;
+}
+ACNDEF void acn_zero_grad(acn_ctx *ctx)
+{
+    memset(acn__gblock(ctx), 0, ctx->param_used * sizeof(float));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The op table                                                             */
+/* ------------------------------------------------------------------------ */
+/* One line per op: id, name, forward kernel, backward kernel. A forward
+ * kernel computes node->out->data from the inputs and must be pure (it runs
+ * again when a transient output is recomputed); a backward kernel adds to
+ * the gradients of the inputs that have one, reading out->grad. To add an
+ * op: write the two kernels and a constructor next to each other, then add
+ * its line here (docs/design.md). */
+#define ACN__OP_LIST(X)                                          \
+    X(ADD, "add", acn__binary_fwd, acn__binary_bwd)              \
+    X(SUB, "sub", acn__binary_fwd, acn__binary_bwd)              \
+    X(MUL, "mul", acn__binary_fwd, acn__binary_bwd)              \
+    X(SCALE, "scale", acn__scale_fwd, acn__scale_bwd)            \
+    X(SUM, "sum", acn__reduce_fwd, acn__reduce_bwd)              \
+    X(MEAN, "mean", acn__reduce_fwd, acn__reduce_bwd)            \
+    X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd)        \
+    X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd)        \
+    X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd)                \
+    X(RELU, "relu", acn__relu_fwd, acn__relu_bwd)                \
+    X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd)                \
+    X(SOFTMAX, "softmax", acn__softmax_fwd, acn__softmax_bwd)    \
+    X(XENT, "cross_entropy", acn__xent_fwd, acn__xent_bwd)       \
+    X(XENT_SOFT, "cross_entropy_soft", acn__xsoft_fwd, acn__xsoft_bwd) \
+    X(LAYERNORM, "layernorm", acn__ln_fwd, acn__ln_bwd)          \
+    X(TRANSPOSE, "transpose", acn__transpose_fwd, acn__transpose_bwd) \
+    X(RESHAPE, "reshape", acn__reshape_fwd, acn__reshape_bwd)    \
+    X(CONCAT, "concat", acn__concat_fwd, acn__concat_bwd)        \
+    X(SLICE, "slice", acn__slice_fwd, acn__slice_bwd)            \
+    X(PATCHES, "patches", acn__patches_fwd, acn__patches_bwd)    \
+    X(EMBEDDING, "embedding", acn__embed_fwd, acn__embed_bwd)    \
+    X(DROPOUT, "dropout", acn__dropout_fwd, acn__dropout_bwd)    \
+    X(ATTENTION, "attention", acn__attn_fwd, acn__attn_bwd)      \
+    X(CUSTOM, "custom", acn__custom_fwd, acn__custom_bwd)
+
+#define ACN__OP_ENUM(id, name, fwd, bwd) ACN__OP_##id,
+enum { ACN__OP_LIST(ACN__OP_ENUM) ACN__OP_COUNT };
+#undef ACN__OP_ENUM
+
+typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
+#define ACN__OP_DECL(id, name, fwd, bwd) \
+    static void fwd(acn_ctx *ctx, acn__node *n); static void bwd(acn_ctx *ctx, acn__node *n);
+ACN__OP_LIST(ACN__OP_DECL)
+#undef ACN__OP_DECL
+static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
+static const char *acn__op_name(int op);
+
+/* ------------------------------------------------------------------------ */
+/* Transient values (ACN_RECOMPUTE)                                         */
+/* ------------------------------------------------------------------------ */
+/* A transient output keeps no storage of its own: its value lives in one of
+ * ACN__SLOTS scratch slots and is recomputed from its (stored) inputs
+ * whenever it is read after being evicted. Reads go through acn__val, which
+ * pins the slot for the kernel that is running (ctx->stamp), so a kernel
+ * can hold the values of up to ACN__SLOTS transients at once. Slots are
+ * carved from the arena, all at the size of the largest transient seen, so
+ * recomputing in backward never allocates. */
+static int acn__slots_reserve(acn_ctx *ctx, size_t numel)
+{
+    int s;
+    if (ctx->slot[0] && ctx->slot_cap >= numel) return 0;
+    if (numel > ctx->slot_cap) ctx->slot_cap = numel;
+    for (s = 0; s < ACN__SLOTS; s++) {
+        if (ctx->slot_owner[s]) { ctx->slot_owner[s]->data = NULL; ctx->slot_owner[s]->slot = -1; }
+        ctx->slot_owner[s] = NULL;
+        ctx->slot_used[s] = 0;
+        ctx->slot[s] = acn__alloc_floats(ctx, ctx->slot_cap, "recompute scratch");
+        if (!ctx->slot[s]) return -1;
+    }
+    return 0;
+}
+
+/* The value of t: its data, or for a transient its recomputed value. */
+static float *acn__val(acn_ctx *ctx, acn_tensor *t)
+{
+    int s, best = -1;
+    if (!(t->flags & ACN_F_TRANSIENT)) return t->data;
+    if (t->slot < 0) {
+        /* Take the least recently used slot not pinned by this kernel. */
+        for (s = 0; s < ACN__SLOTS; s++)
+            if (ctx->slot_pin[s] != ctx->stamp || !ctx->slot_owner[s])
+                if (best < 0 || ctx->slot_used[s] < ctx->slot_used[best]) best = s;
+        ACN_ASSERT(best >= 0 && ctx->slot[best] && ctx->slot_cap >= t->numel);
+        if (ctx->slot_owner[best]) {
+            ctx->slot_owner[best]->data = NULL;
+            ctx->slot_owner[best]->slot = -1;
+        }
+        ctx->slot_owner[best] = t;
+        t->slot = best;
+        t->data = ctx->slot[best];
+        acn__forward(ctx, t->node); /* inputs of a transient are stored */
+    }
+    ctx->slot_pin[t->slot] = ctx->stamp;
+    ctx->slot_used[t->slot] = ++ctx->clock;
+    return t->data;
+}
+
+ACNDEF float *acn_data(acn_ctx *ctx, acn_tensor *t)
+{
+    ctx->stamp++;
+    return acn__val(ctx, t);
+}
+
+/* The gradient buffer of an input, or NULL when it takes no gradient. */
+static float *acn__g(const acn_tensor *t) { return t && (t->flags & ACN_F_GRAD) ? t->grad : NULL; }
+
+/* ------------------------------------------------------------------------ */
+/* Running an op                                                            */
+/* ------------------------------------------------------------------------ */
+/* 0 when every one of the n inputs is a tensor (NULL only where allowed is
+ * checked by the op itself). A NULL input after an earlier error is not a
+ * new error: the first one stays. */
+static int acn__inputs_ok(acn_ctx *ctx, const char *op, acn_tensor *const *in, int n)
+{
+    int i;
+    if (!ctx) return -1;
+    if (ctx->status) return -1;
+    for (i = 0; i < n; i++)
+        if (!in[i]) {
+            acn__fail(ctx, ACN_ERR_ARG, "%s: input %d is NULL", op, i);
+            return -1;
+        }
+    return 0;
+}
+
+/* A node for `op` on inputs in[0..n_in-1] (entries may be NULL for optional
+ * inputs) with an output of the given shape. With `recompute`, the output
+ * is transient when none of the inputs is. */
+static acn__node *acn__node_new(acn_ctx *ctx, int op, acn_tensor *const *in, int n_in, int ndim,
+                                const int *shape, int recompute)
+{
+    acn__node *n;
+    acn_tensor *out;
+    int i, grad = 0, transient_in = 0;
+    const char *name = acn__op_name(op);
+    for (i = 0; i < n_in; i++)
+        if (in[i]) {
+            grad |= in[i]->flags & ACN_F_GRAD;
+            transient_in += !!(in[i]->flags & ACN_F_TRANSIENT);
+        }
+    if (transient_in > ACN__SLOTS - 1) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "%s: %d of its inputs are recomputed (ACN_RECOMPUTE); at most %d can be",
+                  name, transient_in, ACN__SLOTS - 1);
+        return NULL;
+    }
+    n = (acn__node *)acn__alloc(ctx, sizeof *n, name);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    n->in = (acn_tensor **)acn__alloc(ctx, (size_t)(n_in ? n_in : 1) * sizeof(acn_tensor *), name);
+    out = acn__header(ctx, ndim, shape, name);
+    if (!n->in || !out) return NULL;
+    for (i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->out = out;
+    out->node = n;
+    if (grad && !ctx->no_grad) out->flags |= ACN_F_GRAD;
+    if (recompute && !transient_in) {
+        out->flags |= ACN_F_TRANSIENT;
+        if (acn__slots_reserve(ctx, out->numel)) return NULL;
+    } else if (!(out->data = acn__alloc_floats(ctx, out->numel, name))) {
+        return NULL;
+    }
+    return n;
+}
+
+/* Scan n floats for NaN/Inf; sets an error naming op and what. */
+static int acn__finite(acn_ctx *ctx, const float *p, size_t n, const char *op, const char *what,
+                       const acn_tensor *t)
+{
+    size_t i, bad = 0, first = 0;
+    char sh[64];
+    for (i = 0; i < n; i++)
+        if (!isfinite(p[i])) {
+            if (!bad) first = i;
+            bad++;
+        }
+    if (!bad) return 0;
+    acn__fail(ctx, ACN_ERR_NONFINITE,
+              "%s: %zu non-finite values in the %s %s, first at index %zu (value %g); check the "
+              "inputs, the learning rate, or masks of -inf over whole rows",
+              op, bad, what, ACN__SHAPE(t, sh), first, (double)p[first]);
+    return -1;
+}
+
+/* Run a node's forward kernel and put it on the tape when it needs a
+ * gradient. Returns its output, or NULL on error. */
+static acn_tensor *acn__run(acn_ctx *ctx, acn__node *n)
+{
+    acn_tensor *out;
+    if (!n) return NULL;
+    out = n->out;
+    ctx->stamp++;
+    if (out->flags & ACN_F_TRANSIENT) acn__val(ctx, out);
+    else acn__forward(ctx, n);
+    if (ctx->status) return NULL;
+    if (ctx->check_finite && acn__finite(ctx, out->data, out->numel, acn__op_name(n->op), "output", out))
+        return NULL;
+    if (out->flags & ACN_F_GRAD) {
+        n->prev = ctx->tape;
+        ctx->tape = n;
+        ctx->tape_len++;
+    }
+    return out;
+}
+
+/* Negative axes count from the end; -1 when out of range (with an error). */
+static int acn__axis(acn_ctx *ctx, const char *op, const acn_tensor *x, int axis)
+{
+    int a = axis < 0 ? axis + x->ndim : axis;
+    char sh[64];
+    if (a < 0 || a >= x->ndim) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "%s: axis %d is out of range for a tensor of shape %s", op,
+                  axis, ACN__SHAPE(x, sh));
+        return -1;
+    }
+    return a;
+}
+
+/* Product of shape[lo..hi-1]. */
+static size_t acn__prod(const acn_tensor *t, int lo, int hi)
+{
+    size_t p = 1;
+    int d;
+    for (d = lo; d < hi; d++) p *= (size_t)t->shape[d];
+    return p;
+}
+
+/* ======================================================================== */
+/* Ops: each constructor, forward kernel and backward kernel together.      */
+/* In backward, "d" is the gradient of the loss: dx = dL/dx.                */
+/* ======================================================================== */
+
+/* ---- add, sub, mul with broadcasting ----------------------------------- */
+/* The operands are right-aligned in 4 dims; a dim of size 1 repeats. */
+typedef struct acn__bcast {
+    int n[4];              /* output dims, padded to 4                       */
+    size_t sa[4], sb[4];   /* element strides of a and b (0: broadcast)      */
+} acn__bcast;
+
+/* Padded 4-d size of t along dim d (0..3). */
+static int acn__dim4(const acn_tensor *t, int d)
+{
+    int k = d - (ACN_MAX_DIMS - t->ndim);
+    return k < 0 ? 1 : t->shape[k];
+}
+
+static void acn__bcast_strides(const acn_tensor *t, const int *n, size_t *s)
+{
+    size_t stride = 1;
+    int d;
+    for (d = ACN_MAX_DIMS - 1; d >= 0; d--) {
+        int sz = acn__dim4(t, d);
+        s[d] = (sz == 1 && n[d] != 1) ? 0 : stride;
+        stride *= (size_t)sz;
+    }
+}
+
+static void acn__bcast_init(acn__bcast *bc, const acn_tensor *out, const acn_tensor *a,
+                            const acn_tensor *b)
+{
+    int d;
+    for (d = 0; d < ACN_MAX_DIMS; d++) bc->n[d] = acn__dim4(out, d);
+    acn__bcast_strides(a, bc->n, bc->sa);
+    acn__bcast_strides(b, bc->n, bc->sb);
+}
+
+/* Broadcast shape of a and b into ndim/shape; -1 with an error if none. */
+static int acn__bcast_shape(acn_ctx *ctx, const char *op, const acn_tensor *a, const acn_tensor *b,
+                            int *ndim, int *shape)
+{
+    int d, nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    char s1[64], s2[64];
+    for (d = 0; d < nd; d++) {
+        int da = acn__dim4(a, ACN_MAX_DIMS - nd + d), db = acn__dim4(b, ACN_MAX_DIMS - nd + d);
+        if (da != db && da != 1 && db != 1) {
+            acn__fail(ctx, ACN_ERR_SHAPE,
+                      "%s: %s and %s do not broadcast (axis %d: %d vs %d); each dim must be equal "
+                      "or 1, shapes aligned at the right",
+                      op, ACN__SHAPE(a, s1), ACN__SHAPE(b, s2), d, da, db);
+            return -1;
+        }
+        shape[d] = da > db ? da : db;
+    }
+    *ndim = nd;
+    return 0;
+}
+
+static acn_tensor *acn__binary(acn_ctx *ctx, int op, acn_tensor *a, acn_tensor *b)
+{
+    acn_tensor *in[2];
+    int ndim, shape[ACN_MAX_DIMS];
+    in[0] = a;
+    in[1] = b;
+    if (acn__inputs_ok(ctx, acn__op_name(op), in, 2)) return NULL;
+    if (acn__bcast_shape(ctx, acn__op_name(op), a, b, &ndim, shape)) return NULL;
+    return acn__run(ctx, acn__node_new(ctx, op, in, 2, ndim, shape, 0));
+}
+ACNDEF acn_tensor *acn_add(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return acn__binary(ctx, ACN__OP_ADD, a, b); }
+ACNDEF acn_tensor *acn_sub(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return acn__binary(ctx, ACN__OP_SUB, a, b); }
+ACNDEF acn_tensor *acn_mul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return acn__binary(ctx, ACN__OP_MUL, a, b); }
+
+/* out = a + b | a - b | a * b                      a, b broadcast to out */
+static void acn__binary_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *a = acn__val(ctx, n->in[0]), *b = acn__val(ctx, n->in[1]);
+    float *out = n->out->data;
+    acn__bcast bc;
+    int i0, i1, i2, i3;
+    size_t o = 0;
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    for (i0 = 0; i0 < bc.n[0]; i0++)
+        for (i1 = 0; i1 < bc.n[1]; i1++)
+            for (i2 = 0; i2 < bc.n[2]; i2++) {
+                const float *pa = a + i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2];
+                const float *pb = b + i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2];
+                size_t sa = bc.sa[3], sb = bc.sb[3];
+                switch (n->op) {
+                case ACN__OP_ADD: for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] + pb[i3 * sb]; break;
+                case ACN__OP_SUB: for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] - pb[i3 * sb]; break;
+                default:          for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] * pb[i3 * sb]; break;
+                }
+            }
+}
+/* add: da += d, db += d;  sub: da += d, db -= d;  mul: da += d b, db += d a,
+ * each summed over the dims it was broadcast along. */
+static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    const float *d = n->out->grad;
+    const float *a = n->op == ACN__OP_MUL && gb ? acn__val(ctx, n->in[0]) : NULL;
+    const float *b = n->op == ACN__OP_MUL && ga ? acn__val(ctx, n->in[1]) : NULL;
+    acn__bcast bc;
+    int i0, i1, i2, i3;
+    size_t o = 0;
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    for (i0 = 0; i0 < bc.n[0]; i0++)
+        for (i1 = 0; i1 < bc.n[1]; i1++)
+            for (i2 = 0; i2 < bc.n[2]; i2++) {
+                size_t ia = i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2];
+                size_t ib = i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2];
+                for (i3 = 0; i3 < bc.n[3]; i3++, o++) {
+                    size_t ja = ia + i3 * bc.sa[3], jb = ib + i3 * bc.sb[3];
+                    switch (n->op) {
+                    case ACN__OP_ADD: if (ga) ga[ja] += d[o]; if (gb) gb[jb] += d[o]; break;
+                    case ACN__OP_SUB: if (ga) ga[ja] += d[o]; if (gb) gb[jb] -= d[o]; break;
+                    default:          if (ga) ga[ja] += d[o] * b[jb]; if (gb) gb[jb] += d[o] * a[ja]; break;
+                    }
+                }
+            }
+}
+
+/* ---- scale -------------------------------------------------------------- */
+ACNDEF acn_tensor *acn_scale(acn_ctx *ctx, acn_tensor *x, float s)
+{
+    acn__node *n;
+    if (acn__inputs_ok(ctx, "scale", &x, 1)) return NULL;
+    n = acn__node_new(ctx, ACN__OP_SCALE, &x, 1, x->ndim, x->shape, 0);
+    if (n) n->farg[0] = s;
+    return acn__run(ctx, n);
+}
+/* out = s x */
+static void acn__scale_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    size_t i;
+    for (i = 0; i < n->out->numel; i++) n->out->data[i] = n->farg[0] * x[i];
+}
+/* dx += s d */
+static void acn__scale_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    size_t i;
+    (void)ctx;
+    if (gx) for (i = 0; i < n->out->numel; i++) gx[i] += n->farg[0] * n->out->grad[i];
+}
+
+/* ---- sum, mean over an axis --------------------------------------------- */
+/* x viewed as (outer, len, inner), reduced over len: iarg = {outer, len, inner}. */
+static acn_tensor *acn__reduce(acn_ctx *ctx, int op, acn_tensor *x, int axis)
+{
+    int a, d, k = 0, shape[ACN_MAX_DIMS];
+    acn__node *n;
+    if (acn__inputs_ok(ctx, acn__op_name(op), &x, 1)) return NULL;
+    if (axis == ACN_AXIS_ALL) {
+        n = acn__node_new(ctx, op, &x, 1, 0, NULL, 0);
+        if (n) { n->iarg[0] = 1; n->iarg[1] = (int)x->numel; n->iarg[2] = 1; }
+        return acn__run(ctx, n);
+    }
+    if ((a = acn__axis(ctx, acn__op_name(op), x, axis)) < 0) return NULL;
+    for (d = 0; d < x->ndim; d++)
+        if (d != a) shape[k++] = x->shape[d];
+    n = acn__node_new(ctx, op, &x, 1, k, shape, 0);
+    if (n) {
+        n->iarg[0] = (int)acn__prod(x, 0, a);
+        n->iarg[1] = x->shape[a];
+        n->iarg[2] = (int)acn__prod(x, a + 1, x->ndim);
+    }
+    return acn__run(ctx, n);
+}
+ACNDEF acn_tensor *acn_sum(acn_ctx *ctx, acn_tensor *x, int axis) { return acn__reduce(ctx, ACN__OP_SUM, x, axis); }
+ACNDEF acn_tensor *acn_mean(acn_ctx *ctx, acn_tensor *x, int axis) { return acn__reduce(ctx, ACN__OP_MEAN, x, axis); }
+
+/* out[o, i] = sum_j x[o, j, i]   (mean: divided by len)   x (outer, len, inner) */
+static void acn__reduce_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    int outer = n->iarg[0], len = n->iarg[1], inner = n->iarg[2], o, j, i;
+    float *out = n->out->data;
+    for (o = 0; o < outer; o++)
+        for (i = 0; i < inner; i++) {
+            double s = 0.0; /* long sums (a whole-tensor mean) in double */
+            for (j = 0; j < len; j++) s += x[((size_t)o * len + j) * inner + i];
+            out[(size_t)o * inner + i] = (float)(n->op == ACN__OP_MEAN ? s / len : s);
+        }
+}
+/* dx[o, j, i] += d[o, i]   (mean: d[o, i] / len) */
+static void acn__reduce_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    int outer = n->iarg[0], len = n->iarg[1], inner = n->iarg[2], o, j, i;
+    float k = n->op == ACN__OP_MEAN ? 1.0f / (float)len : 1.0f;
+    (void)ctx;
+    if (!gx) return;
+    for (o = 0; o < outer; o++)
+        for (j = 0; j < len; j++)
+            for (i = 0; i < inner; i++)
+                gx[((size_t)o * len + j) * inner + i] += k * n->out->grad[(size_t)o * inner + i];
+}
+
+/* ---- matmul, linear ----------------------------------------------------- */
+/* The one matrix kernel: C (M, N) (+)= op(A) op(B), op(A) (M, K), op(B) (K, N).
+ * A is stored (M, K), or (K, M) when ta; B is stored (K, N), or (N, K) when
+ * tb. Loop orders keep the innermost loop on contiguous memory. */
+static void acn__gemm(int M, int N, int K, const float *A, int ta, const float *B, int tb, float *C,
+                      int accumulate)
+{
+    int i, j, k;
+    if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(float));
+    if (!ta && !tb) {            /* C[i, :] += A[i, k] B[k, :]                */
+        for (i = 0; i < M; i++)
+            for (k = 0; k < K; k++) {
+                float a = A[(size_t)i * K + k];
+                const float *b = B + (size_t)k * N;
+                float *c = C + (size_t)i * N;
+                for (j = 0; j < N; j++) c[j] += a * b[j];
+            }
+    } else if (!ta && tb) {      /* C[i, j] += A[i, :] . B[j, :]              */
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                const float *a = A + (size_t)i * K, *b = B + (size_t)j * K;
+                float s = 0.0f;
+                for (k = 0; k < K; k++) s += a[k] * b[k];
+                C[(size_t)i * N + j] += s;
+            }
+    } else if (ta && !tb) {      /* C[i, :] += A[k, i] B[k, :]                */
+        for (k = 0; k < K; k++)
+            for (i = 0; i < M; i++) {
+                float a = A[(size_t)k * M + i];
+                const float *b = B + (size_t)k * N;
+                float *c = C + (size_t)i * N;
+                for (j = 0; j < N; j++) c[j] += a * b[j];
+            }
+    } else {                     /* C[i, j] += sum_k A[k, i] B[j, k]          */
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float s = 0.0f;
+                for (k = 0; k < K; k++) s += A[(size_t)k * M + i] * B[(size_t)j * K + k];
+                C[(size_t)i * N + j] += s;
+            }
+    }
+}
+
+/* iarg = {ta, tb, batches, b_shared}; the M, N, K come from the shapes. */
+ACNDEF acn_tensor *acn_matmul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b, int ta, int tb)
+{
+    acn_tensor *in[2];
+    int M, K, Kb, N, d, shape[ACN_MAX_DIMS], shared;
+    char s1[64], s2[64];
+    acn__node *n;
+    in[0] = a;
+    in[1] = b;
+    if (acn__inputs_ok(ctx, "matmul", in, 2)) return NULL;
+    if (a->ndim < 2 || b->ndim < 2) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "matmul: %s x %s: both operands need at least 2 dimensions",
+                  ACN__SHAPE(a, s1), ACN__SHAPE(b, s2));
+        return NULL;
+    }
+    M = a->shape[a->ndim - (ta ? 1 : 2)];
+    K = a->shape[a->ndim - (ta ? 2 : 1)];
+    Kb = b->shape[b->ndim - (tb ? 1 : 2)];
+    N = b->shape[b->ndim - (tb ? 2 : 1)];
+    if (K != Kb) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "matmul: %s%s x %s%s: inner dimensions differ (%d vs %d)",
+                  ACN__SHAPE(a, s1), ta ? "^T" : "", ACN__SHAPE(b, s2), tb ? "^T" : "", K, Kb);
+        return NULL;
+    }
+    shared = b->ndim == 2;
+    if (!shared) {
+        int same = b->ndim == a->ndim;
+        for (d = 0; same && d < a->ndim - 2; d++) same = a->shape[d] == b->shape[d];
+        if (!same) {
+            acn__fail(ctx, ACN_ERR_SHAPE,
+                      "matmul: %s x %s: batch dimensions differ; b must be 2-D or have the batch "
+                      "dims of a",
+                      ACN__SHAPE(a, s1), ACN__SHAPE(b, s2));
+            return NULL;
+        }
+    }
+    for (d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 2] = M;
+    shape[a->ndim - 1] = N;
+    n = acn__node_new(ctx, ACN__OP_MATMUL, in, 2, a->ndim, shape, 0);
+    if (n) {
+        n->iarg[0] = ta;
+        n->iarg[1] = tb;
+        n->iarg[2] = (int)acn__prod(a, 0, a->ndim - 2);
+        n->iarg[3] = shared;
+    }
+    return acn__run(ctx, n);
+}
+
+/* Dims of a matmul node: M, N, K. */
+static void acn__mnk(const acn__node *n, int *M, int *N, int *K)
+{
+    const acn_tensor *a = n->in[0];
+    *M = n->out->shape[n->out->ndim - 2];
+    *N = n->out->shape[n->out->ndim - 1];
+    *K = a->shape[a->ndim - (n->iarg[0] ? 2 : 1)];
+}
+
+/* out[z] = op(a[z]) op(b[z])     a (Z, M, K), b (Z, K, N) or (K, N), out (Z, M, N) */
+static void acn__matmul_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *a = acn__val(ctx, n->in[0]), *b = acn__val(ctx, n->in[1]);
+    int M, N, K, z, ta = n->iarg[0], tb = n->iarg[1], Z = n->iarg[2], shared = n->iarg[3];
+    acn__mnk(n, &M, &N, &K);
+    for (z = 0; z < Z; z++)
+        acn__gemm(M, N, K, a + (size_t)z * M * K, ta, b + (shared ? 0 : (size_t)z * K * N), tb,
+                  n->out->data + (size_t)z * M * N, 0);
+}
+/* From C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC,
+ * written for the stored layouts (a transposed operand gets the transposed
+ * product). A shared b sums its gradient over the batch. */
+static void acn__matmul_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    const float *a = gb ? acn__val(ctx, n->in[0]) : NULL, *b = ga ? acn__val(ctx, n->in[1]) : NULL;
+    int M, N, K, z, ta = n->iarg[0], tb = n->iarg[1], Z = n->iarg[2], shared = n->iarg[3];
+    acn__mnk(n, &M, &N, &K);
+    for (z = 0; z < Z; z++) {
+        const float *dC = n->out->grad + (size_t)z * M * N;
+        const float *az = a ? a + (size_t)z * M * K : NULL;
+        const float *bz = b ? b + (shared ? 0 : (size_t)z * K * N) : NULL;
+        float *gaz = ga ? ga + (size_t)z * M * K : NULL;
+        float *gbz = gb ? gb + (shared ? 0 : (size_t)z * K * N) : NULL;
+        if (gaz) {
+            if (!ta) acn__gemm(M, K, N, dC, 0, bz, !tb, gaz, 1);   /* dA (M,K) = dC op(B)^T   */
+            else acn__gemm(K, M, N, bz, tb, dC, 1, gaz, 1);        /* dA (K,M) = op(B) dC^T   */
+        }
+        if (gbz) {
+            if (!tb) acn__gemm(K, N, M, az, !ta, dC, 0, gbz, 1);   /* dB (K,N) = op(A)^T dC   */
+            else acn__gemm(N, K, M, dC, 1, az, ta, gbz, 1);        /* dB (N,K) = dC^T op(A)   */
+        }
+    }
+}
+
+ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b)
+{
+    acn_tensor *in[3];
+    int shape[ACN_MAX_DIMS], d;
+    char s1[64], s2[64], s3[64];
+    in[0] = x;
+    in[1] = W;
+    in[2] = b;
+    if (acn__inputs_ok(ctx, "linear", in, 2)) return NULL;
+    if (x->ndim < 1 || W->ndim != 2 || x->shape[x->ndim - 1] != W->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "linear: x %s, W %s, b %s: need x (..., in), W (out, in) as PyTorch stores it, "
+                  "b (out) or NULL",
+                  ACN__SHAPE(x, s1), ACN__SHAPE(W, s2), b ? ACN__SHAPE(b, s3) : "NULL");
+        return NULL;
+    }
+    for (d = 0; d < x->ndim - 1; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = W->shape[0];
+    return acn__run(ctx, acn__node_new(ctx, ACN__OP_LINEAR, in, 3, x->ndim, shape, 0));
+}
+/* out (R, O) = x (R, I) W^T + b      W (O, I), b (O) */
+static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]), *W = acn__val(ctx, n->in[1]);
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
+    int R = (int)(n->out->numel / (size_t)O), r, o;
+    float *out = n->out->data;
+    acn__gemm(R, O, I, x, 0, W, 1, out, 0);
+    if (n->in[2]) {
+        const float *b = acn__val(ctx, n->in[2]);
+        for (r = 0; r < R; r++)
+            for (o = 0; o < O; o++) out[(size_t)r * O + o] += b[o];
+    }
+}
+/* dx (R, I) += d (R, O) W;   dW (O, I) += d^T x;   db (O) += sum_r d[r, :] */
+static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = acn__g(n->in[2]);
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
+    int R = (int)(n->out->numel / (size_t)O), r, o;
+    const float *d = n->out->grad;
+    if (gx) acn__gemm(R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
+    if (gW) acn__gemm(O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
+    if (gb)
+        for (r = 0; r < R; r++)
+            for (o = 0; o < O; o++) gb[o] += d[(size_t)r * O + o];
+}
+
+/* ---- GELU, ReLU, tanh --------------------------------------------------- */
+static acn_tensor *acn__unary(acn_ctx *ctx, int op, acn_tensor *x, int flags)
+{
+    acn__node *n;
+    if (acn__inputs_ok(ctx, acn__op_name(op), &x, 1)) return NULL;
+    n = acn__node_new(ctx, op, &x, 1, x->ndim, x->shape, flags & ACN_RECOMPUTE);
+    if (n) n->iarg[0] = flags;
+    return acn__run(ctx, n);
+}
+ACNDEF acn_tensor *acn_gelu(acn_ctx *ctx, acn_tensor *x) { return acn__unary(ctx, ACN__OP_GELU, x, 0); }
+ACNDEF acn_tensor *acn_gelu_ex(acn_ctx *ctx, acn_tensor *x, int flags) { return acn__unary(ctx, ACN__OP_GELU, x, flags); }
+ACNDEF acn_tensor *acn_relu(acn_ctx *ctx, acn_tensor *x) { return acn__unary(ctx, ACN__OP_RELU, x, 0); }
+ACNDEF acn_tensor *acn_tanh(acn_ctx *ctx, acn_tensor *x) { return acn__unary(ctx, ACN__OP_TANH, x, 0); }
+
+#define ACN__SQRT_2_OVER_PI 0.7978845608028654f
+#define ACN__GELU_C 0.044715f
+/* exact:  out = x/2 (1 + erf(x/sqrt 2))
+ * tanh:   out = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3) */
+static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    float *out = n->out->data;
+    size_t i;
+    if (n->iarg[0] & ACN_GELU_TANH)
+        for (i = 0; i < n->out->numel; i++) {
+            float u = ACN__SQRT_2_OVER_PI * (x[i] + ACN__GELU_C * x[i] * x[i] * x[i]);
+            out[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+        }
+    else
+        for (i = 0; i < n->out->numel; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
+}
+/* exact:  dx += d (Phi(x) + x phi(x)),  Phi = (1 + erf(x/sqrt 2))/2,
+ *                                        phi = exp(-x^2/2)/sqrt(2 pi)
+ * tanh:   dx += d (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)) */
+static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    const float *x = acn__val(ctx, n->in[0]), *d = n->out->grad;
+    size_t i;
+    if (!gx) return;
+    if (n->iarg[0] & ACN_GELU_TANH)
+        for (i = 0; i < n->out->numel; i++) {
+            float x2 = x[i] * x[i];
+            float t = tanhf(ACN__SQRT_2_OVER_PI * (x[i] + ACN__GELU_C * x2 * x[i]));
+            float du = ACN__SQRT_2_OVER_PI * (1.0f + 3.0f * ACN__GELU_C * x2);
+            gx[i] += d[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
+        }
+    else
+        for (i = 0; i < n->out->numel; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
+            float pdf = 0.39894228f * expf(-0.5f * x[i] * x[i]);
+            gx[i] += d[i] * (cdf + x[i] * pdf);
+        }
+}
+
+/* out = max(0, x) */
+static void acn__relu_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    size_t i;
+    for (i = 0; i < n->out->numel; i++) n->out->data[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+/* dx += d [x > 0] */
+static void acn__relu_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    const float *x = acn__val(ctx, n->in[0]);
+    size_t i;
+    if (gx) for (i = 0; i < n->out->numel; i++) if (x[i] > 0.0f) gx[i] += n->out->grad[i];
+}
+
+/* out = tanh(x) */
+static void acn__tanh_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    size_t i;
+    for (i = 0; i < n->out->numel; i++) n->out->data[i] = tanhf(x[i]);
+}
+/* dx += d (1 - out^2) */
+static void acn__tanh_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    const float *y = acn__val(ctx, n->out);
+    size_t i;
+    if (gx) for (i = 0; i < n->out->numel; i++) gx[i] += n->out->grad[i] * (1.0f - y[i] * y[i]);
+}
+
+/* ---- softmax ------------------------------------------------------------ */
+ACNDEF acn_tensor *acn_softmax(acn_ctx *ctx, acn_tensor *x, acn_tensor *mask)
+{
+    acn_tensor *in[2];
+    int ndim, shape[ACN_MAX_DIMS], d;
+    char s1[64], s2[64];
+    in[0] = x;
+    in[1] = mask;
+    if (acn__inputs_ok(ctx, "softmax", in, 1)) return NULL;
+    if (x->ndim < 1) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "softmax: a scalar has no last axis");
+        return NULL;
+    }
+    if (mask) {
+        int same = acn__bcast_shape(ctx, "softmax", x, mask, &ndim, shape) == 0 && ndim == x->ndim;
+        for (d = 0; same && d < ndim; d++) same = shape[d] == x->shape[d];
+        if (!same) {
+            ctx->status = ACN_OK; /* replace the broadcast message by a clearer one */
+            acn__fail(ctx, ACN_ERR_SHAPE,
+                      "softmax: the mask %s must broadcast onto x %s without growing it",
+                      ACN__SHAPE(mask, s1), ACN__SHAPE(x, s2));
+            return NULL;
+        }
+    }
+    return acn__run(ctx, acn__node_new(ctx, ACN__OP_SOFTMAX, in, 2, x->ndim, x->shape, 0));
+}
+/* z = x + mask; out[r, :] = exp(z[r, :] - max) / sum exp(z[r, :] - max)    rows of the last axis */
+static void acn__softmax_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    float *out = n->out->data;
+    int C = n->out->shape[n->out->ndim - 1];
+    size_t R = n->out->numel / (size_t)C, r;
+    int c;
+    if (n->in[1]) {  /* z = x + mask, with the add kernel's broadcasting */
+        const float *m = acn__val(ctx, n->in[1]);
+        acn__bcast bc;
+        int i0, i1, i2, i3;
+        size_t o = 0;
+        acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+        for (i0 = 0; i0 < bc.n[0]; i0++)
+            for (i1 = 0; i1 < bc.n[1]; i1++)
+                for (i2 = 0; i2 < bc.n[2]; i2++)
+                    for (i3 = 0; i3 < bc.n[3]; i3++, o++)
+                        out[o] = x[o] + m[i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2] + i3 * bc.sb[3]];
+    } else {
+        memcpy(out, x, n->out->numel * sizeof(float));
+    }
+    for (r = 0; r < R; r++) {
+        float *z = out + r * C, mx = z[0], s = 0.0f;
+        for (c = 1; c < C; c++) if (z[c] > mx) mx = z[c];
+        for (c = 0; c < C; c++) { z[c] = expf(z[c] - mx); s += z[c]; }
+        for (c = 0; c < C; c++) z[c] /= s;
+    }
+}
+/* dz[r, c] = out[r, c] (d[r, c] - sum_k d[r, k] out[r, k]);  dx += dz;
+ * dmask += dz summed over the dims the mask was broadcast along. */
+static void acn__softmax_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gm = n->in[1] ? acn__g(n->in[1]) : NULL;
+    const float *y = acn__val(ctx, n->out), *d = n->out->grad;
+    int C = n->out->shape[n->out->ndim - 1], c;
+    size_t R = n->out->numel / (size_t)C, r;
+    acn__bcast bc;
+    if (gm) acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    for (r = 0; r < R; r++) {
+        const float *yr = y + r * C, *dr = d + r * C;
+        float dot = 0.0f;
+        for (c = 0; c < C; c++) dot += dr[c] * yr[c];
+        for (c = 0; c < C; c++) {
+            float dz = yr[c] * (dr[c] - dot);
+            if (gx) gx[r * C + c] += dz;
+            if (gm) {
+                size_t o = r * C + c, im = 0, rest = o;
+                int dd;
+                for (dd = ACN_MAX_DIMS - 1; dd >= 0; dd--) {
+                    im += (rest % (size_t)bc.n[dd]) * bc.sb[dd];
+                    rest /= (size_t)bc.n[dd];
+                }
+                gm[im] += dz;
+            }
+        }
+    }
+}
+
+/* ---- cross-entropy ------------------------------------------------------ */
+/* Rows are the leading dims of logits (..., C). aux: the labels (int, one
+ * per row); iarg = {ignore_index, valid rows}; farg[0] = smoothing eps. */
+ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int *labels,
+                                     float smoothing, int ignore_index)
+{
+    acn__node *n;
+    int C, valid = 0;
+    size_t R, r;
+    if (acn__inputs_ok(ctx, "cross_entropy", &logits, 1)) return NULL;
+    if (!labels || logits->ndim < 1 || !(smoothing >= 0.0f && smoothing <= 1.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "cross_entropy: need logits (..., C), labels (one per row) and smoothing in "
+                  "[0, 1] (got %g)", (double)smoothing);
+        return NULL;
+    }
+    C = logits->shape[logits->ndim - 1];
+    R = logits->numel / (size_t)C;
+    for (r = 0; r < R; r++) {
+        if (labels[r] == ignore_index) continue;
+        if (labels[r] < 0 || labels[r] >= C) {
+            acn__fail(ctx, ACN_ERR_ARG,
+                      "cross_entropy: label %d at row %zu is outside [0, %d) and is not the "
+                      "ignore index %d", labels[r], r, C, ignore_index);
+            return NULL;
+        }
+        valid++;
+    }
+    n = acn__node_new(ctx, ACN__OP_XENT, &logits, 1, 0, NULL, 0);
+    if (!n || !(n->aux = acn__alloc(ctx, R * sizeof(int), "cross_entropy"))) return NULL;
+    memcpy(n->aux, labels, R * sizeof(int));
+    n->iarg[0] = ignore_index;
+    n->iarg[1] = valid;
+    n->farg[0] = smoothing;
+    return acn__run(ctx, n);
+}
+/* Per valid row, with z = logits[r, :], q = (1-eps) onehot(y) + eps/C:
+ *   loss_r = logsumexp(z) - sum_c q_c z_c;   out = mean over valid rows
+ * (0 when every row is ignored; PyTorch gives NaN there). */
+static void acn__xent_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *z = acn__val(ctx, n->in[0]);
+    const int *y = (const int *)n->aux;
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
+    size_t R = n->in[0]->numel / (size_t)C, r;
+    float eps = n->farg[0];
+    double total = 0.0;
+    for (r = 0; r < R; r++) {
+        const float *zr = z + r * C;
+        float mx = zr[0];
+        double s = 0.0, zsum = 0.0;
+        if (y[r] == n->iarg[0]) continue;
+        for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
+        for (c = 0; c < C; c++) { s += exp((double)(zr[c] - mx)); zsum += zr[c]; }
+        total += mx + log(s) - (1.0 - eps) * zr[y[r]] - eps * zsum / C;
+    }
+    n->out->data[0] = n->iarg[1] ? (float)(total / n->iarg[1]) : 0.0f;
+}
+/* dz[r, c] = d (softmax(z_r)_c - q_c) / valid */
+static void acn__xent_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gz = acn__g(n->in[0]);
+    const float *z = acn__val(ctx, n->in[0]);
+    const int *y = (const int *)n->aux;
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
+    size_t R = n->in[0]->numel / (size_t)C, r;
+    float eps = n->farg[0], k;
+    if (!gz || !n->iarg[1]) return;
+    k = n->out->grad[0] / (float)n->iarg[1];
+    for (r = 0; r < R; r++) {
+        const float *zr = z + r * C;
+        float mx = zr[0], s = 0.0f;
+        if (y[r] == n->iarg[0]) continue;
+        for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
+        for (c = 0; c < C; c++) s += expf(zr[c] - mx);
+        for (c = 0; c < C; c++) {
+            float q = eps / (float)C + (c == y[r] ? 1.0f - eps : 0.0f);
+            gz[r * C + c] += k * (expf(zr[c] - mx) / s - q);
+        }
+    }
+}
+
+ACNDEF acn_tensor *acn_cross_entropy_soft(acn_ctx *ctx, acn_tensor *logits, acn_tensor *target,
+                                          float smoothing)
+{
+    acn_tensor *in[2];
+    acn__node *n;
+    char s1[64], s2[64];
+    int d, same;
+    in[0] = logits;
+    in[1] = target;
+    if (acn__inputs_ok(ctx, "cross_entropy_soft", in, 2)) return NULL;
+    same = logits->ndim == target->ndim && logits->ndim >= 1;
+    for (d = 0; same && d < logits->ndim; d++) same = logits->shape[d] == target->shape[d];
+    if (!same || !(smoothing >= 0.0f && smoothing <= 1.0f)) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "cross_entropy_soft: logits %s and target %s must have the same shape (..., C), "
+                  "smoothing in [0, 1]", ACN__SHAPE(logits, s1), ACN__SHAPE(target, s2));
+        return NULL;
+    }
+    n = acn__node_new(ctx, ACN__OP_XENT_SOFT, in, 2, 0, NULL, 0);
+    if (n) n->farg[0] = smoothing;
+    return acn__run(ctx, n);
+}
+/* q = (1-eps) t + eps/C;  out = mean_r ( -sum_c q[r, c] log softmax(z_r)_c ) */
+static void acn__xsoft_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *z = acn__val(ctx, n->in[0]), *t = acn__val(ctx, n->in[1]);
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
+    size_t R = n->in[0]->numel / (size_t)C, r;
+    float eps = n->farg[0];
+    double total = 0.0;
+    for (r = 0; r < R; r++) {
+        const float *zr = z + r * C, *tr = t + r * C;
+        float mx = zr[0];
+        double s = 0.0, lse;
+        for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
+        for (c = 0; c < C; c++) s += exp((double)(zr[c] - mx));
+        lse = mx + log(s);
+        for (c = 0; c < C; c++) total -= ((1.0 - eps) * tr[c] + eps / C) * (zr[c] - lse);
+    }
+    n->out->data[0] = (float)(total / (double)R);
+}
+/* dz[r, c] = d (p_c sum_k q_k - q_c) / R;   dt[r, c] = -d (1-eps) log p_c / R */
+static void acn__xsoft_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gz = acn__g(n->in[0]), *gt = acn__g(n->in[1]);
+    const float *z = acn__val(ctx, n->in[0]), *t = acn__val(ctx, n->in[1]);
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
+    size_t R = n->in[0]->numel / (size_t)C, r;
+    float eps = n->farg[0], k = n->out->grad[0] / (float)R;
+    for (r = 0; r < R; r++) {
+        const float *zr = z + r * C, *tr = t + r * C;
+        float mx = zr[0], s = 0.0f, qsum = 0.0f, lse;
+        for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
+        for (c = 0; c < C; c++) { s += expf(zr[c] - mx); qsum += (1.0f - eps) * tr[c] + eps / (float)C; }
+        lse = mx + logf(s);
+        for (c = 0; c < C; c++) {
+            float p = expf(zr[c] - lse), q = (1.0f - eps) * tr[c] + eps / (float)C;
+            if (gz) gz[r * C + c] += k * (p * qsum - q);
+            if (gt) gt[r * C + c] -= k * (1.0f - eps) * (zr[c] - lse);
+        }
+    }
+}
+
+/* ---- LayerNorm ---------------------------------------------------------- */
+/* in = {x, gamma or NULL, beta or NULL}; farg[0] = eps; aux = mean (R) then
+ * rstd (R), saved by the forward kernel for the backward one. */
+ACNDEF acn_tensor *acn_layernorm_ex(acn_ctx *ctx, acn_tensor *x, acn_tensor *gamma,
+                                    acn_tensor *beta, float eps, int flags)
+{
+    acn_tensor *in[3];
+    acn__node *n;
+    char s1[64], s2[64];
+    int D;
+    size_t R;
+    in[0] = x;
+    in[1] = gamma;
+    in[2] = beta;
+    if (acn__inputs_ok(ctx, "layernorm", in, 1)) return NULL;
+    if (x->ndim < 1) { acn__fail(ctx, ACN_ERR_SHAPE, "layernorm: a scalar has no last axis"); return NULL; }
+    D = x->shape[x->ndim - 1];
+    if ((gamma && (gamma->ndim != 1 || gamma->shape[0] != D)) ||
+        (beta && (beta->ndim != 1 || beta->shape[0] != D)) || !(eps > 0.0f)) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "layernorm: x %s needs gamma and beta of shape (%d) or NULL, and eps > 0; got "
+                  "%s%s", ACN__SHAPE(x, s1), D,
+                  gamma ? ACN__SHAPE(gamma, s2) : (beta ? ACN__SHAPE(beta, s2) : "eps <= 0"),
+                  gamma ? " for gamma" : (beta ? " for beta" : ""));
+        return NULL;
+    }
+    R = x->numel / (size_t)D;
+    n = acn__node_new(ctx, ACN__OP_LAYERNORM, in, 3, x->ndim, x->shape, flags & ACN_RECOMPUTE);
+    if (!n || !(n->aux = acn__alloc_floats(ctx, 2 * R, "layernorm"))) return NULL;
+    n->farg[0] = eps;
+    return acn__run(ctx, n);
+}
+ACNDEF acn_tensor *acn_layernorm(acn_ctx *ctx, acn_tensor *x, acn_tensor *gamma, acn_tensor *beta,
+                                 float eps)
+{
+    return acn_layernorm_ex(ctx, x, gamma, beta, eps, 0);
+}
+/* mean = sum x / D;  var = sum (x - mean)^2 / D (biased);  rstd = 1/sqrt(var + eps)
+ * xhat = (x - mean) rstd;  out = xhat gamma + beta          x (R, D) */
+static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    const float *g = n->in[1] ? acn__val(ctx, n->in[1]) : NULL;
+    const float *b = n->in[2] ? acn__val(ctx, n->in[2]) : NULL;
+    int D = n->out->shape[n->out->ndim - 1], c;
+    size_t R = n->out->numel / (size_t)D, r;
+    float *mean = (float *)n->aux, *rstd = mean + R;
+    for (r = 0; r < R; r++) {
+        const float *xr = x + r * D;
+        float *o = n->out->data + r * D, m = 0.0f, v = 0.0f;
+        for (c = 0; c < D; c++) m += xr[c];
+        m /= (float)D;
+        for (c = 0; c < D; c++) v += (xr[c] - m) * (xr[c] - m);
+        v /= (float)D;
+        mean[r] = m;
+        rstd[r] = 1.0f / sqrtf(v + n->farg[0]);
+        for (c = 0; c < D; c++) {
+            float h = (xr[c] - m) * rstd[r];
+            o[c] = (g ? h * g[c] : h) + (b ? b[c] : 0.0f);
+        }
+    }
+}
+/* dxhat = d gamma;
+ * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
+ * dgamma += sum_r d xhat;  dbeta += sum_r d */
+static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gg = n->in[1] ? acn__g(n->in[1]) : NULL;
+    float *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    const float *x = acn__val(ctx, n->in[0]);
+    const float *g = n->in[1] ? acn__val(ctx, n->in[1]) : NULL;
+    const float *mean = (const float *)n->aux, *d = n->out->grad;
+    int D = n->out->shape[n->out->ndim - 1], c;
+    size_t R = n->out->numel / (size_t)D, r;
+    const float *rstd = mean + R;
+    for (r = 0; r < R; r++) {
+        const float *xr = x + r * D, *dr = d + r * D;
+        float m1 = 0.0f, m2 = 0.0f;  /* mean(dxhat), mean(dxhat xhat) */
+        for (c = 0; c < D; c++) {
+            float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
+            m1 += dh;
+            m2 += dh * h;
+            if (gg) gg[c] += dr[c] * h;
+            if (gb) gb[c] += dr[c];
+        }
+        m1 /= (float)D;
+        m2 /= (float)D;
+        if (gx)
+            for (c = 0; c < D; c++) {
+                float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
+                gx[r * D + c] += rstd[r] * (dh - m1 - h * m2);
+            }
+    }
+}
+
+/* ---- transpose ---------------------------------------------------------- */
+/* iarg = {axis0, axis1} as padded 4-d axes. */
+ACNDEF acn_tensor *acn_transpose(acn_ctx *ctx, acn_tensor *x, int axis0, int axis1)
+{
+    int a0, a1, shape[ACN_MAX_DIMS], d, tmp;
+    acn__node *n;
+    if (acn__inputs_ok(ctx, "transpose", &x, 1)) return NULL;
+    if ((a0 = acn__axis(ctx, "transpose", x, axis0)) < 0) return NULL;
+    if ((a1 = acn__axis(ctx, "transpose", x, axis1)) < 0) return NULL;
+    for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    tmp = shape[a0];
+    shape[a0] = shape[a1];
+    shape[a1] = tmp;
+    n = acn__node_new(ctx, ACN__OP_TRANSPOSE, &x, 1, x->ndim, shape, 0);
+    if (n) {
+        n->iarg[0] = a0 + ACN_MAX_DIMS - x->ndim;
+        n->iarg[1] = a1 + ACN_MAX_DIMS - x->ndim;
+    }
+    return acn__run(ctx, n);
+}
+/* For each out index i (4-d), the input offset with axes a0, a1 swapped. */
+static void acn__transpose_map(const acn__node *n, int dir, float *dst, const float *src)
+{
+    size_t sx[ACN_MAX_DIMS], s[ACN_MAX_DIMS], stride = 1, o = 0, tmp;
+    int i[ACN_MAX_DIMS], no[ACN_MAX_DIMS], d;
+    for (d = ACN_MAX_DIMS - 1; d >= 0; d--) {   /* strides of x */
+        sx[d] = stride;
+        stride *= (size_t)acn__dim4(n->in[0], d);
+    }
+    for (d = 0; d < ACN_MAX_DIMS; d++) { s[d] = sx[d]; no[d] = acn__dim4(n->out, d); }
+    tmp = s[n->iarg[0]];
+    s[n->iarg[0]] = s[n->iarg[1]];
+    s[n->iarg[1]] = tmp;
+    for (i[0] = 0; i[0] < no[0]; i[0]++)
+        for (i[1] = 0; i[1] < no[1]; i[1]++)
+            for (i[2] = 0; i[2] < no[2]; i[2]++)
+                for (i[3] = 0; i[3] < no[3]; i[3]++, o++) {
+                    size_t ix = i[0] * s[0] + i[1] * s[1] + i[2] * s[2] + i[3] * s[3];
+                    if (dir) dst[ix] += src[o]; /* backward: dx[ix] += d[o] */
+                    else dst[o] = src[ix];      /* forward:  out[o] = x[ix] */
+                }
+}
+/* out[.., i, .., j, ..] = x[.., j, .., i, ..] */
+static void acn__transpose_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__transpose_map(n, 0, n->out->data, acn__val(ctx, n->in[0]));
+}
+/* dx[.., j, .., i, ..] += d[.., i, .., j, ..] */
+static void acn__transpose_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    (void)ctx;
+    if (gx) acn__transpose_map(n, 1, gx, n->out->grad);
+}
+
+/* ---- reshape ------------------------------------------------------------ */
+/* The output shares x's storage (no copy), unless x is transient, when
+ * iarg[0] = 1 and the forward kernel copies. */
+ACNDEF acn_tensor *acn_reshape(acn_ctx *ctx, acn_tensor *x, int ndim, const int *shape)
+{
+    int s[ACN_MAX_DIMS], d, infer = -1;
+    size_t known = 1;
+    char sh[64];
+    acn__node *n;
+    acn_tensor *out;
+    if (acn__inputs_ok(ctx, "reshape", &x, 1)) return NULL;
+    if (ndim < 0 || ndim > ACN_MAX_DIMS || (ndim && !shape)) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "reshape: %d dimensions; acn.h tensors have 0 to %d", ndim,
+                  ACN_MAX_DIMS);
+        return NULL;
+    }
+    for (d = 0; d < ndim; d++) {
+        s[d] = shape[d];
+        if (s[d] == -1 && infer < 0) infer = d;
+        else if (s[d] <= 0) break;
+        else known *= (size_t)s[d];
+    }
+    if (d == ndim && infer >= 0 && known && x->numel % known == 0) s[infer] = (int)(x->numel / known);
+    else if (d == ndim && infer < 0 && known == x->numel) infer = -2;
+    else infer = -3;
+    if (infer == -3) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "reshape: %s has %zu elements, which the new shape (%d dims) cannot hold; sizes "
+                  "must be positive, with at most one -1", ACN__SHAPE(x, sh), x->numel, ndim);
+        return NULL;
+    }
+    if (x->flags & ACN_F_TRANSIENT) {
+        n = acn__node_new(ctx, ACN__OP_RESHAPE, &x, 1, ndim, s, 0);
+        if (n) n->iarg[0] = 1;
+        return acn__run(ctx, n);
+    }
+    /* Share the storage: a node with a header only, no data of its own. */
+    n = (acn__node *)acn__alloc(ctx, sizeof *n, "reshape");
+    out = acn__header(ctx, ndim, s, "reshape");
+    if (!n || !out) return NULL;
+    memset(n, 0, sizeof *n);
+    n->op = ACN__OP_RESHAPE;
+    n->n_in = 1;
+    n->in = (acn_tensor **)acn__alloc(ctx, sizeof(acn_tensor *), "reshape");
+    if (!n->in) return NULL;
+    n->in[0] = x;
+    n->out = out;
+    out->node = n;
+    out->data = x->data;
+    if ((x->flags & ACN_F_GRAD) && !ctx->no_grad) out->flags |= ACN_F_GRAD;
+    return acn__run(ctx, n);
+}
+/* out = x (same elements, new shape) */
+static void acn__reshape_fwd(acn_ctx *ctx, acn__node *n)
+{
+    if (n->iarg[0]) memcpy(n->out->data, acn__val(ctx, n->in[0]), n->out->numel * sizeof(float));
+}
+/* dx += d */
+static void acn__reshape_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    size_t i;
+    (void)ctx;
+    if (gx) for (i = 0; i < n->out->numel; i++) gx[i] += n->out->grad[i];
+}
+
+/* ---- concat, slice ------------------------------------------------------ */
+/* Along an axis, a tensor is (outer, len, inner); iarg = {axis} and, for
+ * slice, {axis, start}. */
+ACNDEF acn_tensor *acn_concat(acn_ctx *ctx, acn_tensor *const *xs, int n_in, int axis)
+{
+    int a, i, d, shape[ACN_MAX_DIMS];
+    char s1[64], s2[64];
+    acn__node *n;
+    if (!ctx || ctx->status) return NULL;
+    if (!xs || n_in < 1) { acn__fail(ctx, ACN_ERR_ARG, "concat: no tensors given"); return NULL; }
+    if (acn__inputs_ok(ctx, "concat", xs, n_in)) return NULL;
+    if ((a = acn__axis(ctx, "concat", xs[0], axis)) < 0) return NULL;
+    for (d = 0; d < xs[0]->ndim; d++) shape[d] = xs[0]->shape[d];
+    shape[a] = 0;
+    for (i = 0; i < n_in; i++) {
+        int ok = xs[i]->ndim == xs[0]->ndim;
+        for (d = 0; ok && d < xs[0]->ndim; d++) ok = d == a || xs[i]->shape[d] == xs[0]->shape[d];
+        if (!ok) {
+            acn__fail(ctx, ACN_ERR_SHAPE,
+                      "concat: tensor %d %s does not match tensor 0 %s outside axis %d", i,
+                      ACN__SHAPE(xs[i], s1), ACN__SHAPE(xs[0], s2), a);
+            return NULL;
+        }
+        shape[a] += xs[i]->shape[a];
+    }
+    n = acn__node_new(ctx, ACN__OP_CONCAT, xs, n_in, xs[0]->ndim, shape, 0);
+    if (n) n->iarg[0] = a;
+    return acn__run(ctx, n);
+}
+/* out[o, :, i] = [x_0[o, :, i], x_1[o, :, i], ...] along the axis */
+static void acn__concat_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int a = n->iarg[0], k;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o;
+    size_t row = (size_t)n->out->shape[a] * inner, off = 0;
+    for (k = 0; k < n->n_in; k++) {
+        size_t len = (size_t)n->in[k]->shape[a] * inner;
+        const float *x;
+        ctx->stamp++; /* each input is copied before the next is read */
+        x = acn__val(ctx, n->in[k]);
+        for (o = 0; o < outer; o++) memcpy(n->out->data + o * row + off, x + o * len, len * sizeof(float));
+        off += len;
+    }
+}
+/* dx_k[o, :, i] += d[o, (x_k's range), i] */
+static void acn__concat_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int a = n->iarg[0], k;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o, j;
+    size_t row = (size_t)n->out->shape[a] * inner, off = 0;
+    (void)ctx;
+    for (k = 0; k < n->n_in; k++) {
+        size_t len = (size_t)n->in[k]->shape[a] * inner;
+        float *g = acn__g(n->in[k]);
+        if (g)
+            for (o = 0; o < outer; o++)
+                for (j = 0; j < len; j++) g[o * len + j] += n->out->grad[o * row + off + j];
+        off += len;
+    }
+}
+
+ACNDEF acn_tensor *acn_slice(acn_ctx *ctx, acn_tensor *x, int axis, int start, int len)
+{
+    int a, d, shape[ACN_MAX_DIMS];
+    char sh[64];
+    acn__node *n;
+    if (acn__inputs_ok(ctx, "slice", &x, 1)) return NULL;
+    if ((a = acn__axis(ctx, "slice", x, axis)) < 0) return NULL;
+    if (start < 0 || len < 1 || start > x->shape[a] - len) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "slice: [%d, %d) is outside axis %d of %s (size %d)", start,
+                  start + len, a, ACN__SHAPE(x, sh), x->shape[a]);
+        return NULL;
+    }
+    for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[a] = len;
+    n = acn__node_new(ctx, ACN__OP_SLICE, &x, 1, x->ndim, shape, 0);
+    if (n) { n->iarg[0] = a; n->iarg[1] = start; }
+    return acn__run(ctx, n);
+}
+/* out[o, j, i] = x[o, start + j, i] */
+static void acn__slice_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    int a = n->iarg[0];
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o;
+    size_t len = (size_t)n->out->shape[a] * inner, row = (size_t)n->in[0]->shape[a] * inner;
+    size_t off = (size_t)n->iarg[1] * inner;
+    for (o = 0; o < outer; o++) memcpy(n->out->data + o * len, x + o * row + off, len * sizeof(float));
+}
+/* dx[o, start + j, i] += d[o, j, i] */
+static void acn__slice_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    int a = n->iarg[0];
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o, j;
+    size_t len = (size_t)n->out->shape[a] * inner, row = (size_t)n->in[0]->shape[a] * inner;
+    size_t off = (size_t)n->iarg[1] * inner;
+    (void)ctx;
+    if (gx)
+        for (o = 0; o < outer; o++)
+            for (j = 0; j < len; j++) gx[o * row + off + j] += n->out->grad[o * len + j];
+}
+
+/* ---- patches ------------------------------------------------------------ */
+ACNDEF acn_tensor *acn_patches(acn_ctx *ctx, acn_tensor *x, int p)
+{
+    int shape[3];
+    char sh[64];
+    acn__node *n;
+    if (acn__inputs_ok(ctx, "patches", &x, 1)) return NULL;
+    if (x->ndim != 4 || p < 1 || x->shape[2] % p || x->shape[3] % p) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "patches: images %s with patch %d: need (B, C, H, W) with H and W divisible by "
+                  "the patch size", ACN__SHAPE(x, sh), p);
+        return NULL;
+    }
+    shape[0] = x->shape[0];
+    shape[1] = (x->shape[2] / p) * (x->shape[3] / p);
+    shape[2] = x->shape[1] * p * p;
+    n = acn__node_new(ctx, ACN__OP_PATCHES, &x, 1, 3, shape, 0);
+    if (n) n->iarg[0] = p;
+    return acn__run(ctx, n);
+}
+/* Patch (py, px) of image b is row py*(W/p) + px; its column c*p*p + ky*p + kx
+ * holds x[b, c, py*p + ky, px*p + kx]. dir 0: out = gather(x); dir 1:
+ * dx += scatter(d). */
+static void acn__patches_map(const acn__node *n, int dir, float *dst, const float *src)
+{
+    const acn_tensor *x = n->in[0];
+    int B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], p = n->iarg[0];
+    int b, c, py, px, ky, kx;
+    size_t o = 0;
+    for (b = 0; b < B; b++)
+        for (py = 0; py < H / p; py++)
+            for (px = 0; px < W / p; px++)
+                for (c = 0; c < C; c++)
+                    for (ky = 0; ky < p; ky++)
+                        for (kx = 0; kx < p; kx++, o++) {
+                            size_t ix = (((size_t)b * C + c) * H + py * p + ky) * W + px * p + kx;
+                            if (dir) dst[ix] += src[o];
+                            else dst[o] = src[ix];
+                        }
+}
+static void acn__patches_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__patches_map(n, 0, n->out->data, acn__val(ctx, n->in[0]));
+}
+static void acn__patches_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    (void)ctx;
+    if (gx) acn__patches_map(n, 1, gx, n->out->grad);
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+/* aux = the ids (int, numel of the index shape). */
+ACNDEF acn_tensor *acn_embedding(acn_ctx *ctx, acn_tensor *table, const int *ids, int ndim,
+                                 const int *shape)
+{
+    int s[ACN_MAX_DIMS], d;
+    size_t count = 1, i;
+    char sh[64];
+    acn__node *n;
+    if (acn__inputs_ok(ctx, "embedding", &table, 1)) return NULL;
+    if (table->ndim != 2 || !ids || ndim < 0 || ndim > ACN_MAX_DIMS - 1 || (ndim && !shape)) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "embedding: table %s with %d index dims: need a (V, D) table, ids, and at most "
+                  "%d index dims", ACN__SHAPE(table, sh), ndim, ACN_MAX_DIMS - 1);
+        return NULL;
+    }
+    for (d = 0; d < ndim; d++) {
+        s[d] = shape[d];
+        if (s[d] <= 0) {
+            acn__fail(ctx, ACN_ERR_SHAPE, "embedding: index dim %d has size %d", d, s[d]);
+            return NULL;
+        }
+        count *= (size_t)s[d];
+    }
+    for (i = 0; i < count; i++)
+        if (ids[i] < 0 || ids[i] >= table->shape[0]) {
+            acn__fail(ctx, ACN_ERR_ARG, "embedding: id %d at position %zu is outside [0, %d)",
+                      ids[i], i, table->shape[0]);
+            return NULL;
+        }
+    s[ndim] = table->shape[1];
+    n = acn__node_new(ctx, ACN__OP_EMBEDDING, &table, 1, ndim + 1, s, 0);
+    if (!n || !(n->aux = acn__alloc(ctx, count * sizeof(int), "embedding"))) return NULL;
+    memcpy(n->aux, ids, count * sizeof(int));
+    return acn__run(ctx, n);
+}
+/* out[i, :] = table[ids[i], :] */
+static void acn__embed_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *tab = acn__val(ctx, n->in[0]);
+    const int *ids = (const int *)n->aux;
+    size_t D = (size_t)n->in[0]->shape[1], count = n->out->numel / D, i;
+    for (i = 0; i < count; i++) memcpy(n->out->data + i * D, tab + (size_t)ids[i] * D, D * sizeof(float));
+}
+/* dtable[ids[i], :] += d[i, :] */
+static void acn__embed_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gt = acn__g(n->in[0]);
+    const int *ids = (const int *)n->aux;
+    size_t D = (size_t)n->in[0]->shape[1], count = n->out->numel / D, i, j;
+    (void)ctx;
+    if (gt)
+        for (i = 0; i < count; i++)
+            for (j = 0; j < D; j++) gt[(size_t)ids[i] * D + j] += n->out->grad[i * D + j];
+}
+
+/* ---- dropout ------------------------------------------------------------ */
+/* aux = keep mask (bytes), drawn when the op is built so that the forward
+ * kernel is pure; farg = {p, 1/(1-p)}. */
+ACNDEF acn_tensor *acn_dropout(acn_ctx *ctx, acn_tensor *x, float p)
+{
+    acn__node *n;
+    unsigned char *keep;
+    size_t i;
+    if (acn__inputs_ok(ctx, "dropout", &x, 1)) return NULL;
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG, "dropout: p = %g; it must be in [0, 1]", (double)p);
+        return NULL;
+    }
+    if (p == 0.0f || !ctx->train) return x;
+    n = acn__node_new(ctx, ACN__OP_DROPOUT, &x, 1, x->ndim, x->shape, 0);
+    if (!n || !(keep = (unsigned char *)acn__alloc(ctx, x->numel, "dropout"))) return NULL;
+    for (i = 0; i < x->numel; i++) keep[i] = acn_rng_uniform(&ctx->rng) >= p;
+    n->aux = keep;
+    n->farg[0] = p;
+    n->farg[1] = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    return acn__run(ctx, n);
+}
+/* out = x keep / (1 - p) */
+static void acn__dropout_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *x = acn__val(ctx, n->in[0]);
+    const unsigned char *keep = (const unsigned char *)n->aux;
+    size_t i;
+    for (i = 0; i < n->out->numel; i++) n->out->data[i] = keep[i] ? x[i] * n->farg[1] : 0.0f;
+}
+/* dx += d keep / (1 - p) */
+static void acn__dropout_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    const unsigned char *keep = (const unsigned char *)n->aux;
+    size_t i;
+    (void)ctx;
+    if (gx) for (i = 0; i < n->out->numel; i++) if (keep[i]) gx[i] += n->out->grad[i] * n->farg[1];
+}
+
+/* ---- multi-head attention ----------------------------------------------- */
+/* in = {q, k, v, mask or NULL}; iarg[0] = heads; aux = the attention
+ * weights P (B, heads, Tq, Tk), then a (Tk) row of scratch for backward. */
+ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
+                                 int heads, acn_tensor *mask)
+{
+    acn_tensor *in[4];
+    acn__node *n;
+    char s1[64], s2[64], s3[64], s4[64];
+    int B, Tq, Tk, D;
+    in[0] = q;
+    in[1] = k;
+    in[2] = v;
+    in[3] = mask;
+    if (acn__inputs_ok(ctx, "attention", in, 3)) return NULL;
+    if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3 || heads < 1 || q->shape[2] % heads ||
+        k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
+        v->shape[2] != q->shape[2] || v->shape[1] != k->shape[1] ||
+        (mask && (mask->ndim != 2 || mask->shape[0] != q->shape[0] || mask->shape[1] != k->shape[1]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "attention: q %s, k %s, v %s, mask %s, %d heads: need q (B, Tq, D), k and v "
+                  "(B, Tk, D), D divisible by heads, mask (B, Tk) or NULL",
+                  ACN__SHAPE(q, s1), ACN__SHAPE(k, s2), ACN__SHAPE(v, s3),
+                  mask ? ACN__SHAPE(mask, s4) : "NULL", heads);
+        return NULL;
+    }
+    B = q->shape[0]; Tq = q->shape[1]; Tk = k->shape[1]; D = q->shape[2];
+    n = acn__node_new(ctx, ACN__OP_ATTENTION, in, 4, 3, q->shape, 0);
+    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)B * heads * Tq * Tk + (size_t)Tk, "attention")))
+        return NULL;
+    n->iarg[0] = heads;
+    (void)D;
+    return acn__run(ctx, n);
+}
+/* Per batch b and head h (columns h*dh .. h*dh+dh-1 of D), s = 1/sqrt(dh):
+ *   S[i, j] = s q[b, i, h] . k[b, j, h] + mask[b, j]
+ *   P[i, :] = softmax(S[i, :])
+ *   out[b, i, h] = sum_j P[i, j] v[b, j, h] */
+static void acn__attn_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *q = acn__val(ctx, n->in[0]), *k = acn__val(ctx, n->in[1]);
+    const float *v = acn__val(ctx, n->in[2]), *m = n->in[3] ? acn__val(ctx, n->in[3]) : NULL;
+    int B = n->in[0]->shape[0], Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, b, h, i, j, c;
+    float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux, *out = n->out->data;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < Tq; i++) {
+                const float *qi = q + ((size_t)b * Tq + i) * D + h * dh;
+                float *p = P + (((size_t)b * H + h) * Tq + i) * Tk, *o = out + ((size_t)b * Tq + i) * D + h * dh;
+                float mx = -INFINITY, sum = 0.0f;
+                for (j = 0; j < Tk; j++) {
+                    const float *kj = k + ((size_t)b * Tk + j) * D + h * dh;
+                    float dot = 0.0f;
+                    for (c = 0; c < dh; c++) dot += qi[c] * kj[c];
+                    p[j] = s * dot + (m ? m[(size_t)b * Tk + j] : 0.0f);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (j = 0; j < Tk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+                for (c = 0; c < dh; c++) o[c] = 0.0f;
+                for (j = 0; j < Tk; j++) {
+                    const float *vj = v + ((size_t)b * Tk + j) * D + h * dh;
+                    p[j] /= sum;
+                    for (c = 0; c < dh; c++) o[c] += p[j] * vj[c];
+                }
+            }
+}
+/* With G = d out (B, Tq, D), per b, h, i:
+ *   dP[j] = G[i] . v[j];            dv[j] += P[i, j] G[i]
+ *   dS[j] = P[i, j] (dP[j] - sum_l P[i, l] dP[l])      (softmax backward)
+ *   dq[i] += s sum_j dS[j] k[j];    dk[j] += s dS[j] q[i];   dmask[b, j] += dS[j] */
+static void acn__attn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    const float *q = acn__val(ctx, n->in[0]), *k = acn__val(ctx, n->in[1]);
+    const float *v = acn__val(ctx, n->in[2]), *G = n->out->grad;
+    float *gq = acn__g(n->in[0]), *gk = acn__g(n->in[1]), *gv = acn__g(n->in[2]);
+    float *gm = n->in[3] ? acn__g(n->in[3]) : NULL;
+    int B = n->in[0]->shape[0], Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, b, h, i, j, c;
+    float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux;
+    float *dP = P + (size_t)B * H * Tq * Tk;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < Tq; i++) {
+                const float *qi = q + ((size_t)b * Tq + i) * D + h * dh;
+                const float *gi = G + ((size_t)b * Tq + i) * D + h * dh;
+                const float *p = P + (((size_t)b * H + h) * Tq + i) * Tk;
+                float dot = 0.0f;
+                for (j = 0; j < Tk; j++) {
+                    const float *vj = v + ((size_t)b * Tk + j) * D + h * dh;
+                    float t = 0.0f;
+                    for (c = 0; c < dh; c++) t += gi[c] * vj[c];
+                    dP[j] = t;
+                    dot += p[j] * t;
+                    if (gv) {
+                        float *gvj = gv + ((size_t)b * Tk + j) * D + h * dh;
+                        for (c = 0; c < dh; c++) gvj[c] += p[j] * gi[c];
+                    }
+                }
+                for (j = 0; j < Tk; j++) {
+                    const float *kj = k + ((size_t)b * Tk + j) * D + h * dh;
+                    float dS = p[j] * (dP[j] - dot);
+                    if (gq) {
+                        float *gqi = gq + ((size_t)b * Tq + i) * D + h * dh;
+                        for (c = 0; c < dh; c++) gqi[c] += s * dS * kj[c];
+                    }
+                    if (gk) {
+                        float *gkj = gk + ((size_t)b * Tk + j) * D + h * dh;
+                        for (c = 0; c < dh; c++) gkj[c] += s * dS * qi[c];
+                    }
+                    if (gm) gm[(size_t)b * Tk + j] += dS;
+                }
+            }
+}
+
+/* ---- detach ------------------------------------------------------------- */
+ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x)
+{
+    acn_tensor *t;
+    if (acn__inputs_ok(ctx, "detach", &x, 1)) return NULL;
+    t = acn__header(ctx, x->ndim, x->shape, "detach");
+    if (!t) return NULL;
+    if (x->flags & ACN_F_TRANSIENT) { /* a stored copy, as the slot will move */
+        const float *v;
+        if (!(t->data = acn__alloc_floats(ctx, x->numel, "detach"))) return NULL;
+        ctx->stamp++;
+        v = acn__val(ctx, x);
+        memcpy(t->data, v, x->numel * sizeof(float));
+    } else {
+        t->data = x->data;
+    }
+    return t;
+}
+
+/* ---- custom ops ----------------------------------------------------------- */
+typedef struct acn__custom { acn_custom_fwd fwd; acn_custom_bwd bwd; void *user; const char *name; } acn__custom;
+
+ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
+                              int ndim, const int *shape, acn_custom_fwd fwd, acn_custom_bwd bwd,
+                              void *user)
+{
+    acn__node *n;
+    acn__custom *c;
+    if (!ctx || ctx->status) return NULL;
+    if (!fwd || !bwd || n_in < 0 || (n_in && !in)) {
+        acn__fail(ctx, ACN_ERR_ARG, "custom op '%s': needs a forward and a backward function",
+                  name ? name : "?");
+        return NULL;
+    }
+    if (acn__inputs_ok(ctx, name ? name : "custom", in, n_in)) return NULL;
+    n = acn__node_new(ctx, ACN__OP_CUSTOM, in, n_in, ndim, shape, 0);
+    if (!n || !(c = (acn__custom *)acn__alloc(ctx, sizeof *c, "custom"))) return NULL;
+    c->fwd = fwd;
+    c->bwd = bwd;
+    c->user = user;
+    c->name = name ? name : "custom";
+    n->aux = c;
+    n->out->name = c->name;
+    return acn__run(ctx, n);
+}
+static void acn__custom_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const acn__custom *c = (const acn__custom *)n->aux;
+    int i;
+    for (i = 0; i < n->n_in; i++) acn__val(ctx, n->in[i]);
+    c->fwd(n->in, n->n_in, n->out, c->user);
+}
+static void acn__custom_bwd(acn_ctx *ctx, acn__node *n)
+{
+    const acn__custom *c = (const acn__custom *)n->aux;
+    int i;
+    for (i = 0; i < n->n_in; i++) acn__val(ctx, n->in[i]);
+    acn__val(ctx, n->out);
+    c->bwd(n->in, n->n_in, n->out, c->user);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+typedef struct acn__opdef { const char *name; acn__kernel fwd, bwd; } acn__opdef;
+#define ACN__OP_ROW(id, name, fwd, bwd) {name, fwd, bwd},
+static const acn__opdef acn__ops[ACN__OP_COUNT] = {ACN__OP_LIST(ACN__OP_ROW)};
+#undef ACN__OP_ROW
+static void acn__forward(acn_ctx *ctx, acn__node *n) { acn__ops[n->op].fwd(ctx, n); }
+static const char *acn__op_name(int op) { return acn__ops[op].name; }
+
+/* ======================================================================== */
+/* Backward                                                                 */
+/* ======================================================================== */
+/* Two walks over the tape, newest first, from the node that made `out`
+ * (later nodes cannot feed it). The first gives every tensor on the way a
+ * zeroed gradient buffer (activations are zeroed again on every call;
+ * parameters and leaf tensors accumulate); the second runs the backward
+ * kernels. A value used by several ops gets the sum of their gradients,
+ * since every kernel adds into its inputs' buffers. */
+/* True when p points into the part of the arena a rewind has given back. */
+static int acn__released(const acn_ctx *ctx, const float *p)
+{
+    const unsigned char *b = acn__ablock(ctx), *q = (const unsigned char *)p;
+    return q >= b + ctx->arena_used && q < b + ctx->arena_cap;
+}
+
+ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout)
+{
+    acn__node *n;
+    int i;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!out || !dout) {
+        acn__fail(ctx, ACN_ERR_ARG, "backward: %s is NULL", out ? "the upstream gradient" : "the output");
+        return ctx->status;
+    }
+    if (!(out->flags & ACN_F_GRAD) || !out->node) {
+        acn__fail(ctx, ACN_ERR_STATE,
+                  "backward: '%s' does not depend on any tensor that takes a gradient (a "
+                  "parameter, or acn_new with ACN_F_GRAD), or it was built under no_grad",
+                  out->name ? out->name : "?");
+        return ctx->status;
+    }
+    for (n = out->node; n; n = n->prev) {
+        acn_tensor *t = n->out;
+        if ((!t->grad || acn__released(ctx, t->grad)) &&
+            !(t->grad = acn__alloc_floats(ctx, t->numel, "backward")))
+            return ctx->status;
+        memset(t->grad, 0, t->numel * sizeof(float));
+        for (i = 0; i < n->n_in; i++) {
+            acn_tensor *x = n->in[i];
+            if (x && (x->flags & ACN_F_GRAD) && !x->node && (!x->grad || acn__released(ctx, x->grad))) {
+                if (!(x->grad = acn__alloc_floats(ctx, x->numel, "backward"))) return ctx->status;
+                memset(x->grad, 0, x->numel * sizeof(float));
+            }
+        }
+    }
+    memcpy(out->grad, dout, out->numel * sizeof(float));
+    for (n = out->node; n; n = n->prev) {
+        ctx->stamp++;
+        acn__ops[n->op].bwd(ctx, n);
+        if (ctx->check_finite)
+            for (i = 0; i < n->n_in; i++) {
+                acn_tensor *x = n->in[i];
+                if (x && (x->flags & ACN_F_GRAD) &&
+                    acn__finite(ctx, x->grad, x->numel, acn__op_name(n->op), "gradient of input", x))
+                    return ctx->status;
+            }
+    }
+    return ACN_OK;
+}
+
+ACNDEF acn_status acn_backward(acn_ctx *ctx, acn_tensor *loss)
+{
+    float one = 1.0f;
+    char sh[64];
+    if (ctx && !ctx->status && loss && loss->numel != 1) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "backward: the loss has shape %s; it must be a scalar (use acn_mean or "
+                  "acn_sum, or acn_backward_with for an upstream gradient)", ACN__SHAPE(loss, sh));
+        return ctx->status;
+    }
+    return acn_backward_with(ctx, loss, &one);
+}
+
+/* ======================================================================== */
+/* Gradient checker                                                         */
+/* ======================================================================== */
+ACNDEF acn_gradcheck_opts acn_gradcheck_defaults(void)
+{
+    acn_gradcheck_opts o;
+    o.eps = 1e-2f;
+    o.tol = 5e-3f;
+    o.max_elems = 64;
+    o.seed = 1;
+    return o;
+}
+
+/* J = sum_i r_i out_i, in double so that the finite difference keeps its
+ * digits. The context's generator is restored first, so that ops that draw
+ * random numbers (dropout) draw the same ones on every evaluation. */
+static double acn__gc_eval(acn_ctx *ctx, acn_build_fn build, void *user, acn_rng rng,
+                           const float *r, size_t numel, int *failed)
+{
+    acn_tensor *out;
+    const float *v;
+    double J = 0.0;
+    size_t i;
+    ctx->rng = rng;
+    out = build(ctx, user);
+    if (!out || out->numel != numel) { *failed = 1; return 0.0; }
+    v = acn_data(ctx, out);
+    for (i = 0; i < numel; i++) J += (double)r[i] * v[i];
+    return J;
+}
+
+ACNDEF acn_status acn_gradcheck(acn_ctx *ctx, acn_build_fn build, void *user,
+                                acn_tensor *const *wrt, int n_wrt, const acn_gradcheck_opts *opts_in,
+                                acn_gradcheck_result *res)
+{
+    acn_gradcheck_opts o = opts_in ? *opts_in : acn_gradcheck_defaults();
+    acn_rng pick, rng0;
+    acn_mark m0, m1;
+    acn_tensor *out;
+    float *r, *ana;
+    size_t numel, i, *idx;
+    int w, k, M = o.max_elems, failed = 0, old_ng;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!build || !wrt || n_wrt < 1 || !res || o.max_elems < 1 || !(o.eps > 0.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG, "gradcheck: needs build(), tensors to check, a result and eps > 0");
+        return ctx->status;
+    }
+    for (w = 0; w < n_wrt; w++)
+        if (!wrt[w] || !(wrt[w]->flags & ACN_F_GRAD) || !wrt[w]->grad ||
+            (wrt[w]->flags & ACN_F_TRANSIENT)) {
+            acn__fail(ctx, ACN_ERR_ARG,
+                      "gradcheck: tensor %d must be a stored tensor with ACN_F_GRAD (a parameter "
+                      "or acn_new(..., ACN_F_GRAD))", w);
+            return ctx->status;
+        }
+    res->worst = 0.0;
+    res->worst_index = 0;
+    res->checked = 0;
+    rng0 = ctx->rng;
+    acn_rng_seed(&pick, o.seed);
+    /* The output's size; then, below mark m1, the projection r, the sampled
+     * element indices and their analytic gradients. */
+    m0 = acn_mark_get(ctx);
+    if (!(out = build(ctx, user))) return ctx->status ? ctx->status : ACN_ERR_ARG;
+    numel = out->numel;
+    acn_mark_rewind(ctx, m0);
+    r = acn__alloc_floats(ctx, numel, "gradcheck");
+    ana = acn__alloc_floats(ctx, (size_t)n_wrt * M, "gradcheck");
+    idx = (size_t *)acn__alloc(ctx, (size_t)n_wrt * M * sizeof(size_t), "gradcheck");
+    if (!r || !ana || !idx) return ctx->status;
+    for (i = 0; i < numel; i++) r[i] = 2.0f * acn_rng_uniform(&pick) - 1.0f;
+    for (w = 0; w < n_wrt; w++)
+        for (k = 0; k < M; k++)
+            idx[w * M + k] = wrt[w]->numel <= (size_t)M ? (size_t)k % wrt[w]->numel
+                                                         : (size_t)(acn_rng_u64(&pick) % wrt[w]->numel);
+    m1 = acn_mark_get(ctx);
+    /* analytic: one backward of J = r . out */
+    for (w = 0; w < n_wrt; w++) memset(wrt[w]->grad, 0, wrt[w]->numel * sizeof(float));
+    ctx->rng = rng0;
+    out = build(ctx, user);
+    if (!out || acn_backward_with(ctx, out, r)) failed = 1;
+    for (w = 0; w < n_wrt && !failed; w++)
+        for (k = 0; k < M; k++) ana[w * M + k] = wrt[w]->grad[idx[w * M + k]];
+    acn_mark_rewind(ctx, m1);
+    /* numeric: (J(x + eps) - J(x - eps)) / (the step actually taken) */
+    old_ng = acn_set_no_grad(ctx, 1);
+    for (w = 0; w < n_wrt && !failed; w++) {
+        acn_tensor *t = wrt[w];
+        int count = t->numel < (size_t)M ? (int)t->numel : M;
+        double num2 = 0.0, diff2 = 0.0, ana2 = 0.0, err, denom;
+        for (k = 0; k < count && !failed; k++) {
+            size_t j = idx[w * M + k];
+            float orig = t->data[j], hi = orig + o.eps, lo = orig - o.eps;
+            double Jp, Jm, num, a = ana[w * M + k];
+            t->data[j] = hi;
+            Jp = acn__gc_eval(ctx, build, user, rng0, r, numel, &failed);
+            acn_mark_rewind(ctx, m1);
+            t->data[j] = lo;
+            Jm = acn__gc_eval(ctx, build, user, rng0, r, numel, &failed);
+            acn_mark_rewind(ctx, m1);
+            t->data[j] = orig;
+            num = (Jp - Jm) / ((double)hi - (double)lo);
+            num2 += num * num;
+            ana2 += a * a;
+            diff2 += (a - num) * (a - num);
+            res->checked++;
+        }
+        denom = sqrt(num2 > ana2 ? num2 : ana2);
+        err = denom > 1e-7 ? sqrt(diff2) / denom : 0.0;
+        if (err > res->worst || w == 0) {
+            res->worst = err;
+            res->worst_index = w;
+        }
+    }
+    acn_set_no_grad(ctx, old_ng);
+    ctx->rng = rng0;
+    acn_mark_rewind(ctx, m0);
+    if (failed) {
+        if (!ctx->status) acn__fail(ctx, ACN_ERR_ARG, "gradcheck: build() failed or changed its output size");
+        return ctx->status;
+    }
+    if (res->worst > o.tol) {
+        acn__fail(ctx, ACN_ERR_STATE,
+                  "gradcheck: tensor %d ('%s'): analytic and numeric gradients differ by %.3g "
+                  "(relative norm; tolerance %.3g)",
+                  res->worst_index, wrt[res->worst_index]->name ? wrt[res->worst_index]->name : "?",
+                  res->worst, (double)o.tol);
+        return ctx->status;
+    }
+    return ACN_OK;
+}
+
+/* ======================================================================== */
+/* Random numbers and initialisers                                          */
+/* ======================================================================== */
+ACNDEF void acn_rng_seed(acn_rng *r, uint64_t seed) { r->state = seed; }
+/* SplitMix64 (Steele, Lea and Flood 2014). */
+ACNDEF uint64_t acn_rng_u64(acn_rng *r)
+{
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+ACNDEF float acn_rng_uniform(acn_rng *r) { return (float)(acn_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+/* 53-bit uniforms in (0, 1] and [0, 1), then Box-Muller's cosine branch. */
+ACNDEF float acn_rng_normal(acn_rng *r)
+{
+    double u1 = ((double)(acn_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(acn_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+ACNDEF acn_rng *acn_ctx_rng(acn_ctx *ctx) { return &ctx->rng; }
+
+static int acn__init_ok(acn_ctx *ctx, const acn_tensor *t, const char *who)
+{
+    if (!ctx) return -1;
+    if (ctx->status) return -1;
+    if (!t || !t->data || (t->flags & ACN_F_TRANSIENT)) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the tensor is NULL or has no storage of its own", who);
+        return -1;
+    }
+    return 0;
+}
+
+/* PyTorch's _calculate_fan_in_and_fan_out. */
+static int acn__fans(acn_ctx *ctx, const acn_tensor *t, const char *who, double *fan_in, double *fan_out)
+{
+    char sh[64];
+    double rf;
+    if (t->ndim < 2) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "%s: '%s' %s: fan in and fan out need at least 2 dimensions", who,
+                  t->name ? t->name : "?", ACN__SHAPE(t, sh));
+        return -1;
+    }
+    rf = (double)acn__prod(t, 2, t->ndim);
+    *fan_in = t->shape[1] * rf;
+    *fan_out = t->shape[0] * rf;
+    return 0;
+}
+
+ACNDEF acn_status acn_init_uniform(acn_ctx *ctx, acn_tensor *t, float lo, float hi)
+{
+    size_t i;
+    if (acn__init_ok(ctx, t, "init_uniform")) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * acn_rng_uniform(&ctx->rng);
+    return ACN_OK;
+}
+ACNDEF acn_status acn_init_normal(acn_ctx *ctx, acn_tensor *t, float mean, float std)
+{
+    size_t i;
+    if (acn__init_ok(ctx, t, "init_normal")) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) t->data[i] = mean + std * acn_rng_normal(&ctx->rng);
+    return ACN_OK;
+}
+
+/* erf^-1 in double: Winitzki's closed form (error ~2e-3) then Newton steps
+ * on erf, which converge to double precision in three. */
+static double acn__erfinv(double y)
+{
+    double a = 0.147, l, t, x;
+    int k;
+    if (y <= -1.0) return -HUGE_VAL;
+    if (y >= 1.0) return HUGE_VAL;
+    l = log(1.0 - y * y);
+    t = 2.0 / (3.141592653589793 * a) + 0.5 * l;
+    x = sqrt(sqrt(t * t - l / a) - t);
+    if (y < 0.0) x = -x;
+    for (k = 0; k < 3; k++) x -= (erf(x) - y) / (1.1283791670955126 * exp(-x * x));
+    return x;
+}
+/* PyTorch's method: uniform on [2 Phi(a') - 1, 2 Phi(b') - 1], then erfinv,
+ * scaled by std sqrt 2, shifted by mean, clamped to [lo, hi]. */
+ACNDEF acn_status acn_init_trunc_normal(acn_ctx *ctx, acn_tensor *t, float mean, float std, float lo,
+                                        float hi)
+{
+    double cl, cu;
+    size_t i;
+    if (acn__init_ok(ctx, t, "init_trunc_normal")) return acn_status_of(ctx);
+    if (!(std > 0.0f) || !(lo < hi)) {
+        acn__fail(ctx, ACN_ERR_ARG, "init_trunc_normal: need std > 0 and lo < hi (got std %g, [%g, %g])",
+                  (double)std, (double)lo, (double)hi);
+        return ctx->status;
+    }
+    cl = 0.5 * (1.0 + erf((lo - mean) / (std * 1.4142135623730951)));
+    cu = 0.5 * (1.0 + erf((hi - mean) / (std * 1.4142135623730951)));
+    for (i = 0; i < t->numel; i++) {
+        double u = (2.0 * cl - 1.0) + (2.0 * (cu - cl)) * acn_rng_uniform(&ctx->rng);
+        double x = mean + std * 1.4142135623730951 * acn__erfinv(u);
+        t->data[i] = (float)(x < lo ? lo : x > hi ? hi : x);
+    }
+    return ACN_OK;
+}
+ACNDEF acn_status acn_init_xavier_uniform(acn_ctx *ctx, acn_tensor *t, float gain)
+{
+    double fi, fo, bound;
+    if (acn__init_ok(ctx, t, "init_xavier_uniform")) return acn_status_of(ctx);
+    if (acn__fans(ctx, t, "init_xavier_uniform", &fi, &fo)) return ctx->status;
+    bound = gain * sqrt(6.0 / (fi + fo));
+    return acn_init_uniform(ctx, t, (float)-bound, (float)bound);
+}
+ACNDEF acn_status acn_init_kaiming_uniform(acn_ctx *ctx, acn_tensor *t, float a)
+{
+    double fi, fo, bound;
+    if (acn__init_ok(ctx, t, "init_kaiming_uniform")) return acn_status_of(ctx);
+    if (acn__fans(ctx, t, "init_kaiming_uniform", &fi, &fo)) return ctx->status;
+    bound = sqrt(3.0) * sqrt(2.0 / (1.0 + (double)a * a)) / sqrt(fi);
+    return acn_init_uniform(ctx, t, (float)-bound, (float)bound);
+}
+ACNDEF acn_status acn_init_linear(acn_ctx *ctx, acn_tensor *W, acn_tensor *b)
+{
+    double fi, fo, bound;
+    if (acn_init_kaiming_uniform(ctx, W, (float)sqrt(5.0))) return ctx->status;
+    if (!b) return ACN_OK;
+    acn__fans(ctx, W, "init_linear", &fi, &fo);
+    bound = 1.0 / sqrt(fi);
+    return acn_init_uniform(ctx, b, (float)-bound, (float)bound);
+}
+ACNDEF acn_status acn_init_const(acn_ctx *ctx, acn_tensor *t, float value)
+{
+    size_t i;
+    if (acn__init_ok(ctx, t, "init_const")) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) t->data[i] = value;
+    return ACN_OK;
+}
+ACNDEF acn_status acn_init_zeros(acn_ctx *ctx, acn_tensor *t) { return acn_init_const(ctx, t, 0.0f); }
+ACNDEF acn_status acn_init_ones(acn_ctx *ctx, acn_tensor *t) { return acn_init_const(ctx, t, 1.0f); }
+
+/* ======================================================================== */
+/* Optimizers, clipping, schedules                                          */
+/* ======================================================================== */
+/* A zeroed block of k x (parameter block size) floats for optimizer state. */
+static float *acn__opt_block(acn_ctx *ctx, size_t k, const char *who)
+{
+    float *p;
+    if (!ctx->param_used) {
+        acn__fail(ctx, ACN_ERR_STATE, "%s: the context has no parameters yet; create the model first", who);
+        return NULL;
+    }
+    p = (float *)ACN_MALLOC(k * ctx->param_used * sizeof(float));
+    if (!p) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: could not allocate %zu bytes of optimizer state", who,
+                  k * ctx->param_used * sizeof(float));
+        return NULL;
+    }
+    memset(p, 0, k * ctx->param_used * sizeof(float));
+    return p;
+}
+static int acn__opt_matches(acn_ctx *ctx, int n_params, const char *who)
+{
+    if (ctx->status) return -1;
+    if (ctx->n_params != n_params) {
+        acn__fail(ctx, ACN_ERR_STATE,
+                  "%s: the optimizer was made for %d parameters and the context now has %d; "
+                  "create the optimizer after the whole model", who, n_params, ctx->n_params);
+        return -1;
+    }
+    return 0;
+}
+
+ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2, float eps,
+                                 float weight_decay)
+{
+    if (!ctx || !opt) return ACN_ERR_ARG;
+    memset(opt, 0, sizeof *opt);
+    if (ctx->status) return ctx->status;
+    if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f) || !(eps >= 0.0f) ||
+        !(weight_decay >= 0.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG, "adamw: betas must be in [0, 1), eps and weight decay >= 0");
+        return ctx->status;
+    }
+    if (!(opt->m = acn__opt_block(ctx, 2, "adamw"))) return ctx->status;
+    opt->v = opt->m + ctx->param_used;
+    opt->n = ctx->param_used;
+    opt->beta1 = beta1;
+    opt->beta2 = beta2;
+    opt->eps = eps;
+    opt->weight_decay = weight_decay;
+    opt->n_params = ctx->n_params;
+    return ACN_OK;
+}
+ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
+{
+    double bc1, bc2;
+    float step_size, bc2_sqrt, b1 = opt->beta1, b2 = opt->beta2;
+    int k;
+    if (acn__opt_matches(ctx, opt->n_params, "adamw")) return ctx->status;
+    opt->step++;
+    bc1 = 1.0 - pow(b1, (double)opt->step);
+    bc2 = 1.0 - pow(b2, (double)opt->step);
+    step_size = (float)(lr / bc1);
+    bc2_sqrt = (float)sqrt(bc2);
+    for (k = 0; k < ctx->n_params; k++) {
+        acn_tensor *p = &ctx->ptab[k];
+        float *w = p->data, *g = p->grad, *m = opt->m + p->offset, *v = opt->v + p->offset;
+        float keep = (p->flags & ACN_F_NODECAY) ? 1.0f : (float)(1.0 - (double)lr * opt->weight_decay);
+        size_t i;
+        for (i = 0; i < p->numel; i++) {
+            w[i] *= keep;                                    /* decoupled decay   */
+            m[i] = m[i] * b1 + g[i] * (1.0f - b1);
+            v[i] = v[i] * b2 + g[i] * g[i] * (1.0f - b2);
+            w[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + opt->eps));
+        }
+    }
+    return ACN_OK;
+}
+ACNDEF void acn_adamw_free(acn_adamw *opt)
+{
+    if (!opt) return;
+    ACN_FREE(opt->m);
+    opt->m = opt->v = NULL;
+}
+
+ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float dampening,
+                               float weight_decay, int nesterov)
+{
+    if (!ctx || !opt) return ACN_ERR_ARG;
+    memset(opt, 0, sizeof *opt);
+    if (ctx->status) return ctx->status;
+    if (!(momentum >= 0.0f) || !(weight_decay >= 0.0f) || (nesterov && (momentum <= 0.0f || dampening != 0.0f))) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "sgd: momentum and weight decay must be >= 0; Nesterov needs momentum > 0 and "
+                  "no dampening");
+        return ctx->status;
+    }
+    if (momentum > 0.0f && !(opt->buf = acn__opt_block(ctx, 1, "sgd"))) return ctx->status;
+    opt->n = ctx->param_used;
+    opt->momentum = momentum;
+    opt->dampening = dampening;
+    opt->weight_decay = weight_decay;
+    opt->nesterov = nesterov;
+    opt->n_params = ctx->n_params;
+    return ACN_OK;
+}
+ACNDEF acn_status acn_sgd_step(acn_ctx *ctx, acn_sgd *opt, float lr)
+{
+    int k;
+    if (acn__opt_matches(ctx, opt->n_params, "sgd")) return ctx->status;
+    for (k = 0; k < ctx->n_params; k++) {
+        acn_tensor *p = &ctx->ptab[k];
+        float *w = p->data, *g = p->grad, *buf = opt->buf ? opt->buf + p->offset : NULL;
+        float wd = (p->flags & ACN_F_NODECAY) ? 0.0f : opt->weight_decay;
+        size_t i;
+        for (i = 0; i < p->numel; i++) {
+            float d = g[i] + wd * w[i];
+            if (buf) {
+                buf[i] = opt->step == 0 ? d : buf[i] * opt->momentum + d * (1.0f - opt->dampening);
+                d = opt->nesterov ? d + opt->momentum * buf[i] : buf[i];
+            }
+            w[i] -= lr * d;
+        }
+    }
+    opt->step++;
+    return ACN_OK;
+}
+ACNDEF void acn_sgd_free(acn_sgd *opt)
+{
+    if (!opt) return;
+    ACN_FREE(opt->buf);
+    opt->buf = NULL;
+}
+
+ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_out)
+{
+    double s = 0.0;
+    float norm, coef;
+    size_t i;
+    int k;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!(max_norm > 0.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG, "clip_grad_norm: max_norm must be > 0 (got %g)", (double)max_norm);
+        return ctx->status;
+    }
+    for (k = 0; k < ctx->n_params; k++)
+        for (i = 0; i < ctx->ptab[k].numel; i++) s += (double)ctx->ptab[k].grad[i] * ctx->ptab[k].grad[i];
+    norm = (float)sqrt(s);
+    if (norm_out) *norm_out = norm;
+    coef = max_norm / (norm + 1e-6f);
+    if (coef < 1.0f)
+        for (k = 0; k < ctx->n_params; k++)
+            for (i = 0; i < ctx->ptab[k].numel; i++) ctx->ptab[k].grad[i] *= coef;
+    return ACN_OK;
+}
+
+ACNDEF acn_schedule acn_schedule_constant(float lr)
+{
+    acn_schedule s;
+    memset(&s, 0, sizeof s);
+    s.kind = ACN_SCHED_CONSTANT;
+    s.base_lr = s.min_lr = lr;
+    return s;
+}
+ACNDEF acn_schedule acn_schedule_warmup_cosine(float base_lr, int64_t warmup, int64_t total, float min_lr)
+{
+    acn_schedule s = acn_schedule_constant(base_lr);
+    s.kind = ACN_SCHED_WARMUP_COSINE;
+    s.min_lr = min_lr;
+    s.warmup = warmup < 0 ? 0 : warmup;
+    s.total = total;
+    return s;
+}
+ACNDEF acn_schedule acn_schedule_step(float base_lr, int64_t step_size, float gamma)
+{
+    acn_schedule s = acn_schedule_constant(base_lr);
+    s.kind = ACN_SCHED_STEP;
+    s.step_size = step_size > 0 ? step_size : 1;
+    s.gamma = gamma;
+    return s;
+}
+ACNDEF float acn_lr_at(const acn_schedule *s, int64_t step)
+{
+    double p;
+    if (step < 0) step = 0;
+    switch (s->kind) {
+    case ACN_SCHED_WARMUP_COSINE:
+        if (step < s->warmup) return (float)((double)s->base_lr * (double)(step + 1) / (double)s->warmup);
+        if (step >= s->total || s->total <= s->warmup) return s->min_lr;
+        p = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+        return (float)(s->min_lr + 0.5 * ((double)s->base_lr - s->min_lr) * (1.0 + cos(3.141592653589793 * p)));
+    case ACN_SCHED_STEP:
+        return (float)((double)s->base_lr * pow((double)s->gamma, (double)(step / s->step_size)));
+    default:
+        return s->base_lr;
+    }
+}
+
+/* ======================================================================== */
+/* safetensors                                                              */
+/* ======================================================================== */
+/* Layout: u64 little-endian header length N, N bytes of JSON (padded with
+ * spaces to a multiple of 8), then the data. The JSON maps each tensor name
+ * to {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the
+ * data), with an optional "__metadata__" object of strings. */
+#ifndef ACN_NO_STDIO
+static int acn__little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+static void acn__swap4(void *p, size_t count)
+{
+    unsigned char *b = (unsigned char *)p, t;
+    size_t i;
+    for (i = 0; i < count; i++, b += 4) {
+        t = b[0]; b[0] = b[3]; b[3] = t;
+        t = b[1]; b[1] = b[2]; b[2] = t;
+    }
+}
+
+static const struct { const char *name; int dtype, size; } acn__dtypes[] = {
+    {"F32", ACN_DT_F32, 4}, {"F16", ACN_DT_F16, 2}, {"BF16", ACN_DT_BF16, 2}, {"F64", ACN_DT_F64, 8},
+    {"I64", ACN_DT_I64, 8}, {"I32", ACN_DT_I32, 4}, {"U8", ACN_DT_U8, 1}};
+
+/* ---- a small JSON reader for the header ---- */
+typedef struct acn__json { const char *p, *end; } acn__json;
+
+static void acn__jws(acn__json *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+static int acn__jeat(acn__json *j, char c)
+{
+    acn__jws(j);
+    if (j->p < j->end && *j->p == c) { j->p++; return 1; }
+    return 0;
+}
+/* UTF-8 bytes of code point cp into out; returns the count (0 if no room). */
+static size_t acn__utf8(unsigned long cp, char *out, size_t room)
+{
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4, k;
+    if (n > room) return 0;
+    if (n == 1) { out[0] = (char)cp; return 1; }
+    for (k = n - 1; k > 0; k--) { out[k] = (char)(0x80 | (cp & 0x3f)); cp >>= 6; }
+    out[0] = (char)((n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0) | cp);
+    return n;
+}
+static int acn__jhex4(acn__json *j, unsigned long *v)
+{
+    int k;
+    *v = 0;
+    if (j->end - j->p < 4) return -1;
+    for (k = 0; k < 4; k++) {
+        char c = *j->p++;
+        *v <<= 4;
+        if (c >= '0' && c <= '9') *v |= (unsigned long)(c - '0');
+        else if (c >= 'a' && c <= 'f') *v |= (unsigned long)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') *v |= (unsigned long)(c - 'A' + 10);
+        else return -1;
+    }
+    return 0;
+}
+/* A string into out (NUL-terminated, cap bytes); -1 when malformed or long. */
+static int acn__jstr(acn__json *j, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!acn__jeat(j, '"')) return -1;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p++;
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            unsigned long cp, lo;
+            size_t w;
+            if (j->p >= j->end) return -1;
+            c = (unsigned char)*j->p++;
+            switch (c) {
+            case '"': case '\\': case '/': cp = c; break;
+            case 'b': cp = '\b'; break;
+            case 'f': cp = '\f'; break;
+            case 'n': cp = '\n'; break;
+            case 'r': cp = '\r'; break;
+            case 't': cp = '\t'; break;
+            case 'u':
+                if (acn__jhex4(j, &cp)) return -1;
+                if (cp >= 0xd800 && cp < 0xdc00) { /* a surrogate pair */
+                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') return -1;
+                    j->p += 2;
+                    if (acn__jhex4(j, &lo) || lo < 0xdc00 || lo >= 0xe000) return -1;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                } else if (cp >= 0xdc00 && cp < 0xe000) {
+                    return -1;
+                }
+                break;
+            default: return -1;
+            }
+            if (!cp || !(w = acn__utf8(cp, out + n, cap - 1 - n))) return -1;
+            n += w;
+        } else {
+            if (n + 1 >= cap) return -1;
+            out[n++] = (char)c;
+        }
+    }
+    if (j->p >= j->end) return -1;
+    j->p++;
+    out[n] = '\0';
+    return 0;
+}
+/* A non-negative integer that fits in 53 bits (JSON's safe range). */
+static int acn__jint(acn__json *j, int64_t *v)
+{
+    int64_t x = 0;
+    int digits = 0;
+    acn__jws(j);
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        if (x > ((int64_t)1 << 53) / 10) return -1;
+        x = x * 10 + (*j->p++ - '0');
+        digits++;
+    }
+    if (!digits) return -1;
+    *v = x;
+    return 0;
+}
+
+static void acn__st_clear(acn_st *st)
+{
+    int i;
+    for (i = 0; i < st->n_meta * 2; i++) ACN_FREE(st->meta[i]);
+    ACN_FREE(st->meta);
+    ACN_FREE(st->entries);
+    ACN_FREE(st->buf);
+    memset(st, 0, sizeof *st);
+}
+ACNDEF void acn_st_free(acn_st *st) { if (st) acn__st_clear(st); }
+
+/* Grow an array of `size`-byte items to hold at least need items. */
+static int acn__grow(acn_ctx *ctx, void **arr, int *cap, int need, size_t size, const char *who)
+{
+    void *p;
+    int ncap;
+    if (need <= *cap) return 0;
+    ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need) ncap *= 2;
+    if (!(p = ACN_MALLOC((size_t)ncap * size))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of memory", who);
+        return -1;
+    }
+    if (*arr) memcpy(p, *arr, (size_t)*cap * size);
+    ACN_FREE(*arr);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static char *acn__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = (char *)ACN_MALLOC(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* Parse the JSON header of st (buf and size set). */
+static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size_t hlen)
+{
+    acn__json j;
+    char key[ACN_NAME_MAX], field[32], *val;
+    int cap = 0, mcap = 0, first = 1;
+    size_t data_size = st->size - 8 - hlen;
+    val = (char *)ACN_MALLOC(hlen + 1);
+    if (!val) { acn__fail(ctx, ACN_ERR_NOMEM, "safetensors: out of memory"); return ctx->status; }
+#define ACN__BAD(...) do { acn__fail(ctx, ACN_ERR_FORMAT, __VA_ARGS__); ACN_FREE(val); return ctx->status; } while (0)
+    j.p = (const char *)st->buf + 8;
+    j.end = j.p + hlen;
+    if (!acn__jeat(&j, '{')) ACN__BAD("%s: the header is not a JSON object", path);
+    while (!acn__jeat(&j, '}')) {
+        if (!first && !acn__jeat(&j, ',')) ACN__BAD("%s: expected ',' or '}' in the header", path);
+        first = 0;
+        if (acn__jstr(&j, key, sizeof key) || !acn__jeat(&j, ':'))
+            ACN__BAD("%s: a tensor name is malformed or longer than %d bytes", path, ACN_NAME_MAX - 1);
+        if (!strcmp(key, "__metadata__")) {
+            int mfirst = 1;
+            if (!acn__jeat(&j, '{')) ACN__BAD("%s: __metadata__ must be an object of strings", path);
+            while (!acn__jeat(&j, '}')) {
+                if (!mfirst && !acn__jeat(&j, ',')) ACN__BAD("%s: expected ',' or '}' in __metadata__", path);
+                mfirst = 0;
+                if (acn__grow(ctx, (void **)&st->meta, &mcap, 2 * st->n_meta + 2, sizeof(char *), "safetensors")) {
+                    ACN_FREE(val);
+                    return ctx->status;
+                }
+                if (acn__jstr(&j, val, hlen + 1)) ACN__BAD("%s: a __metadata__ key is malformed", path);
+                if (!(st->meta[2 * st->n_meta] = acn__strdup(val))) ACN__BAD("%s: out of memory", path);
+                st->meta[2 * st->n_meta + 1] = NULL;
+                st->n_meta++;
+                if (!acn__jeat(&j, ':') || acn__jstr(&j, val, hlen + 1))
+                    ACN__BAD("%s: __metadata__ value of '%s' is not a string", path, st->meta[2 * st->n_meta - 2]);
+                if (!(st->meta[2 * st->n_meta - 1] = acn__strdup(val))) ACN__BAD("%s: out of memory", path);
+            }
+        } else {
+            acn_st_entry e;
+            int have = 0, efirst = 1, d;
+            int64_t b, en, count = 1;
+            memset(&e, 0, sizeof e);
+            strcpy(e.name, key);
+            e.dtype = -1;
+            if (!acn__jeat(&j, '{')) ACN__BAD("%s: '%s' is not an object", path, key);
+            while (!acn__jeat(&j, '}')) {
+                if (!efirst && !acn__jeat(&j, ',')) ACN__BAD("%s: '%s': expected ',' or '}'", path, key);
+                efirst = 0;
+                if (acn__jstr(&j, field, sizeof field) || !acn__jeat(&j, ':'))
+                    ACN__BAD("%s: '%s': a malformed field", path, key);
+                if (!strcmp(field, "dtype")) {
+                    size_t k;
+                    if (acn__jstr(&j, field, sizeof field)) ACN__BAD("%s: '%s': dtype is not a string", path, key);
+                    e.dtype = ACN_DT_OTHER;
+                    for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
+                        if (!strcmp(field, acn__dtypes[k].name)) e.dtype = acn__dtypes[k].dtype;
+                    have |= 1;
+                } else if (!strcmp(field, "shape")) {
+                    if (!acn__jeat(&j, '[')) ACN__BAD("%s: '%s': shape is not an array", path, key);
+                    while (!acn__jeat(&j, ']')) {
+                        if (e.ndim && !acn__jeat(&j, ',')) ACN__BAD("%s: '%s': malformed shape", path, key);
+                        if (e.ndim == 8 || acn__jint(&j, &e.shape[e.ndim]))
+                            ACN__BAD("%s: '%s': shape needs at most 8 non-negative integers", path, key);
+                        e.ndim++;
+                    }
+                    have |= 2;
+                } else if (!strcmp(field, "data_offsets")) {
+                    if (!acn__jeat(&j, '[') || acn__jint(&j, &b) || !acn__jeat(&j, ',') ||
+                        acn__jint(&j, &en) || !acn__jeat(&j, ']'))
+                        ACN__BAD("%s: '%s': data_offsets must be [begin, end]", path, key);
+                    have |= 4;
+                } else {
+                    ACN__BAD("%s: '%s': unknown field '%s'", path, key, field);
+                }
+            }
+            if (have != 7) ACN__BAD("%s: '%s' lacks dtype, shape or data_offsets", path, key);
+            for (d = 0; d < e.ndim; d++) {
+                if (e.shape[d] && count > ((int64_t)1 << 53) / e.shape[d])
+                    ACN__BAD("%s: '%s': the shape is too large", path, key);
+                count *= e.shape[d];
+            }
+            if (b > en || (uint64_t)en > data_size)
+                ACN__BAD("%s: '%s': data_offsets [%lld, %lld] fall outside the %zu data bytes", path,
+                         key, (long long)b, (long long)en, data_size);
+            if (e.dtype != ACN_DT_OTHER) {
+                size_t k, size = 0;
+                for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
+                    if (acn__dtypes[k].dtype == e.dtype) size = (size_t)acn__dtypes[k].size;
+                if ((uint64_t)(en - b) != (uint64_t)count * size)
+                    ACN__BAD("%s: '%s': %lld bytes for %lld elements of %zu bytes", path, key,
+                             (long long)(en - b), (long long)count, size);
+            }
+            e.begin = (size_t)b;
+            e.end = (size_t)en;
+            if (acn_st_find(st, key)) ACN__BAD("%s: '%s' appears twice", path, key);
+            if (acn__grow(ctx, (void **)&st->entries, &cap, st->n + 1, sizeof e, "safetensors")) {
+                ACN_FREE(val);
+                return ctx->status;
+            }
+            st->entries[st->n++] = e;
+        }
+    }
+    acn__jws(&j);
+    if (j.p != j.end) ACN__BAD("%s: bytes after the header's closing brace", path);
+#undef ACN__BAD
+    ACN_FREE(val);
+    return ACN_OK;
+}
+
+ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st)
+{
+    FILE *f;
+    long size;
+    uint64_t hlen = 0;
+    int k;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!st) { acn__fail(ctx, ACN_ERR_ARG, "st_read: st is NULL"); return ctx->status; }
+    memset(st, 0, sizeof *st);
+    if (ctx->status) return ctx->status;
+    if (!path || !(f = fopen(path, "rb"))) {
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open the file for reading", path ? path : "(NULL path)");
+        return ctx->status;
+    }
+    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot find the file's size", path);
+        return ctx->status;
+    }
+    st->size = (size_t)size;
+    if (!(st->buf = (unsigned char *)ACN_MALLOC(st->size ? st->size : 1))) {
+        fclose(f);
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, st->size);
+        return ctx->status;
+    }
+    if (fread(st->buf, 1, st->size, f) != st->size) {
+        fclose(f);
+        acn__st_clear(st);
+        acn__fail(ctx, ACN_ERR_IO, "%s: read error", path);
+        return ctx->status;
+    }
+    fclose(f);
+    for (k = 7; k >= 0 && st->size >= 8; k--) hlen = (hlen << 8) | st->buf[k];
+    if (st->size < 8 || hlen > st->size - 8 || hlen > ((uint64_t)100 << 20)) {
+        acn__st_clear(st);
+        acn__fail(ctx, ACN_ERR_FORMAT,
+                  "%s: not a safetensors file (the header length %llu does not fit the %ld-byte "
+                  "file, or exceeds 100 MB)", path, (unsigned long long)hlen, size);
+        return ctx->status;
+    }
+    st->data_start = 8 + (size_t)hlen;
+    if (acn__st_parse(ctx, st, path, (size_t)hlen)) {
+        acn__st_clear(st);
+        return ctx->status;
+    }
+    return ACN_OK;
+}
+
+ACNDEF const acn_st_entry *acn_st_find(const acn_st *st, const char *name)
+{
+    int i;
+    for (i = 0; i < st->n; i++)
+        if (!strcmp(st->entries[i].name, name)) return &st->entries[i];
+    return NULL;
+}
+ACNDEF const char *acn_st_meta(const acn_st *st, const char *key)
+{
+    int i;
+    for (i = 0; i < st->n_meta; i++)
+        if (!strcmp(st->meta[2 * i], key)) return st->meta[2 * i + 1];
+    return NULL;
+}
+
+ACNDEF acn_status acn_st_get_f32(acn_ctx *ctx, const acn_st *st, const char *name, float *dst, size_t n)
+{
+    const acn_st_entry *e;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!(e = acn_st_find(st, name))) {
+        acn__fail(ctx, ACN_ERR_ARG, "st_get_f32: no tensor named '%s' in the file (%d tensors)", name, st->n);
+        return ctx->status;
+    }
+    if (e->dtype != ACN_DT_F32 || e->end - e->begin != n * sizeof(float)) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "st_get_f32: '%s' is not %zu F32 values (%zu bytes, dtype %d)",
+                  name, n, e->end - e->begin, e->dtype);
+        return ctx->status;
+    }
+    memcpy(dst, st->buf + st->data_start + e->begin, n * sizeof(float));
+    if (!acn__little_endian()) acn__swap4(dst, n);
+    return ACN_OK;
+}
+
+/* A growing string for the header. */
+typedef struct acn__sb { char *p; size_t len, cap; int oom; } acn__sb;
+static void acn__sb_put(acn__sb *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 1024;
+        char *q;
+        while (ncap < b->len + n + 1) ncap *= 2;
+        if (!(q = (char *)ACN_MALLOC(ncap))) { b->oom = 1; return; }
+        if (b->p) memcpy(q, b->p, b->len);
+        ACN_FREE(b->p);
+        b->p = q;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+static void acn__sb_str(acn__sb *b, const char *s) { acn__sb_put(b, s, strlen(s)); }
+static void acn__sb_json(acn__sb *b, const char *s) /* a quoted, escaped JSON string */
+{
+    char esc[8];
+    acn__sb_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; acn__sb_put(b, esc, 2); }
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); acn__sb_put(b, esc, 6); }
+        else acn__sb_put(b, s, 1);
+    }
+    acn__sb_put(b, "\"", 1);
+}
+
+ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *t, int n,
+                               const char *const *kv, int n_meta)
+{
+    acn__sb h;
+    char num[64], *tmp;
+    size_t off = 0, pad, plen;
+    unsigned char len8[8];
+    uint64_t hl;
+    FILE *f;
+    int i, d, ok;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!path || n < 0 || (n && !t) || n_meta < 0 || (n_meta && !kv)) {
+        acn__fail(ctx, ACN_ERR_ARG, "st_write: bad arguments (path, tensors or metadata)");
+        return ctx->status;
+    }
+    for (i = 0; i < n; i++)
+        if (!t[i] || !t[i]->name || !*t[i]->name || !strcmp(t[i]->name, "__metadata__")) {
+            acn__fail(ctx, ACN_ERR_ARG, "st_write: tensor %d is NULL or has no usable name", i);
+            return ctx->status;
+        }
+    memset(&h, 0, sizeof h);
+    acn__sb_str(&h, "{");
+    if (n_meta) {
+        acn__sb_str(&h, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) acn__sb_str(&h, ",");
+            acn__sb_json(&h, kv[2 * i] ? kv[2 * i] : "");
+            acn__sb_str(&h, ":");
+            acn__sb_json(&h, kv[2 * i + 1] ? kv[2 * i + 1] : "");
+        }
+        acn__sb_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        if (i || n_meta) acn__sb_str(&h, ",");
+        acn__sb_json(&h, t[i]->name);
+        acn__sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t[i]->ndim; d++) {
+            snprintf(num, sizeof num, d ? ",%d" : "%d", t[i]->shape[d]);
+            acn__sb_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i]->numel * 4);
+        acn__sb_str(&h, num);
+        off += t[i]->numel * 4;
+    }
+    acn__sb_str(&h, "}");
+    pad = (8 - h.len % 8) % 8;
+    for (; pad; pad--) acn__sb_str(&h, " ");
+    if (h.oom) {
+        ACN_FREE(h.p);
+        acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory building the header");
+        return ctx->status;
+    }
+    hl = h.len;
+    for (i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
+    plen = strlen(path);
+    if (!(tmp = (char *)ACN_MALLOC(plen + 5))) {
+        ACN_FREE(h.p);
+        acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory");
+        return ctx->status;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    if (!(f = fopen(tmp, "wb"))) {
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open for writing (does the directory exist?)", tmp);
+        ACN_FREE(h.p);
+        ACN_FREE(tmp);
+        return ctx->status;
+    }
+    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.len, f) == h.len;
+    for (i = 0; i < n && ok; i++) {
+        const float *v;
+        ctx->stamp++;
+        v = acn__val(ctx, t[i]);
+        if (acn__little_endian()) {
+            ok = fwrite(v, 4, t[i]->numel, f) == t[i]->numel;
+        } else {
+            size_t e;
+            for (e = 0; e < t[i]->numel && ok; e++) {
+                float x = v[e];
+                acn__swap4(&x, 1);
+                ok = fwrite(&x, 4, 1, f) == 1;
+            }
+        }
+    }
+    ok = fflush(f) == 0 && ok;
+#ifdef ACN__HAVE_FSYNC
+    ok = fsync(fileno(f)) == 0 && ok;
+#endif
+    ok = fclose(f) == 0 && ok;
+    if (ok) ok = rename(tmp, path) == 0;
+    if (!ok) {
+        remove(tmp);
+        acn__fail(ctx, ACN_ERR_IO, "%s: writing failed (disk full, or no permission?); the "
+                                   "previous file, if any, is untouched", path);
+    }
+    ACN_FREE(h.p);
+    ACN_FREE(tmp);
+    return ok ? ACN_OK : ctx->status;
+}
+
+ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *const *kv, int n_meta)
+{
+    acn_tensor **list;
+    acn_status st;
+    int i;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!(list = (acn_tensor **)ACN_MALLOC((size_t)(ctx->n_params + 1) * sizeof *list))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "save_params: out of memory");
+        return ctx->status;
+    }
+    for (i = 0; i < ctx->n_params; i++) list[i] = &ctx->ptab[i];
+    st = acn_st_write(ctx, path, list, ctx->n_params, kv, n_meta);
+    ACN_FREE(list);
+    return st;
+}
+
+ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)
+{
+    acn_st st;
+    int i, d;
+    char sh[64];
+    if (!ctx) return ACN_ERR_ARG;
+    if (acn_st_read(ctx, path, &st)) return ctx->status;
+    for (i = 0; i < st.n; i++)
+        if (!acn_param_find(ctx, st.entries[i].name)) {
+            acn__fail(ctx, ACN_ERR_FORMAT,
+                      "%s: '%s' is not a parameter of this model (was the file written for "
+                      "another model or configuration?)", path, st.entries[i].name);
+            acn__st_clear(&st);
+            return ctx->status;
+        }
+    for (i = 0; i < ctx->n_params; i++) {
+        acn_tensor *p = &ctx->ptab[i];
+        const acn_st_entry *e = acn_st_find(&st, p->name);
+        int same = e && e->ndim == p->ndim;
+        for (d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
+        if (!e || !same || e->dtype != ACN_DT_F32) {
+            acn__fail(ctx, ACN_ERR_FORMAT,
+                      e ? "%s: '%s' is in the file with another shape or dtype than the model's %s F32"
+                        : "%s: '%s' %s is missing from the file",
+                      path, p->name, ACN__SHAPE(p, sh));
+            acn__st_clear(&st);
+            return ctx->status;
+        }
+        acn_st_get_f32(ctx, &st, p->name, p->data, p->numel);
+    }
+    acn__st_clear(&st);
+    return ctx->status;
+}
+#endif /* ACN_NO_STDIO */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACN__IMPLEMENTED */
+#endif /* ACN_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the acn.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The whole test suite (`make test` runs it). Prints one line per step and
+# ends with "total: N passed, N failed"; exits non-zero on any failure.
+#
+#   ACN_REQUIRE_TORCH=1  fail (rather than skip) when PyTorch is missing; CI
+#                        sets it, since CI installs Debian's python3-torch.
+#   PYTHON               the interpreter with torch (default /usr/bin/python3,
+#                        Debian's, which python3-torch installs into).
+set -u
+cd "$(dirname "$0")/.."
+B=build/test
+mkdir -p "$B"
+CC=${CC:-cc}
+PYTHON=${PYTHON:-/usr/bin/python3}
+WARN="-Wall -Wextra -Werror"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); printf '  ok    %s\n' "$1"; }
+bad() { fail=$((fail + 1)); printf '  FAIL  %s\n' "$1"; [ -n "${2:-}" ] && sed 's/^/        /' "$2" | head -40; }
+# step NAME CMD...: a check that passes when CMD exits 0
+step() { local name=$1; shift; if "$@" > "$B/log" 2>&1; then ok "$name"; else bad "$name" "$B/log"; fi; }
+# suite NAME BINARY ARGS...: a test program; its "N passed, N failed" line is added in
+suite() {
+    local name=$1; shift
+    "$@" > "$B/out" 2>&1
+    local rc=$? line
+    line=$(grep -E '^[a-z ]+: [0-9]+ passed, [0-9]+ failed$' "$B/out" | tail -n 1)
+    if [ -z "$line" ]; then bad "$name (no summary line, exit $rc)" "$B/out"; return; fi
+    local p f
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+        fail=$((fail + ( f == 0 ? 1 : 0 )))
+        printf '  FAIL  %s: %s (exit %d)\n' "$name" "$line" "$rc"; grep -v -E '^[a-z ]+: [0-9]+ passed' "$B/out" | head -40 | sed 's/^/        /'
+    else
+        printf '  ok    %s (%s)\n' "$name" "${line#*: }"
+    fi
+}
+
+echo "== the header"
+printf '#define ACN_IMPLEMENTATION\n#include "acn.h"\nint main(void) { return 0; }\n' > "$B/first.c"
+cp "$B/first.c" "$B/first.cpp"
+for cc in gcc clang; do
+    command -v $cc > /dev/null || { bad "$cc is not installed"; continue; }
+    step "$cc -std=c99 -pedantic $WARN, acn.h first" $cc -std=c99 -pedantic $WARN -I. -c "$B/first.c" -o "$B/first.o"
+done
+for cxx in g++ clang++; do
+    command -v $cxx > /dev/null || { bad "$cxx is not installed"; continue; }
+    step "$cxx $WARN, acn.h first" $cxx $WARN -I. -c "$B/first.cpp" -o "$B/first.o"
+done
+step "ACN_STATIC ACN_NO_STDIO ACN_NO_POSIX" $CC -std=c99 -pedantic $WARN -DACN_STATIC -DACN_NO_STDIO -DACN_NO_POSIX -I. -c "$B/first.c" -o "$B/first.o"
+# two translation units: the implementation in one, the declarations in the other
+printf '#include "acn.h"\nint count(void) { acn_ctx *c; int n = acn_ctx_new(&c, NULL) == ACN_OK; acn_ctx_free(c); return n; }\n' > "$B/unit2.c"
+printf '#define ACN_IMPLEMENTATION\n#include "acn.h"\nint count(void);\nint main(void) { return count() == 1 ? 0 : 1; }\n' > "$B/unit1.c"
+step "two files link, one implementation" sh -c "$CC -std=c99 -pedantic $WARN -I. $B/unit1.c $B/unit2.c -o $B/units -lm && $B/units"
+
+echo "== test programs"
+build() { $CC -std=c99 -pedantic $WARN -O2 -g "$@" -lm; }
+for t in core gradcheck torch train; do
+    if build tests/test_$t.c -o "$B/test_$t" 2> "$B/log"; then ok "build test_$t"; else bad "build test_$t" "$B/log"; fi
+done
+suite "core" "$B/test_core"
+suite "gradcheck" "$B/test_gradcheck"
+suite "torch parity (committed references)" "$B/test_torch" tests/ref
+suite "train" "$B/test_train"
+if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; then
+    suite "core, built as C++" "$B/test_core_cxx"
+else
+    bad "build test_core as C++" "$B/log"
+fi
+
+echo "== under AddressSanitizer and UndefinedBehaviorSanitizer"
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+for t in core gradcheck torch train; do
+    if $CC -std=c99 $WARN -O1 -g $SAN tests/test_$t.c -o "$B/san_$t" -lm 2> "$B/log"; then :; else bad "build test_$t with sanitizers" "$B/log"; continue; fi
+    if [ $t = torch ]; then suite "$t (sanitized)" "$B/san_$t" tests/ref; else suite "$t (sanitized)" "$B/san_$t"; fi
+done
+if $CC -std=c99 -O1 -g -fsanitize=address tests/asan_overread.c -o "$B/asan_overread" -lm 2> "$B/log"; then
+    if "$B/asan_overread" > "$B/log" 2>&1; then
+        bad "a read past a tensor's end is caught by ASan" "$B/log"
+    elif grep -q "use-after-poison" "$B/log"; then
+        ok "a read past a tensor's end is caught by ASan"
+    else
+        bad "a read past a tensor's end is caught by ASan (no poison report)" "$B/log"
+    fi
+else
+    bad "build asan_overread" "$B/log"
+fi
+
+echo "== examples"
+step "make examples (-std=c99 -Wall -Wextra -Werror -pedantic)" make -s examples CC="$CC"
+step "examples/gradients agrees with the closed forms" build/gradients 12 0.7
+
+echo "== README.md quick start, compiled as written"
+awk '/^## Quick start/{q=1} q && /^```c$/{c=1; next} c && /^```$/{exit} c' README.md > "$B/quickstart.c"
+if [ -s "$B/quickstart.c" ] && sed 's|#include "../acn.h" .*|#include "acn.h"|' examples/quickstart.c | cmp -s "$B/quickstart.c" -; then
+    ok "README.md quick start is examples/quickstart.c"
+else
+    bad "README.md quick start differs from examples/quickstart.c"
+fi
+if cp "$B/quickstart.c" "$B/readme.c" && $CC -std=c99 -pedantic $WARN -O2 -I. "$B/readme.c" -o "$B/readme" -lm 2> "$B/log" &&
+   "$B/readme" > "$B/log" 2>&1 && grep -q "^final loss 0\.0" "$B/log"; then
+    ok "README.md quick start builds, runs and learns XOR ($(tail -n 1 "$B/log"))"
+else
+    bad "README.md quick start" "$B/log"
+fi
+
+echo "== PyTorch references, regenerated"
+if "$PYTHON" -c "import torch" > /dev/null 2>&1; then
+    if "$PYTHON" tests/ref/make_refs.py "$B/ref" > "$B/log" 2>&1; then
+        ok "make_refs.py ($("$PYTHON" -c 'import torch; print("torch", torch.__version__)'))"
+        suite "torch parity (fresh references)" "$B/test_torch" "$B/ref"
+    else
+        bad "make_refs.py" "$B/log"
+    fi
+elif [ "${ACN_REQUIRE_TORCH:-0}" = 1 ]; then
+    bad "PyTorch is required (ACN_REQUIRE_TORCH=1) but $PYTHON cannot import torch; install python3-torch"
+else
+    echo "  skip  $PYTHON has no torch (apt-get install python3-torch); the committed references were used"
+fi
+
+echo "total: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,42 @@
+/* A small test harness shared by the test programs: CHECK counts, and the
+ * program ends by printing "<suite>: N passed, N failed". */
+#ifndef ACN_TEST_H
+#define ACN_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_pass, t_fail;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            t_pass++;                                                      \
+        } else {                                                           \
+            t_fail++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fprintf(stderr, "\n");                                         \
+        }                                                                  \
+    } while (0)
+
+/* ||a - b|| / ||b|| over n floats (0 when both are zero). */
+static inline double t_relerr(const float *a, const float *b, size_t n)
+{
+    double d = 0.0, s = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        s += (double)b[i] * b[i];
+    }
+    if (s == 0.0) return sqrt(d);
+    return sqrt(d / s);
+}
+
+static inline int t_done(const char *suite)
+{
+    printf("%s: %d passed, %d failed\n", suite, t_pass, t_fail);
+    return t_fail != 0;
+}
+#endif

@@ -1,0 +1,594 @@
+/* Core behaviour of acn.h against hand-derived numbers: errors and their
+ * messages, the arena, parameters, autograd semantics (fan-out, idempotent
+ * backward, no-grad, detach), the gradients of the spec's 1-D chains in the
+ * three wirings, recomputation, no allocation inside a training step, the
+ * generator, initialisers, optimizers, schedules and safetensors files. */
+#include <stdlib.h>
+static long n_mallocs; /* counted by the allocator below */
+static void *counting_malloc(size_t n);
+#define ACN_MALLOC(n) counting_malloc(n)
+#define ACN_FREE(p) free(p)
+#define ACN_IMPLEMENTATION
+#include "../acn.h"
+#include "test.h"
+
+static void *counting_malloc(size_t n) { n_mallocs++; return malloc(n); }
+
+static acn_ctx *ctx;
+
+static int has(const char *s, const char *part) { return s && strstr(s, part) != NULL; }
+
+static acn_tensor *vec(int n, const float *v, int grad)
+{
+    acn_tensor *t = acn_new(ctx, 1, &n, grad ? ACN_F_GRAD : 0);
+    memcpy(t->data, v, (size_t)n * sizeof(float));
+    return t;
+}
+
+static void test_errors(void)
+{
+    int sa[2] = {64, 128}, sb[2] = {64, 512}, s3[3] = {2, 3, 4}, s4[2] = {3, 5};
+    acn_tensor *a, *b, *c;
+    acn_reset(ctx);
+    a = acn_new(ctx, 2, sa, 0);
+    b = acn_new(ctx, 2, sb, 0);
+    CHECK(acn_matmul(ctx, a, b, 0, 0) == NULL, "matmul of bad shapes returned a tensor");
+    CHECK(acn_status_of(ctx) == ACN_ERR_SHAPE, "status %s", acn_status_name(acn_status_of(ctx)));
+    CHECK(!strcmp(acn_error(ctx), "matmul: (64, 128) x (64, 512): inner dimensions differ (128 vs 64)"),
+          "message: %s", acn_error(ctx));
+    /* sticky: the next op returns NULL and keeps the first message */
+    CHECK(acn_relu(ctx, a) == NULL && has(acn_error(ctx), "matmul"), "error not sticky: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_status_of(ctx) == ACN_OK && acn_error(ctx)[0] == '\0', "clear_error");
+    /* a chain fed by a failed op fails without a new message */
+    CHECK(acn_relu(ctx, acn_matmul(ctx, a, b, 0, 0)) == NULL && has(acn_error(ctx), "inner"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_matmul(ctx, a, b, 1, 0) != NULL, "a^T b should work: %s", acn_error(ctx));
+    /* broadcasting */
+    c = acn_new(ctx, 3, s3, 0);
+    CHECK(acn_add(ctx, c, acn_new(ctx, 2, s4, 0)) == NULL && has(acn_error(ctx), "add: (2, 3, 4) and (3, 5) do not broadcast"),
+          "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_sum(ctx, c, 3) == NULL && has(acn_error(ctx), "sum: axis 3 is out of range"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_add(ctx, c, NULL) == NULL && has(acn_error(ctx), "add: input 1 is NULL"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    {
+        int bad[2] = {5, -1};
+        CHECK(acn_reshape(ctx, c, 2, bad) == NULL && has(acn_error(ctx), "reshape: (2, 3, 4) has 24 elements"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+        bad[0] = 0;
+        CHECK(acn_new(ctx, 2, bad, 0) == NULL && acn_status_of(ctx) == ACN_ERR_SHAPE, "zero-size dim: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+    }
+    {
+        int q[3] = {2, 4, 6}, ids[3] = {0, 7, 1}, labels[3] = {0, 5, 1}, ls[2] = {3, 5};
+        acn_tensor *x = acn_new(ctx, 3, q, 0);
+        CHECK(acn_attention(ctx, x, x, x, 4, NULL) == NULL && has(acn_error(ctx), "D divisible by heads"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+        {
+            int n3 = 3;
+            CHECK(acn_embedding(ctx, acn_new(ctx, 2, ls, 0), ids, 1, &n3) == NULL &&
+                  has(acn_error(ctx), "embedding: id 7 at position 1 is outside [0, 3)"), "%s", acn_error(ctx));
+            acn_clear_error(ctx);
+        }
+        CHECK(acn_cross_entropy(ctx, acn_new(ctx, 2, ls, 0), labels, 0.0f, -100) == NULL &&
+              has(acn_error(ctx), "label 5 at row 1 is outside [0, 5)"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+        CHECK(acn_slice(ctx, x, 1, 3, 2) == NULL && has(acn_error(ctx), "slice: [3, 5) is outside axis 1"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+        CHECK(acn_patches(ctx, acn_new(ctx, 3, q, 0), 2) == NULL && has(acn_error(ctx), "(B, C, H, W)"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+        CHECK(acn_backward(ctx, x) == ACN_ERR_SHAPE && has(acn_error(ctx), "must be a scalar"), "%s", acn_error(ctx));
+        acn_clear_error(ctx);
+    }
+    CHECK(!strcmp(acn_status_name(ACN_ERR_ARENA), "ACN_ERR_ARENA"), "status_name");
+}
+
+static void test_arena(void)
+{
+    acn_ctx *small;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    acn_stats s;
+    int big[2] = {1000, 1000}, sm[1] = {10};
+    acn_tensor *t;
+    cfg.arena_bytes = 1 << 20;
+    cfg.param_floats = 100;
+    cfg.max_params = 2;
+    CHECK(acn_ctx_new(&small, &cfg) == ACN_OK, "small context");
+    t = acn_new(small, 2, big, 0);
+    CHECK(!t && acn_status_of(small) == ACN_ERR_ARENA && has(acn_error(small), "arena_bytes"),
+          "arena overflow: %s", acn_error(small));
+    acn_clear_error(small);
+    t = acn_new(small, 1, sm, 0);
+    acn_stats_get(small, &s);
+    CHECK(t && s.arena_used > 0 && s.arena_peak >= s.arena_used && s.arena_bytes == (size_t)1 << 20, "stats");
+    acn_reset(small);
+    acn_stats_get(small, &s);
+    CHECK(s.arena_used == 0 && s.arena_peak > 0, "reset keeps the peak (%zu, %zu)", s.arena_used, s.arena_peak);
+    /* parameter block and table limits */
+    CHECK(acn_param(small, "a", 1, sm) != NULL, "param a");
+    CHECK(acn_param(small, "a", 1, sm) == NULL && has(acn_error(small), "'a' exists already"), "%s", acn_error(small));
+    acn_clear_error(small);
+    {
+        int s2[1] = {200};
+        CHECK(acn_param(small, "too_big", 1, s2) == NULL && acn_status_of(small) == ACN_ERR_PARAMS &&
+              has(acn_error(small), "param_floats"), "%s", acn_error(small));
+        acn_clear_error(small);
+    }
+    CHECK(acn_param(small, "b", 1, sm) != NULL, "param b: %s", acn_error(small));
+    CHECK(acn_param(small, "c", 1, sm) == NULL && has(acn_error(small), "max_params"), "%s", acn_error(small));
+    acn_clear_error(small);
+    CHECK(acn_param_find(small, "b") && acn_param_numel(small) == 20, "find/numel");
+    /* marks */
+    {
+        acn_mark m = acn_mark_get(small);
+        acn_tensor *x = acn_new(small, 1, sm, ACN_F_GRAD);
+        acn_relu(small, x);
+        acn_stats_get(small, &s);
+        CHECK(s.tape_nodes == 1, "tape %zu", s.tape_nodes);
+        acn_mark_rewind(small, m);
+        acn_stats_get(small, &s);
+        CHECK(s.tape_nodes == 0 && s.arena_used == m.arena_used, "rewind");
+    }
+    acn_ctx_free(small);
+    CHECK(acn_ctx_new(NULL, NULL) == ACN_ERR_ARG, "NULL out");
+    cfg.max_params = 0;
+    CHECK(acn_ctx_new(&small, &cfg) == ACN_ERR_ARG && small == NULL, "bad config");
+}
+
+/* y = x*x + 3x, y fans x out three ways: dy/dx = 2x + 3. */
+static void test_autograd(void)
+{
+    float xv[3] = {1.0f, -2.0f, 0.5f}, g1[3];
+    acn_tensor *x, *y, *loss;
+    acn_stats s;
+    int i;
+    acn_reset(ctx);
+    x = vec(3, xv, 1);
+    y = acn_add(ctx, acn_mul(ctx, x, x), acn_scale(ctx, x, 3.0f));
+    loss = acn_sum(ctx, y, ACN_AXIS_ALL);
+    CHECK(acn_backward(ctx, loss) == ACN_OK, "%s", acn_error(ctx));
+    for (i = 0; i < 3; i++) CHECK(x->grad[i] == 2 * xv[i] + 3, "dy/dx[%d] = %g", i, x->grad[i]);
+    memcpy(g1, x->grad, sizeof g1);
+    /* idempotent after zeroing; accumulates without */
+    memset(x->grad, 0, sizeof g1);
+    acn_backward(ctx, loss);
+    CHECK(!memcmp(g1, x->grad, sizeof g1), "second backward differs");
+    acn_backward(ctx, loss);
+    CHECK(x->grad[0] == 2 * g1[0], "leaf gradients accumulate: %g", x->grad[0]);
+    /* detach: d/dx sum(x * detach(x)) = x */
+    acn_reset(ctx);
+    x = vec(3, xv, 1);
+    loss = acn_sum(ctx, acn_mul(ctx, x, acn_detach(ctx, x)), ACN_AXIS_ALL);
+    acn_backward(ctx, loss);
+    for (i = 0; i < 3; i++) CHECK(x->grad[i] == xv[i], "detach: %g", x->grad[i]);
+    /* no-grad: nothing on the tape, backward refuses */
+    acn_reset(ctx);
+    x = vec(3, xv, 1);
+    acn_set_no_grad(ctx, 1);
+    loss = acn_sum(ctx, acn_relu(ctx, x), ACN_AXIS_ALL);
+    acn_stats_get(ctx, &s);
+    CHECK(loss && s.tape_nodes == 0, "no_grad recorded %zu nodes", s.tape_nodes);
+    CHECK(acn_backward(ctx, loss) == ACN_ERR_STATE && has(acn_error(ctx), "no_grad"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    acn_set_no_grad(ctx, 0);
+    /* eval mode: dropout is the identity */
+    acn_set_train(ctx, 0);
+    CHECK(acn_dropout(ctx, x, 0.5f) == x, "dropout in eval mode");
+    acn_set_train(ctx, 1);
+}
+
+/* The spec's 1-D linear chain, f_i(x) = w_i x, L = 4, x_0 = 1.5: dy/dw_i in
+ * the three wirings against the closed forms of section 1. */
+static void test_wirings(void)
+{
+    const float w[4] = {0.9f, -0.6f, 1.3f, 0.4f}, x0 = 1.5f;
+    const int L = 4;
+    int wiring, i, j, k, one = 1;
+    for (wiring = 0; wiring < 3; wiring++) { /* plain, residual, ACN */
+        acn_tensor *W[4], *x, *y;
+        acn_reset(ctx);
+        x = acn_input(ctx, 1, &one, &x0);
+        y = x;
+        for (i = 0; i < L; i++) {
+            W[i] = acn_new(ctx, 1, &one, ACN_F_GRAD);
+            W[i]->data[0] = w[i];
+        }
+        if (wiring == 2) {
+            acn_tensor *xi = x;
+            for (i = 0; i < L; i++) {
+                xi = acn_mul(ctx, W[i], xi);  /* x_i = f_i(x_{i-1}) */
+                y = acn_add(ctx, y, xi);      /* y = x_0 + x_1 + ... */
+            }
+        } else {
+            for (i = 0; i < L; i++)
+                y = wiring ? acn_add(ctx, y, acn_mul(ctx, W[i], y)) : acn_mul(ctx, W[i], y);
+        }
+        acn_backward(ctx, acn_sum(ctx, y, ACN_AXIS_ALL));
+        for (i = 0; i < L; i++) {
+            double before = 1.0, after = 1.0, want;
+            for (k = 0; k < i; k++) before *= wiring == 1 ? 1.0 + w[k] : w[k];
+            if (wiring == 2) {       /* 1 + sum_{j>i} prod_{k=i+1..j} w_k */
+                double run = 1.0;
+                for (j = i + 1; j < L; j++) { run *= w[j]; after += run; }
+            } else {
+                for (k = i + 1; k < L; k++) after *= wiring == 1 ? 1.0 + w[k] : w[k];
+            }
+            want = after * before * x0;
+            CHECK(fabs(W[i]->grad[0] - want) < 1e-5 * (1 + fabs(want)), "wiring %d: dy/dw_%d = %g, closed form %g",
+                  wiring, i + 1, W[i]->grad[0], want);
+        }
+    }
+}
+
+/* Recomputed GELU/LayerNorm: the same gradients, less arena. Sixteen
+ * blocks of  a = h W1^T (64, 256);  u = GELU(a);  b = u W1 (64, 32);
+ * l = LN(b);  h = tanh(l).  With ACN_RECOMPUTE, u and l keep no storage;
+ * the four scratch slots cost 4 x the largest (u). */
+#define RC_BLOCKS 16
+static double recompute_run(int flags, float *gout, size_t *peak)
+{
+    acn_ctx *c;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    int xs[2] = {64, 32}, w1[2] = {256, 32}, w2[2] = {10, 32}, labels[64], i, blk;
+    acn_tensor *x, *W1, *W2, *g, *h;
+    acn_stats s;
+    double loss;
+    cfg.arena_bytes = 32 << 20;
+    acn_ctx_new(&c, &cfg);
+    W1 = acn_param(c, "w1", 2, w1);
+    W2 = acn_param(c, "w2", 2, w2);
+    g = acn_param(c, "g", 1, xs + 1);
+    acn_init_linear(c, W1, NULL);
+    acn_init_linear(c, W2, NULL);
+    acn_init_ones(c, g);
+    for (i = 0; i < 64; i++) labels[i] = i % 10;
+    x = acn_new(c, 2, xs, 0);
+    acn_init_normal(c, x, 0.0f, 1.0f);
+    h = x;
+    for (blk = 0; blk < RC_BLOCKS; blk++) {
+        acn_tensor *u = acn_gelu_ex(c, acn_linear(c, h, W1, NULL), flags);
+        acn_tensor *l = acn_layernorm_ex(c, acn_matmul(c, u, W1, 0, 0), g, NULL, 1e-5f, flags);
+        h = acn_tanh(c, l);
+    }
+    h = acn_cross_entropy(c, acn_linear(c, h, W2, NULL), labels, 0.1f, -1);
+    acn_backward(c, h);
+    CHECK(acn_status_of(c) == ACN_OK, "recompute run: %s", acn_error(c));
+    memcpy(gout, W1->grad, 256 * 32 * sizeof(float));
+    loss = h ? h->data[0] : 0.0;
+    acn_stats_get(c, &s);
+    *peak = s.arena_peak;
+    acn_ctx_free(c);
+    return loss;
+}
+
+static void test_recompute(void)
+{
+    static float ga[256 * 32], gb[256 * 32];
+    /* 2 outputs a block not stored, 4 slots stored; each allocation also
+     * carries a red zone under AddressSanitizer (0 bytes otherwise) */
+    size_t pa, pb, want = (size_t)RC_BLOCKS * (64 * 256 + 64 * 32) * 4 - 4 * (64 * 256) * 4 +
+                          (2 * RC_BLOCKS - 4) * (size_t)ACN__REDZONE;
+    double la = recompute_run(0, ga, &pa), lb = recompute_run(ACN_RECOMPUTE, gb, &pb);
+    CHECK(la == lb && !memcmp(ga, gb, sizeof ga), "recompute changed the loss or gradients");
+    CHECK(pa - pb == want, "recompute saved %zu bytes; the outputs not kept, less the slots, are %zu", pa - pb, want);
+}
+
+/* A training step allocates nothing once the first step has run. */
+static void test_no_malloc(void)
+{
+    acn_ctx *c;
+    acn_adamw opt;
+    int ws[2] = {16, 8}, os[2] = {4, 16}, xs[2] = {32, 8}, labels[32], i, step;
+    acn_tensor *W1, *b1, *W2, *x, *loss;
+    long before = 0;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    cfg.arena_bytes = 4 << 20;
+    acn_ctx_new(&c, &cfg);
+    W1 = acn_param(c, "fc1.weight", 2, ws);
+    b1 = acn_param(c, "fc1.bias", 1, ws);
+    W2 = acn_param(c, "fc2.weight", 2, os);
+    acn_init_linear(c, W1, b1);
+    acn_init_linear(c, W2, NULL);
+    acn_adamw_init(c, &opt, 0.9f, 0.999f, 1e-8f, 0.01f);
+    for (i = 0; i < 32; i++) labels[i] = i % 4;
+    for (step = 0; step < 5; step++) {
+        if (step == 1) before = n_mallocs;
+        acn_reset(c);
+        x = acn_new(c, 2, xs, 0);
+        acn_init_normal(c, x, 0.0f, 1.0f);
+        loss = acn_cross_entropy(c, acn_linear(c, acn_gelu_ex(c, acn_linear(c, x, W1, b1), ACN_RECOMPUTE), W2, NULL),
+                                 labels, 0.1f, -1);
+        acn_zero_grad(c);
+        acn_backward(c, loss);
+        acn_clip_grad_norm(c, 1.0f, NULL);
+        acn_adamw_step(c, &opt, 1e-3f);
+    }
+    CHECK(acn_status_of(c) == ACN_OK, "%s", acn_error(c));
+    CHECK(n_mallocs == before, "%ld allocations in 4 training steps", n_mallocs - before);
+    acn_adamw_free(&opt);
+    acn_ctx_free(c);
+}
+
+static void test_finite(void)
+{
+    float v[3] = {1.0f, INFINITY, 2.0f};
+    acn_tensor *x;
+    acn_reset(ctx);
+    x = vec(3, v, 0);
+    CHECK(acn_scale(ctx, x, 2.0f) != NULL, "checking is off by default");
+    acn_set_check_finite(ctx, 1);
+    CHECK(acn_scale(ctx, x, 2.0f) == NULL && acn_status_of(ctx) == ACN_ERR_NONFINITE &&
+          has(acn_error(ctx), "scale: 1 non-finite values in the output (3), first at index 1"),
+          "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    /* a gradient that overflows: d/dx of sum(1e30 * (1e30 * x)) */
+    v[1] = 1.0f;
+    x = vec(3, v, 1);
+    {
+        acn_tensor *loss = acn_sum(ctx, acn_scale(ctx, acn_scale(ctx, x, 1e-30f), 1e30f), ACN_AXIS_ALL);
+        float big[1] = {1e38f};
+        acn_status st = acn_backward_with(ctx, loss, big);
+        (void)st;
+        /* d = 1e38 * 1e30 overflows in the outer scale's backward */
+        CHECK(acn_status_of(ctx) == ACN_ERR_NONFINITE && has(acn_error(ctx), "scale: 3 non-finite values in the gradient"),
+              "%s", acn_error(ctx));
+    }
+    acn_clear_error(ctx);
+    acn_set_check_finite(ctx, 0);
+}
+
+static void test_rng_init(void)
+{
+    acn_rng r;
+    double s = 0, s2 = 0, bound;
+    int i, n = 200000;
+    int ws[4] = {6, 3, 4, 4}, w1[1] = {5}, big[2] = {200, 500};
+    acn_tensor *W, *t;
+    /* SplitMix64 reference outputs for seed 0 */
+    acn_rng_seed(&r, 0);
+    CHECK(acn_rng_u64(&r) == 0xE220A8397B1DCDAFULL, "splitmix64 output 1");
+    CHECK(acn_rng_u64(&r) == 0x6E789E6AA1B965F4ULL, "splitmix64 output 2");
+    acn_rng_seed(&r, 7);
+    for (i = 0; i < n; i++) {
+        float z = acn_rng_normal(&r);
+        s += z;
+        s2 += (double)z * z;
+    }
+    CHECK(fabs(s / n) < 0.01 && fabs(s2 / n - 1.0) < 0.01, "normal mean %g var %g", s / n, s2 / n);
+    acn_reset(ctx);
+    /* PyTorch Conv2d default: fan_in = 3*4*4 = 48, bound 1/sqrt(48) */
+    W = acn_new(ctx, 4, ws, 0);
+    acn_init_linear(ctx, W, NULL);
+    bound = 1.0 / sqrt(48.0);
+    for (i = 0, s = 0; i < (int)W->numel; i++) s = fabs(W->data[i]) > s ? fabs(W->data[i]) : s;
+    CHECK(s <= bound && s > 0.9 * bound, "conv weight max %g, bound %g", s, bound);
+    CHECK(acn_init_kaiming_uniform(ctx, acn_new(ctx, 1, w1, 0), 0.0f) == ACN_ERR_SHAPE &&
+          has(acn_error(ctx), "at least 2 dimensions"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    /* the variance of each distribution, from its formula */
+    t = acn_new(ctx, 2, big, 0);
+    acn_init_xavier_uniform(ctx, t, 1.0f);         /* var = 2 / (fan_in + fan_out) */
+    for (i = 0, s2 = 0; i < (int)t->numel; i++) s2 += (double)t->data[i] * t->data[i];
+    CHECK(fabs(s2 / t->numel / (2.0 / 700.0) - 1.0) < 0.02, "xavier variance ratio %g", s2 / t->numel / (2.0 / 700.0));
+    acn_init_trunc_normal(ctx, t, 0.0f, 1.0f, -2.0f, 2.0f); /* var of N(0,1) cut at +-2: 0.773741 */
+    for (i = 0, s = 0, s2 = 0; i < (int)t->numel; i++) {
+        s2 += (double)t->data[i] * t->data[i];
+        if (fabs(t->data[i]) > 2.0) s = 1;
+    }
+    CHECK(s == 0 && fabs(s2 / t->numel - 0.773741) < 0.01, "trunc normal variance %g", s2 / t->numel);
+    acn_init_trunc_normal(ctx, t, 0.5f, 0.02f, -2.0f, 2.0f); /* bounds far away: plain N(0.5, 0.02^2) */
+    for (i = 0, s = 0, s2 = 0; i < (int)t->numel; i++) { s += t->data[i]; s2 += (t->data[i] - 0.5) * (t->data[i] - 0.5); }
+    CHECK(fabs(s / t->numel - 0.5) < 1e-3 && fabs(sqrt(s2 / t->numel) - 0.02) < 5e-4, "trunc normal N(0.5, 0.02)");
+    /* same seed, same numbers */
+    acn_rng_seed(acn_ctx_rng(ctx), 99);
+    acn_init_uniform(ctx, W, -1, 1);
+    s = W->data[17];
+    acn_rng_seed(acn_ctx_rng(ctx), 99);
+    acn_init_uniform(ctx, W, -1, 1);
+    CHECK(W->data[17] == s, "reseeding repeats");
+}
+
+static void test_optim_sched(void)
+{
+    acn_schedule c = acn_schedule_warmup_cosine(1e-3f, 10, 110, 1e-6f), st = acn_schedule_step(0.1f, 3, 0.5f);
+    acn_ctx *o;
+    acn_sgd sgd;
+    acn_adamw adam;
+    int one = 1, two = 2;
+    acn_tensor *w, *nd, *d;
+    float norm;
+    CHECK(fabs(acn_lr_at(&c, 0) - 1e-4f) < 1e-10, "warmup step 0: %g", acn_lr_at(&c, 0));
+    CHECK(fabs(acn_lr_at(&c, 9) - 1e-3f) < 1e-10, "warmup step 9");
+    CHECK(fabs(acn_lr_at(&c, 10) - 1e-3f) < 1e-10, "cosine start");
+    CHECK(fabs(acn_lr_at(&c, 60) - 5.005e-4f) < 1e-9, "cosine middle: %g", acn_lr_at(&c, 60));
+    CHECK(acn_lr_at(&c, 110) == 1e-6f && acn_lr_at(&c, 500) == 1e-6f, "cosine end");
+    CHECK(fabs(acn_lr_at(&st, 5) - 0.05f) < 1e-9 && fabs(acn_lr_at(&st, 6) - 0.025f) < 1e-9, "step schedule");
+    c = acn_schedule_constant(0.3f);
+    CHECK(acn_lr_at(&c, 1000) == 0.3f, "constant");
+
+    acn_ctx_new(&o, NULL);
+    w = acn_param(o, "w", 1, &one);
+    CHECK(acn_sgd_init(o, &sgd, 0.9f, 0.0f, 0.0f, 0) == ACN_OK, "sgd init");
+    /* loss = 2 w: g = 2. buf1 = 2, w = 1 - 0.1*2 = 0.8; buf2 = 0.9*2 + 2 = 3.8, w = 0.8 - 0.38 = 0.42 */
+    w->data[0] = 1.0f;
+    w->grad[0] = 2.0f;
+    acn_sgd_step(o, &sgd, 0.1f);
+    acn_sgd_step(o, &sgd, 0.1f);
+    CHECK(fabs(w->data[0] - 0.42f) < 1e-6, "sgd momentum: %g", w->data[0]);
+    acn_sgd_free(&sgd);
+    /* decay on and off with a zero gradient: only the decayed one shrinks, by 1 - lr wd */
+    nd = acn_param(o, "nd", 1, &one);
+    acn_param_set_decay(nd, 0);
+    CHECK(acn_sgd_step(o, &sgd, 0.1f) == ACN_ERR_STATE && has(acn_error(o), "create the optimizer after the whole model"),
+          "%s", acn_error(o));
+    acn_clear_error(o);
+    acn_adamw_init(o, &adam, 0.9f, 0.999f, 1e-8f, 0.5f);
+    w->data[0] = nd->data[0] = 2.0f;
+    acn_zero_grad(o);
+    acn_adamw_step(o, &adam, 0.1f);
+    CHECK(fabs(w->data[0] - 2.0f * 0.95f) < 1e-6 && nd->data[0] == 2.0f, "decay: %g %g", w->data[0], nd->data[0]);
+    /* one AdamW step with g = 3: m^ = 3, v^ = 9, w -= lr * 3 / (3 + eps) */
+    w->grad[0] = 3.0f;
+    w->data[0] = 1.0f;
+    acn_adamw_free(&adam);
+    acn_adamw_init(o, &adam, 0.9f, 0.999f, 1e-8f, 0.0f);
+    acn_adamw_step(o, &adam, 0.01f);
+    CHECK(fabs(w->data[0] - (1.0f - 0.01f * 3.0f / (3.0f + 1e-8f))) < 1e-6, "adamw step 1: %.9g", w->data[0]);
+    acn_adamw_free(&adam);
+    /* clipping: gradients (3, 4) and 0 -> norm 5, scaled to norm 1 */
+    d = acn_param(o, "d", 1, &two);
+    acn_zero_grad(o);
+    d->grad[0] = 3.0f;
+    d->grad[1] = 4.0f;
+    acn_clip_grad_norm(o, 1.0f, &norm);
+    CHECK(norm == 5.0f && fabs(d->grad[0] - 0.6f) < 1e-6 && fabs(d->grad[1] - 0.8f) < 1e-6, "clip: %g %g %g", norm, d->grad[0], d->grad[1]);
+    acn_clip_grad_norm(o, 10.0f, &norm);
+    CHECK(fabs(d->grad[1] - 0.8f) < 1e-6, "clip below the limit changes nothing");
+    acn_ctx_free(o);
+}
+
+/* Write a file of raw bytes: an 8-byte length then the header text. */
+static void write_raw(const char *path, const char *header, const void *data, size_t n, long len_override)
+{
+    FILE *f = fopen(path, "wb");
+    unsigned char len8[8];
+    unsigned long long hl = len_override >= 0 ? (unsigned long long)len_override : strlen(header);
+    int i;
+    for (i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(header, 1, strlen(header), f);
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void test_safetensors(void)
+{
+    acn_ctx *a, *b;
+    acn_st st;
+    int ws[2] = {3, 4}, bs[1] = {3}, other[2] = {4, 3};
+    const char *kv[4] = {"config", "width=4 \"quoted\" back\\slash", "note", "caf\xc3\xa9"};
+    acn_tensor *W, *B;
+    FILE *f;
+    float v[3] = {1, 2, 3};
+    const char *path = "build/test_core_params.safetensors";
+    acn_ctx_new(&a, NULL);
+    W = acn_param(a, "blocks.0.ch.fc1.weight", 2, ws);
+    B = acn_param(a, "blocks.0.ch.fc1.bias", 1, bs);
+    acn_init_linear(a, W, B);
+    CHECK(acn_save_params(a, path, kv, 2) == ACN_OK, "save: %s", acn_error(a));
+    f = fopen("build/test_core_params.safetensors.tmp", "rb");
+    CHECK(f == NULL, "the temporary file was left behind");
+    if (f) fclose(f);
+    CHECK(acn_st_read(a, path, &st) == ACN_OK, "read: %s", acn_error(a));
+    CHECK(st.n == 2 && st.data_start % 8 == 0, "entries %d, data at %zu", st.n, st.data_start);
+    CHECK(st.n_meta == 2 && acn_st_meta(&st, "config") && !strcmp(acn_st_meta(&st, "config"), kv[1]) &&
+          !strcmp(acn_st_meta(&st, "note"), kv[3]), "metadata round trip");
+    acn_st_free(&st);
+    /* load into a second model */
+    acn_ctx_new(&b, NULL);
+    acn_param(b, "blocks.0.ch.fc1.weight", 2, ws);
+    acn_param(b, "blocks.0.ch.fc1.bias", 1, bs);
+    CHECK(acn_load_params(b, path) == ACN_OK, "load: %s", acn_error(b));
+    CHECK(!memcmp(acn_param_find(b, "blocks.0.ch.fc1.weight")->data, W->data, 12 * sizeof(float)) &&
+          !memcmp(acn_param_find(b, "blocks.0.ch.fc1.bias")->data, B->data, 3 * sizeof(float)), "loaded values");
+    acn_ctx_free(b);
+    /* strict loading */
+    acn_ctx_new(&b, NULL);
+    acn_param(b, "blocks.0.ch.fc1.weight", 2, other);
+    acn_param(b, "blocks.0.ch.fc1.bias", 1, bs);
+    CHECK(acn_load_params(b, path) == ACN_ERR_FORMAT && has(acn_error(b), "another shape"), "%s", acn_error(b));
+    acn_ctx_free(b);
+    acn_ctx_new(&b, NULL);
+    acn_param(b, "blocks.0.ch.fc1.bias", 1, bs);
+    CHECK(acn_load_params(b, path) == ACN_ERR_FORMAT && has(acn_error(b), "not a parameter of this model"), "%s", acn_error(b));
+    acn_ctx_free(b);
+    acn_ctx_new(&b, NULL);
+    acn_param(b, "blocks.0.ch.fc1.weight", 2, ws);
+    acn_param(b, "blocks.0.ch.fc1.bias", 1, bs);
+    acn_param(b, "blocks.0.ch.fc2.bias", 1, bs);
+    CHECK(acn_load_params(b, path) == ACN_ERR_FORMAT && has(acn_error(b), "'blocks.0.ch.fc2.bias' (3) is missing"), "%s", acn_error(b));
+    acn_ctx_free(b);
+    /* malformed files: each refused with a message naming the problem */
+    {
+        static const struct { const char *header; long len; size_t n; const char *want; } bad[] = {
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}", -1, 8, "outside the 8 data bytes"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", -1, 12, "12 bytes for 2 elements"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}", -1, 12, "expected ',' or '}'"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12],\"x\":1}}", -1, 12, "unknown field 'x'"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3]}}", -1, 12, "lacks dtype, shape or data_offsets"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", -1, 8, "appears twice"},
+            {"{\"__metadata__\":{\"k\":3}}", -1, 0, "is not a string"},
+            {"{}", 1000, 0, "not a safetensors file"},
+            {"[1]", -1, 0, "not a JSON object"},
+            {"{}  x", -1, 0, "after the header's closing brace"},
+        };
+        const char *bp = "build/test_core_bad.safetensors";
+        size_t k;
+        for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            float zeros[4] = {0, 0, 0, 0};
+            write_raw(bp, bad[k].header, zeros, bad[k].n, bad[k].len);
+            CHECK(acn_st_read(a, bp, &st) != ACN_OK && has(acn_error(a), bad[k].want) && st.buf == NULL,
+                  "bad file %zu: got '%s', want '%s'", k, acn_error(a), bad[k].want);
+            acn_clear_error(a);
+        }
+        CHECK(acn_st_read(a, "build/no/such/file", &st) == ACN_ERR_IO && has(acn_error(a), "cannot open"), "%s", acn_error(a));
+        acn_clear_error(a);
+        /* a valid file by hand, with JSON escapes and padding */
+        write_raw(bp, "{\"a\\u00e9\\\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}   ", v, 12, -1);
+        CHECK(acn_st_read(a, bp, &st) == ACN_OK && st.n == 1 && !strcmp(st.entries[0].name, "a\xc3\xa9\"b"),
+              "escaped name: %s", acn_error(a));
+        {
+            float got[3];
+            CHECK(acn_st_get_f32(a, &st, "a\xc3\xa9\"b", got, 3) == ACN_OK && !memcmp(got, v, 12), "values");
+            CHECK(acn_st_get_f32(a, &st, "a\xc3\xa9\"b", got, 2) == ACN_ERR_FORMAT, "wrong count accepted");
+            acn_clear_error(a);
+        }
+        acn_st_free(&st);
+    }
+    acn_ctx_free(a);
+}
+
+/* A custom op inside a graph: y = sum(cube(x) * 2), dy/dx = 6 x^2. */
+static void cube_fwd(acn_tensor *const *in, int n, acn_tensor *out, void *u)
+{
+    size_t i;
+    (void)n; (void)u;
+    for (i = 0; i < out->numel; i++) out->data[i] = in[0]->data[i] * in[0]->data[i] * in[0]->data[i];
+}
+static void cube_bwd(acn_tensor *const *in, int n, acn_tensor *out, void *u)
+{
+    size_t i;
+    (void)n; (void)u;
+    for (i = 0; i < out->numel; i++) in[0]->grad[i] += 3 * in[0]->data[i] * in[0]->data[i] * out->grad[i];
+}
+static void test_custom(void)
+{
+    float xv[2] = {1.5f, -2.0f};
+    acn_tensor *x, *y;
+    acn_reset(ctx);
+    x = vec(2, xv, 1);
+    y = acn_custom(ctx, "cube", &x, 1, 1, x->shape, cube_fwd, cube_bwd, NULL);
+    acn_backward(ctx, acn_sum(ctx, acn_scale(ctx, y, 2.0f), ACN_AXIS_ALL));
+    CHECK(y && !strcmp(y->name, "cube") && x->grad[0] == 6 * 2.25f && x->grad[1] == 24.0f, "custom: %g %g",
+          x->grad[0], x->grad[1]);
+}
+
+int main(void)
+{
+    if (acn_ctx_new(&ctx, NULL)) return 1;
+    test_errors();
+    test_arena();
+    test_autograd();
+    test_wirings();
+    test_recompute();
+    test_no_malloc();
+    test_finite();
+    test_rng_init();
+    test_optim_sched();
+    test_safetensors();
+    test_custom();
+    acn_ctx_free(ctx);
+    return t_done("core");
+}

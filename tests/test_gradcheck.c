@@ -1,0 +1,338 @@
+/* Finite-difference gradient checks of every op in acn.h, on random shapes
+ * that include odd sizes and sizes of 1, for every input that takes a
+ * gradient; and a check that the checker rejects a backward that is off by
+ * 1%. */
+#define ACN_IMPLEMENTATION
+#include "../acn.h"
+#include "test.h"
+
+static acn_ctx *ctx;
+static acn_rng R; /* shapes and values */
+
+/* The inputs of one case and its arguments, read by the build functions. */
+typedef struct G {
+    acn_tensor *x[4];
+    int n, a[4];
+    float f;
+    int labels[512];
+    int flags;
+} G;
+
+static int rdim(void) /* 1, 2, 3, 5 or 7 */
+{
+    static const int d[5] = {1, 2, 3, 5, 7};
+    return d[acn_rng_u64(&R) % 5];
+}
+
+/* A leaf with a gradient, filled with values in [-1, 1]; with `away`, values
+ * keep |x| >= 0.1 (for ReLU, whose kink must not sit inside the step). */
+static acn_tensor *leaf(int ndim, const int *shape, int away)
+{
+    acn_tensor *t = acn_new(ctx, ndim, shape, ACN_F_GRAD);
+    size_t i;
+    if (!t) return NULL;
+    for (i = 0; i < t->numel; i++) {
+        float u = 2.0f * acn_rng_uniform(&R) - 1.0f;
+        if (away) u = (u < 0 ? -0.1f : 0.1f) + 0.9f * u;
+        t->data[i] = u;
+    }
+    return t;
+}
+
+/* Spread each row of the last axis (adds 0.3 (c - (D-1)/2)): LayerNorm's
+ * gradient grows as 1/std of a row, and a row whose std is near the
+ * finite-difference step makes the numeric side wrong, not the analytic. */
+static void spread(acn_tensor *t)
+{
+    int D = t->shape[t->ndim - 1];
+    size_t i;
+    for (i = 0; i < t->numel; i++) t->data[i] += 0.3f * ((float)(i % (size_t)D) - 0.5f * (float)(D - 1));
+}
+
+static void run(const char *what, acn_build_fn build, G *g, int n_wrt)
+{
+    acn_gradcheck_result res;
+    acn_gradcheck_opts o = acn_gradcheck_defaults();
+    acn_status st;
+    o.seed = acn_rng_u64(&R);
+    st = acn_gradcheck(ctx, build, g, g->x, n_wrt, &o, &res);
+    CHECK(st == ACN_OK, "%s: %s (worst %.3g, tensor %d)", what, acn_error(ctx), res.worst,
+          res.worst_index);
+    CHECK(res.checked > 0, "%s: nothing was checked", what);
+    acn_clear_error(ctx);
+}
+
+/* ---- builders ---- */
+static acn_tensor *b_add(acn_ctx *c, void *u) { G *g = (G *)u; return acn_add(c, g->x[0], g->x[1]); }
+static acn_tensor *b_sub(acn_ctx *c, void *u) { G *g = (G *)u; return acn_sub(c, g->x[0], g->x[1]); }
+static acn_tensor *b_mul(acn_ctx *c, void *u) { G *g = (G *)u; return acn_mul(c, g->x[0], g->x[1]); }
+static acn_tensor *b_scale(acn_ctx *c, void *u) { G *g = (G *)u; return acn_scale(c, g->x[0], g->f); }
+static acn_tensor *b_sum(acn_ctx *c, void *u) { G *g = (G *)u; return acn_sum(c, g->x[0], g->a[0]); }
+static acn_tensor *b_mean(acn_ctx *c, void *u) { G *g = (G *)u; return acn_mean(c, g->x[0], g->a[0]); }
+static acn_tensor *b_matmul(acn_ctx *c, void *u) { G *g = (G *)u; return acn_matmul(c, g->x[0], g->x[1], g->a[0], g->a[1]); }
+static acn_tensor *b_linear(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL); }
+static acn_tensor *b_gelu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_gelu_ex(c, g->x[0], g->flags); }
+static acn_tensor *b_relu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_relu(c, g->x[0]); }
+static acn_tensor *b_tanh(acn_ctx *c, void *u) { G *g = (G *)u; return acn_tanh(c, g->x[0]); }
+static acn_tensor *b_softmax(acn_ctx *c, void *u) { G *g = (G *)u; return acn_softmax(c, g->x[0], g->n > 1 ? g->x[1] : NULL); }
+static acn_tensor *b_xent(acn_ctx *c, void *u) { G *g = (G *)u; return acn_cross_entropy(c, g->x[0], g->labels, g->f, -100); }
+static acn_tensor *b_xsoft(acn_ctx *c, void *u) { G *g = (G *)u; return acn_cross_entropy_soft(c, g->x[0], g->x[1], g->f); }
+static acn_tensor *b_ln(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    return acn_layernorm_ex(c, g->x[0], g->n > 1 ? g->x[1] : NULL, g->n > 2 ? g->x[2] : NULL, 1e-5f, g->flags);
+}
+static acn_tensor *b_transpose(acn_ctx *c, void *u) { G *g = (G *)u; return acn_transpose(c, g->x[0], g->a[0], g->a[1]); }
+static acn_tensor *b_reshape(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    int s[2] = {-1, 1};
+    s[1] = g->a[0];
+    return acn_tanh(c, acn_reshape(c, g->x[0], 2, s)); /* tanh: the reshape's grad is not the identity */
+}
+static acn_tensor *b_concat(acn_ctx *c, void *u) { G *g = (G *)u; return acn_concat(c, g->x, g->n, g->a[0]); }
+static acn_tensor *b_slice(acn_ctx *c, void *u) { G *g = (G *)u; return acn_slice(c, g->x[0], g->a[0], g->a[1], g->a[2]); }
+static acn_tensor *b_patches(acn_ctx *c, void *u) { G *g = (G *)u; return acn_patches(c, g->x[0], g->a[0]); }
+static acn_tensor *b_embed(acn_ctx *c, void *u) { G *g = (G *)u; int s[2]; s[0] = g->a[0]; s[1] = g->a[1]; return acn_embedding(c, g->x[0], g->labels, 2, s); }
+static acn_tensor *b_dropout(acn_ctx *c, void *u) { G *g = (G *)u; return acn_dropout(c, g->x[0], g->f); }
+static acn_tensor *b_attn(acn_ctx *c, void *u) { G *g = (G *)u; return acn_attention(c, g->x[0], g->x[1], g->x[2], g->a[0], g->n > 3 ? g->x[3] : NULL); }
+/* A chain with long connections: x1 = tanh(x0 W1), x2 = tanh(x1 W2),
+ * y = x0 + x1 + x2 (the ACN output), so x0 and x1 fan out. */
+static acn_tensor *b_acn(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    acn_tensor *x1 = acn_tanh(c, acn_linear(c, g->x[0], g->x[1], NULL));
+    acn_tensor *x2 = acn_tanh(c, acn_linear(c, x1, g->x[2], NULL));
+    return acn_add(c, acn_add(c, g->x[0], x1), x2);
+}
+/* A recomputed LayerNorm read by a linear (forward and backward), and a
+ * recomputed GELU read by the next linear's backward. */
+static acn_tensor *b_recompute(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    acn_tensor *l = acn_layernorm_ex(c, g->x[0], g->x[2], NULL, 1e-5f, ACN_RECOMPUTE);
+    acn_tensor *h = acn_gelu_ex(c, acn_linear(c, l, g->x[1], NULL), ACN_RECOMPUTE);
+    return acn_tanh(c, acn_linear(c, h, g->x[3], NULL));
+}
+
+/* ---- a custom op with a right and a wrong backward ---- */
+static void sq_fwd(acn_tensor *const *in, int n, acn_tensor *out, void *u)
+{
+    size_t i;
+    (void)n; (void)u;
+    for (i = 0; i < out->numel; i++) out->data[i] = in[0]->data[i] * in[0]->data[i];
+}
+static void sq_bwd(acn_tensor *const *in, int n, acn_tensor *out, void *u)
+{
+    float k = *(const float *)u; /* 1 for the right gradient */
+    size_t i;
+    (void)n;
+    if (in[0]->grad)
+        for (i = 0; i < out->numel; i++) in[0]->grad[i] += k * 2.0f * in[0]->data[i] * out->grad[i];
+}
+static float sq_k = 1.0f;
+static acn_tensor *b_square(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    return acn_custom(c, "square", g->x, 1, g->x[0]->ndim, g->x[0]->shape, sq_fwd, sq_bwd, &sq_k);
+}
+
+static void random_shape(int *nd, int *s, int lo, int hi)
+{
+    int d;
+    *nd = lo + (int)(acn_rng_u64(&R) % (unsigned)(hi - lo + 1));
+    for (d = 0; d < *nd; d++) s[d] = rdim();
+}
+
+int main(void)
+{
+    int trial, s[4], s2[4], nd, d, i;
+    char what[64];
+    G g;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    cfg.arena_bytes = 64 << 20;
+    if (acn_ctx_new(&ctx, &cfg)) return 1;
+    acn_rng_seed(&R, 42);
+
+    for (trial = 0; trial < 4; trial++) {
+        acn_mark m = acn_mark_get(ctx);
+        memset(&g, 0, sizeof g);
+        /* add, sub, mul: b is a's shape with some dims 1 and maybe fewer dims */
+        random_shape(&nd, s, 1, 4);
+        for (d = 0; d < nd; d++) s2[d] = (acn_rng_u64(&R) & 1) ? 1 : s[d];
+        g.x[0] = leaf(nd, s, 0);
+        g.x[1] = leaf(nd - (int)(acn_rng_u64(&R) % (unsigned)nd), s2 + (nd - (nd - 0)), 0);
+        g.x[1] = leaf(nd, s2, 0);
+        sprintf(what, "add trial %d", trial); run(what, b_add, &g, 2);
+        sprintf(what, "sub trial %d", trial); run(what, b_sub, &g, 2);
+        sprintf(what, "mul trial %d", trial); run(what, b_mul, &g, 2);
+        /* b broadcast from the left as a bias row */
+        g.x[1] = leaf(1, s + nd - 1, 0);
+        sprintf(what, "mul bias-row trial %d", trial); run(what, b_mul, &g, 2);
+        g.f = 0.5f + acn_rng_uniform(&R);
+        sprintf(what, "scale trial %d", trial); run(what, b_scale, &g, 1);
+        g.a[0] = (int)(acn_rng_u64(&R) % (unsigned)nd) - (trial & 1 ? nd : 0);
+        sprintf(what, "sum trial %d", trial); run(what, b_sum, &g, 1);
+        sprintf(what, "mean trial %d", trial); run(what, b_mean, &g, 1);
+        g.a[0] = ACN_AXIS_ALL;
+        sprintf(what, "sum all trial %d", trial); run(what, b_sum, &g, 1);
+        sprintf(what, "mean all trial %d", trial); run(what, b_mean, &g, 1);
+
+        /* matmul: each transpose combination, 2-d, batched and shared */
+        {
+            int M = rdim(), K = rdim(), N = rdim(), B = rdim(), ta = trial & 1, tb = (trial >> 1) & 1;
+            int sa[4], sb[4];
+            sa[0] = B; sa[1] = 2; sa[2] = ta ? K : M; sa[3] = ta ? M : K;
+            sb[0] = B; sb[1] = 2; sb[2] = tb ? N : K; sb[3] = tb ? K : N;
+            g.a[0] = ta; g.a[1] = tb;
+            g.x[0] = leaf(2, sa + 2, 0); g.x[1] = leaf(2, sb + 2, 0);
+            sprintf(what, "matmul 2-d ta=%d tb=%d", ta, tb); run(what, b_matmul, &g, 2);
+            g.x[0] = leaf(4, sa, 0); g.x[1] = leaf(4, sb, 0);
+            sprintf(what, "matmul 4-d ta=%d tb=%d", ta, tb); run(what, b_matmul, &g, 2);
+            g.x[0] = leaf(3, sa + 1, 0); g.x[1] = leaf(2, sb + 2, 0);
+            sprintf(what, "matmul shared ta=%d tb=%d", ta, tb); run(what, b_matmul, &g, 2);
+        }
+        /* linear, with and without bias, x of 1 to 3 dims */
+        {
+            int I = rdim(), O = rdim(), ws[2], xs[3];
+            xs[0] = rdim(); xs[1] = rdim(); xs[2] = I;
+            ws[0] = O; ws[1] = I;
+            nd = 1 + trial % 3;
+            g.x[0] = leaf(nd, xs + 3 - nd, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(1, ws, 0);
+            g.n = 3; sprintf(what, "linear %d-d x", nd); run(what, b_linear, &g, 3);
+            g.n = 2; sprintf(what, "linear no bias %d-d x", nd); run(what, b_linear, &g, 2);
+        }
+        /* activations */
+        random_shape(&nd, s, 1, 3);
+        g.x[0] = leaf(nd, s, 0);
+        for (i = 0; i < (int)g.x[0]->numel; i++) g.x[0]->data[i] *= 3.0f;
+        g.flags = 0; sprintf(what, "gelu trial %d", trial); run(what, b_gelu, &g, 1);
+        g.flags = ACN_GELU_TANH; sprintf(what, "gelu tanh trial %d", trial); run(what, b_gelu, &g, 1);
+        g.flags = ACN_RECOMPUTE; sprintf(what, "gelu recompute trial %d", trial); run(what, b_gelu, &g, 1);
+        sprintf(what, "tanh trial %d", trial); run(what, b_tanh, &g, 1);
+        g.x[0] = leaf(nd, s, 1);
+        sprintf(what, "relu trial %d", trial); run(what, b_relu, &g, 1);
+        /* softmax, without and with a mask (whose gradient is checked too) */
+        random_shape(&nd, s, 1, 4);
+        g.x[0] = leaf(nd, s, 0);
+        g.n = 1; sprintf(what, "softmax trial %d", trial); run(what, b_softmax, &g, 1);
+        for (d = 0; d < nd; d++) s2[d] = (d == nd - 1 || (acn_rng_u64(&R) & 1)) ? s[d] : 1;
+        g.x[1] = leaf(nd, s2, 0);
+        g.n = 2; sprintf(what, "softmax mask trial %d", trial); run(what, b_softmax, &g, 2);
+        /* cross-entropy: hard labels with smoothing and ignored rows, soft targets */
+        {
+            int ls[2];
+            ls[0] = 1 + (int)(acn_rng_u64(&R) % 9); ls[1] = 1 + rdim();
+            g.x[0] = leaf(2, ls, 0);
+            for (i = 0; i < ls[0]; i++)
+                g.labels[i] = (i % 4 == 3) ? -100 : (int)(acn_rng_u64(&R) % (unsigned)ls[1]);
+            g.labels[0] = 0;
+            g.f = trial * 0.1f;
+            sprintf(what, "cross_entropy trial %d", trial); run(what, b_xent, &g, 1);
+            g.x[1] = leaf(2, ls, 0);
+            for (i = 0; i < (int)g.x[1]->numel; i++) g.x[1]->data[i] = 0.5f + 0.5f * g.x[1]->data[i];
+            sprintf(what, "cross_entropy_soft trial %d", trial); run(what, b_xsoft, &g, 2);
+        }
+        /* LayerNorm with gamma and beta, without, and recomputed */
+        random_shape(&nd, s, 1, 3);
+        s[nd - 1] = 3 + rdim(); /* with D = 2 each output is +-1 up to eps: no gradient to check */
+        g.x[0] = leaf(nd, s, 0); g.x[1] = leaf(1, s + nd - 1, 0); g.x[2] = leaf(1, s + nd - 1, 0);
+        spread(g.x[0]);
+        g.n = 3; g.flags = 0; sprintf(what, "layernorm trial %d", trial); run(what, b_ln, &g, 3);
+        g.n = 1; sprintf(what, "layernorm plain trial %d", trial); run(what, b_ln, &g, 1);
+        g.n = 3; g.flags = ACN_RECOMPUTE; sprintf(what, "layernorm recompute trial %d", trial); run(what, b_ln, &g, 3);
+        /* transpose, reshape, concat, slice */
+        random_shape(&nd, s, 2, 4);
+        g.x[0] = leaf(nd, s, 0);
+        g.a[0] = (int)(acn_rng_u64(&R) % (unsigned)nd); g.a[1] = -1;
+        sprintf(what, "transpose trial %d", trial); run(what, b_transpose, &g, 1);
+        g.a[0] = s[nd - 1];
+        sprintf(what, "reshape trial %d", trial); run(what, b_reshape, &g, 1);
+        g.a[0] = (int)(acn_rng_u64(&R) % (unsigned)nd);
+        g.x[1] = NULL;
+        for (i = 0; i < 3; i++) {
+            int t[4];
+            memcpy(t, s, sizeof t);
+            t[g.a[0]] = rdim();
+            g.x[i] = leaf(nd, t, 0);
+        }
+        g.n = 3; sprintf(what, "concat axis %d", g.a[0]); run(what, b_concat, &g, 3);
+        g.x[0] = leaf(nd, s, 0);
+        g.a[1] = (int)(acn_rng_u64(&R) % (unsigned)s[g.a[0]]);
+        g.a[2] = 1 + (int)(acn_rng_u64(&R) % (unsigned)(s[g.a[0]] - g.a[1]));
+        sprintf(what, "slice [%d, +%d)", g.a[1], g.a[2]); run(what, b_slice, &g, 1);
+        /* patches */
+        {
+            int p = 1 + trial % 3, is[4];
+            is[0] = 1 + trial % 2; is[1] = rdim() % 4 + 1; is[2] = p * (1 + trial % 2); is[3] = p * 2;
+            g.x[0] = leaf(4, is, 0); g.a[0] = p;
+            sprintf(what, "patches p=%d", p); run(what, b_patches, &g, 1);
+        }
+        /* embedding with repeated ids */
+        {
+            int ts[2];
+            ts[0] = rdim() + 1; ts[1] = rdim();
+            g.x[0] = leaf(2, ts, 0);
+            g.a[0] = rdim(); g.a[1] = 3;
+            for (i = 0; i < g.a[0] * 3; i++) g.labels[i] = (int)(acn_rng_u64(&R) % (unsigned)ts[0]);
+            sprintf(what, "embedding trial %d", trial); run(what, b_embed, &g, 1);
+        }
+        /* dropout */
+        random_shape(&nd, s, 1, 3);
+        g.x[0] = leaf(nd, s, 0); g.f = 0.4f;
+        sprintf(what, "dropout trial %d", trial); run(what, b_dropout, &g, 1);
+        /* attention: self with a mask (its gradient checked), and cross */
+        {
+            int B = 1 + trial % 2, H = 1 + trial % 3, dh = rdim(), Tq = rdim(), Tk = rdim();
+            int qs[3], ks[3], ms[2];
+            qs[0] = B; qs[1] = Tq; qs[2] = H * dh;
+            ks[0] = B; ks[1] = Tk; ks[2] = H * dh;
+            ms[0] = B; ms[1] = Tk;
+            g.x[0] = leaf(3, qs, 0); g.x[1] = leaf(3, ks, 0); g.x[2] = leaf(3, ks, 0); g.x[3] = leaf(2, ms, 0);
+            g.a[0] = H; g.n = 4;
+            sprintf(what, "attention B=%d H=%d Tq=%d Tk=%d", B, H, Tq, Tk); run(what, b_attn, &g, 4);
+            g.n = 3; sprintf(what, "attention no mask trial %d", trial); run(what, b_attn, &g, 3);
+        }
+        /* fan-out: an ACN chain summed at the output */
+        {
+            int xs[2], ws[2];
+            xs[0] = rdim(); xs[1] = rdim(); ws[0] = ws[1] = xs[1];
+            g.x[0] = leaf(2, xs, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(2, ws, 0);
+            sprintf(what, "acn chain trial %d", trial); run(what, b_acn, &g, 3);
+        }
+        /* recomputed values read by a later op's backward */
+        {
+            int xs[2], w1[2], w2[2];
+            xs[0] = rdim(); xs[1] = rdim() + 3; w1[0] = rdim(); w1[1] = xs[1]; w2[0] = rdim(); w2[1] = w1[0];
+            g.x[0] = leaf(2, xs, 0); g.x[1] = leaf(2, w1, 0); g.x[2] = leaf(1, xs + 1, 0); g.x[3] = leaf(2, w2, 0);
+            spread(g.x[0]);
+            sprintf(what, "recompute chain trial %d", trial); run(what, b_recompute, &g, 4);
+        }
+        acn_mark_rewind(ctx, m);
+    }
+
+    /* The checker itself: a right backward passes, one off by 1% fails. */
+    {
+        acn_gradcheck_result res;
+        acn_status st;
+        int xs[2] = {3, 5};
+        memset(&g, 0, sizeof g);
+        g.x[0] = leaf(2, xs, 0);
+        sq_k = 1.0f;
+        st = acn_gradcheck(ctx, b_square, &g, g.x, 1, NULL, &res);
+        CHECK(st == ACN_OK && res.worst < 1e-3, "right custom backward rejected: %s (%g)", acn_error(ctx), res.worst);
+        acn_clear_error(ctx);
+        sq_k = 1.01f;
+        st = acn_gradcheck(ctx, b_square, &g, g.x, 1, NULL, &res);
+        CHECK(st == ACN_ERR_STATE && res.worst > 5e-3 && res.worst < 2e-2,
+              "a backward off by 1%% was accepted (status %d, worst %g)", st, res.worst);
+        CHECK(strstr(acn_error(ctx), "differ") != NULL, "message: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        sq_k = 0.99f;
+        st = acn_gradcheck(ctx, b_square, &g, g.x, 1, NULL, &res);
+        CHECK(st == ACN_ERR_STATE, "a backward 1%% low was accepted (worst %g)", res.worst);
+        acn_clear_error(ctx);
+    }
+    acn_ctx_free(ctx);
+    return t_done("gradcheck");
+}
