@@ -198,7 +198,9 @@ ACNDEF void        acn_zero_grad(acn_ctx *ctx);          /* all parameters   */
  * `data` (numel floats), no gradient. */
 ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags);
 ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const float *data);
-ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t); /* recomputes a transient */
+/* t's values; for a transient, recomputed if evicted, and valid until the
+ * next op runs. NULL (with the error set) only if the arena is full. */
+ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t);
 
 /* Arena marks: rewind the arena and the tape to an earlier point (everything
  * made after the mark is gone). Used by the gradient checker and eval loops. */
@@ -240,7 +242,8 @@ ACNDEF acn_tensor *acn_tanh(acn_ctx *ctx, acn_tensor *x);
 ACNDEF acn_tensor *acn_softmax(acn_ctx *ctx, acn_tensor *x, acn_tensor *mask);
 /* Mean cross-entropy of logits (..., C) against class labels (one per row),
  * with label smoothing eps (PyTorch: target (1-eps) one-hot + eps/C) and
- * rows whose label is ignore_index left out (use -1 for none). Scalar. */
+ * rows whose label is ignore_index left out (use -1 for none). Scalar; 0
+ * when every row is ignored (PyTorch gives NaN there). */
 ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int *labels,
                                      float smoothing, int ignore_index);
 /* The same against soft targets (..., C) (CutMix, distillation). */
@@ -721,12 +724,14 @@ ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx)
 
 ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
 {
+    unsigned char *cut = acn__ablock(ctx) + m.arena_used;
     int s;
     if (m.arena_used > ctx->arena_used) return; /* a mark from a later point */
-    /* Scratch slots carved after the mark are gone with it. */
+    /* Slots owned by tensors made after the mark forget them; slots carved
+     * after the mark are gone, and their (older) owners are evicted. */
     for (s = 0; s < ACN__SLOTS; s++) {
-        unsigned char *p = (unsigned char *)ctx->slot[s];
-        if (p && p >= acn__ablock(ctx) + m.arena_used) {
+        if ((unsigned char *)ctx->slot_owner[s] >= cut) ctx->slot_owner[s] = NULL;
+        if (ctx->slot[s] && (unsigned char *)ctx->slot[s] >= cut) {
             if (ctx->slot_owner[s]) { ctx->slot_owner[s]->data = NULL; ctx->slot_owner[s]->slot = -1; }
             ctx->slot[s] = NULL;
             ctx->slot_owner[s] = NULL;
@@ -979,11 +984,15 @@ static int acn__slots_reserve(acn_ctx *ctx, size_t numel)
     return 0;
 }
 
-/* The value of t: its data, or for a transient its recomputed value. */
+/* The value of t: its data, or for a transient its recomputed value. NULL
+ * only when the slots had to be carved again (after acn_mark_rewind) and
+ * the arena is full; the kernels never see that, as acn__ready runs first. */
 static float *acn__val(acn_ctx *ctx, acn_tensor *t)
 {
     int s, best = -1;
     if (!(t->flags & ACN_F_TRANSIENT)) return t->data;
+    if (t->slot < 0 && (!ctx->slot[0] || ctx->slot_cap < t->numel) && acn__slots_reserve(ctx, t->numel))
+        return NULL;
     if (t->slot < 0) {
         /* Take the least recently used slot not pinned by this kernel. */
         for (s = 0; s < ACN__SLOTS; s++)
@@ -1006,8 +1015,21 @@ static float *acn__val(acn_ctx *ctx, acn_tensor *t)
 
 ACNDEF float *acn_data(acn_ctx *ctx, acn_tensor *t)
 {
+    if (!ctx || !t) return NULL;
     ctx->stamp++;
     return acn__val(ctx, t);
+}
+
+/* Make the values a kernel of node n reads available (the inputs, and for
+ * backward the output), under a fresh stamp. -1 with the error set if not. */
+static int acn__ready(acn_ctx *ctx, acn__node *n, int with_out)
+{
+    int i;
+    ctx->stamp++;
+    for (i = 0; i < n->n_in; i++)
+        if (n->in[i] && !acn__val(ctx, n->in[i])) return -1;
+    if (with_out && !acn__val(ctx, n->out)) return -1;
+    return 0;
 }
 
 /* The gradient buffer of an input, or NULL when it takes no gradient. */
@@ -1100,7 +1122,7 @@ static acn_tensor *acn__run(acn_ctx *ctx, acn__node *n)
     acn_tensor *out;
     if (!n) return NULL;
     out = n->out;
-    ctx->stamp++;
+    if (acn__ready(ctx, n, 0)) return NULL;
     if (out->flags & ACN_F_TRANSIENT) acn__val(ctx, out);
     else acn__forward(ctx, n);
     if (ctx->status) return NULL;
@@ -2094,9 +2116,7 @@ static void acn__concat_fwd(acn_ctx *ctx, acn__node *n)
     size_t row = (size_t)n->out->shape[a] * inner, off = 0;
     for (k = 0; k < n->n_in; k++) {
         size_t len = (size_t)n->in[k]->shape[a] * inner;
-        const float *x;
-        ctx->stamp++; /* each input is copied before the next is read */
-        x = acn__val(ctx, n->in[k]);
+        const float *x = acn__val(ctx, n->in[k]);
         for (o = 0; o < outer; o++) memcpy(n->out->data + o * row + off, x + o * len, len * sizeof(float));
         off += len;
     }
@@ -2432,8 +2452,7 @@ ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x)
     if (x->flags & ACN_F_TRANSIENT) { /* a stored copy, as the slot will move */
         const float *v;
         if (!(t->data = acn__alloc_floats(ctx, x->numel, "detach"))) return NULL;
-        ctx->stamp++;
-        v = acn__val(ctx, x);
+        if (!(v = acn_data(ctx, x))) return NULL;
         memcpy(t->data, v, x->numel * sizeof(float));
     } else {
         t->data = x->data;
@@ -2540,7 +2559,7 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
     }
     memcpy(out->grad, dout, out->numel * sizeof(float));
     for (n = out->node; n; n = n->prev) {
-        ctx->stamp++;
+        if (acn__ready(ctx, n, 1)) return ctx->status;
         acn__ops[n->op].bwd(ctx, n);
         if (ctx->check_finite)
             for (i = 0; i < n->n_in; i++) {
@@ -2592,7 +2611,7 @@ static double acn__gc_eval(acn_ctx *ctx, acn_build_fn build, void *user, acn_rng
     ctx->rng = rng;
     out = build(ctx, user);
     if (!out || out->numel != numel) { *failed = 1; return 0.0; }
-    v = acn_data(ctx, out);
+    if (!(v = acn_data(ctx, out))) { *failed = 1; return 0.0; }
     for (i = 0; i < numel; i++) J += (double)r[i] * v[i];
     return J;
 }
@@ -3493,9 +3512,8 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
     }
     ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.len, f) == h.len;
     for (i = 0; i < n && ok; i++) {
-        const float *v;
-        ctx->stamp++;
-        v = acn__val(ctx, t[i]);
+        const float *v = acn_data(ctx, t[i]);
+        if (!v) { ok = 0; break; }
         if (acn__little_endian()) {
             ok = fwrite(v, 4, t[i]->numel, f) == t[i]->numel;
         } else {

@@ -275,6 +275,39 @@ static void test_recompute(void)
     CHECK(pa - pb == want, "recompute saved %zu bytes; the outputs not kept, less the slots, are %zu", pa - pb, want);
 }
 
+/* Marks and transient values: rewinding past a transient's header must not
+ * leave its slot pointing at it; a transient older than the mark survives a
+ * rewind that drops the slots. */
+static void test_rewind_transient(void)
+{
+    int small[2] = {4, 8}, big[2] = {16, 8}, i;
+    acn_tensor *x, *xb, *t1, *t2, *t3;
+    acn_mark m;
+    float want[32];
+    acn_reset(ctx);
+    x = acn_new(ctx, 2, small, 0);
+    xb = acn_new(ctx, 2, big, 0);
+    acn_init_normal(ctx, x, 0.0f, 1.0f);
+    acn_init_normal(ctx, xb, 0.0f, 1.0f);
+    t1 = acn_gelu_ex(ctx, x, ACN_RECOMPUTE);   /* carves the slots */
+    memcpy(want, acn_data(ctx, t1), sizeof want);
+    m = acn_mark_get(ctx);
+    t2 = acn_gelu_ex(ctx, x, ACN_RECOMPUTE);   /* owns a slot, header after the mark */
+    CHECK(t2 && acn_data(ctx, t2), "t2");
+    acn_mark_rewind(ctx, m);
+    for (i = 0; i < 8; i++) {                   /* cycle through every slot */
+        t3 = acn_gelu_ex(ctx, x, ACN_RECOMPUTE);
+        CHECK(t3 && !memcmp(acn_data(ctx, t3), want, sizeof want), "t3 %d", i);
+    }
+    CHECK(!memcmp(acn_data(ctx, t1), want, sizeof want), "t1 after a rewind");
+    m = acn_mark_get(ctx);
+    t2 = acn_gelu_ex(ctx, xb, ACN_RECOMPUTE);  /* larger: every slot is carved again */
+    CHECK(t2 && acn_data(ctx, t2), "t2 big");
+    acn_mark_rewind(ctx, m);                    /* ...and dropped again */
+    CHECK(!memcmp(acn_data(ctx, t1), want, sizeof want), "t1 after its slots were dropped");
+    CHECK(acn_status_of(ctx) == ACN_OK, "%s", acn_error(ctx));
+}
+
 /* A training step allocates nothing once the first step has run. */
 static void test_no_malloc(void)
 {
@@ -583,6 +616,7 @@ int main(void)
     test_autograd();
     test_wirings();
     test_recompute();
+    test_rewind_transient();
     test_no_malloc();
     test_finite();
     test_rng_init();
