@@ -494,9 +494,9 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
 #endif
 #endif
 
-/* AddressSanitizer: the unused part of the arena is poisoned, and every
- * allocation is followed by a poisoned red zone, so reading past the end of
- * a tensor is reported. */
+/* AddressSanitizer: the unused parts of the arena and of the parameter and
+ * gradient blocks are poisoned, and every arena allocation is followed by a
+ * poisoned red zone, so reading past the end of a tensor is reported. */
 #if defined(__SANITIZE_ADDRESS__)
 #define ACN__ASAN 1
 #elif defined(__has_feature)
@@ -647,6 +647,8 @@ ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg_in)
     ctx->train = 1;
     acn_rng_seed(&ctx->rng, cfg.seed);
     ACN__POISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+    ACN__POISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN); /* until carved */
+    ACN__POISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     *out = ctx;
     return ACN_OK;
 }
@@ -668,6 +670,8 @@ ACNDEF void acn_ctx_free(acn_ctx *ctx)
 {
     if (!ctx) return;
     if (ctx->arena) ACN__UNPOISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+    if (ctx->params) ACN__UNPOISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    if (ctx->grads) ACN__UNPOISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     ACN_FREE(ctx->params);
     ACN_FREE(ctx->grads);
     ACN_FREE(ctx->ptab);
@@ -877,6 +881,9 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
     t->slot = -1;
     t->data = acn__pblock(ctx) + off;
     t->grad = acn__gblock(ctx) + off;
+    /* the view and its alignment padding (zeroed by acn_zero_grad's memset) */
+    ACN__UNPOISON(t->data, (ctx->param_used - off) * sizeof(float));
+    ACN__UNPOISON(t->grad, (ctx->param_used - off) * sizeof(float));
     memset(t->data, 0, tmp.numel * sizeof(float));
     memset(t->grad, 0, tmp.numel * sizeof(float));
     ctx->n_params++;

@@ -77,13 +77,16 @@ for t in core gradcheck torch train; do
     if [ $t = torch ]; then suite "$t (sanitized)" "$B/san_$t" tests/ref; else suite "$t (sanitized)" "$B/san_$t"; fi
 done
 if $CC -std=c99 -O1 -g -fsanitize=address tests/asan_overread.c -o "$B/asan_overread" -lm 2> "$B/log"; then
-    if "$B/asan_overread" > "$B/log" 2>&1; then
-        bad "a read past a tensor's end is caught by ASan" "$B/log"
-    elif grep -q "use-after-poison" "$B/log"; then
-        ok "a read past a tensor's end is caught by ASan"
-    else
-        bad "a read past a tensor's end is caught by ASan (no poison report)" "$B/log"
-    fi
+    for where in arena param; do
+        what="a read past a tensor's end ($where) is caught by ASan"
+        if "$B/asan_overread" $( [ $where = param ] && echo param ) > "$B/log" 2>&1; then
+            bad "$what" "$B/log"
+        elif grep -q "use-after-poison" "$B/log"; then
+            ok "$what"
+        else
+            bad "$what (no poison report)" "$B/log"
+        fi
+    done
 else
     bad "build asan_overread" "$B/log"
 fi
