@@ -150,8 +150,9 @@ typedef struct acn_tensor {
 typedef struct acn_ctx acn_ctx;
 
 typedef struct acn_ctx_config {
-    size_t param_floats;  /* capacity of the parameter block (floats); the
-                             gradient block has the same size               */
+    size_t param_floats;  /* first capacity of the parameter block (floats);
+                             it grows as parameters are created, and the
+                             gradient block with it                          */
     int max_params;       /* capacity of the parameter table (tensors)       */
     size_t arena_bytes;   /* per-step arena: activations, tape, scratch      */
     uint64_t seed;        /* seed of the context's random generator          */
@@ -185,7 +186,9 @@ ACNDEF int acn_set_train(acn_ctx *ctx, int on);
 ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on);
 
 /* Parameters: zero-filled, named (use the PyTorch state_dict key), with a
- * gradient. The pointer stays valid for the life of the context. */
+ * gradient. The acn_tensor pointer stays valid for the life of the context;
+ * creating a parameter may move the blocks (->data and ->grad change), so
+ * create every parameter before the first step and before the optimizer. */
 ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int *shape);
 ACNDEF acn_tensor *acn_param_find(acn_ctx *ctx, const char *name);
 ACNDEF acn_tensor *acn_params(acn_ctx *ctx, int *count); /* the table        */
@@ -407,6 +410,171 @@ ACNDEF acn_schedule acn_schedule_step(float base_lr, int64_t step_size, float ga
 ACNDEF float        acn_lr_at(const acn_schedule *s, int64_t step);
 
 /* ------------------------------------------------------------------------ */
+/* Models: blocks, wirings, probing                                         */
+/* ------------------------------------------------------------------------ */
+/* The same blocks wired three ways (docs/models.md; the spec, section 1):
+ *   plain      x_i = f_i(x_{i-1})                       y = x_L
+ *   residual   x_i = the block's residual form           y = x_L
+ *   ACN        x_i = f_i(x_{i-1})                       y = x_0 + x_1 + ... + x_L
+ *   ACN_DETACH x_i = f_i(detach(x_{i-1}))               y = x_0 + x_1 + ... + x_L
+ * The head reads y. ACN_DETACH trains each block on its direct gradient only
+ * (the gradient through its own long connection). */
+enum { ACN_PLAIN, ACN_RESIDUAL, ACN_ACN, ACN_ACN_DETACH };
+ACNDEF const char *acn_wiring_name(int wiring);   /* "plain", "residual", ... */
+ACNDEF int         acn_wiring_parse(const char *name); /* -1 if unknown    */
+
+#define ACN_MAX_BLOCKS 64
+typedef struct acn_lin { acn_tensor *weight, *bias; } acn_lin; /* nn.Linear: (out, in), (out) */
+typedef struct acn_ln { acn_tensor *weight, *bias; float eps; } acn_ln; /* nn.LayerNorm */
+
+/* Forward functions share one contract:
+ *   k       blocks to run, 0..depth, or -1 for all: truncated inference, whose
+ *           cost grows with k;
+ *   probes  NULL, or an array of k+1 tensors that receives the head's output
+ *           after 0, 1, ..., k blocks, all in the same pass (ACN: the head of
+ *           the partial sum x_0 + ... + x_j; plain and residual: of x_j);
+ *   return  the head's output after k blocks (probes[k]), or NULL on error. */
+
+/* Deep MLP: x_0 = embed(x); block f(x) = LN(act(W x + b)) (LN optional);
+ * residual form x + f(x); head: optional LN, then clf. Parameter names:
+ * embed.{weight,bias}, blocks.i.fc.{weight,bias}, blocks.i.ln.{weight,bias},
+ * ln.{weight,bias}, clf.{weight,bias}. Init: PyTorch defaults. */
+enum { ACN_ACT_RELU, ACN_ACT_GELU, ACN_ACT_TANH, ACN_ACT_NONE };
+typedef struct acn_mlp_config {
+    int in, width, depth, classes;
+    int act;              /* ACN_ACT_*                                      */
+    int block_ln;         /* LayerNorm at the end of each block             */
+    int head_ln;          /* LayerNorm before the classifier                */
+    int bias;             /* biases in every Linear                         */
+    float ln_eps;
+    int wiring;
+} acn_mlp_config;
+typedef struct acn_mlp_block { acn_lin fc; acn_ln ln; } acn_mlp_block;
+typedef struct acn_mlp {
+    acn_mlp_config cfg;
+    acn_lin embed;
+    acn_mlp_block blocks[ACN_MAX_BLOCKS];
+    acn_ln ln;
+    acn_lin clf;
+} acn_mlp;
+ACNDEF acn_mlp_config acn_mlp_defaults(void); /* 64 -> 12 x 128 -> 10, GELU, LN */
+ACNDEF acn_status acn_mlp_build(acn_ctx *ctx, acn_mlp *m, const acn_mlp_config *cfg);
+/* x (B, in) -> logits (B, classes) */
+ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
+                                   acn_tensor **probes);
+
+/* MLP-Mixer, the authors' form (spec, section 2), or the textbook form.
+ * Authors': patch embedding (a Conv2d(k=p, s=p) as a matmul on patches), a
+ * CLS token at index 0, no position embedding; block
+ *   tok(x) = x + LN -> per feature Linear(T -> token_hidden), GELU, Linear(-> T)
+ *   ch(x)  = LN -> Linear(D -> channel_hidden), GELU, Linear(-> D)
+ *   ACN and plain: u = ch(tok(x));              x_i = LN(ReLU(W u + b + x))
+ *   residual: y1 = x + tok(x), y2 = y1 + ch(y1); x_i = LN(ReLU(W y2 + b + x))
+ * head: LN, token 0, Linear. Textbook: no CLS token and no wrapper;
+ *   residual x' = x + tok(x), x_i = x' + ch(x'); ACN and plain x_i = ch(tok(x));
+ * head: LN, mean over tokens, Linear. Names: embed.{weight (D, C, p, p), bias},
+ * cls (1, 1, D), blocks.i.tok.{ln,fc1,fc2}.*, blocks.i.ch.{ln,fc1,fc2}.*,
+ * blocks.i.linear.*, blocks.i.ln.* (authors' form only), ln.*, clf.*.
+ * Init: PyTorch defaults; cls N(0, 1). The defaults are the paper's
+ * CIFAR-10 Mixer: 2,527,002 parameters. */
+typedef struct acn_mixer_config {
+    int image_h, image_w, channels, patch;
+    int width, depth, token_hidden, channel_hidden, classes;
+    int textbook;         /* the textbook block and head instead of the authors' */
+    float ln_eps;
+    int wiring;
+    int recompute;        /* recompute GELU and LayerNorm outputs in backward */
+} acn_mixer_config;
+typedef struct acn_mixer_block {
+    acn_ln tok_ln, ch_ln, ln;
+    acn_lin tok_fc1, tok_fc2, ch_fc1, ch_fc2, linear;
+} acn_mixer_block;
+typedef struct acn_mixer {
+    acn_mixer_config cfg;
+    acn_tensor *embed_w, *embed_b, *cls;
+    acn_mixer_block blocks[ACN_MAX_BLOCKS];
+    acn_ln ln;
+    acn_lin clf;
+} acn_mixer;
+ACNDEF acn_mixer_config acn_mixer_defaults(void);
+ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_config *cfg);
+/* images (B, C, H, W) -> logits (B, classes) */
+ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
+                                     acn_tensor **probes);
+
+/* ViT of the authors' AC-ViT (spec, section 3): patch embedding plus a fixed
+ * 2-D sin-cos position embedding, no CLS token; pre-LN block
+ *   residual: h = x + Attn(LN1(x)), x_i = h + MLP(LN2(h))
+ *   ACN and plain: x_i = MLP(LN2(Attn(LN1(x))))
+ * head: LN, mean over tokens, Linear (zero-initialised). Attn: one qkv
+ * Linear (3D, D), heads, one output Linear; MLP: Linear, GELU, Linear.
+ * Names: embed.{weight (D, C, p, p), bias}, blocks.i.ln1.*,
+ * blocks.i.attn.qkv.*, blocks.i.attn.proj.*, blocks.i.ln2.*,
+ * blocks.i.mlp.fc1.*, blocks.i.mlp.fc2.*, ln.*, head.*. Init (mup-vit):
+ * qkv and proj U(+-sqrt(3/D)) with zero biases; MLP Xavier-uniform with
+ * N(0, 1e-6) biases; patch embedding LeCun-normal (truncated at 2 std),
+ * zero bias; head zeros. Defaults: ViT-S/16 on 224 x 224. */
+typedef struct acn_vit_config {
+    int image_h, image_w, channels, patch;
+    int width, depth, heads, mlp, classes;
+    float ln_eps;
+    int wiring;
+    int recompute;
+} acn_vit_config;
+typedef struct acn_vit_block { acn_ln ln1, ln2; acn_lin qkv, proj, fc1, fc2; } acn_vit_block;
+typedef struct acn_vit {
+    acn_vit_config cfg;
+    acn_tensor *embed_w, *embed_b;
+    acn_vit_block blocks[ACN_MAX_BLOCKS];
+    acn_ln ln;
+    acn_lin head;
+} acn_vit;
+ACNDEF acn_vit_config acn_vit_defaults(void);
+ACNDEF acn_status acn_vit_build(acn_ctx *ctx, acn_vit *m, const acn_vit_config *cfg);
+ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
+                                   acn_tensor **probes);
+/* The fixed position embedding, (gh * gw, D): for patch (r, c) and
+ * w_j = 10000^(-j / (D/4 - 1)), j < D/4: [sin(c w), cos(c w), sin(r w), cos(r w)]. */
+ACNDEF acn_status acn_posemb_sincos_2d(int gh, int gw, int D, float *out);
+
+/* BERT of the authors' AC-BERT (spec, section 4): token and position
+ * embeddings, LayerNorm; post-LN block
+ *   residual: a = LN_a(x + O(Attn(x))), x_i = LN_b(a + FC2(GELU(FC1(a))))
+ *   ACN and plain: a = LN_a(O(Attn(x))), x_i = LN_b(FC2(GELU(FC1(a))))
+ * with a padding mask; y has no final LayerNorm. Heads read y: MLM
+ * (dense, GELU, LN, decoder to the vocabulary; untied from the input
+ * embedding, as in the authors' ACN code) or classification (pooler:
+ * dense + tanh on token 0, then a Linear). Names: embed.tok.weight (V, D),
+ * embed.pos.weight (P, D), embed.ln.*, blocks.i.attn.{q,k,v,o}.*,
+ * blocks.i.ln_a.*, blocks.i.mlp.fc1.*, blocks.i.mlp.fc2.*, blocks.i.ln_b.*,
+ * mlm.dense.*, mlm.ln.*, mlm.decoder.*, pooler.*, clf.*. Init N(0, 0.02),
+ * zero biases. Dropout (train mode) after the embedding and after each
+ * attention and MLP output. Defaults: BERT-base sizes, vocabulary 30522. */
+enum { ACN_BERT_MLM, ACN_BERT_CLS };
+typedef struct acn_bert_config {
+    int vocab, max_pos, width, depth, heads, mlp, classes;
+    float ln_eps, dropout;
+    int wiring;
+    int recompute;
+} acn_bert_config;
+typedef struct acn_bert_block { acn_lin q, k, v, o, fc1, fc2; acn_ln ln_a, ln_b; } acn_bert_block;
+typedef struct acn_bert {
+    acn_bert_config cfg;
+    acn_tensor *tok, *pos;
+    acn_ln embed_ln;
+    acn_bert_block blocks[ACN_MAX_BLOCKS];
+    acn_lin mlm_dense, mlm_decoder, pooler, clf;
+    acn_ln mlm_ln;
+} acn_bert;
+ACNDEF acn_bert_config acn_bert_defaults(void);
+ACNDEF acn_status acn_bert_build(acn_ctx *ctx, acn_bert *m, const acn_bert_config *cfg);
+/* tokens (B*T ids), mask (B*T: 1 real, 0 padding; NULL: all real) ->
+ * ACN_BERT_MLM: logits (B, T, vocab); ACN_BERT_CLS: logits (B, classes). */
+ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *tokens,
+                                    const int *mask, int B, int T, int head, int k,
+                                    acn_tensor **probes);
+
+/* ------------------------------------------------------------------------ */
 /* safetensors                                                              */
 /* ------------------------------------------------------------------------ */
 enum { ACN_DT_F32, ACN_DT_F16, ACN_DT_BF16, ACN_DT_F64, ACN_DT_I64, ACN_DT_I32, ACN_DT_U8,
@@ -612,7 +780,7 @@ ACNDEF const char *acn_status_name(acn_status s)
 ACNDEF acn_ctx_config acn_ctx_defaults(void)
 {
     acn_ctx_config c;
-    c.param_floats = (size_t)1 << 22;   /* 4 M floats: 16 MB (+16 MB grads) */
+    c.param_floats = (size_t)1 << 20;   /* 1 M floats to start; grows        */
     c.max_params = 1024;
     c.arena_bytes = (size_t)256 << 20; /* 256 MB; pages are touched lazily  */
     c.seed = 0x5eedULL;
@@ -838,6 +1006,45 @@ ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const flo
     return t;
 }
 
+/* Grow the parameter and gradient blocks to hold at least `need` floats,
+ * moving every parameter's data and grad pointers with them. The table of
+ * parameter headers does not move, so acn_tensor pointers stay valid. */
+static int acn__grow_params(acn_ctx *ctx, size_t need, const char *name)
+{
+    size_t cap = ctx->param_cap * 2 > need ? ctx->param_cap * 2 : need, bytes;
+    float *np, *ng;
+    int i;
+    cap = acn__round_up(cap, ACN__ALIGN / sizeof(float));
+    bytes = cap * sizeof(float) + ACN__ALIGN;
+    np = (float *)ACN_MALLOC(bytes);
+    ng = (float *)ACN_MALLOC(bytes);
+    if (!np || !ng) {
+        ACN_FREE(np);
+        ACN_FREE(ng);
+        acn__fail(ctx, ACN_ERR_NOMEM, "param '%s': cannot grow the parameter block to %zu floats",
+                  name, cap);
+        return -1;
+    }
+    ACN__POISON(np, bytes);
+    ACN__POISON(ng, bytes);
+    ACN__UNPOISON(acn__aligned(np), ctx->param_used * sizeof(float));
+    ACN__UNPOISON(acn__aligned(ng), ctx->param_used * sizeof(float));
+    memcpy(acn__aligned(np), acn__pblock(ctx), ctx->param_used * sizeof(float));
+    memcpy(acn__aligned(ng), acn__gblock(ctx), ctx->param_used * sizeof(float));
+    ACN__UNPOISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ACN__UNPOISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ACN_FREE(ctx->params);
+    ACN_FREE(ctx->grads);
+    ctx->params = np;
+    ctx->grads = ng;
+    ctx->param_cap = cap;
+    for (i = 0; i < ctx->n_params; i++) {
+        ctx->ptab[i].data = acn__pblock(ctx) + ctx->ptab[i].offset;
+        ctx->ptab[i].grad = acn__gblock(ctx) + ctx->ptab[i].offset;
+    }
+    return 0;
+}
+
 ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int *shape)
 {
     acn_tensor tmp, *t;
@@ -862,13 +1069,7 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
         return NULL;
     }
     off = ctx->param_used;
-    if (tmp.numel > ctx->param_cap - off) {
-        acn__fail(ctx, ACN_ERR_PARAMS,
-                  "param '%s': %zu floats needed, %zu of %zu left in the parameter block; raise "
-                  "acn_ctx_config.param_floats",
-                  name, tmp.numel, ctx->param_cap - off, ctx->param_cap);
-        return NULL;
-    }
+    if (tmp.numel > ctx->param_cap - off && acn__grow_params(ctx, off + tmp.numel, name)) return NULL;
     ctx->param_used = off + acn__round_up(tmp.numel, ACN__ALIGN / sizeof(float));
     if (ctx->param_used > ctx->param_cap) ctx->param_used = ctx->param_cap;
     t = &ctx->ptab[ctx->n_params];
@@ -3059,6 +3260,616 @@ ACNDEF float acn_lr_at(const acn_schedule *s, int64_t step)
     default:
         return s->base_lr;
     }
+}
+
+/* ======================================================================== */
+/* Models                                                                   */
+/* ======================================================================== */
+ACNDEF const char *acn_wiring_name(int wiring)
+{
+    static const char *const names[] = {"plain", "residual", "acn", "acn-detach"};
+    return wiring >= 0 && wiring < 4 ? names[wiring] : "?";
+}
+ACNDEF int acn_wiring_parse(const char *name)
+{
+    int w;
+    for (w = 0; name && w < 4; w++)
+        if (!strcmp(name, acn_wiring_name(w))) return w;
+    return -1;
+}
+
+/* ---- parameter helpers -------------------------------------------------- */
+/* A parameter named by a printf format: (d0) when d1 == 0, else (d0, d1). */
+static acn_tensor *acn__pnew(acn_ctx *ctx, int d0, int d1, const char *fmt, ...)
+{
+    char name[ACN_NAME_MAX];
+    int shape[2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    shape[0] = d0;
+    shape[1] = d1;
+    return acn_param(ctx, name, d1 ? 2 : 1, shape);
+}
+/* prefix.weight (out, in) and prefix.bias (out), PyTorch's default init. */
+static void acn__mk_lin(acn_ctx *ctx, acn_lin *l, int out, int in, int bias, const char *prefix)
+{
+    l->weight = acn__pnew(ctx, out, in, "%s.weight", prefix);
+    l->bias = bias ? acn__pnew(ctx, out, 0, "%s.bias", prefix) : NULL;
+    if (l->weight) acn_init_linear(ctx, l->weight, l->bias);
+}
+/* prefix.weight = 1 and prefix.bias = 0, both (D). */
+static void acn__mk_ln(acn_ctx *ctx, acn_ln *l, int D, float eps, const char *prefix)
+{
+    l->weight = acn__pnew(ctx, D, 0, "%s.weight", prefix);
+    l->bias = acn__pnew(ctx, D, 0, "%s.bias", prefix);
+    l->eps = eps;
+    if (l->weight) acn_init_ones(ctx, l->weight);
+}
+static acn_tensor *acn__lin(acn_ctx *ctx, acn_tensor *x, const acn_lin *l)
+{
+    return acn_linear(ctx, x, l->weight, l->bias);
+}
+static acn_tensor *acn__norm(acn_ctx *ctx, acn_tensor *x, const acn_ln *l, int flags)
+{
+    return acn_layernorm_ex(ctx, x, l->weight, l->bias, l->eps, flags);
+}
+/* (a, b) formatted into buf */
+static const char *acn__fmt(char *buf, size_t cap, const char *fmt, int i)
+{
+    snprintf(buf, cap, fmt, i);
+    return buf;
+}
+
+/* ---- the wirings -------------------------------------------------------- */
+typedef acn_tensor *(*acn__block_fn)(acn_ctx *ctx, const void *m, int i, acn_tensor *x, int residual);
+typedef acn_tensor *(*acn__head_fn)(acn_ctx *ctx, const void *m, acn_tensor *y);
+
+/* Check a forward's wiring and k (-1: all `depth` blocks). */
+static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int *k)
+{
+    if (!ctx || ctx->status) return -1;
+    if (wiring < ACN_PLAIN || wiring > ACN_ACN_DETACH) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: unknown wiring %d", who, wiring);
+        return -1;
+    }
+    if (*k < 0) *k = depth;
+    if (*k > depth) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: k = %d blocks, but the model has %d", who, *k, depth);
+        return -1;
+    }
+    return 0;
+}
+
+/* Run k blocks on x_0 in the given wiring and apply the head:
+ *   plain, residual:  x_i = block(x_{i-1})          y_i = x_i
+ *   ACN:              x_i = block(x_{i-1})          y_i = x_0 + x_1 + ... + x_i
+ *   ACN_DETACH:       x_i = block(detach(x_{i-1}))  y_i as ACN
+ * probes[j] = head(y_j) for j = 0..k when probes is given; the result is
+ * head(y_k). The block function applies its own residual form. */
+static acn_tensor *acn__wire(acn_ctx *ctx, const void *m, int wiring, int k, acn_tensor *x0,
+                             acn__block_fn block, acn__head_fn head, acn_tensor **probes)
+{
+    acn_tensor *x = x0, *y = x0;
+    int i;
+    if (!x0) return NULL;
+    if (probes && !(probes[0] = head(ctx, m, y))) return NULL;
+    for (i = 0; i < k; i++) {
+        acn_tensor *in = wiring == ACN_ACN_DETACH ? acn_detach(ctx, x) : x;
+        x = block(ctx, m, i, in, wiring == ACN_RESIDUAL);
+        y = wiring >= ACN_ACN ? acn_add(ctx, y, x) : x; /* the long connection */
+        if (!y) return NULL;
+        if (probes && !(probes[i + 1] = head(ctx, m, y))) return NULL;
+    }
+    return probes ? probes[k] : head(ctx, m, y);
+}
+
+/* ---- deep MLP ----------------------------------------------------------- */
+ACNDEF acn_mlp_config acn_mlp_defaults(void)
+{
+    acn_mlp_config c;
+    c.in = 64;
+    c.width = 128;
+    c.depth = 12;
+    c.classes = 10;
+    c.act = ACN_ACT_GELU;
+    c.block_ln = 1;
+    c.head_ln = 1;
+    c.bias = 1;
+    c.ln_eps = 1e-5f;
+    c.wiring = ACN_ACN;
+    return c;
+}
+
+ACNDEF acn_status acn_mlp_build(acn_ctx *ctx, acn_mlp *m, const acn_mlp_config *cfg)
+{
+    char pre[64];
+    int i;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!m || !cfg || cfg->in < 1 || cfg->width < 1 || cfg->classes < 1 || cfg->depth < 0 ||
+        cfg->depth > ACN_MAX_BLOCKS || cfg->act < ACN_ACT_RELU || cfg->act > ACN_ACT_NONE ||
+        !(cfg->ln_eps > 0.0f) || cfg->wiring < ACN_PLAIN || cfg->wiring > ACN_ACN_DETACH) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "mlp_build: need positive sizes, 0..%d blocks, a known activation and wiring, "
+                  "and ln_eps > 0", ACN_MAX_BLOCKS);
+        return ctx->status;
+    }
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    acn__mk_lin(ctx, &m->embed, cfg->width, cfg->in, cfg->bias, "embed");
+    for (i = 0; i < cfg->depth; i++) {
+        acn__mk_lin(ctx, &m->blocks[i].fc, cfg->width, cfg->width, cfg->bias, acn__fmt(pre, sizeof pre, "blocks.%d.fc", i));
+        if (cfg->block_ln) acn__mk_ln(ctx, &m->blocks[i].ln, cfg->width, cfg->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln", i));
+    }
+    if (cfg->head_ln) acn__mk_ln(ctx, &m->ln, cfg->width, cfg->ln_eps, "ln");
+    acn__mk_lin(ctx, &m->clf, cfg->classes, cfg->width, cfg->bias, "clf");
+    return ctx->status;
+}
+
+static acn_tensor *acn__act(acn_ctx *ctx, acn_tensor *x, int act)
+{
+    switch (act) {
+    case ACN_ACT_RELU: return acn_relu(ctx, x);
+    case ACN_ACT_GELU: return acn_gelu(ctx, x);
+    case ACN_ACT_TANH: return acn_tanh(ctx, x);
+    default: return x;
+    }
+}
+/* f(x) = LN(act(W x + b));  residual: x + f(x)          x (B, W) */
+static acn_tensor *acn__mlp_block(acn_ctx *ctx, const void *mv, int i, acn_tensor *x, int residual)
+{
+    const acn_mlp *m = (const acn_mlp *)mv;
+    acn_tensor *h = acn__act(ctx, acn__lin(ctx, x, &m->blocks[i].fc), m->cfg.act);
+    if (m->cfg.block_ln) h = acn__norm(ctx, h, &m->blocks[i].ln, 0);
+    return residual ? acn_add(ctx, x, h) : h;
+}
+/* logits = clf(LN(y))                                    y (B, W) -> (B, classes) */
+static acn_tensor *acn__mlp_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
+{
+    const acn_mlp *m = (const acn_mlp *)mv;
+    if (m->cfg.head_ln) y = acn__norm(ctx, y, &m->ln, 0);
+    return acn__lin(ctx, y, &m->clf);
+}
+ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
+                                   acn_tensor **probes)
+{
+    char sh[64];
+    if (acn__inputs_ok(ctx, "mlp_forward", &x, 1)) return NULL;
+    if (acn__run_ok(ctx, "mlp_forward", m->cfg.wiring, m->cfg.depth, &k)) return NULL;
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != m->cfg.in) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "mlp_forward: x %s must end in the model's %d inputs",
+                  ACN__SHAPE(x, sh), m->cfg.in);
+        return NULL;
+    }
+    return acn__wire(ctx, m, m->cfg.wiring, k, acn__lin(ctx, x, &m->embed), acn__mlp_block,
+                     acn__mlp_head, probes);
+}
+
+/* ---- MLP-Mixer ---------------------------------------------------------- */
+ACNDEF acn_mixer_config acn_mixer_defaults(void)
+{
+    acn_mixer_config c;
+    c.image_h = c.image_w = 32;
+    c.channels = 3;
+    c.patch = 4;
+    c.width = 128;
+    c.depth = 16;
+    c.token_hidden = 64;
+    c.channel_hidden = 512;
+    c.classes = 10;
+    c.textbook = 0;
+    c.ln_eps = 1e-5f;
+    c.wiring = ACN_ACN;
+    c.recompute = 0;
+    return c;
+}
+
+/* Tokens: patches, plus the CLS token in the authors' form. */
+static int acn__mixer_tokens(const acn_mixer_config *c)
+{
+    return (c->image_h / c->patch) * (c->image_w / c->patch) + !c->textbook;
+}
+
+ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_config *c)
+{
+    char pre[64];
+    int i, T, es[4], cs[3];
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!m || !c || c->patch < 1 || c->image_h < c->patch || c->image_w < c->patch ||
+        c->image_h % c->patch || c->image_w % c->patch || c->channels < 1 || c->width < 1 ||
+        c->depth < 0 || c->depth > ACN_MAX_BLOCKS || c->token_hidden < 1 || c->channel_hidden < 1 ||
+        c->classes < 1 || !(c->ln_eps > 0.0f) || c->wiring < ACN_PLAIN || c->wiring > ACN_ACN_DETACH) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "mixer_build: need an image size divisible by the patch, positive sizes, 0..%d "
+                  "blocks, a known wiring and ln_eps > 0", ACN_MAX_BLOCKS);
+        return ctx->status;
+    }
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    T = acn__mixer_tokens(c);
+    es[0] = c->width; es[1] = c->channels; es[2] = es[3] = c->patch;
+    m->embed_w = acn_param(ctx, "embed.weight", 4, es);        /* a Conv2d weight */
+    m->embed_b = acn_param(ctx, "embed.bias", 1, es);
+    if (m->embed_w) acn_init_linear(ctx, m->embed_w, m->embed_b);
+    if (!c->textbook) {
+        cs[0] = cs[1] = 1; cs[2] = c->width;
+        m->cls = acn_param(ctx, "cls", 3, cs);
+        if (m->cls) acn_init_normal(ctx, m->cls, 0.0f, 1.0f);
+    }
+    for (i = 0; i < c->depth; i++) {
+        acn_mixer_block *b = &m->blocks[i];
+        acn__mk_ln(ctx, &b->tok_ln, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.tok.ln", i));
+        acn__mk_lin(ctx, &b->tok_fc1, c->token_hidden, T, 1, acn__fmt(pre, sizeof pre, "blocks.%d.tok.fc1", i));
+        acn__mk_lin(ctx, &b->tok_fc2, T, c->token_hidden, 1, acn__fmt(pre, sizeof pre, "blocks.%d.tok.fc2", i));
+        acn__mk_ln(ctx, &b->ch_ln, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ch.ln", i));
+        acn__mk_lin(ctx, &b->ch_fc1, c->channel_hidden, c->width, 1, acn__fmt(pre, sizeof pre, "blocks.%d.ch.fc1", i));
+        acn__mk_lin(ctx, &b->ch_fc2, c->width, c->channel_hidden, 1, acn__fmt(pre, sizeof pre, "blocks.%d.ch.fc2", i));
+        if (!c->textbook) {
+            acn__mk_lin(ctx, &b->linear, c->width, c->width, 1, acn__fmt(pre, sizeof pre, "blocks.%d.linear", i));
+            acn__mk_ln(ctx, &b->ln, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln", i));
+        }
+    }
+    acn__mk_ln(ctx, &m->ln, c->width, c->ln_eps, "ln");
+    acn__mk_lin(ctx, &m->clf, c->classes, c->width, 1, "clf");
+    return ctx->status;
+}
+
+/* tok(x): LN over D, then across tokens: Linear(T -> Th), GELU, Linear(Th -> T)
+ *   x (B, T, D) -> LN -> (B, D, T) -> (B, D, Th) -> (B, D, T) -> (B, T, D) */
+static acn_tensor *acn__mixer_tok(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
+{
+    acn_tensor *h = acn_transpose(ctx, acn__norm(ctx, x, &b->tok_ln, f), 1, 2);
+    h = acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, h, &b->tok_fc1), f), &b->tok_fc2);
+    return acn_transpose(ctx, h, 1, 2);
+}
+/* ch(x): LN, Linear(D -> Dc), GELU, Linear(Dc -> D)       x (B, T, D) */
+static acn_tensor *acn__mixer_ch(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
+{
+    acn_tensor *h = acn__lin(ctx, acn__norm(ctx, x, &b->ch_ln, f), &b->ch_fc1);
+    return acn__lin(ctx, acn_gelu_ex(ctx, h, f), &b->ch_fc2);
+}
+/* Authors':  ACN, plain  u = ch(tok(x))
+ *            residual    y1 = x + tok(x), u = y1 + ch(y1)
+ *            then        x_i = LN(ReLU(W u + b + x))
+ * Textbook:  ACN, plain  x_i = ch(tok(x))
+ *            residual    x' = x + tok(x), x_i = x' + ch(x') */
+static acn_tensor *acn__mixer_block(acn_ctx *ctx, const void *mv, int i, acn_tensor *x, int residual)
+{
+    const acn_mixer *m = (const acn_mixer *)mv;
+    const acn_mixer_block *b = &m->blocks[i];
+    int f = m->cfg.recompute ? ACN_RECOMPUTE : 0;
+    acn_tensor *u;
+    if (residual) {
+        acn_tensor *y1 = acn_add(ctx, x, acn__mixer_tok(ctx, b, x, f));
+        u = acn_add(ctx, y1, acn__mixer_ch(ctx, b, y1, f));
+    } else {
+        u = acn__mixer_ch(ctx, b, acn__mixer_tok(ctx, b, x, f), f);
+    }
+    if (m->cfg.textbook) return u;
+    return acn__norm(ctx, acn_relu(ctx, acn_add(ctx, acn__lin(ctx, u, &b->linear), x)), &b->ln, f);
+}
+/* Authors': logits = clf(LN(y[:, 0]))  (LN is per token, so taking token 0
+ * first gives the same values).  Textbook: clf(mean_t LN(y)).
+ *   y (B, T, D) -> (B, classes) */
+static acn_tensor *acn__mixer_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
+{
+    const acn_mixer *m = (const acn_mixer *)mv;
+    int s[2];
+    if (m->cfg.textbook) return acn__lin(ctx, acn_mean(ctx, acn__norm(ctx, y, &m->ln, 0), 1), &m->clf);
+    s[0] = y ? y->shape[0] : 1;
+    s[1] = m->cfg.width;
+    return acn__lin(ctx, acn__norm(ctx, acn_reshape(ctx, acn_slice(ctx, y, 1, 0, 1), 2, s), &m->ln, 0), &m->clf);
+}
+
+/* Patch embedding: a Conv2d(k=p, s=p) as patches (B, N, C p p) times its
+ * weight viewed as (D, C p p).                 images (B, C, H, W) -> (B, N, D) */
+static acn_tensor *acn__patch_embed(acn_ctx *ctx, acn_tensor *images, acn_tensor *w, acn_tensor *b,
+                                    int p)
+{
+    int s[2];
+    s[0] = w->shape[0];
+    s[1] = -1;
+    return acn_linear(ctx, acn_patches(ctx, images, p), acn_reshape(ctx, w, 2, s), b);
+}
+
+static int acn__images_ok(acn_ctx *ctx, const char *who, const acn_tensor *x, int C, int H, int W)
+{
+    char sh[64];
+    if (x->ndim != 4 || x->shape[1] != C || x->shape[2] != H || x->shape[3] != W) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "%s: images %s; the model takes (B, %d, %d, %d)", who,
+                  ACN__SHAPE(x, sh), C, H, W);
+        return -1;
+    }
+    return 0;
+}
+
+ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
+                                     acn_tensor **probes)
+{
+    const acn_mixer_config *c = &m->cfg;
+    acn_tensor *x, *parts[2];
+    int s[3];
+    if (acn__inputs_ok(ctx, "mixer_forward", &images, 1)) return NULL;
+    if (acn__run_ok(ctx, "mixer_forward", c->wiring, c->depth, &k)) return NULL;
+    if (acn__images_ok(ctx, "mixer_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
+    x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch);   /* (B, N, D) */
+    if (!c->textbook) {  /* CLS at index 0: the (1, 1, D) token broadcast to (B, 1, D) */
+        s[0] = images->shape[0]; s[1] = 1; s[2] = c->width;
+        parts[0] = acn_add(ctx, acn_new(ctx, 3, s, 0), m->cls);
+        parts[1] = x;
+        x = acn_concat(ctx, parts, 2, 1);                                  /* (B, N + 1, D) */
+    }
+    return acn__wire(ctx, m, c->wiring, k, x, acn__mixer_block, acn__mixer_head, probes);
+}
+
+/* ---- ViT ---------------------------------------------------------------- */
+ACNDEF acn_vit_config acn_vit_defaults(void)
+{
+    acn_vit_config c;
+    c.image_h = c.image_w = 224;
+    c.channels = 3;
+    c.patch = 16;
+    c.width = 384;
+    c.depth = 12;
+    c.heads = 6;
+    c.mlp = 1536;
+    c.classes = 1000;
+    c.ln_eps = 1e-6f;
+    c.wiring = ACN_ACN;
+    c.recompute = 0;
+    return c;
+}
+
+ACNDEF acn_status acn_posemb_sincos_2d(int gh, int gw, int D, float *out)
+{
+    int r, col, j, q = D / 4;
+    if (gh < 1 || gw < 1 || D < 8 || D % 4 || !out) return ACN_ERR_ARG;
+    for (r = 0; r < gh; r++)
+        for (col = 0; col < gw; col++) {
+            float *pe = out + ((size_t)r * gw + col) * D;
+            for (j = 0; j < q; j++) {
+                double w = 1.0 / pow(10000.0, (double)j / (double)(q - 1));
+                pe[j] = (float)sin(col * w);
+                pe[q + j] = (float)cos(col * w);
+                pe[2 * q + j] = (float)sin(r * w);
+                pe[3 * q + j] = (float)cos(r * w);
+            }
+        }
+    return ACN_OK;
+}
+
+ACNDEF acn_status acn_vit_build(acn_ctx *ctx, acn_vit *m, const acn_vit_config *c)
+{
+    char pre[64];
+    int i, es[4];
+    float a;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!m || !c || c->patch < 1 || c->image_h < c->patch || c->image_w < c->patch ||
+        c->image_h % c->patch || c->image_w % c->patch || c->channels < 1 || c->width < 8 ||
+        c->width % 4 || c->heads < 1 || c->width % c->heads || c->depth < 0 ||
+        c->depth > ACN_MAX_BLOCKS || c->mlp < 1 || c->classes < 1 || !(c->ln_eps > 0.0f) ||
+        c->wiring < ACN_PLAIN || c->wiring > ACN_ACN_DETACH) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "vit_build: need an image size divisible by the patch, a width divisible by 4 "
+                  "and by the heads, positive sizes, 0..%d blocks, a known wiring, ln_eps > 0",
+                  ACN_MAX_BLOCKS);
+        return ctx->status;
+    }
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    es[0] = c->width; es[1] = c->channels; es[2] = es[3] = c->patch;
+    m->embed_w = acn_param(ctx, "embed.weight", 4, es);
+    m->embed_b = acn_param(ctx, "embed.bias", 1, es);
+    if (m->embed_w) { /* LeCun normal, truncated at 2 std, the std restored by / 0.8796 */
+        float sd = (float)(sqrt(1.0 / ((double)c->channels * c->patch * c->patch)) / 0.87962566103423978);
+        acn_init_trunc_normal(ctx, m->embed_w, 0.0f, sd, -2.0f * sd, 2.0f * sd);
+    }
+    a = (float)sqrt(3.0 / c->width);
+    for (i = 0; i < c->depth; i++) {
+        acn_vit_block *b = &m->blocks[i];
+        acn__mk_ln(ctx, &b->ln1, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln1", i));
+        acn__mk_lin(ctx, &b->qkv, 3 * c->width, c->width, 1, acn__fmt(pre, sizeof pre, "blocks.%d.attn.qkv", i));
+        acn__mk_lin(ctx, &b->proj, c->width, c->width, 1, acn__fmt(pre, sizeof pre, "blocks.%d.attn.proj", i));
+        acn__mk_ln(ctx, &b->ln2, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln2", i));
+        acn__mk_lin(ctx, &b->fc1, c->mlp, c->width, 1, acn__fmt(pre, sizeof pre, "blocks.%d.mlp.fc1", i));
+        acn__mk_lin(ctx, &b->fc2, c->width, c->mlp, 1, acn__fmt(pre, sizeof pre, "blocks.%d.mlp.fc2", i));
+        if (ctx->status) break;
+        acn_init_uniform(ctx, b->qkv.weight, -a, a);   /* U(+-sqrt(3/D)), zero biases */
+        acn_init_zeros(ctx, b->qkv.bias);
+        acn_init_uniform(ctx, b->proj.weight, -a, a);
+        acn_init_zeros(ctx, b->proj.bias);
+        acn_init_xavier_uniform(ctx, b->fc1.weight, 1.0f); /* Xavier, N(0, 1e-6) biases */
+        acn_init_normal(ctx, b->fc1.bias, 0.0f, 1e-6f);
+        acn_init_xavier_uniform(ctx, b->fc2.weight, 1.0f);
+        acn_init_normal(ctx, b->fc2.bias, 0.0f, 1e-6f);
+    }
+    acn__mk_ln(ctx, &m->ln, c->width, c->ln_eps, "ln");
+    acn__mk_lin(ctx, &m->head, c->classes, c->width, 1, "head");
+    if (m->head.weight) { acn_init_zeros(ctx, m->head.weight); acn_init_zeros(ctx, m->head.bias); }
+    return ctx->status;
+}
+
+/* Attn(x) = proj(MHA(q, k, v)), [q k v] = qkv(x)          x (B, T, D) */
+static acn_tensor *acn__vit_attn(acn_ctx *ctx, const acn_vit *m, const acn_vit_block *b, acn_tensor *x)
+{
+    int D = m->cfg.width;
+    acn_tensor *qkv = acn__lin(ctx, x, &b->qkv);                            /* (B, T, 3D) */
+    acn_tensor *a = acn_attention(ctx, acn_slice(ctx, qkv, 2, 0, D), acn_slice(ctx, qkv, 2, D, D),
+                                  acn_slice(ctx, qkv, 2, 2 * D, D), m->cfg.heads, NULL);
+    return acn__lin(ctx, a, &b->proj);
+}
+/* residual: h = x + Attn(LN1(x)), x_i = h + MLP(LN2(h));  ACN, plain: x_i = MLP(LN2(Attn(LN1(x)))) */
+static acn_tensor *acn__vit_block(acn_ctx *ctx, const void *mv, int i, acn_tensor *x, int residual)
+{
+    const acn_vit *m = (const acn_vit *)mv;
+    const acn_vit_block *b = &m->blocks[i];
+    int f = m->cfg.recompute ? ACN_RECOMPUTE : 0;
+    acn_tensor *h = acn__vit_attn(ctx, m, b, acn__norm(ctx, x, &b->ln1, f)), *o;
+    if (residual) h = acn_add(ctx, x, h);
+    o = acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, acn__norm(ctx, h, &b->ln2, f), &b->fc1), f), &b->fc2);
+    return residual ? acn_add(ctx, h, o) : o;
+}
+/* logits = head(mean_t LN(y))                           y (B, T, D) -> (B, classes) */
+static acn_tensor *acn__vit_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
+{
+    const acn_vit *m = (const acn_vit *)mv;
+    return acn__lin(ctx, acn_mean(ctx, acn__norm(ctx, y, &m->ln, 0), 1), &m->head);
+}
+ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
+                                   acn_tensor **probes)
+{
+    const acn_vit_config *c = &m->cfg;
+    acn_tensor *pe;
+    int s[2];
+    if (acn__inputs_ok(ctx, "vit_forward", &images, 1)) return NULL;
+    if (acn__run_ok(ctx, "vit_forward", c->wiring, c->depth, &k)) return NULL;
+    if (acn__images_ok(ctx, "vit_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
+    s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
+    s[1] = c->width;
+    if (!(pe = acn_new(ctx, 2, s, 0))) return NULL;
+    acn_posemb_sincos_2d(c->image_h / c->patch, c->image_w / c->patch, c->width, pe->data);
+    return acn__wire(ctx, m, c->wiring, k,
+                     acn_add(ctx, acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), pe),
+                     acn__vit_block, acn__vit_head, probes);
+}
+
+/* ---- BERT --------------------------------------------------------------- */
+ACNDEF acn_bert_config acn_bert_defaults(void)
+{
+    acn_bert_config c;
+    c.vocab = 30522;
+    c.max_pos = 512;
+    c.width = 768;
+    c.depth = 12;
+    c.heads = 12;
+    c.mlp = 3072;
+    c.classes = 2;
+    c.ln_eps = 1e-12f;
+    c.dropout = 0.1f;
+    c.wiring = ACN_ACN;
+    c.recompute = 0;
+    return c;
+}
+
+/* Every weight N(0, 0.02), every bias 0. */
+static void acn__bert_lin(acn_ctx *ctx, acn_lin *l, int out, int in, const char *fmt, int i)
+{
+    char pre[64];
+    acn__mk_lin(ctx, l, out, in, 1, acn__fmt(pre, sizeof pre, fmt, i));
+    if (l->weight) { acn_init_normal(ctx, l->weight, 0.0f, 0.02f); acn_init_zeros(ctx, l->bias); }
+}
+
+ACNDEF acn_status acn_bert_build(acn_ctx *ctx, acn_bert *m, const acn_bert_config *c)
+{
+    char pre[64];
+    int i, s[2];
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!m || !c || c->vocab < 1 || c->max_pos < 1 || c->width < 1 || c->heads < 1 ||
+        c->width % c->heads || c->depth < 0 || c->depth > ACN_MAX_BLOCKS || c->mlp < 1 ||
+        c->classes < 1 || !(c->ln_eps > 0.0f) || !(c->dropout >= 0.0f && c->dropout < 1.0f) ||
+        c->wiring < ACN_PLAIN || c->wiring > ACN_ACN_DETACH) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "bert_build: need positive sizes, a width divisible by the heads, 0..%d blocks, "
+                  "dropout in [0, 1), a known wiring and ln_eps > 0", ACN_MAX_BLOCKS);
+        return ctx->status;
+    }
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    s[0] = c->vocab; s[1] = c->width;
+    m->tok = acn_param(ctx, "embed.tok.weight", 2, s);
+    s[0] = c->max_pos;
+    m->pos = acn_param(ctx, "embed.pos.weight", 2, s);
+    if (m->pos) { acn_init_normal(ctx, m->tok, 0.0f, 0.02f); acn_init_normal(ctx, m->pos, 0.0f, 0.02f); }
+    acn__mk_ln(ctx, &m->embed_ln, c->width, c->ln_eps, "embed.ln");
+    for (i = 0; i < c->depth; i++) {
+        acn_bert_block *b = &m->blocks[i];
+        acn__bert_lin(ctx, &b->q, c->width, c->width, "blocks.%d.attn.q", i);
+        acn__bert_lin(ctx, &b->k, c->width, c->width, "blocks.%d.attn.k", i);
+        acn__bert_lin(ctx, &b->v, c->width, c->width, "blocks.%d.attn.v", i);
+        acn__bert_lin(ctx, &b->o, c->width, c->width, "blocks.%d.attn.o", i);
+        acn__mk_ln(ctx, &b->ln_a, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln_a", i));
+        acn__bert_lin(ctx, &b->fc1, c->mlp, c->width, "blocks.%d.mlp.fc1", i);
+        acn__bert_lin(ctx, &b->fc2, c->width, c->mlp, "blocks.%d.mlp.fc2", i);
+        acn__mk_ln(ctx, &b->ln_b, c->width, c->ln_eps, acn__fmt(pre, sizeof pre, "blocks.%d.ln_b", i));
+    }
+    acn__bert_lin(ctx, &m->mlm_dense, c->width, c->width, "mlm.dense", 0);
+    acn__mk_ln(ctx, &m->mlm_ln, c->width, c->ln_eps, "mlm.ln");
+    acn__bert_lin(ctx, &m->mlm_decoder, c->vocab, c->width, "mlm.decoder", 0);
+    acn__bert_lin(ctx, &m->pooler, c->width, c->width, "pooler", 0);
+    acn__bert_lin(ctx, &m->clf, c->classes, c->width, "clf", 0);
+    return ctx->status;
+}
+
+/* What the BERT block and head functions need besides the model. */
+typedef struct acn__bert_run { const acn_bert *m; acn_tensor *mask; int head; } acn__bert_run;
+
+/* residual: a = LN_a(x + drop(O(Attn(x)))), x_i = LN_b(a + drop(FC2(GELU(FC1(a)))))
+ * ACN, plain: the same without the two "+ input"             x (B, T, D) */
+static acn_tensor *acn__bert_block(acn_ctx *ctx, const void *rv, int i, acn_tensor *x, int residual)
+{
+    const acn__bert_run *r = (const acn__bert_run *)rv;
+    const acn_bert_block *b = &r->m->blocks[i];
+    float p = r->m->cfg.dropout;
+    int f = r->m->cfg.recompute ? ACN_RECOMPUTE : 0;
+    acn_tensor *a = acn_attention(ctx, acn__lin(ctx, x, &b->q), acn__lin(ctx, x, &b->k),
+                                  acn__lin(ctx, x, &b->v), r->m->cfg.heads, r->mask);
+    acn_tensor *h;
+    a = acn_dropout(ctx, acn__lin(ctx, a, &b->o), p);
+    a = acn__norm(ctx, residual ? acn_add(ctx, x, a) : a, &b->ln_a, f);
+    h = acn_dropout(ctx, acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, a, &b->fc1), f), &b->fc2), p);
+    return acn__norm(ctx, residual ? acn_add(ctx, a, h) : h, &b->ln_b, f);
+}
+/* MLM: decoder(LN(GELU(dense(y))))             y (B, T, D) -> (B, T, V)
+ * CLS: clf(tanh(pooler(y[:, 0])))              y (B, T, D) -> (B, classes) */
+static acn_tensor *acn__bert_head(acn_ctx *ctx, const void *rv, acn_tensor *y)
+{
+    const acn__bert_run *r = (const acn__bert_run *)rv;
+    const acn_bert *m = r->m;
+    int s[2];
+    if (r->head == ACN_BERT_MLM)
+        return acn__lin(ctx, acn__norm(ctx, acn_gelu(ctx, acn__lin(ctx, y, &m->mlm_dense)), &m->mlm_ln, 0),
+                        &m->mlm_decoder);
+    s[0] = y ? y->shape[0] : 1;
+    s[1] = m->cfg.width;
+    return acn__lin(ctx, acn_tanh(ctx, acn__lin(ctx, acn_reshape(ctx, acn_slice(ctx, y, 1, 0, 1), 2, s), &m->pooler)),
+                    &m->clf);
+}
+
+ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *tokens,
+                                    const int *mask, int B, int T, int head, int k,
+                                    acn_tensor **probes)
+{
+    const acn_bert_config *c = &m->cfg;
+    acn__bert_run r;
+    acn_tensor *x;
+    int s[2], i, *pos;
+    if (!ctx || ctx->status) return NULL;
+    if (acn__run_ok(ctx, "bert_forward", c->wiring, c->depth, &k)) return NULL;
+    if (!tokens || B < 1 || T < 1 || T > c->max_pos || (head != ACN_BERT_MLM && head != ACN_BERT_CLS)) {
+        acn__fail(ctx, ACN_ERR_ARG,
+                  "bert_forward: need tokens, B >= 1, 1 <= T <= max_pos (%d; got T = %d) and a "
+                  "head (ACN_BERT_MLM or ACN_BERT_CLS)", c->max_pos, T);
+        return NULL;
+    }
+    r.m = m;
+    r.head = head;
+    r.mask = NULL;
+    s[0] = B;
+    s[1] = T;
+    if (mask) { /* additive over keys: 0 for tokens, -10000 for padding */
+        if (!(r.mask = acn_new(ctx, 2, s, 0))) return NULL;
+        for (i = 0; i < B * T; i++) r.mask->data[i] = mask[i] ? 0.0f : -10000.0f;
+    }
+    if (!(pos = (int *)acn__alloc(ctx, (size_t)T * sizeof(int), "bert_forward"))) return NULL;
+    for (i = 0; i < T; i++) pos[i] = i;
+    x = acn_add(ctx, acn_embedding(ctx, m->tok, tokens, 2, s), acn_embedding(ctx, m->pos, pos, 1, &T));
+    x = acn_dropout(ctx, acn__norm(ctx, x, &m->embed_ln, 0), c->dropout);
+    return acn__wire(ctx, &r, c->wiring, k, x, acn__bert_block, acn__bert_head, probes);
 }
 
 /* ======================================================================== */

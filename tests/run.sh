@@ -57,12 +57,13 @@ step "two files link, one implementation" sh -c "$CC -std=c99 -pedantic $WARN -I
 
 echo "== test programs"
 build() { $CC -std=c99 -pedantic $WARN -O2 -g "$@" -lm; }
-for t in core gradcheck torch train; do
+for t in core gradcheck torch models train; do
     if build tests/test_$t.c -o "$B/test_$t" 2> "$B/log"; then ok "build test_$t"; else bad "build test_$t" "$B/log"; fi
 done
 suite "core" "$B/test_core"
 suite "gradcheck" "$B/test_gradcheck"
 suite "torch parity (committed references)" "$B/test_torch" tests/ref
+suite "models vs torch (committed references)" "$B/test_models" tests/reference
 suite "train" "$B/test_train"
 if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; then
     suite "core, built as C++" "$B/test_core_cxx"
@@ -72,9 +73,13 @@ fi
 
 echo "== under AddressSanitizer and UndefinedBehaviorSanitizer"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-for t in core gradcheck torch train; do
+for t in core gradcheck torch models train; do
     if $CC -std=c99 $WARN -O1 -g $SAN tests/test_$t.c -o "$B/san_$t" -lm 2> "$B/log"; then :; else bad "build test_$t with sanitizers" "$B/log"; continue; fi
-    if [ $t = torch ]; then suite "$t (sanitized)" "$B/san_$t" tests/ref; else suite "$t (sanitized)" "$B/san_$t"; fi
+    case $t in
+        torch) suite "$t (sanitized)" "$B/san_$t" tests/ref ;;
+        models) suite "$t (sanitized)" "$B/san_$t" tests/reference ;;
+        *) suite "$t (sanitized)" "$B/san_$t" ;;
+    esac
 done
 if $CC -std=c99 -O1 -g -fsanitize=address tests/asan_overread.c -o "$B/asan_overread" -lm 2> "$B/log"; then
     for where in arena param; do
@@ -116,6 +121,15 @@ if "$PYTHON" -c "import torch" > /dev/null 2>&1; then
         suite "torch parity (fresh references)" "$B/test_torch" "$B/ref"
     else
         bad "make_refs.py" "$B/log"
+    fi
+    # the small models again, and the paper's CIFAR-10 Mixer (2,527,002 parameters, 50 MB of
+    # references: made here, never committed)
+    if "$PYTHON" tests/reference/models.py "$B/reference" small > "$B/log" 2>&1 &&
+       "$PYTHON" tests/reference/models.py "$B/paper" paper >> "$B/log" 2>&1; then
+        ok "models.py: small models and the paper Mixer"
+        suite "models vs torch (fresh references, with the paper Mixer)" "$B/test_models" "$B/reference" "$B/paper"
+    else
+        bad "models.py" "$B/log"
     fi
 elif [ "${ACN_REQUIRE_TORCH:-0}" = 1 ]; then
     bad "PyTorch is required (ACN_REQUIRE_TORCH=1) but $PYTHON cannot import torch; install python3-torch"

@@ -1,0 +1,425 @@
+/* The models against PyTorch (tests/reference/models.py): for every model
+ * in every wiring, the logits, the loss, the head's logits after every
+ * block (probes) and the gradient of every parameter, with
+ * ||acn - torch|| / ||torch|| under 1e-4 per tensor; the parameter count
+ * against sum(p.numel()) of the reference module. Also: probes equal
+ * truncated inference at every k; the detached ACN's gradients equal the
+ * direct-gradient terms of the spec's chain; recomputation changes nothing.
+ * Usage: test_models [DIR [PAPER_DIR]]  (defaults tests/reference, none) */
+#define ACN_IMPLEMENTATION
+#include "../acn.h"
+#include "test.h"
+
+enum { MLP, MIXER, VIT, BERT };
+typedef struct model {
+    int kind;
+    acn_mlp mlp;
+    acn_mixer mixer;
+    acn_vit vit;
+    acn_bert bert;
+} model;
+
+static acn_st ref;
+static char key[256];
+
+/* the configurations of models.py */
+static acn_mlp_config cfg_mlp(int relu)
+{
+    acn_mlp_config c = acn_mlp_defaults();
+    c.in = relu ? 7 : 10;
+    c.width = relu ? 12 : 16;
+    c.depth = relu ? 5 : 4;
+    c.classes = relu ? 4 : 3;
+    c.act = relu ? ACN_ACT_RELU : ACN_ACT_GELU;
+    c.block_ln = c.head_ln = !relu;
+    return c;
+}
+static acn_mixer_config cfg_mixer(int textbook, int paper)
+{
+    acn_mixer_config c = acn_mixer_defaults();
+    if (paper) return c;
+    c.image_h = c.image_w = 8;
+    c.width = 16;
+    c.depth = 3;
+    c.token_hidden = 8;
+    c.channel_hidden = 32;
+    c.classes = 5;
+    c.textbook = textbook;
+    return c;
+}
+static acn_vit_config cfg_vit(void)
+{
+    acn_vit_config c = acn_vit_defaults();
+    c.image_h = c.image_w = 8;
+    c.patch = 4;
+    c.width = 16;
+    c.depth = 3;
+    c.heads = 2;
+    c.mlp = 32;
+    c.classes = 5;
+    return c;
+}
+static acn_bert_config cfg_bert(void)
+{
+    acn_bert_config c = acn_bert_defaults();
+    c.vocab = 30;
+    c.max_pos = 12;
+    c.width = 16;
+    c.depth = 3;
+    c.heads = 2;
+    c.mlp = 32;
+    c.classes = 3;
+    c.dropout = 0.0f;
+    return c;
+}
+
+typedef struct spec {
+    const char *name;
+    int kind, relu, textbook, paper, recompute;
+} spec;
+
+static int build(acn_ctx *ctx, model *m, const spec *s, int wiring)
+{
+    m->kind = s->kind;
+    switch (s->kind) {
+    case MLP: { acn_mlp_config c = cfg_mlp(s->relu); c.wiring = wiring; return acn_mlp_build(ctx, &m->mlp, &c); }
+    case MIXER: {
+        acn_mixer_config c = cfg_mixer(s->textbook, s->paper);
+        c.wiring = wiring;
+        c.recompute = s->recompute;
+        return acn_mixer_build(ctx, &m->mixer, &c);
+    }
+    case VIT: { acn_vit_config c = cfg_vit(); c.wiring = wiring; c.recompute = s->recompute; return acn_vit_build(ctx, &m->vit, &c); }
+    default: { acn_bert_config c = cfg_bert(); c.wiring = wiring; c.recompute = s->recompute; return acn_bert_build(ctx, &m->bert, &c); }
+    }
+}
+static int depth(const model *m)
+{
+    switch (m->kind) {
+    case MLP: return m->mlp.cfg.depth;
+    case MIXER: return m->mixer.cfg.depth;
+    case VIT: return m->vit.cfg.depth;
+    default: return m->bert.cfg.depth;
+    }
+}
+
+/* A reference tensor into the arena; NULL if absent. */
+static acn_tensor *get(acn_ctx *ctx, const char *name)
+{
+    const acn_st_entry *e = acn_st_find(&ref, name);
+    int shape[4], d;
+    acn_tensor *t;
+    if (!e) return NULL;
+    for (d = 0; d < e->ndim; d++) shape[d] = (int)e->shape[d];
+    t = acn_new(ctx, e->ndim, shape, 0);
+    if (t) acn_st_get_f32(ctx, &ref, name, t->data, t->numel);
+    return t;
+}
+static int *ints(acn_ctx *ctx, const char *name)
+{
+    acn_tensor *t = get(ctx, name);
+    int *v;
+    size_t i;
+    if (!t) return NULL;
+    v = (int *)malloc(t->numel * sizeof(int));
+    for (i = 0; i < t->numel; i++) v[i] = (int)t->data[i];
+    return v;
+}
+static double worst;
+static int n_zero;
+static double norm(const float *v, size_t n)
+{
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return sqrt(s);
+}
+/* ||v - ref|| / ||ref|| < 1e-4. With a scale G > 0 (the norm of all the
+ * reference gradients), a reference tensor below 1e-5 G is a gradient the
+ * architecture makes zero (a per-token bias before a LayerNorm over
+ * features, a key bias under softmax, saturated attention): both sides
+ * must then be negligible, ||v - ref|| < 1e-5 G, as a relative error of
+ * two roundings of zero means nothing. */
+static void same_scaled(acn_ctx *ctx, const char *what, const char *name, const float *v, size_t n, double G)
+{
+    acn_tensor *want = get(ctx, name);
+    double e, nb;
+    CHECK(want && want->numel == n, "%s: %s missing or of another size", what, name);
+    if (!want || want->numel != n) return;
+    nb = norm(want->data, n);
+    if (G > 0.0 && nb < 1e-5 * G) {
+        double d = t_relerr(v, want->data, n) * (nb > 0.0 ? nb : 1.0);
+        n_zero++;
+        CHECK(d < 1e-5 * G, "%s: %s: a zero gradient (%.3g of %.3g) differs by %.3g", what, name, nb, G, d);
+        return;
+    }
+    e = t_relerr(v, want->data, n);
+    if (e > worst) worst = e;
+    CHECK(e < 1e-4, "%s: %s: relative error %.3g", what, name, e);
+}
+static void same(acn_ctx *ctx, const char *what, const char *name, const float *v, size_t n)
+{
+    same_scaled(ctx, what, name, v, n, 0.0);
+}
+
+/* The forward of model m on the reference batch; for BERT, head selects
+ * MLM or CLS. k and probes as in acn.h. */
+typedef struct batch { acn_tensor *x; int *labels, *tokens, *mask, *mlm, B, T; } batch;
+static acn_tensor *forward(acn_ctx *ctx, const model *m, const batch *b, int head, int k, acn_tensor **probes)
+{
+    switch (m->kind) {
+    case MLP: return acn_mlp_forward(ctx, &m->mlp, b->x, k, probes);
+    case MIXER: return acn_mixer_forward(ctx, &m->mixer, b->x, k, probes);
+    case VIT: return acn_vit_forward(ctx, &m->vit, b->x, k, probes);
+    default: return acn_bert_forward(ctx, &m->bert, b->tokens, b->mask, b->B, b->T, head, k, probes);
+    }
+}
+
+static void parity(const char *dir, const spec *s)
+{
+    char path[512], what[96];
+    int wiring, i, j, nh, n_params;
+    size_t numel;
+    const char *meta;
+    snprintf(path, sizeof path, "%s/%s.ref.safetensors", dir, s->name);
+    {
+        acn_ctx *tmp;
+        acn_ctx_new(&tmp, NULL);
+        if (acn_st_read(tmp, path, &ref)) {
+            CHECK(0, "%s", acn_error(tmp));
+            acn_ctx_free(tmp);
+            return;
+        }
+        acn_ctx_free(tmp);
+    }
+    worst = 0.0;
+    n_zero = 0;
+    for (wiring = 0; wiring < 4; wiring++) {
+        acn_ctx *ctx;
+        acn_ctx_config cfg = acn_ctx_defaults();
+        model m;
+        batch b;
+        acn_tensor *probes[2][ACN_MAX_BLOCKS + 1], *out[2], *loss;
+        acn_tensor *params;
+        const char *wn = acn_wiring_name(wiring), *heads[2] = {"logits", NULL};
+        int L;
+        memset(&b, 0, sizeof b);
+        cfg.arena_bytes = (size_t)(s->paper ? 1024 : 64) << 20;
+        acn_ctx_new(&ctx, &cfg);
+        snprintf(what, sizeof what, "%s %s%s", s->name, wn, s->recompute ? " (recompute)" : "");
+        CHECK(build(ctx, &m, s, wiring) == ACN_OK, "%s: build: %s", what, acn_error(ctx));
+        L = depth(&m);
+        /* the parameter count of the PyTorch module */
+        numel = acn_param_numel(ctx);
+        meta = acn_st_meta(&ref, "numel");
+        CHECK(meta && (size_t)atol(meta) == numel, "%s: %zu parameters, the reference module has %s", what, numel,
+              meta ? meta : "?");
+        snprintf(path, sizeof path, "%s/%s.weights.safetensors", dir, s->name);
+        CHECK(acn_load_params(ctx, path) == ACN_OK, "%s: %s", what, acn_error(ctx));
+        if (s->kind == BERT) {
+            acn_tensor *tk = get(ctx, "tokens");
+            b.B = tk->shape[0];
+            b.T = tk->shape[1];
+            b.tokens = ints(ctx, "tokens");
+            b.mask = ints(ctx, "mask");
+            b.mlm = ints(ctx, "mlm_labels");
+            heads[0] = "mlm";
+            heads[1] = "cls";
+        } else {
+            b.x = get(ctx, "x");
+        }
+        b.labels = ints(ctx, "labels");
+        nh = heads[1] ? 2 : 1;
+        /* forward with probes, loss, backward */
+        for (i = 0; i < nh; i++) out[i] = forward(ctx, &m, &b, i == 0 ? ACN_BERT_MLM : ACN_BERT_CLS, -1, probes[i]);
+        if (s->kind == BERT)
+            loss = acn_add(ctx, acn_cross_entropy(ctx, out[0], b.mlm, 0.0f, -100),
+                           acn_cross_entropy(ctx, out[1], b.labels, 0.0f, -100));
+        else
+            loss = acn_cross_entropy(ctx, out[0], b.labels, 0.1f, -1);
+        CHECK(acn_backward(ctx, loss) == ACN_OK, "%s: %s", what, acn_error(ctx));
+        if (acn_status_of(ctx)) { acn_ctx_free(ctx); continue; }
+        snprintf(key, sizeof key, "%s.loss", wn);
+        same(ctx, what, key, loss->data, 1);
+        for (i = 0; i < nh; i++) {
+            snprintf(key, sizeof key, "%s.%s", wn, heads[i]);
+            same(ctx, what, key, acn_data(ctx, out[i]), out[i]->numel);
+            for (j = 0; j <= L; j++) {
+                snprintf(key, sizeof key, "%s.%s.probe.%d", wn, heads[i], j);
+                same(ctx, what, key, acn_data(ctx, probes[i][j]), probes[i][j]->numel);
+            }
+        }
+        params = acn_params(ctx, &n_params);
+        {
+            double G = 0.0;
+            for (i = 0; i < n_params; i++) {
+                acn_tensor *g;
+                snprintf(key, sizeof key, "%s.grad.%s", wn, params[i].name);
+                if ((g = get(ctx, key))) G += norm(g->data, g->numel) * norm(g->data, g->numel);
+            }
+            G = sqrt(G);
+            for (i = 0; i < n_params; i++) {
+                snprintf(key, sizeof key, "%s.grad.%s", wn, params[i].name);
+                same_scaled(ctx, what, key, params[i].grad, params[i].numel, G);
+            }
+        }
+        /* truncated inference after k blocks equals the probe after k blocks */
+        acn_set_no_grad(ctx, 1);
+        for (i = 0; i < nh; i++)
+            for (j = 0; j <= L; j++) {
+                acn_mark mk = acn_mark_get(ctx);
+                acn_tensor *t = forward(ctx, &m, &b, i == 0 ? ACN_BERT_MLM : ACN_BERT_CLS, j, NULL);
+                CHECK(t && t->numel == probes[i][j]->numel &&
+                      !memcmp(acn_data(ctx, t), acn_data(ctx, probes[i][j]), t->numel * sizeof(float)),
+                      "%s: truncated to %d blocks differs from probe %d", what, j, j);
+                acn_mark_rewind(ctx, mk);
+            }
+        free(b.labels); free(b.tokens); free(b.mask); free(b.mlm);
+        acn_ctx_free(ctx);
+    }
+    printf("%-14s%-12s worst relative error %.2e over 4 wirings (%d zero gradients)\n", s->name,
+           s->recompute ? " recompute" : "", worst, n_zero);
+    acn_st_free(&ref);
+}
+
+/* The spec's 1-D chain as an MLP of width 1 with no activation, biases or
+ * LayerNorms, embed = clf = 1, block weights w_i: for the logit y,
+ *   ACN:        dy/dw_i = (1 + sum_{j>i} prod_{k=i+1..j} w_k) prod_{m<i} w_m x_0
+ *   ACN_DETACH: dy/dw_i = prod_{m<i} w_m x_0   (the direct gradient alone) */
+static void detached_is_direct(void)
+{
+    const float w[5] = {0.8f, -1.2f, 0.5f, 1.5f, -0.7f}, x0 = 1.25f;
+    int wiring, i, j, one = 1;
+    for (wiring = ACN_ACN; wiring <= ACN_ACN_DETACH; wiring++) {
+        acn_ctx *ctx;
+        acn_mlp m;
+        acn_mlp_config c = acn_mlp_defaults();
+        acn_tensor *x, *y;
+        float dy = 1.0f;
+        c.in = c.width = c.classes = 1;
+        c.depth = 5;
+        c.act = ACN_ACT_NONE;
+        c.block_ln = c.head_ln = c.bias = 0;
+        c.wiring = wiring;
+        acn_ctx_new(&ctx, NULL);
+        acn_mlp_build(ctx, &m, &c);
+        m.embed.weight->data[0] = m.clf.weight->data[0] = 1.0f;
+        for (i = 0; i < 5; i++) m.blocks[i].fc.weight->data[0] = w[i];
+        x = acn_input(ctx, 2, (int[2]){1, 1}, &x0);
+        y = acn_mlp_forward(ctx, &m, x, -1, NULL);
+        CHECK(acn_backward_with(ctx, y, &dy) == ACN_OK, "%s", acn_error(ctx));
+        for (i = 0; i < 5; i++) {
+            double before = x0, fg = 0.0, run = 1.0;
+            for (j = 0; j < i; j++) before *= w[j];
+            for (j = i + 1; j < 5; j++) { run *= w[j]; fg += run; }
+            {
+                double want = wiring == ACN_ACN ? (1.0 + fg) * before : before;
+                CHECK(fabs(m.blocks[i].fc.weight->grad[0] - want) < 1e-5 * (1 + fabs(want)),
+                      "%s: dy/dw_%d = %g, closed form %g", acn_wiring_name(wiring), i + 1,
+                      m.blocks[i].fc.weight->grad[0], want);
+            }
+        }
+        (void)one;
+        acn_ctx_free(ctx);
+    }
+}
+
+/* Recomputing GELU and LayerNorm outputs gives the same bits. */
+static void recompute_same(const char *dir)
+{
+    spec s[2] = {{"mixer", MIXER, 0, 0, 0, 0}, {"vit", VIT, 0, 0, 0, 0}};
+    int k, r, wiring;
+    for (k = 0; k < 2; k++)
+        for (wiring = 0; wiring < 4; wiring++) {
+            float *g[2] = {NULL, NULL};
+            size_t n = 0, peak[2];
+            for (r = 0; r < 2; r++) {
+                acn_ctx *ctx;
+                model m;
+                batch b;
+                char path[512];
+                acn_stats st;
+                acn_tensor *loss;
+                memset(&b, 0, sizeof b);
+                s[k].recompute = r;
+                acn_ctx_new(&ctx, NULL);
+                build(ctx, &m, &s[k], wiring);
+                snprintf(path, sizeof path, "%s/%s.weights.safetensors", dir, s[k].name);
+                acn_load_params(ctx, path);
+                snprintf(path, sizeof path, "%s/%s.ref.safetensors", dir, s[k].name);
+                acn_st_read(ctx, path, &ref);
+                b.x = get(ctx, "x");
+                b.labels = ints(ctx, "labels");
+                loss = acn_cross_entropy(ctx, forward(ctx, &m, &b, 0, -1, NULL), b.labels, 0.1f, -1);
+                acn_backward(ctx, loss);
+                CHECK(acn_status_of(ctx) == ACN_OK, "recompute %s: %s", s[k].name, acn_error(ctx));
+                n = acn_param_numel(ctx);
+                acn_stats_get(ctx, &st);
+                peak[r] = st.arena_peak;
+                g[r] = (float *)malloc(st.param_floats_used * sizeof(float));
+                memcpy(g[r], acn_params(ctx, NULL)[0].grad, st.param_floats_used * sizeof(float));
+                n = st.param_floats_used;
+                free(b.labels);
+                acn_st_free(&ref);
+                acn_ctx_free(ctx);
+            }
+            CHECK(!memcmp(g[0], g[1], n * sizeof(float)), "%s %s: recompute changed the gradients", s[k].name,
+                  acn_wiring_name(wiring));
+            (void)peak;
+            free(g[0]);
+            free(g[1]);
+        }
+}
+
+static void counts_and_errors(void)
+{
+    acn_ctx *ctx;
+    acn_mixer m;
+    acn_mixer_config c = acn_mixer_defaults();
+    acn_tensor *x;
+    int s[4] = {2, 3, 28, 28};
+    acn_ctx_new(&ctx, NULL);
+    CHECK(acn_mixer_build(ctx, &m, &c) == ACN_OK && acn_param_numel(ctx) == 2527002,
+          "the paper Mixer has %zu parameters; the spec says 2,527,002", acn_param_numel(ctx));
+    x = acn_new(ctx, 4, s, 0);
+    CHECK(acn_mixer_forward(ctx, &m, x, -1, NULL) == NULL &&
+          strstr(acn_error(ctx), "images (2, 3, 28, 28); the model takes (B, 3, 32, 32)"), "%s", acn_error(ctx));
+    acn_clear_error(ctx);
+    s[2] = s[3] = 32;
+    x = acn_new(ctx, 4, s, 0);
+    CHECK(acn_mixer_forward(ctx, &m, x, 17, NULL) == NULL && strstr(acn_error(ctx), "k = 17 blocks, but the model has 16"),
+          "%s", acn_error(ctx));
+    acn_ctx_free(ctx);
+    /* Fashion-MNIST geometry: 28 x 28 x 1 -> 49 patches + CLS */
+    acn_ctx_new(&ctx, NULL);
+    c.image_h = c.image_w = 28;
+    c.channels = 1;
+    CHECK(acn_mixer_build(ctx, &m, &c) == ACN_OK && acn_param_find(ctx, "blocks.0.tok.fc1.weight")->shape[1] == 50,
+          "28 x 28 x 1 Mixer: %s", acn_error(ctx));
+    acn_ctx_free(ctx);
+    acn_ctx_new(&ctx, NULL);
+    c.image_h = 30;
+    CHECK(acn_mixer_build(ctx, &m, &c) == ACN_ERR_ARG && strstr(acn_error(ctx), "divisible by the patch"), "%s", acn_error(ctx));
+    CHECK(acn_wiring_parse("acn-detach") == ACN_ACN_DETACH && acn_wiring_parse("dense") == -1, "wiring names");
+    acn_ctx_free(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/reference";
+    static const spec small[] = {
+        {"mlp_gelu", MLP, 0, 0, 0, 0}, {"mlp_relu", MLP, 1, 0, 0, 0}, {"mixer", MIXER, 0, 0, 0, 0},
+        {"mixer_textbook", MIXER, 0, 1, 0, 0}, {"vit", VIT, 0, 0, 0, 0}, {"bert", BERT, 0, 0, 0, 0},
+        {"mixer", MIXER, 0, 0, 0, 1}, {"bert", BERT, 0, 0, 0, 1},
+    };
+    size_t i;
+    for (i = 0; i < sizeof small / sizeof small[0]; i++) parity(dir, &small[i]);
+    if (argc > 2) {
+        spec paper = {"paper_mixer", MIXER, 0, 0, 1, 0};
+        parity(argv[2], &paper);
+    }
+    detached_is_direct();
+    recompute_same(dir);
+    counts_and_errors();
+    return t_done("models");
+}
