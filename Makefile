@@ -1,7 +1,7 @@
 # acn.h
 #   make test       the whole test suite (tests/run.sh)
 #   make examples   every single-file example, into build/
-#   make refs       regenerate the committed PyTorch reference files
+#   make refs       regenerate the committed PyTorch reference files (ops and small models)
 #   make clean
 CC ?= cc
 PYTHON ?= /usr/bin/python3
@@ -21,6 +21,7 @@ build/%: examples/%.c acn.h
 
 refs:
 	$(PYTHON) tests/ref/make_refs.py tests/ref
+	$(PYTHON) tests/reference/models.py tests/reference small
 
 clean:
 	rm -rf build

@@ -99,6 +99,8 @@ fi
 echo "== examples"
 step "make examples (-std=c99 -Wall -Wextra -Werror -pedantic)" make -s examples CC="$CC"
 step "examples/gradients agrees with the closed forms" build/gradients 12 0.7
+step "examples/models --model mlp --wiring residual" sh -c 'build/models --model mlp --wiring residual | grep -q "211082 parameters"'
+step "examples/models refuses a bad flag" sh -c '! build/models --wiring dense 2> /dev/null' 
 
 echo "== README.md quick start, compiled as written"
 awk '/^## Quick start/{q=1} q && /^```c$/{c=1; next} c && /^```$/{exit} c' README.md > "$B/quickstart.c"
