@@ -404,6 +404,85 @@ static void counts_and_errors(void)
     acn_ctx_free(ctx);
 }
 
+/* max |v| and the standard deviation of a tensor */
+static void stats(const acn_tensor *t, double *maxabs, double *sd)
+{
+    double s = 0.0, s2 = 0.0;
+    size_t i;
+    *maxabs = 0.0;
+    for (i = 0; i < t->numel; i++) {
+        s += t->data[i];
+        s2 += (double)t->data[i] * t->data[i];
+        if (fabs(t->data[i]) > *maxabs) *maxabs = fabs(t->data[i]);
+    }
+    *sd = sqrt(s2 / t->numel - (s / t->numel) * (s / t->numel));
+}
+
+/* Each model's initialisation against the spec's formulas. */
+static void inits(void)
+{
+    acn_ctx *ctx;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    double mx, sd, b;
+    cfg.arena_bytes = 1 << 20;
+    {   /* the paper Mixer: PyTorch defaults, cls N(0, 1) */
+        static acn_mixer m;
+        acn_mixer_config c = acn_mixer_defaults();
+        acn_ctx_new(&ctx, &cfg);
+        acn_mixer_build(ctx, &m, &c);
+        b = 1.0 / sqrt(65.0);
+        stats(m.blocks[3].tok_fc1.weight, &mx, &sd);
+        CHECK(mx <= b && mx > 0.98 * b && fabs(sd - b / sqrt(3.0)) < 0.05 * b, "tok.fc1: max %g sd %g (bound %g)", mx, sd, b);
+        b = 1.0 / sqrt(48.0);
+        stats(m.embed_w, &mx, &sd);
+        CHECK(mx <= b && mx > 0.98 * b, "embed (Conv2d, fan_in 48): max %g, bound %g", mx, b);
+        stats(m.embed_b, &mx, &sd);
+        CHECK(mx <= b, "embed bias: max %g, bound %g", mx, b);
+        stats(m.cls, &mx, &sd);
+        CHECK(sd > 0.75 && sd < 1.25, "cls N(0, 1): sd %g over 128 values", sd);
+        stats(m.blocks[0].ln.weight, &mx, &sd);
+        CHECK(mx == 1.0 && sd == 0.0, "LayerNorm weight 1");
+        acn_ctx_free(ctx);
+    }
+    {   /* ViT-S: qkv, proj U(+-sqrt(3/D)); MLP Xavier, biases N(0, 1e-6); embed LeCun
+           normal truncated at 2 sd; head 0 */
+        static acn_vit m;
+        acn_vit_config c = acn_vit_defaults();
+        acn_ctx_new(&ctx, &cfg);
+        acn_vit_build(ctx, &m, &c);
+        b = sqrt(3.0 / 384);
+        stats(m.blocks[5].qkv.weight, &mx, &sd);
+        CHECK(mx <= b && mx > 0.99 * b && fabs(sd - 1.0 / sqrt(384.0)) < 0.01 / sqrt(384.0), "qkv: max %g sd %g", mx, sd);
+        stats(m.blocks[5].proj.bias, &mx, &sd);
+        CHECK(mx == 0.0, "proj bias 0");
+        b = sqrt(6.0 / (384 + 1536));
+        stats(m.blocks[5].fc1.weight, &mx, &sd);
+        CHECK(mx <= b && mx > 0.99 * b, "fc1 Xavier: max %g bound %g", mx, b);
+        stats(m.blocks[5].fc2.bias, &mx, &sd);
+        CHECK(mx > 0.0 && mx < 6e-6 && fabs(sd - 1e-6) < 2e-7, "fc2 bias N(0, 1e-6): max %g sd %g", mx, sd);
+        stats(m.embed_w, &mx, &sd);
+        b = sqrt(1.0 / 768.0);  /* the truncation's std correction restores sd = sqrt(1/fan_in) */
+        CHECK(mx <= 2.0 * b / 0.87962566 && fabs(sd - b) < 0.02 * b, "embed LeCun: max %g sd %g (want %g)", mx, sd, b);
+        stats(m.head.weight, &mx, &sd);
+        CHECK(mx == 0.0, "head weight 0");
+        acn_ctx_free(ctx);
+    }
+    {   /* BERT (small width, real vocabulary): N(0, 0.02), zero biases */
+        static acn_bert m;
+        acn_bert_config c = acn_bert_defaults();
+        c.width = 64; c.heads = 4; c.mlp = 128; c.depth = 2;
+        acn_ctx_new(&ctx, &cfg);
+        acn_bert_build(ctx, &m, &c);
+        stats(m.tok, &mx, &sd);
+        CHECK(fabs(sd - 0.02) < 0.0005, "tok embedding sd %g", sd);
+        stats(m.blocks[1].fc1.weight, &mx, &sd);
+        CHECK(fabs(sd - 0.02) < 0.001, "fc1 sd %g", sd);
+        stats(m.blocks[1].fc1.bias, &mx, &sd);
+        CHECK(mx == 0.0, "fc1 bias 0");
+        acn_ctx_free(ctx);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/reference";
@@ -421,5 +500,6 @@ int main(int argc, char **argv)
     detached_is_direct();
     recompute_same(dir);
     counts_and_errors();
+    inits();
     return t_done("models");
 }
