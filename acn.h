@@ -44,6 +44,9 @@
  *                         the caller is never an assertion: it is an error code.
  *   ACN_NO_STDIO          leave out everything that touches files (safetensors
  *                         reading and writing); the rest needs no stdio FILE.
+ *   ACN_NO_SIMD           only the portable matrix kernel (no AVX2/AVX-512
+ *                         paths, no <immintrin.h>).
+ *   ACN_NO_THREADS        no thread pool (no <pthread.h>); one thread.
  *   ACN_NO_POSIX          do not ask for POSIX. By default, on non-Windows
  *                         systems the implementation defines _POSIX_C_SOURCE
  *                         (200809L) when acn.h is the first header the file
@@ -65,8 +68,9 @@
  *   prints and never exits.
  *
  * THREADS
- *   A context is used by one thread at a time. Separate contexts are
- *   independent.
+ *   A context is used by one thread at a time; it runs its own pool of
+ *   worker threads for large ops (POSIX threads; glibc needs no -pthread).
+ *   Separate contexts are independent.
  *
  * LICENSE: MIT, at the end of this file.
  */
@@ -184,6 +188,20 @@ ACNDEF const char *acn_status_name(acn_status s);  /* "ACN_ERR_SHAPE", ...    */
 ACNDEF int acn_set_no_grad(acn_ctx *ctx, int on);
 ACNDEF int acn_set_train(acn_ctx *ctx, int on);
 ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on);
+
+/* Fast paths. The matrix kernel runs at one of these SIMD levels, chosen
+ * at run time: a context starts at the best the CPU has, or at $ACN_SIMD
+ * ("portable", "avx2", "avx512") when set; acn_set_simd changes it (never
+ * above what the CPU has) and returns the level in force. Work is split
+ * over a pool of threads, the caller included: $ACN_THREADS, else the
+ * online cores; acn_set_threads changes it. Results are identical for every
+ * thread count. */
+enum { ACN_SIMD_PORTABLE, ACN_SIMD_AVX2, ACN_SIMD_AVX512 };
+ACNDEF int         acn_set_simd(acn_ctx *ctx, int level);
+ACNDEF int         acn_simd(const acn_ctx *ctx);
+ACNDEF const char *acn_simd_name(int level);      /* "portable", "avx2", ... */
+ACNDEF acn_status  acn_set_threads(acn_ctx *ctx, int n);
+ACNDEF int         acn_threads(const acn_ctx *ctx);
 
 /* Parameters: zero-filled, named (use the PyTorch state_dict key), with a
  * gradient. The acn_tensor pointer stays valid for the life of the context;
@@ -633,8 +651,16 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
 #include <stdio.h>   /* snprintf; FILE only outside ACN_NO_STDIO */
 #include <string.h>
 
-#if !defined(ACN_MALLOC) || !defined(ACN_FREE)
-#include <stdlib.h>
+#include <stdlib.h>  /* getenv, atoi; malloc and free unless overridden */
+#if !defined(ACN_NO_THREADS) && !defined(_WIN32)
+#include <pthread.h>
+#include <unistd.h>  /* sysconf: the number of online cores */
+#define ACN__THREADS 1
+#endif
+#if !defined(ACN_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define ACN__X86 1
 #endif
 #ifndef ACN_MALLOC
 #define ACN_MALLOC(n) malloc(n)
@@ -727,7 +753,16 @@ struct acn_ctx {
     /* modes */
     int no_grad, train, check_finite;
     acn_rng rng;
+    /* fast paths: SIMD level, threads (the caller counts as one), and one
+     * packing buffer per thread for the SIMD matrix kernel */
+    int simd, threads;
+    struct acn__pool *pool;
+    float *packbuf;
 };
+
+struct acn__pool;
+static acn_status acn__fast_init(acn_ctx *ctx);        /* "Fast paths" */
+static void acn__pool_stop(struct acn__pool *pool);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -814,6 +849,10 @@ ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg_in)
     }
     ctx->train = 1;
     acn_rng_seed(&ctx->rng, cfg.seed);
+    if (acn__fast_init(ctx)) {
+        acn_ctx_free(ctx);
+        return ACN_ERR_NOMEM;
+    }
     ACN__POISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
     ACN__POISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN); /* until carved */
     ACN__POISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
@@ -845,6 +884,8 @@ ACNDEF void acn_ctx_free(acn_ctx *ctx)
     ACN_FREE(ctx->ptab);
     ACN_FREE(ctx->pnames);
     ACN_FREE(ctx->arena);
+    acn__pool_stop(ctx->pool);
+    ACN_FREE(ctx->packbuf);
     ACN_FREE(ctx);
 }
 
@@ -1165,6 +1206,10 @@ typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
 ACN__OP_LIST(ACN__OP_DECL)
 #undef ACN__OP_DECL
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
+/* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
+ * threads, or acn__gemm_ref (see "Fast paths"). */
+static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                      float *C, int accumulate);
 static const char *acn__op_name(int op);
 
 /* ------------------------------------------------------------------------ */
@@ -1569,11 +1614,13 @@ static void acn__reduce_bwd(acn_ctx *ctx, acn__node *n)
 }
 
 /* ---- matmul, linear ----------------------------------------------------- */
-/* The one matrix kernel: C (M, N) (+)= op(A) op(B), op(A) (M, K), op(B) (K, N).
- * A is stored (M, K), or (K, M) when ta; B is stored (K, N), or (N, K) when
- * tb. Loop orders keep the innermost loop on contiguous memory. */
-static void acn__gemm(int M, int N, int K, const float *A, int ta, const float *B, int tb, float *C,
-                      int accumulate)
+/* The reference matrix kernel: C (M, N) (+)= op(A) op(B), op(A) (M, K),
+ * op(B) (K, N). A is stored (M, K), or (K, M) when ta; B is stored (K, N),
+ * or (N, K) when tb. Loop orders keep the innermost loop on contiguous
+ * memory. This is the portable path (ACN_SIMD_PORTABLE); the packed SIMD
+ * kernels of the "Fast paths" section compute the same product faster. */
+static void acn__gemm_ref(int M, int N, int K, const float *A, int ta, const float *B, int tb, float *C,
+                          int accumulate)
 {
     int i, j, k;
     if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(float));
@@ -1676,7 +1723,7 @@ static void acn__matmul_fwd(acn_ctx *ctx, acn__node *n)
     int M, N, K, z, ta = n->iarg[0], tb = n->iarg[1], Z = n->iarg[2], shared = n->iarg[3];
     acn__mnk(n, &M, &N, &K);
     for (z = 0; z < Z; z++)
-        acn__gemm(M, N, K, a + (size_t)z * M * K, ta, b + (shared ? 0 : (size_t)z * K * N), tb,
+        acn__gemm(ctx, M, N, K, a + (size_t)z * M * K, ta, b + (shared ? 0 : (size_t)z * K * N), tb,
                   n->out->data + (size_t)z * M * N, 0);
 }
 /* From C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC,
@@ -1695,12 +1742,12 @@ static void acn__matmul_bwd(acn_ctx *ctx, acn__node *n)
         float *gaz = ga ? ga + (size_t)z * M * K : NULL;
         float *gbz = gb ? gb + (shared ? 0 : (size_t)z * K * N) : NULL;
         if (gaz) {
-            if (!ta) acn__gemm(M, K, N, dC, 0, bz, !tb, gaz, 1);   /* dA (M,K) = dC op(B)^T   */
-            else acn__gemm(K, M, N, bz, tb, dC, 1, gaz, 1);        /* dA (K,M) = op(B) dC^T   */
+            if (!ta) acn__gemm(ctx, M, K, N, dC, 0, bz, !tb, gaz, 1);   /* dA (M,K) = dC op(B)^T */
+            else acn__gemm(ctx, K, M, N, bz, tb, dC, 1, gaz, 1);        /* dA (K,M) = op(B) dC^T */
         }
         if (gbz) {
-            if (!tb) acn__gemm(K, N, M, az, !ta, dC, 0, gbz, 1);   /* dB (K,N) = op(A)^T dC   */
-            else acn__gemm(N, K, M, dC, 1, az, ta, gbz, 1);        /* dB (N,K) = dC^T op(A)   */
+            if (!tb) acn__gemm(ctx, K, N, M, az, !ta, dC, 0, gbz, 1);   /* dB (K,N) = op(A)^T dC */
+            else acn__gemm(ctx, N, K, M, dC, 1, az, ta, gbz, 1);        /* dB (N,K) = dC^T op(A) */
         }
     }
 }
@@ -1733,7 +1780,7 @@ static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O), r, o;
     float *out = n->out->data;
-    acn__gemm(R, O, I, x, 0, W, 1, out, 0);
+    acn__gemm(ctx, R, O, I, x, 0, W, 1, out, 0);
     if (n->in[2]) {
         const float *b = acn__val(ctx, n->in[2]);
         for (r = 0; r < R; r++)
@@ -1747,8 +1794,8 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O), r, o;
     const float *d = n->out->grad;
-    if (gx) acn__gemm(R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
-    if (gW) acn__gemm(O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
+    if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
+    if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
     if (gb)
         for (r = 0; r < R; r++)
             for (o = 0; o < O; o++) gb[o] += d[(size_t)r * O + o];
@@ -2717,6 +2764,402 @@ static const acn__opdef acn__ops[ACN__OP_COUNT] = {ACN__OP_LIST(ACN__OP_ROW)};
 #undef ACN__OP_ROW
 static void acn__forward(acn_ctx *ctx, acn__node *n) { acn__ops[n->op].fwd(ctx, n); }
 static const char *acn__op_name(int op) { return acn__ops[op].name; }
+
+/* ======================================================================== */
+/* Fast paths: the thread pool and the packed SIMD matrix kernel            */
+/* ======================================================================== */
+/* Nothing here changes what is computed, only how fast: acn__gemm_ref (in
+ * the matmul section) is the definition, and every test passes on each
+ * SIMD level and thread count. The SIMD kernel is BLIS-style: op(A) and
+ * op(B) are copied ("packed") block by block into panels that a small
+ * register-blocked micro-kernel streams through; transposes are handled by
+ * the packing, so one micro-kernel serves all four cases. */
+
+/* ---- the thread pool ---------------------------------------------------- */
+/* A task runs as fn(arg, tid, n) on every thread at once, tid = 0..n-1 (the
+ * caller is thread 0); acn__parallel returns when all have finished. The
+ * workers sleep on a condition variable between tasks. */
+typedef void (*acn__task)(void *arg, int tid, int n);
+#define ACN__MAX_THREADS 64
+
+struct acn__pool;
+struct acn__who { struct acn__pool *pool; int tid; }; /* a worker's identity */
+
+typedef struct acn__pool {
+    int n;
+#ifdef ACN__THREADS
+    pthread_t th[ACN__MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    acn__task fn;
+    void *arg;
+    unsigned long gen;          /* task number                            */
+    int pending, quit;
+    struct acn__who who[ACN__MAX_THREADS];
+#endif
+} acn__pool;
+
+#ifdef ACN__THREADS
+static void *acn__worker(void *p)
+{
+    struct acn__who *w = (struct acn__who *)p;
+    acn__pool *pool = w->pool;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        acn__task fn;
+        void *arg;
+        while (pool->gen == seen && !pool->quit) pthread_cond_wait(&pool->go, &pool->mu);
+        if (pool->quit) break;
+        seen = pool->gen;
+        fn = pool->fn;
+        arg = pool->arg;
+        pthread_mutex_unlock(&pool->mu);
+        fn(arg, w->tid, pool->n);
+        pthread_mutex_lock(&pool->mu);
+        if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return NULL;
+}
+#endif
+
+static void acn__pool_stop(acn__pool *pool)
+{
+    if (!pool) return;
+#ifdef ACN__THREADS
+    {
+        int t;
+        pthread_mutex_lock(&pool->mu);
+        pool->quit = 1;
+        pthread_cond_broadcast(&pool->go);
+        pthread_mutex_unlock(&pool->mu);
+        for (t = 1; t < pool->n; t++) pthread_join(pool->th[t], NULL);
+        pthread_mutex_destroy(&pool->mu);
+        pthread_cond_destroy(&pool->go);
+        pthread_cond_destroy(&pool->done);
+    }
+#endif
+    ACN_FREE(pool);
+}
+
+/* A pool of n threads (n - 1 workers); NULL when n is 1 or on failure. */
+static acn__pool *acn__pool_start(int n)
+{
+#ifdef ACN__THREADS
+    acn__pool *pool;
+    int t;
+    if (n < 2) return NULL;
+    if (!(pool = (acn__pool *)ACN_MALLOC(sizeof *pool))) return NULL;
+    memset(pool, 0, sizeof *pool);
+    pool->n = 1;
+    if (pthread_mutex_init(&pool->mu, NULL)) { ACN_FREE(pool); return NULL; }
+    pthread_cond_init(&pool->go, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    for (t = 1; t < n; t++) {
+        pool->who[t].pool = pool;
+        pool->who[t].tid = t;
+        pool->n = t + 1; /* the workers read n only when a task runs */
+        if (pthread_create(&pool->th[t], NULL, acn__worker, &pool->who[t])) {
+            pool->n = t;
+            break;
+        }
+    }
+    if (pool->n < 2) { acn__pool_stop(pool); return NULL; }
+    return pool;
+#else
+    (void)n;
+    return NULL;
+#endif
+}
+
+static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg)
+{
+#ifdef ACN__THREADS
+    acn__pool *pool = ctx->pool;
+    if (pool) {
+        pthread_mutex_lock(&pool->mu);
+        pool->fn = fn;
+        pool->arg = arg;
+        pool->pending = pool->n - 1;
+        pool->gen++;
+        pthread_cond_broadcast(&pool->go);
+        pthread_mutex_unlock(&pool->mu);
+        fn(arg, 0, pool->n);
+        pthread_mutex_lock(&pool->mu);
+        while (pool->pending) pthread_cond_wait(&pool->done, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
+        return;
+    }
+#endif
+    fn(arg, 0, 1);
+    (void)ctx;
+}
+
+/* Thread tid's share [*lo, *hi) of n items, in whole multiples of `unit`. */
+static void acn__share(size_t n, size_t unit, int tid, int nt, size_t *lo, size_t *hi)
+{
+    size_t units = (n + unit - 1) / unit, per = (units + (size_t)nt - 1) / (size_t)nt;
+    *lo = (size_t)tid * per * unit;
+    *hi = *lo + per * unit;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* ---- SIMD micro-kernels ------------------------------------------------- */
+/* Each computes C[mr x nr] += Apanel (kc x mr, k-major) * Bpanel (kc x nr,
+ * k-major) with C row-major (stride ldc), holding C in registers. */
+typedef void (*acn__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc);
+
+#ifdef ACN__X86
+#define ACN__AVX2 __attribute__((target("avx2,fma")))
+#define ACN__AVX512 __attribute__((target("avx512f")))
+
+/* 6 x 16: twelve 8-float accumulators */
+ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, const float *b, float *c, size_t ldc)
+{
+    __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+    __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+    __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+    __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+    __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+    __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    int k;
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    _mm256_storeu_ps(c, c00); _mm256_storeu_ps(c + 8, c01);
+    _mm256_storeu_ps(c + ldc, c10); _mm256_storeu_ps(c + ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20); _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30); _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40); _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50); _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* 12 x 32: twenty-four 16-float accumulators */
+#define ACN__ROW512(i)                                                              \
+    x = _mm512_set1_ps(a[i]);                                                       \
+    r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                      \
+    r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);
+#define ACN__LOAD512(i) __m512 r##i##0 = _mm512_loadu_ps(c + i * ldc), r##i##1 = _mm512_loadu_ps(c + i * ldc + 16);
+#define ACN__STORE512(i) _mm512_storeu_ps(c + i * ldc, r##i##0); _mm512_storeu_ps(c + i * ldc + 16, r##i##1);
+ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, const float *b, float *c, size_t ldc)
+{
+    ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
+    ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
+    int k;
+    for (k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
+        ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4) ACN__ROW512(5)
+        ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9) ACN__ROW512(10) ACN__ROW512(11)
+    }
+    ACN__STORE512(0) ACN__STORE512(1) ACN__STORE512(2) ACN__STORE512(3) ACN__STORE512(4) ACN__STORE512(5)
+    ACN__STORE512(6) ACN__STORE512(7) ACN__STORE512(8) ACN__STORE512(9) ACN__STORE512(10) ACN__STORE512(11)
+}
+#undef ACN__ROW512
+#undef ACN__LOAD512
+#undef ACN__STORE512
+
+static int acn__cpu_level(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return ACN_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ACN_SIMD_AVX2;
+    return ACN_SIMD_PORTABLE;
+}
+#else
+static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
+#endif
+
+/* ---- the packed matrix kernel ------------------------------------------- */
+/* Blocking: a KC x NC block of op(B) (512 KB) stays in L2, an MC x KC block
+ * of op(A) (120 KB) in L2, a micro-panel of B (KC x nr) in L1. */
+#define ACN__KC 256
+#define ACN__MC 120
+#define ACN__NC 512
+#define ACN__MR_MAX 12
+#define ACN__NR_MAX 32
+#define ACN__PACK_FLOATS ((size_t)ACN__MC * ACN__KC + (size_t)ACN__KC * ACN__NC + ACN__MR_MAX * ACN__NR_MAX)
+
+/* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
+ * say how each operand is stored. */
+typedef struct acn__gemm_job {
+    int M, N, K, mr, nr, split_rows;
+    const float *A, *B;
+    size_t ar, ac, br, bc;
+    float *C;
+    int accumulate;
+    acn__ukernel uk;
+    float *packbuf;            /* ACN__PACK_FLOATS per thread              */
+} acn__gemm_job;
+
+/* Panels of mr rows of op(A)[0..mc, 0..kc]: dst[p][k][i], zero-padded. */
+static void acn__pack_a(int mc, int kc, int mr, const float *A, size_t ar, size_t ac, float *dst)
+{
+    int p, k, i;
+    for (p = 0; p < mc; p += mr)
+        for (k = 0; k < kc; k++)
+            for (i = 0; i < mr; i++) *dst++ = p + i < mc ? A[(size_t)(p + i) * ar + (size_t)k * ac] : 0.0f;
+}
+/* Panels of nr columns of op(B)[0..kc, 0..nc]: dst[q][k][j], zero-padded. */
+static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_t bc, float *dst)
+{
+    int q, k, j;
+    for (q = 0; q < nc; q += nr)
+        for (k = 0; k < kc; k++) {
+            const float *row = B + (size_t)k * br;
+            if (bc == 1 && q + nr <= nc) {
+                memcpy(dst, row + q, (size_t)nr * sizeof(float));
+                dst += nr;
+            } else {
+                for (j = 0; j < nr; j++) *dst++ = q + j < nc ? row[(size_t)(q + j) * bc] : 0.0f;
+            }
+        }
+}
+
+/* C[0..M, 0..N] (ldc) += op(A) op(B) for one thread's part. */
+static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, float *C,
+                           size_t ldc, float *buf)
+{
+    float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
+    int mr = g->mr, nr = g->nr, jc, pc, ic, jr, ir, i, j;
+    for (jc = 0; jc < N; jc += ACN__NC) {
+        int nc = N - jc < ACN__NC ? N - jc : ACN__NC;
+        for (pc = 0; pc < g->K; pc += ACN__KC) {
+            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC;
+            acn__pack_b(kc, nc, nr, B + (size_t)pc * g->br + (size_t)jc * g->bc, g->br, g->bc, pb);
+            for (ic = 0; ic < M; ic += ACN__MC) {
+                int mc = M - ic < ACN__MC ? M - ic : ACN__MC;
+                acn__pack_a(mc, kc, mr, A + (size_t)ic * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
+                for (jr = 0; jr < nc; jr += nr)
+                    for (ir = 0; ir < mc; ir += mr) {
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        const float *a = pa + (size_t)ir * kc, *b = pb + (size_t)jr * kc;
+                        if (ir + mr <= mc && jr + nr <= nc) {
+                            g->uk(kc, a, b, c, ldc);
+                        } else { /* an edge tile: through a full-size scratch tile */
+                            int mm = mc - ir < mr ? mc - ir : mr, nn = nc - jr < nr ? nc - jr : nr;
+                            for (i = 0; i < mr; i++)
+                                for (j = 0; j < nr; j++) tile[i * nr + j] = i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
+                            g->uk(kc, a, b, tile, (size_t)nr);
+                            for (i = 0; i < mm; i++)
+                                for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
+                        }
+                    }
+            }
+        }
+    }
+}
+
+/* One thread's rows (or columns) of the product. The split never cuts the
+ * K loop, so every element of C is summed in the same order whatever the
+ * number of threads. */
+static void acn__gemm_task(void *arg, int tid, int nt)
+{
+    const acn__gemm_job *g = (const acn__gemm_job *)arg;
+    size_t lo, hi, r;
+    float *buf = g->packbuf + (size_t)tid * ACN__PACK_FLOATS;
+    if (g->split_rows) {
+        acn__share((size_t)g->M, (size_t)g->mr, tid, nt, &lo, &hi);
+        if (lo >= hi) return;
+        if (!g->accumulate)
+            for (r = lo; r < hi; r++) memset(g->C + r * (size_t)g->N, 0, (size_t)g->N * sizeof(float));
+        acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->C + lo * (size_t)g->N, (size_t)g->N, buf);
+    } else {
+        acn__share((size_t)g->N, (size_t)g->nr, tid, nt, &lo, &hi);
+        if (lo >= hi) return;
+        if (!g->accumulate)
+            for (r = 0; r < (size_t)g->M; r++) memset(g->C + r * (size_t)g->N + lo, 0, (hi - lo) * sizeof(float));
+        acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->C + lo, (size_t)g->N, buf);
+    }
+}
+
+static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                      float *C, int accumulate)
+{
+    acn__gemm_job g;
+    if (ctx->simd == ACN_SIMD_PORTABLE || (double)M * N * K < 16384.0 || K < 1) {
+        acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
+        return;
+    }
+#ifdef ACN__X86
+    g.uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
+    g.mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
+    g.nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
+#else
+    g.uk = NULL;
+    g.mr = g.nr = 1;
+#endif
+    g.M = M; g.N = N; g.K = K;
+    g.A = A; g.B = B; g.C = C;
+    g.ar = ta ? 1 : (size_t)K;  g.ac = ta ? (size_t)M : 1;
+    g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
+    g.accumulate = accumulate;
+    g.split_rows = M >= N;
+    g.packbuf = ctx->packbuf;
+    acn__parallel(ctx, acn__gemm_task, &g);
+}
+
+/* ---- settings ----------------------------------------------------------- */
+ACNDEF const char *acn_simd_name(int level)
+{
+    return level == ACN_SIMD_AVX512 ? "avx512" : level == ACN_SIMD_AVX2 ? "avx2" : "portable";
+}
+ACNDEF int acn_simd(const acn_ctx *ctx) { return ctx->simd; }
+ACNDEF int acn_set_simd(acn_ctx *ctx, int level)
+{
+    int best = acn__cpu_level();
+    ctx->simd = level < ACN_SIMD_PORTABLE ? ACN_SIMD_PORTABLE : level > best ? best : level;
+    return ctx->simd;
+}
+ACNDEF int acn_threads(const acn_ctx *ctx) { return ctx->threads; }
+ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
+{
+    float *buf;
+    if (!ctx) return ACN_ERR_ARG;
+    if (n < 1 || n > ACN__MAX_THREADS) {
+        acn__fail(ctx, ACN_ERR_ARG, "set_threads: %d threads; use 1 to %d", n, ACN__MAX_THREADS);
+        return ctx->status;
+    }
+#ifndef ACN__THREADS
+    n = 1;
+#endif
+    if (!(buf = (float *)ACN_MALLOC((size_t)n * ACN__PACK_FLOATS * sizeof(float) + ACN__ALIGN))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "set_threads: cannot allocate the packing buffers for %d threads", n);
+        return ctx->status;
+    }
+    acn__pool_stop(ctx->pool);
+    ACN_FREE(ctx->packbuf);
+    ctx->packbuf = buf;
+    ctx->pool = acn__pool_start(n);
+    ctx->threads = ctx->pool ? ctx->pool->n : 1;
+    return ACN_OK;
+}
+
+/* The defaults of a new context: $ACN_SIMD and $ACN_THREADS, else the CPU. */
+static acn_status acn__fast_init(acn_ctx *ctx)
+{
+    const char *e = getenv("ACN_SIMD");
+    int n = 1;
+    acn_set_simd(ctx, !e ? ACN_SIMD_AVX512 : !strcmp(e, "portable") ? ACN_SIMD_PORTABLE
+                      : !strcmp(e, "avx2") ? ACN_SIMD_AVX2 : ACN_SIMD_AVX512);
+#ifdef ACN__THREADS
+    e = getenv("ACN_THREADS");
+    if (e && atoi(e) > 0) n = atoi(e);
+#if defined(_SC_NPROCESSORS_ONLN)
+    else n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    if (n < 1) n = 1;
+    if (n > ACN__MAX_THREADS) n = ACN__MAX_THREADS;
+#endif
+    return acn_set_threads(ctx, n);
+}
 
 /* ======================================================================== */
 /* Backward                                                                 */
