@@ -727,6 +727,7 @@ typedef struct acn__node {
     float farg[2];             /* op-specific floats (eps, scale, ...)       */
     void *aux;                 /* op-specific saved state (see each op)      */
     struct acn__node *prev;    /* the tape, newest first                     */
+    acn_ctx *ctx;              /* for kernels split over threads             */
 } acn__node;
 
 struct acn_ctx {
@@ -1206,6 +1207,13 @@ typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
 ACN__OP_LIST(ACN__OP_DECL)
 #undef ACN__OP_DECL
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
+/* Run fn(n, lo, hi) over [lo, hi) ranges that split [0, count) across the
+ * context's threads (a single call when count < 2 grain). A range function
+ * reads values through ->data and ->grad only (acn__ready made every value
+ * the kernel needs available), and writes only its own part. */
+typedef void (*acn__range_fn)(acn__node *n, size_t lo, size_t hi);
+static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn__range_fn fn);
 /* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
  * threads, or acn__gemm_ref (see "Fast paths"). */
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
@@ -1332,6 +1340,7 @@ static acn__node *acn__node_new(acn_ctx *ctx, int op, acn_tensor *const *in, int
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
     n->op = op;
+    n->ctx = ctx;
     n->n_in = n_in;
     n->in = (acn_tensor **)acn__alloc(ctx, (size_t)(n_in ? n_in : 1) * sizeof(acn_tensor *), name);
     out = acn__header(ctx, ndim, shape, name);
@@ -1485,39 +1494,59 @@ ACNDEF acn_tensor *acn_add(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return 
 ACNDEF acn_tensor *acn_sub(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return acn__binary(ctx, ACN__OP_SUB, a, b); }
 ACNDEF acn_tensor *acn_mul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b) { return acn__binary(ctx, ACN__OP_MUL, a, b); }
 
-/* out = a + b | a - b | a * b                      a, b broadcast to out */
-static void acn__binary_fwd(acn_ctx *ctx, acn__node *n)
+/* out = a + b | a - b | a * b                      a, b broadcast to out
+ * (split over rows: the first three padded dims; a row is the last dim) */
+static void acn__binary_fwd_rows(acn__node *n, size_t lo, size_t hi)
 {
-    const float *a = acn__val(ctx, n->in[0]), *b = acn__val(ctx, n->in[1]);
+    const float *a = n->in[0]->data, *b = n->in[1]->data;
     float *out = n->out->data;
     acn__bcast bc;
-    int i0, i1, i2, i3;
-    size_t o = 0;
+    size_t r;
+    int i3;
     acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
-    for (i0 = 0; i0 < bc.n[0]; i0++)
-        for (i1 = 0; i1 < bc.n[1]; i1++)
-            for (i2 = 0; i2 < bc.n[2]; i2++) {
-                const float *pa = a + i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2];
-                const float *pb = b + i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2];
-                size_t sa = bc.sa[3], sb = bc.sb[3];
-                switch (n->op) {
-                case ACN__OP_ADD: for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] + pb[i3 * sb]; break;
-                case ACN__OP_SUB: for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] - pb[i3 * sb]; break;
-                default:          for (i3 = 0; i3 < bc.n[3]; i3++) out[o++] = pa[i3 * sa] * pb[i3 * sb]; break;
-                }
-            }
+    for (r = lo; r < hi; r++) {
+        size_t i2 = r % (size_t)bc.n[2], i1 = r / (size_t)bc.n[2] % (size_t)bc.n[1];
+        size_t i0 = r / ((size_t)bc.n[2] * bc.n[1]), o = r * (size_t)bc.n[3];
+        const float *pa = a + i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2];
+        const float *pb = b + i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2];
+        size_t sa = bc.sa[3], sb = bc.sb[3];
+        switch (n->op) {
+        case ACN__OP_ADD: for (i3 = 0; i3 < bc.n[3]; i3++) out[o + i3] = pa[i3 * sa] + pb[i3 * sb]; break;
+        case ACN__OP_SUB: for (i3 = 0; i3 < bc.n[3]; i3++) out[o + i3] = pa[i3 * sa] - pb[i3 * sb]; break;
+        default:          for (i3 = 0; i3 < bc.n[3]; i3++) out[o + i3] = pa[i3 * sa] * pb[i3 * sb]; break;
+        }
+    }
+}
+static void acn__binary_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__binary_fwd_rows);
 }
 /* add: da += d, db += d;  sub: da += d, db -= d;  mul: da += d b, db += d a,
  * each summed over the dims it was broadcast along. */
+static void acn__binary_bwd_flat(acn__node *n, size_t lo, size_t hi) /* no broadcasting */
+{
+    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    const float *d = n->out->grad, *a = n->in[0]->data, *b = n->in[1]->data;
+    size_t i;
+    for (i = lo; i < hi; i++)
+        switch (n->op) {
+        case ACN__OP_ADD: if (ga) ga[i] += d[i]; if (gb) gb[i] += d[i]; break;
+        case ACN__OP_SUB: if (ga) ga[i] += d[i]; if (gb) gb[i] -= d[i]; break;
+        default:          if (ga) ga[i] += d[i] * b[i]; if (gb) gb[i] += d[i] * a[i]; break;
+        }
+}
 static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
-    const float *d = n->out->grad;
-    const float *a = n->op == ACN__OP_MUL && gb ? acn__val(ctx, n->in[0]) : NULL;
-    const float *b = n->op == ACN__OP_MUL && ga ? acn__val(ctx, n->in[1]) : NULL;
+    const float *d = n->out->grad, *a = n->in[0]->data, *b = n->in[1]->data;
     acn__bcast bc;
     int i0, i1, i2, i3;
     size_t o = 0;
+    if (n->in[0]->numel == n->out->numel && n->in[1]->numel == n->out->numel) {
+        acn__par(ctx, n, n->out->numel, 4096, acn__binary_bwd_flat);
+        return;
+    }
+    /* broadcast: several outputs add into one input element, so one thread */
     acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
     for (i0 = 0; i0 < bc.n[0]; i0++)
         for (i1 = 0; i1 < bc.n[1]; i1++)
@@ -1564,7 +1593,7 @@ static void acn__scale_bwd(acn_ctx *ctx, acn__node *n)
 /* x viewed as (outer, len, inner), reduced over len: iarg = {outer, len, inner}. */
 static acn_tensor *acn__reduce(acn_ctx *ctx, int op, acn_tensor *x, int axis)
 {
-    int a, d, k = 0, shape[ACN_MAX_DIMS];
+    int a, d, k = 0, shape[ACN_MAX_DIMS] = {1, 1, 1, 1};
     acn__node *n;
     if (acn__inputs_ok(ctx, acn__op_name(op), &x, 1)) return NULL;
     if (axis == ACN_AXIS_ALL) {
@@ -1787,18 +1816,24 @@ static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
             for (o = 0; o < O; o++) out[(size_t)r * O + o] += b[o];
     }
 }
+/* db[o] += sum_r d[r, o], for the columns o in [lo, hi) */
+static void acn__linear_db(acn__node *n, size_t lo, size_t hi)
+{
+    size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O, r, o;
+    float *gb = n->in[2]->grad;
+    for (r = 0; r < R; r++)
+        for (o = lo; o < hi; o++) gb[o] += n->out->grad[r * O + o];
+}
 /* dx (R, I) += d (R, O) W;   dW (O, I) += d^T x;   db (O) += sum_r d[r, :] */
 static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = acn__g(n->in[2]);
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
-    int R = (int)(n->out->numel / (size_t)O), r, o;
+    int R = (int)(n->out->numel / (size_t)O);
     const float *d = n->out->grad;
     if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
     if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
-    if (gb)
-        for (r = 0; r < R; r++)
-            for (o = 0; o < O; o++) gb[o] += d[(size_t)r * O + o];
+    if (gb) acn__par(ctx, n, (size_t)O, R > 256 ? 16 : (size_t)O, acn__linear_db);
 }
 
 /* ---- GELU, ReLU, tanh --------------------------------------------------- */
@@ -1819,41 +1854,46 @@ ACNDEF acn_tensor *acn_tanh(acn_ctx *ctx, acn_tensor *x) { return acn__unary(ctx
 #define ACN__GELU_C 0.044715f
 /* exact:  out = x/2 (1 + erf(x/sqrt 2))
  * tanh:   out = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3) */
-static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n)
+static void acn__gelu_fwd_range(acn__node *n, size_t lo, size_t hi)
 {
-    const float *x = acn__val(ctx, n->in[0]);
+    const float *x = n->in[0]->data;
     float *out = n->out->data;
     size_t i;
     if (n->iarg[0] & ACN_GELU_TANH)
-        for (i = 0; i < n->out->numel; i++) {
+        for (i = lo; i < hi; i++) {
             float u = ACN__SQRT_2_OVER_PI * (x[i] + ACN__GELU_C * x[i] * x[i] * x[i]);
             out[i] = 0.5f * x[i] * (1.0f + tanhf(u));
         }
     else
-        for (i = 0; i < n->out->numel; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
+        for (i = acn__gelu_fast(n->ctx, 0, x, NULL, out, lo, hi); i < hi; i++)
+            out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
 }
+static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 2048, acn__gelu_fwd_range); }
 /* exact:  dx += d (Phi(x) + x phi(x)),  Phi = (1 + erf(x/sqrt 2))/2,
  *                                        phi = exp(-x^2/2)/sqrt(2 pi)
  * tanh:   dx += d (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)) */
-static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
+static void acn__gelu_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
-    float *gx = acn__g(n->in[0]);
-    const float *x = acn__val(ctx, n->in[0]), *d = n->out->grad;
+    float *gx = n->in[0]->grad;
+    const float *x = n->in[0]->data, *d = n->out->grad;
     size_t i;
-    if (!gx) return;
     if (n->iarg[0] & ACN_GELU_TANH)
-        for (i = 0; i < n->out->numel; i++) {
+        for (i = lo; i < hi; i++) {
             float x2 = x[i] * x[i];
             float t = tanhf(ACN__SQRT_2_OVER_PI * (x[i] + ACN__GELU_C * x2 * x[i]));
             float du = ACN__SQRT_2_OVER_PI * (1.0f + 3.0f * ACN__GELU_C * x2);
             gx[i] += d[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
         }
     else
-        for (i = 0; i < n->out->numel; i++) {
+        for (i = acn__gelu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) {
             float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
             float pdf = 0.39894228f * expf(-0.5f * x[i] * x[i]);
             gx[i] += d[i] * (cdf + x[i] * pdf);
         }
+}
+static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
+{
+    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, 2048, acn__gelu_bwd_range);
 }
 
 /* out = max(0, x) */
@@ -2156,16 +2196,15 @@ ACNDEF acn_tensor *acn_layernorm(acn_ctx *ctx, acn_tensor *x, acn_tensor *gamma,
     return acn_layernorm_ex(ctx, x, gamma, beta, eps, 0);
 }
 /* mean = sum x / D;  var = sum (x - mean)^2 / D (biased);  rstd = 1/sqrt(var + eps)
- * xhat = (x - mean) rstd;  out = xhat gamma + beta          x (R, D) */
-static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
+ * xhat = (x - mean) rstd;  out = xhat gamma + beta          x (R, D), rows [lo, hi) */
+static void acn__ln_fwd_rows(acn__node *n, size_t lo, size_t hi)
 {
-    const float *x = acn__val(ctx, n->in[0]);
-    const float *g = n->in[1] ? acn__val(ctx, n->in[1]) : NULL;
-    const float *b = n->in[2] ? acn__val(ctx, n->in[2]) : NULL;
+    const float *x = n->in[0]->data;
+    const float *g = n->in[1] ? n->in[1]->data : NULL, *b = n->in[2] ? n->in[2]->data : NULL;
     int D = n->out->shape[n->out->ndim - 1], c;
     size_t R = n->out->numel / (size_t)D, r;
     float *mean = (float *)n->aux, *rstd = mean + R;
-    for (r = 0; r < R; r++) {
+    for (r = lo; r < hi; r++) {
         const float *xr = x + r * D;
         float *o = n->out->data + r * D, m = 0.0f, v = 0.0f;
         for (c = 0; c < D; c++) m += xr[c];
@@ -2180,37 +2219,57 @@ static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
         }
     }
 }
-/* dxhat = d gamma;
- * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
- * dgamma += sum_r d xhat;  dbeta += sum_r d */
-static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
+static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
 {
-    float *gx = acn__g(n->in[0]), *gg = n->in[1] ? acn__g(n->in[1]) : NULL;
-    float *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
-    const float *x = acn__val(ctx, n->in[0]);
-    const float *g = n->in[1] ? acn__val(ctx, n->in[1]) : NULL;
+    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1], 16, acn__ln_fwd_rows);
+}
+/* dxhat = d gamma;
+ * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))         rows [lo, hi) */
+static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
+{
+    float *gx = n->in[0]->grad;
+    const float *x = n->in[0]->data, *g = n->in[1] ? n->in[1]->data : NULL;
     const float *mean = (const float *)n->aux, *d = n->out->grad;
     int D = n->out->shape[n->out->ndim - 1], c;
     size_t R = n->out->numel / (size_t)D, r;
     const float *rstd = mean + R;
-    for (r = 0; r < R; r++) {
+    for (r = lo; r < hi; r++) {
         const float *xr = x + r * D, *dr = d + r * D;
         float m1 = 0.0f, m2 = 0.0f;  /* mean(dxhat), mean(dxhat xhat) */
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
             m1 += dh;
             m2 += dh * h;
-            if (gg) gg[c] += dr[c] * h;
-            if (gb) gb[c] += dr[c];
         }
         m1 /= (float)D;
         m2 /= (float)D;
-        if (gx)
-            for (c = 0; c < D; c++) {
-                float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
-                gx[r * D + c] += rstd[r] * (dh - m1 - h * m2);
-            }
+        for (c = 0; c < D; c++) {
+            float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
+            gx[r * D + c] += rstd[r] * (dh - m1 - h * m2);
+        }
     }
+}
+/* dgamma[c] += sum_r d[r, c] xhat[r, c];  dbeta[c] += sum_r d[r, c]    columns [lo, hi)
+ * (by columns, so each sum runs over the rows in order on one thread) */
+static void acn__ln_bwd_cols(acn__node *n, size_t lo, size_t hi)
+{
+    float *gg = n->in[1] && (n->in[1]->flags & ACN_F_GRAD) ? n->in[1]->grad : NULL;
+    float *gb = n->in[2] && (n->in[2]->flags & ACN_F_GRAD) ? n->in[2]->grad : NULL;
+    const float *x = n->in[0]->data, *mean = (const float *)n->aux, *d = n->out->grad;
+    size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D, r, c;
+    const float *rstd = mean + R;
+    for (r = 0; r < R; r++)
+        for (c = lo; c < hi; c++) {
+            if (gg) gg[c] += d[r * D + c] * ((x[r * D + c] - mean[r]) * rstd[r]);
+            if (gb) gb[c] += d[r * D + c];
+        }
+}
+static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
+{
+    size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D;
+    if (acn__g(n->in[0])) acn__par(ctx, n, R, 16, acn__ln_bwd_rows);
+    if ((n->in[1] && acn__g(n->in[1])) || (n->in[2] && acn__g(n->in[2])))
+        acn__par(ctx, n, D, R > 256 ? 16 : D, acn__ln_bwd_cols);
 }
 
 /* ---- transpose ---------------------------------------------------------- */
@@ -2233,11 +2292,13 @@ ACNDEF acn_tensor *acn_transpose(acn_ctx *ctx, acn_tensor *x, int axis0, int axi
     }
     return acn__run(ctx, n);
 }
-/* For each out index i (4-d), the input offset with axes a0, a1 swapped. */
-static void acn__transpose_map(const acn__node *n, int dir, float *dst, const float *src)
+/* Over out rows [lo, hi) (the first three padded dims), the input offset of
+ * each out element with axes a0, a1 swapped. dir 0: out[o] = x[ix];
+ * dir 1: dx[ix] += d[o] (every ix once, so rows can run in parallel). */
+static void acn__transpose_rows(const acn__node *n, int dir, float *dst, const float *src, size_t lo, size_t hi)
 {
-    size_t sx[ACN_MAX_DIMS], s[ACN_MAX_DIMS], stride = 1, o = 0, tmp;
-    int i[ACN_MAX_DIMS], no[ACN_MAX_DIMS], d;
+    size_t sx[ACN_MAX_DIMS], s[ACN_MAX_DIMS], stride = 1, tmp, r;
+    int no[ACN_MAX_DIMS], d, i3;
     for (d = ACN_MAX_DIMS - 1; d >= 0; d--) {   /* strides of x */
         sx[d] = stride;
         stride *= (size_t)acn__dim4(n->in[0], d);
@@ -2246,26 +2307,33 @@ static void acn__transpose_map(const acn__node *n, int dir, float *dst, const fl
     tmp = s[n->iarg[0]];
     s[n->iarg[0]] = s[n->iarg[1]];
     s[n->iarg[1]] = tmp;
-    for (i[0] = 0; i[0] < no[0]; i[0]++)
-        for (i[1] = 0; i[1] < no[1]; i[1]++)
-            for (i[2] = 0; i[2] < no[2]; i[2]++)
-                for (i[3] = 0; i[3] < no[3]; i[3]++, o++) {
-                    size_t ix = i[0] * s[0] + i[1] * s[1] + i[2] * s[2] + i[3] * s[3];
-                    if (dir) dst[ix] += src[o]; /* backward: dx[ix] += d[o] */
-                    else dst[o] = src[ix];      /* forward:  out[o] = x[ix] */
-                }
+    for (r = lo; r < hi; r++) {
+        size_t i2 = r % (size_t)no[2], i1 = r / (size_t)no[2] % (size_t)no[1], i0 = r / ((size_t)no[2] * no[1]);
+        size_t base = i0 * s[0] + i1 * s[1] + i2 * s[2], o = r * (size_t)no[3];
+        for (i3 = 0; i3 < no[3]; i3++) {
+            size_t ix = base + i3 * s[3];
+            if (dir) dst[ix] += src[o + i3];
+            else dst[o + i3] = src[ix];
+        }
+    }
 }
 /* out[.., i, .., j, ..] = x[.., j, .., i, ..] */
+static void acn__transpose_fwd_rows(acn__node *n, size_t lo, size_t hi)
+{
+    acn__transpose_rows(n, 0, n->out->data, n->in[0]->data, lo, hi);
+}
 static void acn__transpose_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__transpose_map(n, 0, n->out->data, acn__val(ctx, n->in[0]));
+    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__transpose_fwd_rows);
 }
 /* dx[.., j, .., i, ..] += d[.., i, .., j, ..] */
+static void acn__transpose_bwd_rows(acn__node *n, size_t lo, size_t hi)
+{
+    acn__transpose_rows(n, 1, n->in[0]->grad, n->out->grad, lo, hi);
+}
 static void acn__transpose_bwd(acn_ctx *ctx, acn__node *n)
 {
-    float *gx = acn__g(n->in[0]);
-    (void)ctx;
-    if (gx) acn__transpose_map(n, 1, gx, n->out->grad);
+    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__transpose_bwd_rows);
 }
 
 /* ---- reshape ------------------------------------------------------------ */
@@ -2310,6 +2378,7 @@ ACNDEF acn_tensor *acn_reshape(acn_ctx *ctx, acn_tensor *x, int ndim, const int 
     if (!n || !out) return NULL;
     memset(n, 0, sizeof *n);
     n->op = ACN__OP_RESHAPE;
+    n->ctx = ctx;
     n->n_in = 1;
     n->in = (acn_tensor **)acn__alloc(ctx, sizeof(acn_tensor *), "reshape");
     if (!n->in) return NULL;
@@ -2906,6 +2975,27 @@ static void acn__share(size_t n, size_t unit, int tid, int nt, size_t *lo, size_
     if (*hi > n) *hi = n;
 }
 
+typedef struct acn__par_job { acn__node *n; size_t count; acn__range_fn fn; } acn__par_job;
+static void acn__par_task(void *arg, int tid, int nt)
+{
+    const acn__par_job *j = (const acn__par_job *)arg;
+    size_t lo, hi;
+    acn__share(j->count, 1, tid, nt, &lo, &hi);
+    if (lo < hi) j->fn(j->n, lo, hi);
+}
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn__range_fn fn)
+{
+    acn__par_job j;
+    if (ctx->threads < 2 || count < 2 * grain) {
+        if (count) fn(n, 0, count);
+        return;
+    }
+    j.n = n;
+    j.count = count;
+    j.fn = fn;
+    acn__parallel(ctx, acn__par_task, &j);
+}
+
 /* ---- SIMD micro-kernels ------------------------------------------------- */
 /* Each computes C[mr x nr] += Apanel (kc x mr, k-major) * Bpanel (kc x nr,
  * k-major) with C row-major (stride ldc), holding C in registers. */
@@ -2966,6 +3056,61 @@ ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, const float *b, f
 #undef ACN__LOAD512
 #undef ACN__STORE512
 
+/* Exact GELU for 16 floats at a time: erf by Abramowitz and Stegun 7.1.26
+ * (|error| < 1.5e-7), whose exp(-z^2) also gives the normal density that
+ * the backward needs; exp by range reduction to [-ln2/2, ln2/2], a degree-6
+ * polynomial and scaling by 2^n. */
+ACN__AVX512 static __m512 acn__exp512(__m512 x)
+{
+    __m512 n, r, p;
+    /* (the masked forms, with every lane selected, spare GCC's headers a
+     * false "maybe uninitialized" warning in C++) */
+    x = _mm512_mask_max_ps(x, 0xFFFF, x, _mm512_set1_ps(-87.0f));
+    n = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+    n = _mm512_mask_roundscale_ps(n, 0xFFFF, n, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);      /* x - n ln2, in two parts */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_mask_scalef_ps(p, 0xFFFF, p, n);
+}
+/* Phi(x) = (1 + erf(x / sqrt 2)) / 2 and phi(x) = exp(-x^2/2) / sqrt(2 pi) */
+ACN__AVX512 static void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
+{
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678f)), az = _mm512_abs_ps(z), t, p, e, erf;
+    t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    p = _mm512_fmadd_ps(_mm512_set1_ps(1.061405429f), t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    e = acn__exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), z), z)); /* exp(-x^2 / 2) */
+    erf = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));                  /* erf(|z|) */
+    erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf),   /* sign of z */
+          _mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32((int)0x80000000u))));
+    *cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
+    *pdf = _mm512_mul_ps(_mm512_set1_ps(0.39894228f), e);
+}
+/* out = x Phi(x) (dir 0), or gx += d (Phi(x) + x phi(x)) (dir 1), for i in
+ * [lo, hi); returns where it stopped (a tail shorter than 16 is left). */
+ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+    size_t i;
+    for (i = lo; i + 16 <= hi; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i), cdf, pdf;
+        acn__phi512(v, &cdf, &pdf);
+        if (dir) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf),
+                                                         _mm512_loadu_ps(y + i)));
+        else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
+    }
+    return i;
+}
+
 static int acn__cpu_level(void)
 {
     __builtin_cpu_init();
@@ -2976,6 +3121,17 @@ static int acn__cpu_level(void)
 #else
 static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
 #endif
+
+/* The SIMD part of an exact-GELU range: returns the first index it left for
+ * the scalar loop (lo when there is no SIMD GELU at this level). */
+static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) return acn__gelu512(dir, x, d, y, lo, hi);
+#endif
+    (void)ctx; (void)dir; (void)x; (void)d; (void)y; (void)hi;
+    return lo;
+}
 
 /* ---- the packed matrix kernel ------------------------------------------- */
 /* Blocking: a KC x NC block of op(B) (512 KB) stays in L2, an MC x KC block
@@ -2999,28 +3155,40 @@ typedef struct acn__gemm_job {
     float *packbuf;            /* ACN__PACK_FLOATS per thread              */
 } acn__gemm_job;
 
+/* A panel: w rows (or columns) of an operand, each `len` long, stored with
+ * stride `outer` between them and `inner` along them, laid out [k][i] with
+ * `width` slots per k (the slots past w are zero). The loop order follows
+ * whichever stride is 1, so the reads are contiguous. */
+static void acn__pack_panel(int w, int width, int len, const float *src, size_t outer, size_t inner, float *dst)
+{
+    int i, k;
+    if (w < width)
+        for (k = 0; k < len; k++)
+            for (i = w; i < width; i++) dst[(size_t)k * width + i] = 0.0f;
+    if (inner == 1) /* each of the w vectors is contiguous: read along it */
+        for (i = 0; i < w; i++) {
+            const float *v = src + (size_t)i * outer;
+            for (k = 0; k < len; k++) dst[(size_t)k * width + i] = v[k];
+        }
+    else            /* the w values of one k are contiguous */
+        for (k = 0; k < len; k++) {
+            const float *v = src + (size_t)k * inner;
+            for (i = 0; i < w; i++) dst[(size_t)k * width + i] = v[(size_t)i * outer];
+        }
+}
 /* Panels of mr rows of op(A)[0..mc, 0..kc]: dst[p][k][i], zero-padded. */
 static void acn__pack_a(int mc, int kc, int mr, const float *A, size_t ar, size_t ac, float *dst)
 {
-    int p, k, i;
-    for (p = 0; p < mc; p += mr)
-        for (k = 0; k < kc; k++)
-            for (i = 0; i < mr; i++) *dst++ = p + i < mc ? A[(size_t)(p + i) * ar + (size_t)k * ac] : 0.0f;
+    int p;
+    for (p = 0; p < mc; p += mr, dst += (size_t)mr * kc)
+        acn__pack_panel(mc - p < mr ? mc - p : mr, mr, kc, A + (size_t)p * ar, ar, ac, dst);
 }
 /* Panels of nr columns of op(B)[0..kc, 0..nc]: dst[q][k][j], zero-padded. */
 static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_t bc, float *dst)
 {
-    int q, k, j;
-    for (q = 0; q < nc; q += nr)
-        for (k = 0; k < kc; k++) {
-            const float *row = B + (size_t)k * br;
-            if (bc == 1 && q + nr <= nc) {
-                memcpy(dst, row + q, (size_t)nr * sizeof(float));
-                dst += nr;
-            } else {
-                for (j = 0; j < nr; j++) *dst++ = q + j < nc ? row[(size_t)(q + j) * bc] : 0.0f;
-            }
-        }
+    int q;
+    for (q = 0; q < nc; q += nr, dst += (size_t)nr * kc)
+        acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst);
 }
 
 /* C[0..M, 0..N] (ldc) += op(A) op(B) for one thread's part. */
@@ -3473,7 +3641,7 @@ ACNDEF acn_status acn_init_trunc_normal(acn_ctx *ctx, acn_tensor *t, float mean,
 }
 ACNDEF acn_status acn_init_xavier_uniform(acn_ctx *ctx, acn_tensor *t, float gain)
 {
-    double fi, fo, bound;
+    double fi = 1.0, fo = 1.0, bound;
     if (acn__init_ok(ctx, t, "init_xavier_uniform")) return acn_status_of(ctx);
     if (acn__fans(ctx, t, "init_xavier_uniform", &fi, &fo)) return ctx->status;
     bound = gain * sqrt(6.0 / (fi + fo));
@@ -3481,7 +3649,7 @@ ACNDEF acn_status acn_init_xavier_uniform(acn_ctx *ctx, acn_tensor *t, float gai
 }
 ACNDEF acn_status acn_init_kaiming_uniform(acn_ctx *ctx, acn_tensor *t, float a)
 {
-    double fi, fo, bound;
+    double fi = 1.0, fo = 1.0, bound;
     if (acn__init_ok(ctx, t, "init_kaiming_uniform")) return acn_status_of(ctx);
     if (acn__fans(ctx, t, "init_kaiming_uniform", &fi, &fo)) return ctx->status;
     bound = sqrt(3.0) * sqrt(2.0 / (1.0 + (double)a * a)) / sqrt(fi);
@@ -3489,7 +3657,7 @@ ACNDEF acn_status acn_init_kaiming_uniform(acn_ctx *ctx, acn_tensor *t, float a)
 }
 ACNDEF acn_status acn_init_linear(acn_ctx *ctx, acn_tensor *W, acn_tensor *b)
 {
-    double fi, fo, bound;
+    double fi = 1.0, fo = 1.0, bound;
     if (acn_init_kaiming_uniform(ctx, W, (float)sqrt(5.0))) return ctx->status;
     if (!b) return ACN_OK;
     acn__fans(ctx, W, "init_linear", &fi, &fo);
@@ -4518,7 +4686,7 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
         } else {
             acn_st_entry e;
             int have = 0, efirst = 1, d;
-            int64_t b, en, count = 1;
+            int64_t b = 0, en = 0, count = 1;
             memset(&e, 0, sizeof e);
             strcpy(e.name, key);
             e.dtype = -1;

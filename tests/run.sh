@@ -49,6 +49,8 @@ for cxx in g++ clang++; do
     command -v $cxx > /dev/null || { bad "$cxx is not installed"; continue; }
     step "$cxx $WARN, acn.h first" $cxx $WARN -I. -c "$B/first.cpp" -o "$B/first.o"
 done
+# optimisers warn about more than -O0 sees (inlined SIMD code, uninitialised paths)
+step "gcc -O3 and g++ -O3 $WARN, a whole test program" sh -c "gcc -std=c99 -pedantic $WARN -O3 -c tests/test_models.c -o $B/o3.o && g++ $WARN -O3 -x c++ -c tests/test_models.c -o $B/o3pp.o"
 step "ACN_STATIC ACN_NO_STDIO ACN_NO_POSIX" $CC -std=c99 -pedantic $WARN -DACN_STATIC -DACN_NO_STDIO -DACN_NO_POSIX -I. -c "$B/first.c" -o "$B/first.o"
 # two translation units: the implementation in one, the declarations in the other
 printf '#include "acn.h"\nint count(void) { acn_ctx *c; int n = acn_ctx_new(&c, NULL) == ACN_OK; acn_ctx_free(c); return n; }\n' > "$B/unit2.c"
@@ -70,6 +72,24 @@ if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; the
 else
     bad "build test_core as C++" "$B/log"
 fi
+
+echo "== every SIMD level and thread count"
+# The kernels are chosen at run time; each level the CPU has runs the suites
+# that exercise them, on one thread and on two.
+for simd in portable avx2 avx512; do
+    for threads in 1 2; do
+        export ACN_SIMD=$simd ACN_THREADS=$threads
+        have=$(printf '#define ACN_IMPLEMENTATION\n#include "acn.h"\n#include <stdio.h>\nint main(void){acn_ctx *c; acn_ctx_new(&c, 0); puts(acn_simd_name(acn_simd(c))); return 0;}\n' |
+               $CC -std=c99 -x c - -I. -o "$B/level" -lm && "$B/level")
+        if [ "$have" != "$simd" ]; then echo "  skip  $simd: this CPU runs $have at most"; continue; fi
+        suite "core ($simd, threads=$threads)" "$B/test_core"
+        suite "torch parity ($simd, threads=$threads)" "$B/test_torch" tests/ref
+        suite "models ($simd, threads=$threads)" "$B/test_models" tests/reference
+        suite "train ($simd, threads=$threads)" "$B/test_train"
+    done
+done
+unset ACN_SIMD ACN_THREADS
+step "portable build: -DACN_NO_SIMD -DACN_NO_THREADS" sh -c "$CC -std=c99 -pedantic $WARN -O2 -DACN_NO_SIMD -DACN_NO_THREADS tests/test_models.c -o $B/test_models_portable -lm && $B/test_models_portable tests/reference > $B/portable.log 2>&1 && tail -n 1 $B/portable.log | grep -q ' 0 failed'"
 
 echo "== under AddressSanitizer and UndefinedBehaviorSanitizer"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
