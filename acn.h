@@ -313,10 +313,12 @@ ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const 
 /* ------------------------------------------------------------------------ */
 /* Autograd                                                                 */
 /* ------------------------------------------------------------------------ */
-/* Gradients of a scalar `loss` with respect to every tensor with ACN_F_GRAD
- * that it depends on. Parameter gradients accumulate (call acn_zero_grad
- * first, as with PyTorch); activation gradients are zeroed on each call, so
- * calling it twice after zeroing gives the same result. */
+/* Gradients of a scalar `loss` with respect to every parameter and leaf
+ * (acn_new with ACN_F_GRAD) that it depends on. These accumulate (call
+ * acn_zero_grad first, as with PyTorch), so calling it twice after zeroing
+ * gives the same result. The gradients of intermediate tensors are released
+ * during the walk (their ->grad is NULL afterwards), as PyTorch does for
+ * non-leaf tensors; use acn_custom to observe one. */
 ACNDEF acn_status acn_backward(acn_ctx *ctx, acn_tensor *loss);
 /* The same from any output with the given upstream gradient (out->numel). */
 ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout);
@@ -3332,22 +3334,89 @@ static acn_status acn__fast_init(acn_ctx *ctx)
 /* ======================================================================== */
 /* Backward                                                                 */
 /* ======================================================================== */
-/* Two walks over the tape, newest first, from the node that made `out`
- * (later nodes cannot feed it). The first gives every tensor on the way a
- * zeroed gradient buffer (activations are zeroed again on every call;
- * parameters and leaf tensors accumulate); the second runs the backward
- * kernels. A value used by several ops gets the sum of their gradients,
- * since every kernel adds into its inputs' buffers. */
-/* True when p points into the part of the arena a rewind has given back. */
-static int acn__released(const acn_ctx *ctx, const float *p)
+/* One walk over the tape, newest first, from the node that made `out`
+ * (later nodes cannot feed it), with no recursion. Each backward kernel
+ * adds into its inputs' gradients, so a value used by several ops (an ACN
+ * output sums L+1 tensors) gets the sum of their gradients.
+ *
+ * Activation gradients live in a small heap carved from the arena's free
+ * part: one is allocated (zeroed) when the first of its consumers runs
+ * backward, and released as soon as the node that made it has run, since
+ * nothing reads it after that. So a step holds its activations plus the
+ * gradients in flight, not a second copy of everything. A node whose
+ * output received no gradient (it does not feed `out`) is skipped.
+ * Parameters and leaves (acn_new with ACN_F_GRAD) keep their gradients and
+ * accumulate, as in PyTorch. */
+typedef struct acn__gheap {
+    unsigned char *base;       /* the arena's free part when backward began  */
+    size_t top, cap, peak;     /* bytes: bump pointer, room, high water      */
+    size_t *off, *len;         /* free spans below top, sorted by offset     */
+    int n, max;
+} acn__gheap;
+
+static float *acn__galloc(acn_ctx *ctx, acn__gheap *h, size_t numel)
 {
-    const unsigned char *b = acn__ablock(ctx), *q = (const unsigned char *)p;
-    return q >= b + ctx->arena_used && q < b + ctx->arena_cap;
+    size_t need = acn__round_up(numel * sizeof(float), ACN__ALIGN) + ACN__REDZONE, at = h->top;
+    int i, k;
+    for (i = 0; i < h->n; i++) /* first fit among the released spans */
+        if (h->len[i] >= need) {
+            at = h->off[i];
+            h->off[i] += need;
+            h->len[i] -= need;
+            if (!h->len[i]) {
+                for (k = i; k + 1 < h->n; k++) { h->off[k] = h->off[k + 1]; h->len[k] = h->len[k + 1]; }
+                h->n--;
+            }
+            break;
+        }
+    if (at == h->top) {
+        if (need > h->cap - h->top) {
+            acn__fail(ctx, ACN_ERR_ARENA,
+                      "backward: the arena is full (%zu bytes of gradients needed, %zu free); create "
+                      "the context with a larger acn_ctx_config.arena_bytes, or use a smaller batch",
+                      need, h->cap - h->top);
+            return NULL;
+        }
+        h->top += need;
+        if (h->top > h->peak) h->peak = h->top;
+    }
+    ACN__UNPOISON(h->base + at, numel * sizeof(float));
+    memset(h->base + at, 0, numel * sizeof(float));
+    return (float *)(h->base + at);
+}
+
+static void acn__gfree(acn__gheap *h, float *p, size_t numel)
+{
+    size_t at = (size_t)((unsigned char *)p - h->base);
+    size_t len = acn__round_up(numel * sizeof(float), ACN__ALIGN) + ACN__REDZONE;
+    int i = 0, k;
+    ACN__POISON(p, len);
+    while (i < h->n && h->off[i] < at) i++;
+    if (i > 0 && h->off[i - 1] + h->len[i - 1] == at) { /* joins the span before */
+        i--;
+        h->len[i] += len;
+    } else {
+        for (k = h->n; k > i; k--) { h->off[k] = h->off[k - 1]; h->len[k] = h->len[k - 1]; }
+        h->off[i] = at;
+        h->len[i] = len;
+        h->n++;
+    }
+    if (i + 1 < h->n && h->off[i] + h->len[i] == h->off[i + 1]) { /* and the one after */
+        h->len[i] += h->len[i + 1];
+        for (k = i + 1; k + 1 < h->n; k++) { h->off[k] = h->off[k + 1]; h->len[k] = h->len[k + 1]; }
+        h->n--;
+    }
+    if (h->n && h->off[h->n - 1] + h->len[h->n - 1] == h->top) { /* the top span returns */
+        h->top = h->off[h->n - 1];
+        h->n--;
+    }
 }
 
 ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout)
 {
     acn__node *n;
+    acn__gheap h;
+    size_t used, start;
     int i;
     if (!ctx) return ACN_ERR_ARG;
     if (ctx->status) return ctx->status;
@@ -3362,33 +3431,46 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
                   out->name ? out->name : "?");
         return ctx->status;
     }
-    for (n = out->node; n; n = n->prev) {
-        acn_tensor *t = n->out;
-        if ((!t->grad || acn__released(ctx, t->grad)) &&
-            !(t->grad = acn__alloc_floats(ctx, t->numel, "backward")))
-            return ctx->status;
-        memset(t->grad, 0, t->numel * sizeof(float));
+    /* the heap's span table (a release adds at most one span), then the heap */
+    memset(&h, 0, sizeof h);
+    start = ctx->arena_used;
+    h.max = (int)ctx->tape_len + 2;
+    h.off = (size_t *)acn__alloc(ctx, 2 * (size_t)h.max * sizeof(size_t), "backward");
+    if (!h.off) return ctx->status;
+    h.len = h.off + h.max;
+    used = ctx->arena_used;
+    h.base = acn__ablock(ctx) + used;
+    h.cap = ctx->arena_cap - used;
+    for (n = out->node; n; n = n->prev) n->out->grad = NULL; /* activations start with none */
+    if (!(out->grad = acn__galloc(ctx, &h, out->numel))) return ctx->status;
+    memcpy(out->grad, dout, out->numel * sizeof(float));
+    for (n = out->node; n && !ctx->status; n = n->prev) {
+        if (!n->out->grad) continue; /* nothing downstream of out used it */
         for (i = 0; i < n->n_in; i++) {
             acn_tensor *x = n->in[i];
-            if (x && (x->flags & ACN_F_GRAD) && !x->node && (!x->grad || acn__released(ctx, x->grad))) {
-                if (!(x->grad = acn__alloc_floats(ctx, x->numel, "backward"))) return ctx->status;
-                memset(x->grad, 0, x->numel * sizeof(float));
-            }
+            if (x && (x->flags & ACN_F_GRAD) && !x->grad && !(x->grad = acn__galloc(ctx, &h, x->numel)))
+                break;
         }
-    }
-    memcpy(out->grad, dout, out->numel * sizeof(float));
-    for (n = out->node; n; n = n->prev) {
-        if (acn__ready(ctx, n, 1)) return ctx->status;
+        if (ctx->status || acn__ready(ctx, n, 1)) break;
         acn__ops[n->op].bwd(ctx, n);
         if (ctx->check_finite)
             for (i = 0; i < n->n_in; i++) {
                 acn_tensor *x = n->in[i];
                 if (x && (x->flags & ACN_F_GRAD) &&
                     acn__finite(ctx, x->grad, x->numel, acn__op_name(n->op), "gradient of input", x))
-                    return ctx->status;
+                    break;
             }
+        acn__gfree(&h, n->out->grad, n->out->numel);
+        n->out->grad = NULL;
     }
-    return ACN_OK;
+    /* every activation gradient is released: leave the arena as it was, and
+     * count the heap's high water in the peak */
+    for (; n; n = n->prev) /* after an error, drop the pointers into the heap */
+        if (n->out->grad) n->out->grad = NULL;
+    if (used + h.peak > ctx->arena_peak) ctx->arena_peak = used + h.peak;
+    ACN__POISON(acn__ablock(ctx) + start, used - start); /* the span table too */
+    ctx->arena_used = start;
+    return ctx->status;
 }
 
 ACNDEF acn_status acn_backward(acn_ctx *ctx, acn_tensor *loss)

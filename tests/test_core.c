@@ -313,6 +313,33 @@ static void test_rewind_transient(void)
     CHECK(acn_status_of(ctx) == ACN_OK, "%s", acn_error(ctx));
 }
 
+/* Backward keeps only the gradients in flight: along a chain of 50 tanh
+ * ops on 4096 floats (16 KB each), each node's output gradient is released
+ * once the node has run, so the walk needs about two 16 KB buffers beyond
+ * the forward pass (plus a span table of 16 bytes a node), not 50. The
+ * intermediate gradients are gone afterwards; the leaf keeps its own. */
+static void test_backward_memory(void)
+{
+    int n = 4096, i;
+    acn_tensor *x, *h, *mid = NULL;
+    acn_stats before, after;
+    acn_reset(ctx);
+    x = acn_new(ctx, 1, &n, ACN_F_GRAD);
+    acn_init_uniform(ctx, x, -1.0f, 1.0f);
+    for (h = x, i = 0; i < 50; i++) {
+        h = acn_tanh(ctx, h);
+        if (i == 25) mid = h;
+    }
+    h = acn_sum(ctx, h, ACN_AXIS_ALL);
+    acn_stats_get(ctx, &before);
+    CHECK(acn_backward(ctx, h) == ACN_OK, "%s", acn_error(ctx));
+    acn_stats_get(ctx, &after);
+    CHECK(after.arena_used == before.arena_used, "backward left %zu bytes in use", after.arena_used - before.arena_used);
+    CHECK(after.arena_peak - before.arena_used <= 3 * (size_t)n * 4 + 64 * 16 + 3 * 128,
+          "backward needed %zu bytes beyond the forward pass; ~2 x 16 KB expected", after.arena_peak - before.arena_used);
+    CHECK(mid->grad == NULL && x->grad != NULL && x->grad[0] != 0.0f, "intermediate released, leaf kept");
+}
+
 /* A training step allocates nothing once the first step has run. */
 static void test_no_malloc(void)
 {
@@ -622,6 +649,7 @@ int main(void)
     test_wirings();
     test_recompute();
     test_rewind_transient();
+    test_backward_memory();
     test_no_malloc();
     test_finite();
     test_rng_init();
