@@ -2999,17 +2999,22 @@ static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn
 }
 
 /* ---- SIMD micro-kernels ------------------------------------------------- */
-/* Each computes C[mr x nr] += Apanel (kc x mr, k-major) * Bpanel (kc x nr,
- * k-major) with C row-major (stride ldc), holding C in registers. */
-typedef void (*acn__ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc);
+/* Each computes C[mr x nr] += A (mr x kc) * Bpanel (kc x nr, k-major), with
+ * C row-major (stride ldc) held in registers. A(i, k) = a[i rs + k cs]: the
+ * kernel only broadcasts single values of A, so it reads A where it lies
+ * (row-major: rs = lda, cs = 1; transposed: rs = 1, cs = lda) or from a
+ * packed panel (rs = 1, cs = mr). */
+typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c, size_t ldc);
 
 #ifdef ACN__X86
 #define ACN__AVX2 __attribute__((target("avx2,fma")))
 #define ACN__AVX512 __attribute__((target("avx512f")))
 
 /* 6 x 16: twelve 8-float accumulators */
-ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, const float *b, float *c, size_t ldc)
+ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c,
+                                   size_t ldc)
 {
+    const float *a0 = a, *a3 = a + 3 * rs;
     __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
     __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
     __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
@@ -3017,14 +3022,14 @@ ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, const float *b, float
     __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
     __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
     int k;
-    for (k = 0; k < kc; k++, a += 6, b += 16) {
+    for (k = 0; k < kc; k++, a0 += cs, a3 += cs, b += 16) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
-        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        x = _mm256_broadcast_ss(a0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a0 + rs); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a0 + 2 * rs); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a3 + rs); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a3 + 2 * rs); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
     _mm256_storeu_ps(c, c00); _mm256_storeu_ps(c + 8, c01);
     _mm256_storeu_ps(c + ldc, c10); _mm256_storeu_ps(c + ldc + 8, c11);
@@ -3036,17 +3041,18 @@ ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, const float *b, float
 
 /* 12 x 32: twenty-four 16-float accumulators */
 #define ACN__ROW512(i)                                                              \
-    x = _mm512_set1_ps(a[i]);                                                       \
+    x = _mm512_set1_ps(a[i * rs]);                                                  \
     r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                      \
     r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);
 #define ACN__LOAD512(i) __m512 r##i##0 = _mm512_loadu_ps(c + i * ldc), r##i##1 = _mm512_loadu_ps(c + i * ldc + 16);
 #define ACN__STORE512(i) _mm512_storeu_ps(c + i * ldc, r##i##0); _mm512_storeu_ps(c + i * ldc + 16, r##i##1);
-ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, const float *b, float *c, size_t ldc)
+ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c,
+                                       size_t ldc)
 {
     ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
     ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
     int k;
-    for (k = 0; k < kc; k++, a += 12, b += 32) {
+    for (k = 0; k < kc; k++, a += cs, b += 32) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
         ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4) ACN__ROW512(5)
         ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9) ACN__ROW512(10) ACN__ROW512(11)
@@ -3136,8 +3142,9 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 }
 
 /* ---- the packed matrix kernel ------------------------------------------- */
-/* Blocking: a KC x NC block of op(B) (512 KB) stays in L2, an MC x KC block
- * of op(A) (120 KB) in L2, a micro-panel of B (KC x nr) in L1. */
+/* Blocking: a KC x NC block of op(B) (512 KB) stays in L2, a micro-panel of
+ * B (KC x nr) in L1; rows of A stream through (ACN__MC bounds the one short
+ * panel that is packed). */
 #define ACN__KC 256
 #define ACN__MC 120
 #define ACN__NC 512
@@ -3193,35 +3200,38 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
         acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst);
 }
 
-/* C[0..M, 0..N] (ldc) += op(A) op(B) for one thread's part. */
+/* C[0..M, 0..N] (ldc) += op(A) op(B) for one thread's part. B is packed
+ * block by block; A is read in place, but for a last row panel shorter
+ * than mr, which is packed with zeros below it. */
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, float *C,
                            size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
-    int mr = g->mr, nr = g->nr, jc, pc, ic, jr, ir, i, j;
+    int mr = g->mr, nr = g->nr, jc, pc, jr, ir, i, j;
     for (jc = 0; jc < N; jc += ACN__NC) {
         int nc = N - jc < ACN__NC ? N - jc : ACN__NC;
         for (pc = 0; pc < g->K; pc += ACN__KC) {
-            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC;
+            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr;
             acn__pack_b(kc, nc, nr, B + (size_t)pc * g->br + (size_t)jc * g->bc, g->br, g->bc, pb);
-            for (ic = 0; ic < M; ic += ACN__MC) {
-                int mc = M - ic < ACN__MC ? M - ic : ACN__MC;
-                acn__pack_a(mc, kc, mr, A + (size_t)ic * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
-                for (jr = 0; jr < nc; jr += nr)
-                    for (ir = 0; ir < mc; ir += mr) {
-                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        const float *a = pa + (size_t)ir * kc, *b = pb + (size_t)jr * kc;
-                        if (ir + mr <= mc && jr + nr <= nc) {
-                            g->uk(kc, a, b, c, ldc);
-                        } else { /* an edge tile: through a full-size scratch tile */
-                            int mm = mc - ir < mr ? mc - ir : mr, nn = nc - jr < nr ? nc - jr : nr;
-                            for (i = 0; i < mr; i++)
-                                for (j = 0; j < nr; j++) tile[i * nr + j] = i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
-                            g->uk(kc, a, b, tile, (size_t)nr);
-                            for (i = 0; i < mm; i++)
-                                for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
-                        }
+            if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
+            for (ir = 0; ir < M; ir += mr) {
+                const float *a = ir < mfull ? A + (size_t)ir * g->ar + (size_t)pc * g->ac : pa;
+                size_t rs = ir < mfull ? g->ar : 1, cs = ir < mfull ? g->ac : (size_t)mr;
+                int mm = M - ir < mr ? M - ir : mr;
+                for (jr = 0; jr < nc; jr += nr) {
+                    float *c = C + (size_t)ir * ldc + jc + jr;
+                    const float *b = pb + (size_t)jr * kc;
+                    if (mm == mr && jr + nr <= nc) {
+                        g->uk(kc, a, rs, cs, b, c, ldc);
+                    } else { /* an edge tile: through a full-size scratch tile */
+                        int nn = nc - jr < nr ? nc - jr : nr;
+                        for (i = 0; i < mr; i++)
+                            for (j = 0; j < nr; j++) tile[i * nr + j] = i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
+                        g->uk(kc, a, rs, cs, b, tile, (size_t)nr);
+                        for (i = 0; i < mm; i++)
+                            for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
                     }
+                }
             }
         }
     }
@@ -3271,7 +3281,11 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
     g.ar = ta ? 1 : (size_t)K;  g.ac = ta ? (size_t)M : 1;
     g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
     g.accumulate = accumulate;
-    g.split_rows = M >= N;
+    { /* split the dimension whose largest share per thread is smaller */
+        size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
+        double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
+        g.split_rows = rows <= cols;
+    }
     g.packbuf = ctx->packbuf;
     acn__parallel(ctx, acn__gemm_task, &g);
 }

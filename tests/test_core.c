@@ -340,6 +340,41 @@ static void test_backward_memory(void)
     CHECK(mid->grad == NULL && x->grad != NULL && x->grad[0] != 0.0f, "intermediate released, leaf kept");
 }
 
+/* The matrix kernel at every SIMD level the CPU has, against the reference
+ * loops: every transpose case, with and without accumulation, on sizes
+ * around the tile edges (1, mr +- 1, nr +- 1, a K that crosses the blocks). */
+static void test_gemm_levels(void)
+{
+    static const int sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 33, 17}, {11, 31, 300}, {25, 65, 64},
+                                   {65, 64, 513}, {130, 17, 9}, {37, 515, 259}};
+    int si, ta, tb, acc, level, best = acn_set_simd(ctx, ACN_SIMD_AVX512), worst_ok = 1;
+    for (level = ACN_SIMD_PORTABLE; level <= best; level++)
+        for (si = 0; si < (int)(sizeof sizes / sizeof sizes[0]); si++)
+            for (ta = 0; ta < 2; ta++)
+                for (tb = 0; tb < 2; tb++)
+                    for (acc = 0; acc < 2; acc++) {
+                        int M = sizes[si][0], N = sizes[si][1], K = sizes[si][2], i;
+                        float *A = (float *)malloc((size_t)M * K * 4), *B = (float *)malloc((size_t)K * N * 4);
+                        float *C1 = (float *)malloc((size_t)M * N * 4), *C2 = (float *)malloc((size_t)M * N * 4);
+                        double e;
+                        for (i = 0; i < M * K; i++) A[i] = (float)(i * 37 % 101 - 50) / 50.0f;
+                        for (i = 0; i < K * N; i++) B[i] = (float)(i * 53 % 97 - 48) / 48.0f;
+                        for (i = 0; i < M * N; i++) C1[i] = C2[i] = (float)(i % 7);
+                        acn__gemm_ref(M, N, K, A, ta, B, tb, C1, acc);
+                        acn_set_simd(ctx, level);
+                        acn__gemm(ctx, M, N, K, A, ta, B, tb, C2, acc);
+                        e = t_relerr(C2, C1, (size_t)M * N);
+                        if (e > 1e-6) {
+                            worst_ok = 0;
+                            CHECK(0, "gemm %s %dx%dx%d ta %d tb %d acc %d: relative error %g", acn_simd_name(level), M, N,
+                                  K, ta, tb, acc, e);
+                        }
+                        free(A); free(B); free(C1); free(C2);
+                    }
+    CHECK(worst_ok, "gemm levels");
+    acn_set_simd(ctx, best);
+}
+
 /* A training step allocates nothing once the first step has run. */
 static void test_no_malloc(void)
 {
@@ -650,6 +685,7 @@ int main(void)
     test_recompute();
     test_rewind_transient();
     test_backward_memory();
+    test_gemm_levels();
     test_no_malloc();
     test_finite();
     test_rng_init();

@@ -1,0 +1,240 @@
+/* The acn.h side of `make bench-cpu` (tests/bench/bench_cpu.sh drives it).
+ *
+ *   bench_acn init MODEL DIR        write DIR/MODEL.weights.safetensors and
+ *                                   DIR/MODEL.batch.safetensors (seeded)
+ *   bench_acn run MODEL DIR STEPS   one warm-up step, then STEPS timed steps;
+ *                                   prints "first_loss L median_s S rss_mb R"
+ *   bench_acn gemm                  acn.h's matrix kernel and OpenBLAS's sgemm
+ *                                   (loaded with dlopen) on every product of one
+ *                                   Mixer training step
+ *
+ * MODEL is "mixer" (the paper's CIFAR-10 Mixer) or "vit" (width 192, 6
+ * blocks, 3 heads, 4 x 4 patches on 32 x 32). A step is what train_mixer
+ * does: forward, cross-entropy with label smoothing 0.1, backward, gradient
+ * clipping at 1.0 and AdamW, batch 64, through the public functions. */
+#define ACN_IMPLEMENTATION
+#include "../../acn.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+enum { BATCH = 64 };
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static int die(acn_ctx *ctx)
+{
+    fprintf(stderr, "bench_acn: %s\n", acn_error(ctx));
+    return 1;
+}
+
+typedef struct model { int vit; acn_mixer mixer; acn_vit v; } model;
+
+static acn_status build(acn_ctx *ctx, model *m, const char *name)
+{
+    if (!strcmp(name, "vit")) {
+        acn_vit_config c = acn_vit_defaults();
+        c.image_h = c.image_w = 32;
+        c.patch = 4;
+        c.width = 192;
+        c.depth = 6;
+        c.heads = 3;
+        c.mlp = 768;
+        c.classes = 10;
+        m->vit = 1;
+        return acn_vit_build(ctx, &m->v, &c);
+    }
+    {
+        acn_mixer_config c = acn_mixer_defaults();
+        m->vit = 0;
+        return acn_mixer_build(ctx, &m->mixer, &c);
+    }
+}
+
+static int init(const char *name, const char *dir)
+{
+    acn_ctx *ctx;
+    static model m;
+    char path[512];
+    int s[4] = {BATCH, 3, 32, 32}, l[1] = {BATCH}, i;
+    acn_tensor *x, *y, *batch[2];
+    if (acn_ctx_new(&ctx, NULL) || build(ctx, &m, name)) return die(ctx);
+    if (m.vit) acn_init_normal(ctx, m.v.head.weight, 0.0f, 0.02f); /* a zero head trains nothing below it */
+    snprintf(path, sizeof path, "%s/%s.weights.safetensors", dir, name);
+    if (acn_save_params(ctx, path, NULL, 0)) return die(ctx);
+    x = acn_new(ctx, 4, s, 0);
+    y = acn_new(ctx, 1, l, 0);
+    acn_init_normal(ctx, x, 0.0f, 1.0f);
+    for (i = 0; i < BATCH; i++) y->data[i] = (float)(i % 10);
+    x->name = "x";
+    y->name = "labels";
+    batch[0] = x;
+    batch[1] = y;
+    snprintf(path, sizeof path, "%s/%s.batch.safetensors", dir, name);
+    if (acn_st_write(ctx, path, batch, 2, NULL, 0)) return die(ctx);
+    acn_ctx_free(ctx);
+    return 0;
+}
+
+static int run(const char *name, const char *dir, int steps)
+{
+    acn_ctx *ctx;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    static model m;
+    acn_adamw opt;
+    acn_st st;
+    char path[512];
+    int s[4] = {BATCH, 3, 32, 32}, labels[BATCH], i, step;
+    float xs[BATCH * 3 * 32 * 32], ls[BATCH], first = 0.0f;
+    double t[64];
+    struct rusage ru;
+    cfg.arena_bytes = (size_t)2 << 30;
+    if (steps < 1 || steps > 63) steps = 5;
+    if (acn_ctx_new(&ctx, &cfg) || build(ctx, &m, name)) return die(ctx);
+    snprintf(path, sizeof path, "%s/%s.weights.safetensors", dir, name);
+    if (acn_load_params(ctx, path)) return die(ctx);
+    snprintf(path, sizeof path, "%s/%s.batch.safetensors", dir, name);
+    if (acn_st_read(ctx, path, &st) || acn_st_get_f32(ctx, &st, "x", xs, sizeof xs / sizeof xs[0]) ||
+        acn_st_get_f32(ctx, &st, "labels", ls, BATCH))
+        return die(ctx);
+    acn_st_free(&st);
+    for (i = 0; i < BATCH; i++) labels[i] = (int)ls[i];
+    if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f)) return die(ctx);
+    for (step = 0; step <= steps; step++) {
+        double t0 = now();
+        acn_tensor *x, *logits, *loss;
+        acn_reset(ctx);
+        x = acn_input(ctx, 4, s, xs);
+        logits = m.vit ? acn_vit_forward(ctx, &m.v, x, -1, NULL) : acn_mixer_forward(ctx, &m.mixer, x, -1, NULL);
+        loss = acn_cross_entropy(ctx, logits, labels, 0.1f, -1);
+        acn_zero_grad(ctx);
+        if (acn_backward(ctx, loss) || acn_clip_grad_norm(ctx, 1.0f, NULL) || acn_adamw_step(ctx, &opt, 1e-3f))
+            return die(ctx);
+        if (step == 0) first = loss->data[0];
+        else t[step - 1] = now() - t0;
+    }
+    qsort(t, (size_t)steps, sizeof t[0], cmp);
+    getrusage(RUSAGE_SELF, &ru);
+    printf("first_loss %.6f median_s %.5f rss_mb %.1f simd %s threads %d\n", (double)first, t[steps / 2],
+           (double)ru.ru_maxrss / 1024.0, acn_simd_name(acn_simd(ctx)), acn_threads(ctx));
+    acn_adamw_free(&opt);
+    acn_ctx_free(ctx);
+    return 0;
+}
+
+/* ---- matrix products of one Mixer step, acn.h against OpenBLAS ---------- */
+typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc);
+
+/* One Linear (R rows, in -> out) gives three products: forward y = x W^T,
+ * backward dx = dy W and dW = dy^T x. */
+typedef struct shape { int M, N, K, ta, tb, count; const char *what; } shape;
+
+/* One call's seconds. */
+static double one_gemm(acn_ctx *ctx, sgemm_fn blas, const shape *sh, const float *A, const float *B, float *C)
+{
+    double t0 = now();
+    if (blas)
+        blas(101, sh->ta ? 112 : 111, sh->tb ? 112 : 111, sh->M, sh->N, sh->K, 1.0f, A, sh->ta ? sh->M : sh->K, B,
+             sh->tb ? sh->K : sh->N, 0.0f, C, sh->N);
+    else
+        acn__gemm(ctx, sh->M, sh->N, sh->K, A, sh->ta, B, sh->tb, C, 0);
+    return now() - t0;
+}
+/* GFLOP/s of acn.h (*ga) and OpenBLAS (*gb): 3 rounds that alternate 5
+ * calls of each (after a warm-up call), medians of the 15. OpenBLAS's
+ * threads keep spinning for a while after a call and would take a core from
+ * the next acn.h call, so each block starts after 150 ms of quiet. */
+static void quiet(void)
+{
+    struct timespec q;
+    q.tv_sec = 0;
+    q.tv_nsec = 150000000L;
+    nanosleep(&q, NULL);
+}
+static void time_gemm(acn_ctx *ctx, sgemm_fn blas, const shape *sh, const float *A, const float *B, float *C,
+                      double *ga, double *gb)
+{
+    double ta[15], tb[15], f = 2.0 * sh->M * sh->N * sh->K;
+    int r, k;
+    for (r = 0; r < 3; r++) {
+        quiet();
+        one_gemm(ctx, NULL, sh, A, B, C);
+        for (k = 0; k < 5; k++) ta[5 * r + k] = one_gemm(ctx, NULL, sh, A, B, C);
+        quiet();
+        one_gemm(ctx, blas, sh, A, B, C);
+        for (k = 0; k < 5; k++) tb[5 * r + k] = one_gemm(ctx, blas, sh, A, B, C);
+    }
+    qsort(ta, 15, sizeof ta[0], cmp);
+    qsort(tb, 15, sizeof tb[0], cmp);
+    *ga = f / ta[7] / 1e9;
+    *gb = f / tb[7] / 1e9;
+}
+
+static int gemm(void)
+{
+    /* B = 64 images, T = 65 tokens, D = 128, token MLP 64, channel MLP 512 */
+    static const shape shapes[] = {
+        {8192, 64, 65, 0, 1, 16, "tok.fc1 forward"},   {8192, 65, 64, 0, 0, 16, "tok.fc1 dx"},
+        {64, 65, 8192, 1, 0, 16, "tok.fc1 dW"},        {8192, 65, 64, 0, 1, 16, "tok.fc2 forward"},
+        {8192, 64, 65, 0, 0, 16, "tok.fc2 dx"},        {65, 64, 8192, 1, 0, 16, "tok.fc2 dW"},
+        {4160, 512, 128, 0, 1, 16, "ch.fc1 forward"},  {4160, 128, 512, 0, 0, 16, "ch.fc1 dx"},
+        {512, 128, 4160, 1, 0, 16, "ch.fc1 dW"},       {4160, 128, 512, 0, 1, 16, "ch.fc2 forward"},
+        {4160, 512, 128, 0, 0, 16, "ch.fc2 dx"},       {128, 512, 4160, 1, 0, 16, "ch.fc2 dW"},
+        {4160, 128, 128, 0, 1, 16, "linear forward"},  {4160, 128, 128, 0, 0, 16, "linear dx"},
+        {128, 128, 4160, 1, 0, 16, "linear dW"},       {4096, 128, 48, 0, 1, 1, "embed forward"},
+        {128, 48, 4096, 1, 0, 1, "embed dW"},
+    };
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW);
+    sgemm_fn blas = lib ? (sgemm_fn)(size_t)dlsym(lib, "cblas_sgemm") : NULL;
+    const char *(*corename)(void) = lib ? (const char *(*)(void))(size_t)dlsym(lib, "openblas_get_corename") : NULL;
+    acn_ctx *ctx;
+    double flops = 0.0, weighted = 0.0;
+    size_t i;
+    if (!blas) {
+        fprintf(stderr, "bench_acn: cannot load cblas_sgemm from libopenblas.so.0 (apt-get install libopenblas0-pthread)\n");
+        return 1;
+    }
+    if (acn_ctx_new(&ctx, NULL)) return 1;
+    printf("%-16s %5s %5s %5s  %10s %10s  %s\n", "product", "M", "N", "K", "acn GF/s", "BLAS GF/s", "ratio");
+    for (i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *sh = &shapes[i];
+        size_t na = (size_t)sh->M * sh->K, nb = (size_t)sh->K * sh->N, j;
+        float *A = (float *)malloc(na * 4), *B = (float *)malloc(nb * 4), *C = (float *)malloc((size_t)sh->M * sh->N * 4);
+        double ga, gb, f = 2.0 * sh->M * sh->N * sh->K * sh->count;
+        for (j = 0; j < na; j++) A[j] = (float)(j % 17) * 0.1f - 0.8f;
+        for (j = 0; j < nb; j++) B[j] = (float)(j % 13) * 0.1f - 0.6f;
+        time_gemm(ctx, blas, sh, A, B, C, &ga, &gb);
+        printf("%-16s %5d %5d %5d  %10.1f %10.1f  %.2f\n", sh->what, sh->M, sh->N, sh->K, ga, gb, ga / gb);
+        flops += f;
+        weighted += f * (ga / gb);
+        free(A);
+        free(B);
+        free(C);
+    }
+    printf("openblas_core %s  acn_simd %s  threads %d\n", corename ? corename() : "?", acn_simd_name(acn_simd(ctx)),
+           acn_threads(ctx));
+    printf("gemm_fraction %.3f\n", weighted / flops);
+    acn_ctx_free(ctx);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[1], "init")) return init(argv[2], argv[3]);
+    if (argc >= 5 && !strcmp(argv[1], "run")) return run(argv[2], argv[3], atoi(argv[4]));
+    if (argc >= 2 && !strcmp(argv[1], "gemm")) return gemm();
+    fprintf(stderr, "usage: bench_acn init MODEL DIR | run MODEL DIR STEPS | gemm   (MODEL: mixer or vit)\n");
+    return 2;
+}
