@@ -1215,6 +1215,8 @@ static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
  * the kernel needs available), and writes only its own part. */
 typedef void (*acn__range_fn)(acn__node *n, size_t lo, size_t hi);
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
+static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
+                        float eps, int D, float *y, float *mean, float *rstd);
 static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn__range_fn fn);
 /* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
  * threads, or acn__gemm_ref (see "Fast paths"). */
@@ -1804,19 +1806,22 @@ ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_te
     shape[x->ndim - 1] = W->shape[0];
     return acn__run(ctx, acn__node_new(ctx, ACN__OP_LINEAR, in, 3, x->ndim, shape, 0));
 }
+/* out[r, :] += b, rows [lo, hi) */
+static void acn__linear_bias(acn__node *n, size_t lo, size_t hi)
+{
+    size_t O = (size_t)n->in[1]->shape[0], r, o;
+    const float *b = n->in[2]->data;
+    for (r = lo; r < hi; r++)
+        for (o = 0; o < O; o++) n->out->data[r * O + o] += b[o];
+}
 /* out (R, O) = x (R, I) W^T + b      W (O, I), b (O) */
 static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
 {
     const float *x = acn__val(ctx, n->in[0]), *W = acn__val(ctx, n->in[1]);
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
-    int R = (int)(n->out->numel / (size_t)O), r, o;
-    float *out = n->out->data;
-    acn__gemm(ctx, R, O, I, x, 0, W, 1, out, 0);
-    if (n->in[2]) {
-        const float *b = acn__val(ctx, n->in[2]);
-        for (r = 0; r < R; r++)
-            for (o = 0; o < O; o++) out[(size_t)r * O + o] += b[o];
-    }
+    int R = (int)(n->out->numel / (size_t)O);
+    acn__gemm(ctx, R, O, I, x, 0, W, 1, n->out->data, 0);
+    if (n->in[2]) acn__par(ctx, n, (size_t)R, 64, acn__linear_bias);
 }
 /* db[o] += sum_r d[r, o], for the columns o in [lo, hi) */
 static void acn__linear_db(acn__node *n, size_t lo, size_t hi)
@@ -1899,19 +1904,24 @@ static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
 }
 
 /* out = max(0, x) */
-static void acn__relu_fwd(acn_ctx *ctx, acn__node *n)
+static void acn__relu_fwd_range(acn__node *n, size_t lo, size_t hi)
 {
-    const float *x = acn__val(ctx, n->in[0]);
+    const float *x = n->in[0]->data;
     size_t i;
-    for (i = 0; i < n->out->numel; i++) n->out->data[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (i = lo; i < hi; i++) n->out->data[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
+static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 8192, acn__relu_fwd_range); }
 /* dx += d [x > 0] */
+static void acn__relu_bwd_range(acn__node *n, size_t lo, size_t hi)
+{
+    const float *x = n->in[0]->data, *d = n->out->grad;
+    float *gx = n->in[0]->grad;
+    size_t i;
+    for (i = lo; i < hi; i++) gx[i] += x[i] > 0.0f ? d[i] : 0.0f;
+}
 static void acn__relu_bwd(acn_ctx *ctx, acn__node *n)
 {
-    float *gx = acn__g(n->in[0]);
-    const float *x = acn__val(ctx, n->in[0]);
-    size_t i;
-    if (gx) for (i = 0; i < n->out->numel; i++) if (x[i] > 0.0f) gx[i] += n->out->grad[i];
+    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, 8192, acn__relu_bwd_range);
 }
 
 /* out = tanh(x) */
@@ -2209,6 +2219,7 @@ static void acn__ln_fwd_rows(acn__node *n, size_t lo, size_t hi)
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D;
         float *o = n->out->data + r * D, m = 0.0f, v = 0.0f;
+        if (acn__ln_fast(n->ctx, 0, xr, g, b, NULL, n->farg[0], D, o, mean + r, rstd + r)) continue;
         for (c = 0; c < D; c++) m += xr[c];
         m /= (float)D;
         for (c = 0; c < D; c++) v += (xr[c] - m) * (xr[c] - m);
@@ -2237,7 +2248,8 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
     const float *rstd = mean + R;
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D, *dr = d + r * D;
-        float m1 = 0.0f, m2 = 0.0f;  /* mean(dxhat), mean(dxhat xhat) */
+        float m1 = 0.0f, m2 = 0.0f, mr = mean[r], sr = rstd[r];  /* mean(dxhat), mean(dxhat xhat) */
+        if (acn__ln_fast(n->ctx, 1, xr, g, NULL, dr, 0.0f, D, gx + r * D, &mr, &sr)) continue;
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
             m1 += dh;
@@ -3119,6 +3131,61 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
     return i;
 }
 
+/* The sum of 16 lanes, in lane order. (GCC's _mm512_reduce_add_ps draws a
+ * false "uninitialized" warning in C++.) */
+ACN__AVX512 static float acn__hsum512(__m512 v)
+{
+    float t[16], s = 0.0f;
+    int i;
+    _mm512_storeu_ps(t, v);
+    for (i = 0; i < 16; i++) s += t[i];
+    return s;
+}
+/* LayerNorm rows of D floats, D a multiple of 16, 16 lanes at a time (the
+ * same formulas as acn__ln_fwd_rows and acn__ln_bwd_rows). */
+ACN__AVX512 static void acn__ln_fwd512(const float *x, const float *g, const float *b, float eps, int D, float *out,
+                                       float *mean, float *rstd)
+{
+    __m512 s = _mm512_setzero_ps(), v = _mm512_setzero_ps(), m, r;
+    int c;
+    for (c = 0; c < D; c += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(x + c));
+    *mean = acn__hsum512(s) / (float)D;
+    m = _mm512_set1_ps(*mean);
+    for (c = 0; c < D; c += 16) {
+        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + c), m);
+        v = _mm512_fmadd_ps(t, t, v);
+    }
+    *rstd = 1.0f / sqrtf(acn__hsum512(v) / (float)D + eps);
+    r = _mm512_set1_ps(*rstd);
+    for (c = 0; c < D; c += 16) {
+        __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r);
+        if (g) h = _mm512_mul_ps(h, _mm512_loadu_ps(g + c));
+        if (b) h = _mm512_add_ps(h, _mm512_loadu_ps(b + c));
+        _mm512_storeu_ps(out + c, h);
+    }
+}
+ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const float *d, float mean, float rstd, int D,
+                                       float *gx)
+{
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), m = _mm512_set1_ps(mean), r = _mm512_set1_ps(rstd);
+    __m512 m1, m2;
+    int c;
+    for (c = 0; c < D; c += 16) {
+        __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r), dh = _mm512_loadu_ps(d + c);
+        if (g) dh = _mm512_mul_ps(dh, _mm512_loadu_ps(g + c));
+        s1 = _mm512_add_ps(s1, dh);
+        s2 = _mm512_fmadd_ps(dh, h, s2);
+    }
+    m1 = _mm512_set1_ps(acn__hsum512(s1) / (float)D);
+    m2 = _mm512_set1_ps(acn__hsum512(s2) / (float)D);
+    for (c = 0; c < D; c += 16) {
+        __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r), dh = _mm512_loadu_ps(d + c);
+        if (g) dh = _mm512_mul_ps(dh, _mm512_loadu_ps(g + c));
+        dh = _mm512_sub_ps(_mm512_sub_ps(dh, m1), _mm512_mul_ps(h, m2));
+        _mm512_storeu_ps(gx + c, _mm512_fmadd_ps(r, dh, _mm512_loadu_ps(gx + c)));
+    }
+}
+
 static int acn__cpu_level(void)
 {
     __builtin_cpu_init();
@@ -3129,6 +3196,22 @@ static int acn__cpu_level(void)
 #else
 static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
 #endif
+
+/* LayerNorm rows on SIMD; 0 when this level has no such path (or D does
+ * not fit it), and the scalar rows run instead. */
+static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
+                        float eps, int D, float *y, float *mean, float *rstd)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512 && D % 16 == 0) {
+        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, y);
+        else acn__ln_fwd512(x, g, b, eps, D, y, mean, rstd);
+        return 1;
+    }
+#endif
+    (void)ctx; (void)bwd; (void)x; (void)g; (void)b; (void)d; (void)eps; (void)D; (void)y; (void)mean; (void)rstd;
+    return 0;
+}
 
 /* The SIMD part of an exact-GELU range: returns the first index it left for
  * the scalar loop (lo when there is no SIMD GELU at this level). */
@@ -3223,6 +3306,14 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     const float *b = pb + (size_t)jr * kc;
                     if (mm == mr && jr + nr <= nc) {
                         g->uk(kc, a, rs, cs, b, c, ldc);
+                    } else if (nc - jr <= nr / 4) { /* a few columns: plain loops beat a full tile */
+                        int nn = nc - jr, k;
+                        for (i = 0; i < mm; i++)
+                            for (j = 0; j < nn; j++) {
+                                float sum = 0.0f;
+                                for (k = 0; k < kc; k++) sum += a[(size_t)i * rs + (size_t)k * cs] * b[(size_t)k * nr + j];
+                                c[(size_t)i * ldc + j] += sum;
+                            }
                     } else { /* an edge tile: through a full-size scratch tile */
                         int nn = nc - jr < nr ? nc - jr : nr;
                         for (i = 0; i < mr; i++)
