@@ -244,6 +244,9 @@ ACNDEF acn_tensor *acn_add(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
 ACNDEF acn_tensor *acn_sub(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
 ACNDEF acn_tensor *acn_mul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b);
 ACNDEF acn_tensor *acn_scale(acn_ctx *ctx, acn_tensor *x, float s);
+/* xs[0] + xs[1] + ... + xs[n-1], all of one shape, summed in that order in
+ * one pass (the ACN output: one buffer instead of n - 1). */
+ACNDEF acn_tensor *acn_add_n(acn_ctx *ctx, acn_tensor *const *xs, int n);
 /* Reductions over one axis (negative counts from the end) or ACN_AXIS_ALL.
  * The reduced axis is removed, as torch.sum(x, dim) does. */
 ACNDEF acn_tensor *acn_sum(acn_ctx *ctx, acn_tensor *x, int axis);
@@ -254,6 +257,9 @@ ACNDEF acn_tensor *acn_mean(acn_ctx *ctx, acn_tensor *x, int axis);
 ACNDEF acn_tensor *acn_matmul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b, int ta, int tb);
 /* x (..., in) W (out, in) b (out) or NULL -> (..., out) = x W^T + b */
 ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
+/* GELU(x W^T + b) in one op: the bias add and the exact GELU share one pass
+ * over the product (flags: ACN_RECOMPUTE recomputes only the GELU). */
+ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, int flags);
 ACNDEF acn_tensor *acn_gelu(acn_ctx *ctx, acn_tensor *x);
 ACNDEF acn_tensor *acn_gelu_ex(acn_ctx *ctx, acn_tensor *x, int flags);
 ACNDEF acn_tensor *acn_relu(acn_ctx *ctx, acn_tensor *x);
@@ -761,10 +767,14 @@ struct acn_ctx {
     int simd, threads;
     struct acn__pool *pool;
     float *packbuf;
+    struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
 };
 
 struct acn__pool;
+struct acn__gheap;
 static acn_status acn__fast_init(acn_ctx *ctx);        /* "Fast paths" */
+static float *acn__galloc(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* "Backward" */
+static void acn__gfree(struct acn__gheap *h, float *p, size_t numel);
 static void acn__pool_stop(struct acn__pool *pool);
 
 /* ------------------------------------------------------------------------ */
@@ -1178,10 +1188,12 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(SUB, "sub", acn__binary_fwd, acn__binary_bwd)              \
     X(MUL, "mul", acn__binary_fwd, acn__binary_bwd)              \
     X(SCALE, "scale", acn__scale_fwd, acn__scale_bwd)            \
+    X(ADD_N, "add_n", acn__addn_fwd, acn__addn_bwd)              \
     X(SUM, "sum", acn__reduce_fwd, acn__reduce_bwd)              \
     X(MEAN, "mean", acn__reduce_fwd, acn__reduce_bwd)            \
     X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd)        \
     X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd)        \
+    X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd) \
     X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd)                \
     X(RELU, "relu", acn__relu_fwd, acn__relu_bwd)                \
     X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd)                \
@@ -1213,6 +1225,9 @@ static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
  * context's threads (a single call when count < 2 grain). A range function
  * reads values through ->data and ->grad only (acn__ready made every value
  * the kernel needs available), and writes only its own part. */
+typedef void (*acn__task)(void *arg, int tid, int n); /* see acn__parallel */
+static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg);
+static void acn__share(size_t n, size_t unit, int tid, int nt, size_t *lo, size_t *hi);
 typedef void (*acn__range_fn)(acn__node *n, size_t lo, size_t hi);
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
@@ -1593,6 +1608,51 @@ static void acn__scale_bwd(acn_ctx *ctx, acn__node *n)
     if (gx) for (i = 0; i < n->out->numel; i++) gx[i] += n->farg[0] * n->out->grad[i];
 }
 
+/* ---- add_n: the ACN running sum in one op ------------------------------- */
+ACNDEF acn_tensor *acn_add_n(acn_ctx *ctx, acn_tensor *const *xs, int n)
+{
+    char s1[64], s2[64];
+    int i, d;
+    if (!ctx || ctx->status) return NULL;
+    if (!xs || n < 1) { acn__fail(ctx, ACN_ERR_ARG, "add_n: no tensors given"); return NULL; }
+    if (acn__inputs_ok(ctx, "add_n", xs, n)) return NULL;
+    for (i = 1; i < n; i++) {
+        int same = xs[i]->ndim == xs[0]->ndim;
+        for (d = 0; same && d < xs[0]->ndim; d++) same = xs[i]->shape[d] == xs[0]->shape[d];
+        if (!same) {
+            acn__fail(ctx, ACN_ERR_SHAPE, "add_n: tensor %d %s differs from tensor 0 %s; all need one shape", i,
+                      ACN__SHAPE(xs[i], s1), ACN__SHAPE(xs[0], s2));
+            return NULL;
+        }
+    }
+    return acn__run(ctx, acn__node_new(ctx, ACN__OP_ADD_N, xs, n, xs[0]->ndim, xs[0]->shape, 0));
+}
+/* out = ((x_0 + x_1) + x_2) + ...   (the order of a chain of acn_add) */
+static void acn__addn_fwd_range(acn__node *n, size_t lo, size_t hi)
+{
+    float *out = n->out->data;
+    int k;
+    size_t i;
+    memcpy(out + lo, n->in[0]->data + lo, (hi - lo) * sizeof(float));
+    for (k = 1; k < n->n_in; k++) {
+        const float *x = n->in[k]->data;
+        for (i = lo; i < hi; i++) out[i] += x[i];
+    }
+}
+static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 4096, acn__addn_fwd_range); }
+/* dx_k += d for every k */
+static void acn__addn_bwd_range(acn__node *n, size_t lo, size_t hi)
+{
+    const float *d = n->out->grad;
+    int k;
+    size_t i;
+    for (k = 0; k < n->n_in; k++) {
+        float *g = acn__g(n->in[k]);
+        if (g) for (i = lo; i < hi; i++) g[i] += d[i];
+    }
+}
+static void acn__addn_bwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 4096, acn__addn_bwd_range); }
+
 /* ---- sum, mean over an axis --------------------------------------------- */
 /* x viewed as (outer, len, inner), reduced over len: iarg = {outer, len, inner}. */
 static acn_tensor *acn__reduce(acn_ctx *ctx, int op, acn_tensor *x, int axis)
@@ -1841,6 +1901,86 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
     if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
     if (gb) acn__par(ctx, n, (size_t)O, R > 256 ? 16 : (size_t)O, acn__linear_db);
+}
+
+/* ---- linear + GELU ------------------------------------------------------ */
+/* in = {x, W, b or NULL}; aux = z = x W^T + b (R, O), kept for backward;
+ * iarg[1] = 1 once z is computed (a recompute then redoes only the GELU). */
+ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, int flags)
+{
+    acn_tensor *in[3];
+    acn__node *n;
+    int shape[ACN_MAX_DIMS], d;
+    char s1[64], s2[64], s3[64];
+    in[0] = x;
+    in[1] = W;
+    in[2] = b;
+    if (acn__inputs_ok(ctx, "linear_gelu", in, 2)) return NULL;
+    if (x->ndim < 1 || W->ndim != 2 || x->shape[x->ndim - 1] != W->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "linear_gelu: x %s, W %s, b %s: need x (..., in), W (out, in), b (out) or NULL",
+                  ACN__SHAPE(x, s1), ACN__SHAPE(W, s2), b ? ACN__SHAPE(b, s3) : "NULL");
+        return NULL;
+    }
+    for (d = 0; d < x->ndim - 1; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = W->shape[0];
+    n = acn__node_new(ctx, ACN__OP_LINEAR_GELU, in, 3, x->ndim, shape, flags & ACN_RECOMPUTE);
+    if (!n || !(n->aux = acn__alloc_floats(ctx, n->out->numel, "linear_gelu"))) return NULL;
+    return acn__run(ctx, n);
+}
+/* z[r, :] += b; out[r, :] = z Phi(z), rows [lo, hi): one pass */
+static void acn__lgelu_fwd_rows(acn__node *n, size_t lo, size_t hi)
+{
+    size_t O = (size_t)n->in[1]->shape[0], r, o;
+    float *z = (float *)n->aux, *out = n->out->data;
+    const float *b = n->in[2] ? n->in[2]->data : NULL;
+    for (r = lo; r < hi; r++) {
+        float *zr = z + r * O, *yr = out + r * O;
+        if (b && !n->iarg[1]) for (o = 0; o < O; o++) zr[o] += b[o];
+        for (o = acn__gelu_fast(n->ctx, 0, zr, NULL, yr, 0, O); o < O; o++)
+            yr[o] = 0.5f * zr[o] * (1.0f + erff(zr[o] * 0.70710678f));
+    }
+}
+/* z = x W^T + b;  out = GELU(z)          x (R, I), W (O, I) -> (R, O) */
+static void acn__lgelu_fwd(acn_ctx *ctx, acn__node *n)
+{
+    size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O;
+    if (!n->iarg[1])
+        acn__gemm(ctx, (int)R, (int)O, n->in[1]->shape[1], n->in[0]->data, 0, n->in[1]->data, 1, (float *)n->aux, 0);
+    acn__par(ctx, n, R, 16, acn__lgelu_fwd_rows);
+    n->iarg[1] = 1;
+}
+/* dz = d GELU'(z) into j->dz (zeroed), over this thread's share */
+typedef struct acn__lgelu_bwd_job { acn__node *n; float *dz; } acn__lgelu_bwd_job;
+static void acn__lgelu_dz(void *arg, int tid, int nt)
+{
+    const acn__lgelu_bwd_job *j = (const acn__lgelu_bwd_job *)arg;
+    const acn__node *n = j->n;
+    const float *z = (const float *)n->aux, *d = n->out->grad;
+    size_t lo, hi, i;
+    acn__share(n->out->numel, 16, tid, nt, &lo, &hi);
+    for (i = acn__gelu_fast(n->ctx, 1, z, d, j->dz, lo, hi); i < hi; i++) {
+        float cdf = 0.5f * (1.0f + erff(z[i] * 0.70710678f)), pdf = 0.39894228f * expf(-0.5f * z[i] * z[i]);
+        j->dz[i] += d[i] * (cdf + z[i] * pdf);
+    }
+}
+/* dz = d GELU'(z) (scratch from the gradient heap, returned at the end);
+ * then as linear: dx += dz W;  dW += dz^T x;  db += sum_r dz[r, :] */
+static void acn__lgelu_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    size_t O = (size_t)n->in[1]->shape[0], I = (size_t)n->in[1]->shape[1], R = n->out->numel / O, r, o;
+    acn__lgelu_bwd_job j;
+    j.n = n;
+    if (!(j.dz = acn__galloc(ctx, ctx->gheap, n->out->numel))) return;
+    acn__parallel(ctx, acn__lgelu_dz, &j);
+    if (gx) acn__gemm(ctx, (int)R, (int)I, (int)O, j.dz, 0, n->in[1]->data, 0, gx, 1);
+    if (gW) acn__gemm(ctx, (int)O, (int)I, (int)R, j.dz, 1, n->in[0]->data, 0, gW, 1);
+    if (gb)
+        for (r = 0; r < R; r++)
+            for (o = 0; o < O; o++) gb[o] += j.dz[r * O + o];
+    acn__gfree(ctx->gheap, j.dz, n->out->numel);
 }
 
 /* ---- GELU, ReLU, tanh --------------------------------------------------- */
@@ -2862,7 +3002,6 @@ static const char *acn__op_name(int op) { return acn__ops[op].name; }
 /* A task runs as fn(arg, tid, n) on every thread at once, tid = 0..n-1 (the
  * caller is thread 0); acn__parallel returns when all have finished. The
  * workers sleep on a condition variable between tasks. */
-typedef void (*acn__task)(void *arg, int tid, int n);
 #define ACN__MAX_THREADS 64
 
 struct acn__pool;
@@ -3547,7 +3686,8 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
     h.base = acn__ablock(ctx) + used;
     h.cap = ctx->arena_cap - used;
     for (n = out->node; n; n = n->prev) n->out->grad = NULL; /* activations start with none */
-    if (!(out->grad = acn__galloc(ctx, &h, out->numel))) return ctx->status;
+    ctx->gheap = &h; /* a kernel's scratch comes from here too (acn_linear_gelu) */
+    if (!(out->grad = acn__galloc(ctx, &h, out->numel))) { ctx->gheap = NULL; return ctx->status; }
     memcpy(out->grad, dout, out->numel * sizeof(float));
     for (n = out->node; n && !ctx->status; n = n->prev) {
         if (!n->out->grad) continue; /* nothing downstream of out used it */
@@ -3572,6 +3712,7 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
      * count the heap's high water in the peak */
     for (; n; n = n->prev) /* after an error, drop the pointers into the heap */
         if (n->out->grad) n->out->grad = NULL;
+    ctx->gheap = NULL;
     if (used + h.peak > ctx->arena_peak) ctx->arena_peak = used + h.peak;
     ACN__POISON(acn__ablock(ctx) + start, used - start); /* the span table too */
     ctx->arena_used = start;
@@ -3914,29 +4055,47 @@ ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, floa
     opt->n_params = ctx->n_params;
     return ACN_OK;
 }
+/* One flat loop over [lo, hi) of the contiguous parameter block, walking
+ * the parameters that overlap it for their decay setting. The padding
+ * between parameters is zero in w, g, m and v, and stays zero. */
+typedef struct acn__adamw_job { acn_ctx *ctx; acn_adamw *opt; float step_size, bc2_sqrt, decay_keep; } acn__adamw_job;
+static void acn__adamw_task(void *arg, int tid, int nt)
+{
+    const acn__adamw_job *j = (const acn__adamw_job *)arg;
+    const acn_ctx *ctx = j->ctx;
+    const acn_adamw *opt = j->opt;
+    float b1 = opt->beta1, b2 = opt->beta2, *w = acn__pblock(ctx), *g = acn__gblock(ctx);
+    size_t lo, hi, i;
+    int k;
+    acn__share(opt->n, 16, tid, nt, &lo, &hi);
+    for (k = 0; k < ctx->n_params && lo < hi; k++) {
+        const acn_tensor *p = &ctx->ptab[k];
+        size_t end = k + 1 < ctx->n_params ? ctx->ptab[k + 1].offset : opt->n;
+        float keep = (p->flags & ACN_F_NODECAY) ? 1.0f : j->decay_keep;
+        if (end <= lo) continue;
+        for (i = lo; i < hi && i < end; i++) {
+            w[i] *= keep;                                        /* decoupled decay */
+            opt->m[i] = opt->m[i] * b1 + g[i] * (1.0f - b1);
+            opt->v[i] = opt->v[i] * b2 + g[i] * g[i] * (1.0f - b2);
+            w[i] -= j->step_size * (opt->m[i] / (sqrtf(opt->v[i]) / j->bc2_sqrt + opt->eps));
+        }
+        lo = i;
+    }
+}
 ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
 {
+    acn__adamw_job j;
     double bc1, bc2;
-    float step_size, bc2_sqrt, b1 = opt->beta1, b2 = opt->beta2;
-    int k;
     if (acn__opt_matches(ctx, opt->n_params, "adamw")) return ctx->status;
     opt->step++;
-    bc1 = 1.0 - pow(b1, (double)opt->step);
-    bc2 = 1.0 - pow(b2, (double)opt->step);
-    step_size = (float)(lr / bc1);
-    bc2_sqrt = (float)sqrt(bc2);
-    for (k = 0; k < ctx->n_params; k++) {
-        acn_tensor *p = &ctx->ptab[k];
-        float *w = p->data, *g = p->grad, *m = opt->m + p->offset, *v = opt->v + p->offset;
-        float keep = (p->flags & ACN_F_NODECAY) ? 1.0f : (float)(1.0 - (double)lr * opt->weight_decay);
-        size_t i;
-        for (i = 0; i < p->numel; i++) {
-            w[i] *= keep;                                    /* decoupled decay   */
-            m[i] = m[i] * b1 + g[i] * (1.0f - b1);
-            v[i] = v[i] * b2 + g[i] * g[i] * (1.0f - b2);
-            w[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + opt->eps));
-        }
-    }
+    bc1 = 1.0 - pow(opt->beta1, (double)opt->step);
+    bc2 = 1.0 - pow(opt->beta2, (double)opt->step);
+    j.ctx = ctx;
+    j.opt = opt;
+    j.step_size = (float)(lr / bc1);
+    j.bc2_sqrt = (float)sqrt(bc2);
+    j.decay_keep = (float)(1.0 - (double)lr * opt->weight_decay);
+    acn__parallel(ctx, acn__adamw_task, &j);
     return ACN_OK;
 }
 ACNDEF void acn_adamw_free(acn_adamw *opt)
@@ -4149,16 +4308,24 @@ static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int
 static acn_tensor *acn__wire(acn_ctx *ctx, const void *m, int wiring, int k, acn_tensor *x0,
                              acn__block_fn block, acn__head_fn head, acn_tensor **probes)
 {
-    acn_tensor *x = x0, *y = x0;
-    int i;
+    acn_tensor *x = x0, *y = x0, *outs[ACN_MAX_BLOCKS + 1];
+    int i, transient = 0, fused = wiring >= ACN_ACN && !probes; /* one add_n at the end */
     if (!x0) return NULL;
     if (probes && !(probes[0] = head(ctx, m, y))) return NULL;
+    outs[0] = x0;
     for (i = 0; i < k; i++) {
         acn_tensor *in = wiring == ACN_ACN_DETACH ? acn_detach(ctx, x) : x;
-        x = block(ctx, m, i, in, wiring == ACN_RESIDUAL);
+        if (!(x = block(ctx, m, i, in, wiring == ACN_RESIDUAL))) return NULL;
+        outs[i + 1] = x;
+        transient += !!(x->flags & ACN_F_TRANSIENT);
+        if (fused) continue;
         y = wiring >= ACN_ACN ? acn_add(ctx, y, x) : x; /* the long connection */
         if (!y) return NULL;
         if (probes && !(probes[i + 1] = head(ctx, m, y))) return NULL;
+    }
+    if (fused) { /* y = x_0 + x_1 + ... + x_k, in the order of the chain above */
+        if (transient <= ACN__SLOTS - 1) y = acn_add_n(ctx, outs, k + 1);
+        else for (y = x0, i = 1; i <= k; i++) y = acn_add(ctx, y, outs[i]);
     }
     return probes ? probes[k] : head(ctx, m, y);
 }
@@ -4320,14 +4487,14 @@ ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_co
 static acn_tensor *acn__mixer_tok(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
 {
     acn_tensor *h = acn_transpose(ctx, acn__norm(ctx, x, &b->tok_ln, f), 1, 2);
-    h = acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, h, &b->tok_fc1), f), &b->tok_fc2);
+    h = acn__lin(ctx, acn_linear_gelu(ctx, h, b->tok_fc1.weight, b->tok_fc1.bias, f), &b->tok_fc2);
     return acn_transpose(ctx, h, 1, 2);
 }
 /* ch(x): LN, Linear(D -> Dc), GELU, Linear(Dc -> D)       x (B, T, D) */
 static acn_tensor *acn__mixer_ch(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
 {
-    acn_tensor *h = acn__lin(ctx, acn__norm(ctx, x, &b->ch_ln, f), &b->ch_fc1);
-    return acn__lin(ctx, acn_gelu_ex(ctx, h, f), &b->ch_fc2);
+    acn_tensor *h = acn_linear_gelu(ctx, acn__norm(ctx, x, &b->ch_ln, f), b->ch_fc1.weight, b->ch_fc1.bias, f);
+    return acn__lin(ctx, h, &b->ch_fc2);
 }
 /* Authors':  ACN, plain  u = ch(tok(x))
  *            residual    y1 = x + tok(x), u = y1 + ch(y1)
@@ -4508,7 +4675,7 @@ static acn_tensor *acn__vit_block(acn_ctx *ctx, const void *mv, int i, acn_tenso
     int f = m->cfg.recompute ? ACN_RECOMPUTE : 0;
     acn_tensor *h = acn__vit_attn(ctx, m, b, acn__norm(ctx, x, &b->ln1, f)), *o;
     if (residual) h = acn_add(ctx, x, h);
-    o = acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, acn__norm(ctx, h, &b->ln2, f), &b->fc1), f), &b->fc2);
+    o = acn__lin(ctx, acn_linear_gelu(ctx, acn__norm(ctx, h, &b->ln2, f), b->fc1.weight, b->fc1.bias, f), &b->fc2);
     return residual ? acn_add(ctx, h, o) : o;
 }
 /* logits = head(mean_t LN(y))                           y (B, T, D) -> (B, classes) */
@@ -4619,7 +4786,7 @@ static acn_tensor *acn__bert_block(acn_ctx *ctx, const void *rv, int i, acn_tens
     acn_tensor *h;
     a = acn_dropout(ctx, acn__lin(ctx, a, &b->o), p);
     a = acn__norm(ctx, residual ? acn_add(ctx, x, a) : a, &b->ln_a, f);
-    h = acn_dropout(ctx, acn__lin(ctx, acn_gelu_ex(ctx, acn__lin(ctx, a, &b->fc1), f), &b->fc2), p);
+    h = acn_dropout(ctx, acn__lin(ctx, acn_linear_gelu(ctx, a, b->fc1.weight, b->fc1.bias, f), &b->fc2), p);
     return acn__norm(ctx, residual ? acn_add(ctx, a, h) : h, &b->ln_b, f);
 }
 /* MLM: decoder(LN(GELU(dense(y))))             y (B, T, D) -> (B, T, V)

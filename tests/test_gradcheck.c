@@ -71,6 +71,7 @@ static acn_tensor *b_sum(acn_ctx *c, void *u) { G *g = (G *)u; return acn_sum(c,
 static acn_tensor *b_mean(acn_ctx *c, void *u) { G *g = (G *)u; return acn_mean(c, g->x[0], g->a[0]); }
 static acn_tensor *b_matmul(acn_ctx *c, void *u) { G *g = (G *)u; return acn_matmul(c, g->x[0], g->x[1], g->a[0], g->a[1]); }
 static acn_tensor *b_linear(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL); }
+static acn_tensor *b_lgelu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear_gelu(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL, g->flags); }
 static acn_tensor *b_gelu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_gelu_ex(c, g->x[0], g->flags); }
 static acn_tensor *b_relu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_relu(c, g->x[0]); }
 static acn_tensor *b_tanh(acn_ctx *c, void *u) { G *g = (G *)u; return acn_tanh(c, g->x[0]); }
@@ -91,6 +92,7 @@ static acn_tensor *b_reshape(acn_ctx *c, void *u)
     return acn_tanh(c, acn_reshape(c, g->x[0], 2, s)); /* tanh: the reshape's grad is not the identity */
 }
 static acn_tensor *b_concat(acn_ctx *c, void *u) { G *g = (G *)u; return acn_concat(c, g->x, g->n, g->a[0]); }
+static acn_tensor *b_addn(acn_ctx *c, void *u) { G *g = (G *)u; return acn_tanh(c, acn_add_n(c, g->x, g->n)); }
 static acn_tensor *b_slice(acn_ctx *c, void *u) { G *g = (G *)u; return acn_slice(c, g->x[0], g->a[0], g->a[1], g->a[2]); }
 static acn_tensor *b_patches(acn_ctx *c, void *u) { G *g = (G *)u; return acn_patches(c, g->x[0], g->a[0]); }
 static acn_tensor *b_embed(acn_ctx *c, void *u) { G *g = (G *)u; int s[2]; s[0] = g->a[0]; s[1] = g->a[1]; return acn_embedding(c, g->x[0], g->labels, 2, s); }
@@ -201,6 +203,10 @@ int main(void)
             g.x[0] = leaf(nd, xs + 3 - nd, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(1, ws, 0);
             g.n = 3; sprintf(what, "linear %d-d x", nd); run(what, b_linear, &g, 3);
             g.n = 2; sprintf(what, "linear no bias %d-d x", nd); run(what, b_linear, &g, 2);
+            for (i = 0; i < (int)g.x[1]->numel; i++) g.x[1]->data[i] *= 2.0f; /* pre-activations past the GELU knee */
+            g.n = 3; g.flags = 0; sprintf(what, "linear_gelu %d-d x", nd); run(what, b_lgelu, &g, 3);
+            g.flags = ACN_RECOMPUTE; sprintf(what, "linear_gelu recompute %d-d x", nd); run(what, b_lgelu, &g, 3);
+            g.n = 2; g.flags = 0; sprintf(what, "linear_gelu no bias %d-d x", nd); run(what, b_lgelu, &g, 2);
         }
         /* activations */
         random_shape(&nd, s, 1, 3);
@@ -257,6 +263,9 @@ int main(void)
             g.x[i] = leaf(nd, t, 0);
         }
         g.n = 3; sprintf(what, "concat axis %d", g.a[0]); run(what, b_concat, &g, 3);
+        for (i = 0; i < 3; i++) g.x[i] = leaf(nd, s, 0);
+        g.x[3] = g.x[1];  /* a tensor twice: its gradient doubles */
+        g.n = 4; sprintf(what, "add_n trial %d", trial); run(what, b_addn, &g, 3);
         g.x[0] = leaf(nd, s, 0);
         g.a[1] = (int)(acn_rng_u64(&R) % (unsigned)s[g.a[0]]);
         g.a[2] = 1 + (int)(acn_rng_u64(&R) % (unsigned)(s[g.a[0]] - g.a[1]));

@@ -61,6 +61,7 @@ static acn_tensor *build(const char *c, acn_tensor **x)
     if (IS("sub_bcast")) return acn_sub(ctx, x[0], x[1]);
     if (IS("mul_bcast") || IS("mul_same")) return acn_mul(ctx, x[0], x[1]);
     if (IS("scale")) return acn_scale(ctx, x[0], 0.37f);
+    if (IS("add_n")) return acn_add_n(ctx, x, 3);
     if (IS("sum_axis1")) return acn_sum(ctx, x[0], 1);
     if (IS("mean_last")) return acn_mean(ctx, x[0], -1);
     if (IS("sum_all")) return acn_sum(ctx, x[0], ACN_AXIS_ALL);
@@ -72,6 +73,7 @@ static acn_tensor *build(const char *c, acn_tensor **x)
     if (IS("matmul_ta_batched")) return acn_matmul(ctx, x[0], x[1], 1, 0);
     if (IS("linear")) return acn_linear(ctx, x[0], x[1], x[2]);
     if (IS("linear_nobias")) return acn_linear(ctx, x[0], x[1], NULL);
+    if (IS("linear_gelu")) return acn_linear_gelu(ctx, x[0], x[1], x[2], 0);
     if (IS("gelu")) return acn_gelu(ctx, x[0]);
     if (IS("gelu_tanh")) return acn_gelu_ex(ctx, x[0], ACN_GELU_TANH);
     if (IS("relu")) return acn_relu(ctx, x[0]);
