@@ -1368,7 +1368,9 @@ static acn__node *acn__node_new(acn_ctx *ctx, int op, acn_tensor *const *in, int
     n->out = out;
     out->node = n;
     if (grad && !ctx->no_grad) out->flags |= ACN_F_GRAD;
-    if (recompute && !transient_in) {
+    /* a recompute reads the inputs, which must then be stored; linear_gelu
+     * recomputes from its saved pre-activation alone */
+    if (recompute && (!transient_in || op == ACN__OP_LINEAR_GELU)) {
         out->flags |= ACN_F_TRANSIENT;
         if (acn__slots_reserve(ctx, out->numel)) return NULL;
     } else if (!(out->data = acn__alloc_floats(ctx, out->numel, name))) {
