@@ -719,6 +719,7 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
 
 #define ACN__ALIGN 64     /* bytes; every arena block and parameter view   */
 #define ACN__SLOTS 4      /* scratch slots for transient (recomputed) data */
+#define ACN__MAX_THREADS 64
 
 #ifdef __cplusplus
 extern "C" {
@@ -2108,37 +2109,51 @@ ACNDEF acn_tensor *acn_softmax(acn_ctx *ctx, acn_tensor *x, acn_tensor *mask)
     }
     return acn__run(ctx, acn__node_new(ctx, ACN__OP_SOFTMAX, in, 2, x->ndim, x->shape, 0));
 }
-/* z = x + mask; out[r, :] = exp(z[r, :] - max) / sum exp(z[r, :] - max)    rows of the last axis */
-static void acn__softmax_fwd(acn_ctx *ctx, acn__node *n)
+/* z = x + mask; out[r, :] = exp(z[r, :] - max) / sum exp(z[r, :] - max)
+ * over rows [lo, hi) of the last axis (the mask with the add's broadcasting) */
+static void acn__softmax_rows(acn__node *n, size_t lo, size_t hi)
 {
-    const float *x = acn__val(ctx, n->in[0]);
+    const float *x = n->in[0]->data, *m = n->in[1] ? n->in[1]->data : NULL;
     float *out = n->out->data;
-    int C = n->out->shape[n->out->ndim - 1];
-    size_t R = n->out->numel / (size_t)C, r;
-    int c;
-    if (n->in[1]) {  /* z = x + mask, with the add kernel's broadcasting */
-        const float *m = acn__val(ctx, n->in[1]);
-        acn__bcast bc;
-        int i0, i1, i2, i3;
-        size_t o = 0;
-        acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
-        for (i0 = 0; i0 < bc.n[0]; i0++)
-            for (i1 = 0; i1 < bc.n[1]; i1++)
-                for (i2 = 0; i2 < bc.n[2]; i2++)
-                    for (i3 = 0; i3 < bc.n[3]; i3++, o++)
-                        out[o] = x[o] + m[i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2] + i3 * bc.sb[3]];
-    } else {
-        memcpy(out, x, n->out->numel * sizeof(float));
-    }
-    for (r = 0; r < R; r++) {
-        float *z = out + r * C, mx = z[0], s = 0.0f;
+    int C = n->out->shape[n->out->ndim - 1], c;
+    acn__bcast bc;
+    size_t r;
+    if (m) acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    for (r = lo; r < hi; r++) {
+        float *z = out + r * C, mx, s = 0.0f;
+        if (m) {
+            size_t i2 = r % (size_t)bc.n[2], i1 = r / (size_t)bc.n[2] % (size_t)bc.n[1];
+            size_t i0 = r / ((size_t)bc.n[2] * bc.n[1]);
+            const float *mr = m + i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2];
+            for (c = 0; c < C; c++) z[c] = x[r * C + c] + mr[(size_t)c * bc.sb[3]];
+        } else {
+            memcpy(z, x + r * C, (size_t)C * sizeof(float));
+        }
+        mx = z[0];
         for (c = 1; c < C; c++) if (z[c] > mx) mx = z[c];
         for (c = 0; c < C; c++) { z[c] = expf(z[c] - mx); s += z[c]; }
         for (c = 0; c < C; c++) z[c] /= s;
     }
 }
+static void acn__softmax_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1], 32, acn__softmax_rows);
+}
 /* dz[r, c] = out[r, c] (d[r, c] - sum_k d[r, k] out[r, k]);  dx += dz;
  * dmask += dz summed over the dims the mask was broadcast along. */
+static void acn__softmax_bwd_rows(acn__node *n, size_t lo, size_t hi) /* dx only */
+{
+    float *gx = n->in[0]->grad;
+    const float *y = n->out->data, *d = n->out->grad;
+    int C = n->out->shape[n->out->ndim - 1], c;
+    size_t r;
+    for (r = lo; r < hi; r++) {
+        const float *yr = y + r * C, *dr = d + r * C;
+        float dot = 0.0f;
+        for (c = 0; c < C; c++) dot += dr[c] * yr[c];
+        for (c = 0; c < C; c++) gx[r * C + c] += yr[c] * (dr[c] - dot);
+    }
+}
 static void acn__softmax_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *gx = acn__g(n->in[0]), *gm = n->in[1] ? acn__g(n->in[1]) : NULL;
@@ -2146,30 +2161,35 @@ static void acn__softmax_bwd(acn_ctx *ctx, acn__node *n)
     int C = n->out->shape[n->out->ndim - 1], c;
     size_t R = n->out->numel / (size_t)C, r;
     acn__bcast bc;
-    if (gm) acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    if (!gm) { /* rows are independent: split them */
+        if (gx) acn__par(ctx, n, R, 32, acn__softmax_bwd_rows);
+        return;
+    }
+    /* the mask's gradient sums over rows: one thread */
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
     for (r = 0; r < R; r++) {
         const float *yr = y + r * C, *dr = d + r * C;
         float dot = 0.0f;
         for (c = 0; c < C; c++) dot += dr[c] * yr[c];
         for (c = 0; c < C; c++) {
             float dz = yr[c] * (dr[c] - dot);
-            if (gx) gx[r * C + c] += dz;
-            if (gm) {
-                size_t o = r * C + c, im = 0, rest = o;
-                int dd;
-                for (dd = ACN_MAX_DIMS - 1; dd >= 0; dd--) {
-                    im += (rest % (size_t)bc.n[dd]) * bc.sb[dd];
-                    rest /= (size_t)bc.n[dd];
-                }
-                gm[im] += dz;
+            size_t o = r * C + c, im = 0, rest = o;
+            int dd;
+            if (gx) gx[o] += dz;
+            for (dd = ACN_MAX_DIMS - 1; dd >= 0; dd--) {
+                im += (rest % (size_t)bc.n[dd]) * bc.sb[dd];
+                rest /= (size_t)bc.n[dd];
             }
+            gm[im] += dz;
         }
     }
 }
 
 /* ---- cross-entropy ------------------------------------------------------ */
-/* Rows are the leading dims of logits (..., C). aux: the labels (int, one
- * per row); iarg = {ignore_index, valid rows}; farg[0] = smoothing eps. */
+/* Rows are the leading dims of logits (..., C). aux: each row's loss
+ * (double, R), then the labels (int, R); iarg = {ignore_index, valid rows};
+ * farg[0] = smoothing eps. Rows run on the pool; the loss is their sum in
+ * row order, so it does not depend on the thread count. */
 ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int *labels,
                                      float smoothing, int ignore_index)
 {
@@ -2196,8 +2216,8 @@ ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int
         valid++;
     }
     n = acn__node_new(ctx, ACN__OP_XENT, &logits, 1, 0, NULL, 0);
-    if (!n || !(n->aux = acn__alloc(ctx, R * sizeof(int), "cross_entropy"))) return NULL;
-    memcpy(n->aux, labels, R * sizeof(int));
+    if (!n || !(n->aux = acn__alloc(ctx, R * (sizeof(double) + sizeof(int)), "cross_entropy"))) return NULL;
+    memcpy((double *)n->aux + R, labels, R * sizeof(int));
     n->iarg[0] = ignore_index;
     n->iarg[1] = valid;
     n->farg[0] = smoothing;
@@ -2206,37 +2226,44 @@ ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int
 /* Per valid row, with z = logits[r, :], q = (1-eps) onehot(y) + eps/C:
  *   loss_r = logsumexp(z) - sum_c q_c z_c;   out = mean over valid rows
  * (0 when every row is ignored; PyTorch gives NaN there). */
-static void acn__xent_fwd(acn_ctx *ctx, acn__node *n)
+static void acn__xent_rows(acn__node *n, size_t lo, size_t hi)
 {
-    const float *z = acn__val(ctx, n->in[0]);
-    const int *y = (const int *)n->aux;
+    const float *z = n->in[0]->data;
     int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
     size_t R = n->in[0]->numel / (size_t)C, r;
+    double *loss = (double *)n->aux;
+    const int *y = (const int *)(loss + R);
     float eps = n->farg[0];
-    double total = 0.0;
-    for (r = 0; r < R; r++) {
+    for (r = lo; r < hi; r++) {
         const float *zr = z + r * C;
         float mx = zr[0];
         double s = 0.0, zsum = 0.0;
+        loss[r] = 0.0;
         if (y[r] == n->iarg[0]) continue;
         for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
         for (c = 0; c < C; c++) { s += exp((double)(zr[c] - mx)); zsum += zr[c]; }
-        total += mx + log(s) - (1.0 - eps) * zr[y[r]] - eps * zsum / C;
+        loss[r] = mx + log(s) - (1.0 - eps) * zr[y[r]] - eps * zsum / C;
     }
+}
+static void acn__xent_fwd(acn_ctx *ctx, acn__node *n)
+{
+    size_t R = n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], r;
+    const double *loss = (const double *)n->aux;
+    double total = 0.0;
+    acn__par(ctx, n, R, 64, acn__xent_rows);
+    for (r = 0; r < R; r++) total += loss[r];
     n->out->data[0] = n->iarg[1] ? (float)(total / n->iarg[1]) : 0.0f;
 }
 /* dz[r, c] = d (softmax(z_r)_c - q_c) / valid */
-static void acn__xent_bwd(acn_ctx *ctx, acn__node *n)
+static void acn__xent_bwd_rows(acn__node *n, size_t lo, size_t hi)
 {
-    float *gz = acn__g(n->in[0]);
-    const float *z = acn__val(ctx, n->in[0]);
-    const int *y = (const int *)n->aux;
+    float *gz = n->in[0]->grad;
+    const float *z = n->in[0]->data;
     int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
     size_t R = n->in[0]->numel / (size_t)C, r;
-    float eps = n->farg[0], k;
-    if (!gz || !n->iarg[1]) return;
-    k = n->out->grad[0] / (float)n->iarg[1];
-    for (r = 0; r < R; r++) {
+    const int *y = (const int *)((const double *)n->aux + R);
+    float eps = n->farg[0], k = n->out->grad[0] / (float)n->iarg[1];
+    for (r = lo; r < hi; r++) {
         const float *zr = z + r * C;
         float mx = zr[0], s = 0.0f;
         if (y[r] == n->iarg[0]) continue;
@@ -2247,6 +2274,11 @@ static void acn__xent_bwd(acn_ctx *ctx, acn__node *n)
             gz[r * C + c] += k * (expf(zr[c] - mx) / s - q);
         }
     }
+}
+static void acn__xent_bwd(acn_ctx *ctx, acn__node *n)
+{
+    if (!acn__g(n->in[0]) || !n->iarg[1]) return;
+    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], 64, acn__xent_bwd_rows);
 }
 
 ACNDEF acn_tensor *acn_cross_entropy_soft(acn_ctx *ctx, acn_tensor *logits, acn_tensor *target,
@@ -2268,37 +2300,50 @@ ACNDEF acn_tensor *acn_cross_entropy_soft(acn_ctx *ctx, acn_tensor *logits, acn_
         return NULL;
     }
     n = acn__node_new(ctx, ACN__OP_XENT_SOFT, in, 2, 0, NULL, 0);
-    if (n) n->farg[0] = smoothing;
+    if (!n || !(n->aux = acn__alloc(ctx, logits->numel / (size_t)logits->shape[logits->ndim - 1] * sizeof(double),
+                                    "cross_entropy_soft")))
+        return NULL;
+    n->farg[0] = smoothing;
     return acn__run(ctx, n);
 }
-/* q = (1-eps) t + eps/C;  out = mean_r ( -sum_c q[r, c] log softmax(z_r)_c ) */
-static void acn__xsoft_fwd(acn_ctx *ctx, acn__node *n)
+/* q = (1-eps) t + eps/C;  out = mean_r ( -sum_c q[r, c] log softmax(z_r)_c )
+ * (aux: each row's loss, double, summed in row order) */
+static void acn__xsoft_rows(acn__node *n, size_t lo, size_t hi)
 {
-    const float *z = acn__val(ctx, n->in[0]), *t = acn__val(ctx, n->in[1]);
+    const float *z = n->in[0]->data, *t = n->in[1]->data;
     int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
-    size_t R = n->in[0]->numel / (size_t)C, r;
+    size_t r;
+    double *loss = (double *)n->aux;
     float eps = n->farg[0];
-    double total = 0.0;
-    for (r = 0; r < R; r++) {
+    for (r = lo; r < hi; r++) {
         const float *zr = z + r * C, *tr = t + r * C;
         float mx = zr[0];
         double s = 0.0, lse;
         for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
         for (c = 0; c < C; c++) s += exp((double)(zr[c] - mx));
         lse = mx + log(s);
-        for (c = 0; c < C; c++) total -= ((1.0 - eps) * tr[c] + eps / C) * (zr[c] - lse);
+        loss[r] = 0.0;
+        for (c = 0; c < C; c++) loss[r] -= ((1.0 - eps) * tr[c] + eps / C) * (zr[c] - lse);
     }
+}
+static void acn__xsoft_fwd(acn_ctx *ctx, acn__node *n)
+{
+    size_t R = n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], r;
+    const double *loss = (const double *)n->aux;
+    double total = 0.0;
+    acn__par(ctx, n, R, 64, acn__xsoft_rows);
+    for (r = 0; r < R; r++) total += loss[r];
     n->out->data[0] = (float)(total / (double)R);
 }
 /* dz[r, c] = d (p_c sum_k q_k - q_c) / R;   dt[r, c] = -d (1-eps) log p_c / R */
-static void acn__xsoft_bwd(acn_ctx *ctx, acn__node *n)
+static void acn__xsoft_bwd_rows(acn__node *n, size_t lo, size_t hi)
 {
     float *gz = acn__g(n->in[0]), *gt = acn__g(n->in[1]);
-    const float *z = acn__val(ctx, n->in[0]), *t = acn__val(ctx, n->in[1]);
+    const float *z = n->in[0]->data, *t = n->in[1]->data;
     int C = n->in[0]->shape[n->in[0]->ndim - 1], c;
     size_t R = n->in[0]->numel / (size_t)C, r;
     float eps = n->farg[0], k = n->out->grad[0] / (float)R;
-    for (r = 0; r < R; r++) {
+    for (r = lo; r < hi; r++) {
         const float *zr = z + r * C, *tr = t + r * C;
         float mx = zr[0], s = 0.0f, qsum = 0.0f, lse;
         for (c = 1; c < C; c++) if (zr[c] > mx) mx = zr[c];
@@ -2310,6 +2355,10 @@ static void acn__xsoft_bwd(acn_ctx *ctx, acn__node *n)
             if (gt) gt[r * C + c] -= k * (1.0f - eps) * (zr[c] - lse);
         }
     }
+}
+static void acn__xsoft_bwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], 64, acn__xsoft_bwd_rows);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------- */
@@ -2809,7 +2858,8 @@ static void acn__dropout_bwd(acn_ctx *ctx, acn__node *n)
 
 /* ---- multi-head attention ----------------------------------------------- */
 /* in = {q, k, v, mask or NULL}; iarg[0] = heads; aux = the attention
- * weights P (B, heads, Tq, Tk), then a (Tk) row of scratch for backward. */
+ * weights P (B, heads, Tq, Tk), then a (Tk) row of scratch per thread for
+ * backward. The (batch, head) pairs run on the pool. */
 ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
                                  int heads, acn_tensor *mask)
 {
@@ -2835,7 +2885,8 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
     }
     B = q->shape[0]; Tq = q->shape[1]; Tk = k->shape[1]; D = q->shape[2];
     n = acn__node_new(ctx, ACN__OP_ATTENTION, in, 4, 3, q->shape, 0);
-    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)B * heads * Tq * Tk + (size_t)Tk, "attention")))
+    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)B * heads * Tq * Tk + (size_t)ACN__MAX_THREADS * Tk,
+                                           "attention")))
         return NULL;
     n->iarg[0] = heads;
     (void)D;
@@ -2844,82 +2895,111 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
 /* Per batch b and head h (columns h*dh .. h*dh+dh-1 of D), s = 1/sqrt(dh):
  *   S[i, j] = s q[b, i, h] . k[b, j, h] + mask[b, j]
  *   P[i, :] = softmax(S[i, :])
- *   out[b, i, h] = sum_j P[i, j] v[b, j, h] */
+ *   out[b, i, h] = sum_j P[i, j] v[b, j, h]
+ * for the pairs bh = b * heads + h in [lo, hi). */
+static void acn__attn_fwd_pairs(acn__node *n, size_t lo, size_t hi)
+{
+    const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data;
+    const float *m = n->in[3] ? n->in[3]->data : NULL;
+    int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j, c;
+    float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux, *out = n->out->data;
+    size_t bh;
+    for (bh = lo; bh < hi; bh++) {
+        size_t b = bh / (size_t)H, h = bh % (size_t)H;
+        for (i = 0; i < Tq; i++) {
+            const float *qi = q + (b * Tq + i) * D + h * dh;
+            float *p = P + (bh * Tq + i) * Tk, *o = out + (b * Tq + i) * D + h * dh;
+            float mx = -INFINITY, sum = 0.0f;
+            for (j = 0; j < Tk; j++) {
+                const float *kj = k + (b * Tk + j) * D + h * dh;
+                float dot = 0.0f;
+                for (c = 0; c < dh; c++) dot += qi[c] * kj[c];
+                p[j] = s * dot + (m ? m[b * Tk + j] : 0.0f);
+                if (p[j] > mx) mx = p[j];
+            }
+            for (j = 0; j < Tk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+            for (c = 0; c < dh; c++) o[c] = 0.0f;
+            for (j = 0; j < Tk; j++) {
+                const float *vj = v + (b * Tk + j) * D + h * dh;
+                p[j] /= sum;
+                for (c = 0; c < dh; c++) o[c] += p[j] * vj[c];
+            }
+        }
+    }
+}
 static void acn__attn_fwd(acn_ctx *ctx, acn__node *n)
 {
-    const float *q = acn__val(ctx, n->in[0]), *k = acn__val(ctx, n->in[1]);
-    const float *v = acn__val(ctx, n->in[2]), *m = n->in[3] ? acn__val(ctx, n->in[3]) : NULL;
-    int B = n->in[0]->shape[0], Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, b, h, i, j, c;
-    float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux, *out = n->out->data;
-    for (b = 0; b < B; b++)
-        for (h = 0; h < H; h++)
-            for (i = 0; i < Tq; i++) {
-                const float *qi = q + ((size_t)b * Tq + i) * D + h * dh;
-                float *p = P + (((size_t)b * H + h) * Tq + i) * Tk, *o = out + ((size_t)b * Tq + i) * D + h * dh;
-                float mx = -INFINITY, sum = 0.0f;
-                for (j = 0; j < Tk; j++) {
-                    const float *kj = k + ((size_t)b * Tk + j) * D + h * dh;
-                    float dot = 0.0f;
-                    for (c = 0; c < dh; c++) dot += qi[c] * kj[c];
-                    p[j] = s * dot + (m ? m[(size_t)b * Tk + j] : 0.0f);
-                    if (p[j] > mx) mx = p[j];
-                }
-                for (j = 0; j < Tk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-                for (c = 0; c < dh; c++) o[c] = 0.0f;
-                for (j = 0; j < Tk; j++) {
-                    const float *vj = v + ((size_t)b * Tk + j) * D + h * dh;
-                    p[j] /= sum;
-                    for (c = 0; c < dh; c++) o[c] += p[j] * vj[c];
-                }
-            }
+    acn__par(ctx, n, (size_t)n->in[0]->shape[0] * n->iarg[0], 1, acn__attn_fwd_pairs);
 }
 /* With G = d out (B, Tq, D), per b, h, i:
  *   dP[j] = G[i] . v[j];            dv[j] += P[i, j] G[i]
  *   dS[j] = P[i, j] (dP[j] - sum_l P[i, l] dP[l])      (softmax backward)
- *   dq[i] += s sum_j dS[j] k[j];    dk[j] += s dS[j] q[i];   dmask[b, j] += dS[j] */
-static void acn__attn_bwd(acn_ctx *ctx, acn__node *n)
+ *   dq[i] += s sum_j dS[j] k[j];    dk[j] += s dS[j] q[i];   dmask[b, j] += dS[j]
+ * for the pairs [lo, hi), with the thread's own dP row. */
+static void acn__attn_bwd_pairs(const acn__node *n, size_t lo, size_t hi, float *dP)
 {
-    const float *q = acn__val(ctx, n->in[0]), *k = acn__val(ctx, n->in[1]);
-    const float *v = acn__val(ctx, n->in[2]), *G = n->out->grad;
+    const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data, *G = n->out->grad;
     float *gq = acn__g(n->in[0]), *gk = acn__g(n->in[1]), *gv = acn__g(n->in[2]);
     float *gm = n->in[3] ? acn__g(n->in[3]) : NULL;
-    int B = n->in[0]->shape[0], Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, b, h, i, j, c;
-    float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux;
-    float *dP = P + (size_t)B * H * Tq * Tk;
-    for (b = 0; b < B; b++)
-        for (h = 0; h < H; h++)
-            for (i = 0; i < Tq; i++) {
-                const float *qi = q + ((size_t)b * Tq + i) * D + h * dh;
-                const float *gi = G + ((size_t)b * Tq + i) * D + h * dh;
-                const float *p = P + (((size_t)b * H + h) * Tq + i) * Tk;
-                float dot = 0.0f;
-                for (j = 0; j < Tk; j++) {
-                    const float *vj = v + ((size_t)b * Tk + j) * D + h * dh;
-                    float t = 0.0f;
-                    for (c = 0; c < dh; c++) t += gi[c] * vj[c];
-                    dP[j] = t;
-                    dot += p[j] * t;
-                    if (gv) {
-                        float *gvj = gv + ((size_t)b * Tk + j) * D + h * dh;
-                        for (c = 0; c < dh; c++) gvj[c] += p[j] * gi[c];
-                    }
-                }
-                for (j = 0; j < Tk; j++) {
-                    const float *kj = k + ((size_t)b * Tk + j) * D + h * dh;
-                    float dS = p[j] * (dP[j] - dot);
-                    if (gq) {
-                        float *gqi = gq + ((size_t)b * Tq + i) * D + h * dh;
-                        for (c = 0; c < dh; c++) gqi[c] += s * dS * kj[c];
-                    }
-                    if (gk) {
-                        float *gkj = gk + ((size_t)b * Tk + j) * D + h * dh;
-                        for (c = 0; c < dh; c++) gkj[c] += s * dS * qi[c];
-                    }
-                    if (gm) gm[(size_t)b * Tk + j] += dS;
+    int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j, c;
+    float s = 1.0f / sqrtf((float)dh);
+    const float *P = (const float *)n->aux;
+    size_t bh;
+    for (bh = lo; bh < hi; bh++) {
+        size_t b = bh / (size_t)H, h = bh % (size_t)H;
+        for (i = 0; i < Tq; i++) {
+            const float *qi = q + (b * Tq + i) * D + h * dh, *gi = G + (b * Tq + i) * D + h * dh;
+            const float *p = P + (bh * Tq + i) * Tk;
+            float dot = 0.0f;
+            for (j = 0; j < Tk; j++) {
+                const float *vj = v + (b * Tk + j) * D + h * dh;
+                float t = 0.0f;
+                for (c = 0; c < dh; c++) t += gi[c] * vj[c];
+                dP[j] = t;
+                dot += p[j] * t;
+                if (gv) {
+                    float *gvj = gv + (b * Tk + j) * D + h * dh;
+                    for (c = 0; c < dh; c++) gvj[c] += p[j] * gi[c];
                 }
             }
+            for (j = 0; j < Tk; j++) {
+                const float *kj = k + (b * Tk + j) * D + h * dh;
+                float dS = p[j] * (dP[j] - dot);
+                if (gq) {
+                    float *gqi = gq + (b * Tq + i) * D + h * dh;
+                    for (c = 0; c < dh; c++) gqi[c] += s * dS * kj[c];
+                }
+                if (gk) {
+                    float *gkj = gk + (b * Tk + j) * D + h * dh;
+                    for (c = 0; c < dh; c++) gkj[c] += s * dS * qi[c];
+                }
+                if (gm) gm[b * Tk + j] += dS;
+            }
+        }
+    }
+}
+typedef struct acn__attn_job { acn__node *n; size_t pairs; } acn__attn_job;
+static void acn__attn_bwd_task(void *arg, int tid, int nt)
+{
+    const acn__attn_job *j = (const acn__attn_job *)arg;
+    const acn__node *n = j->n;
+    size_t lo, hi, Tk = (size_t)n->in[1]->shape[1];
+    float *scratch = (float *)n->aux + j->pairs * (size_t)n->in[0]->shape[1] * Tk + (size_t)tid * Tk;
+    acn__share(j->pairs, 1, tid, nt, &lo, &hi);
+    if (lo < hi) acn__attn_bwd_pairs(n, lo, hi, scratch);
+}
+static void acn__attn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__attn_job j;
+    j.n = n;
+    j.pairs = (size_t)n->in[0]->shape[0] * n->iarg[0];
+    if (n->in[3] && acn__g(n->in[3])) { /* heads add into the same mask gradient: one thread */
+        acn__attn_bwd_pairs(n, 0, j.pairs, (float *)n->aux + j.pairs * (size_t)n->in[0]->shape[1] * n->in[1]->shape[1]);
+        return;
+    }
+    acn__parallel(ctx, acn__attn_bwd_task, &j);
 }
 
 /* ---- detach ------------------------------------------------------------- */
@@ -3004,7 +3084,6 @@ static const char *acn__op_name(int op) { return acn__ops[op].name; }
 /* A task runs as fn(arg, tid, n) on every thread at once, tid = 0..n-1 (the
  * caller is thread 0); acn__parallel returns when all have finished. The
  * workers sleep on a condition variable between tasks. */
-#define ACN__MAX_THREADS 64
 
 struct acn__pool;
 struct acn__who { struct acn__pool *pool; int tid; }; /* a worker's identity */
