@@ -492,8 +492,9 @@ ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x
 /* MLP-Mixer, the authors' form (spec, section 2), or the textbook form.
  * Authors': patch embedding (a Conv2d(k=p, s=p) as a matmul on patches), a
  * CLS token at index 0, no position embedding; block
- *   tok(x) = x + LN -> per feature Linear(T -> token_hidden), GELU, Linear(-> T)
- *   ch(x)  = LN -> Linear(D -> channel_hidden), GELU, Linear(-> D)
+ *   tok(x) = LN over D, then across tokens: Linear(T -> token_hidden), GELU,
+ *            Linear(token_hidden -> T)      (T tokens, the CLS token included)
+ *   ch(x)  = LN, Linear(D -> channel_hidden), GELU, Linear(channel_hidden -> D)
  *   ACN and plain: u = ch(tok(x));              x_i = LN(ReLU(W u + b + x))
  *   residual: y1 = x + tok(x), y2 = y1 + ch(y1); x_i = LN(ReLU(W y2 + b + x))
  * head: LN, token 0, Linear. Textbook: no CLS token and no wrapper;

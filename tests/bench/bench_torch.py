@@ -9,10 +9,8 @@ timed steps of what bench_acn does (forward, cross-entropy with label smoothing 
 clip_grad_norm_ 1.0, AdamW) with torch.set_num_threads(THREADS). Prints the same line as bench_acn:
 "first_loss L median_s S rss_mb R".
 """
-import json
 import os
 import resource
-import struct
 import sys
 import time
 
@@ -21,23 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import models as M  # noqa: E402
-
-
-def load(path):
-    """safetensors reader (F32 only), returning {name: tensor}."""
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        assert e["dtype"] == "F32", name
-        b, end = e["data_offsets"]
-        vals = struct.unpack("<%df" % ((end - b) // 4), data[8 + n + b:8 + n + end])
-        out[name] = torch.tensor(vals, dtype=torch.float32).reshape(e["shape"])
-    return out
+from st import load  # noqa: E402
 
 
 def main():

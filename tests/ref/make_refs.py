@@ -11,34 +11,18 @@ The files are small and committed; `make test` also regenerates them into
 build/ and checks acn.h against the fresh copies, so script and files cannot
 drift apart.
 """
-import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from st import save  # noqa: E402
+
 torch.set_num_threads(1)
 torch.manual_seed(0)
-
-
-def save(path, tensors, meta=None):
-    """safetensors writer: F32 little-endian, header padded with spaces to 8 bytes."""
-    header, blobs, off = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
-    for name, t in tensors.items():
-        flat = t.detach().to(torch.float32).contiguous().flatten().tolist()
-        b = struct.pack("<%df" % len(flat), *flat)
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        off += len(b)
-        blobs.append(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 class SplitMix64:
