@@ -643,6 +643,41 @@ ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *co
 ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
 #endif
 
+/* ------------------------------------------------------------------------ */
+/* Data sets                                                                */
+/* ------------------------------------------------------------------------ */
+/* Labelled examples in memory. Each example is c x h x w values (a table
+ * row: c features, h = w = 1), kept as the file has them: bytes for images
+ * (u8) or floats for text tables (f32); value = stored * scale. Loading
+ * allocates (ACN_MALLOC) once; acn_data_free releases. */
+typedef struct acn_dataset {
+    int n;                 /* examples                                       */
+    int c, h, w;           /* shape of one example                           */
+    int classes;           /* labels lie in [0, classes)                     */
+    unsigned char *u8;     /* (n, c h w) bytes, or NULL                      */
+    float *f32;            /* (n, c h w) values, or NULL                     */
+    float scale;           /* pixels: 1/255                                  */
+    int *labels;           /* (n)                                            */
+    int *coarse;           /* (n) CIFAR-100's 20 coarse labels, else NULL    */
+} acn_dataset;
+ACNDEF void acn_data_free(acn_dataset *ds);
+/* Examples idx[0..b-1] as floats x (b, c, h, w) = stored * scale, and their
+ * labels y (b) (either may be NULL). */
+ACNDEF void acn_data_batch(const acn_dataset *ds, const int *idx, int b, float *x, int *y);
+#ifndef ACN_NO_STDIO
+/* CIFAR-10 (records of 1 label byte + 3072 pixel bytes, channel-major
+ * 3 x 32 x 32) or, with cifar100, CIFAR-100 (coarse and fine label bytes,
+ * then the pixels; labels are the fine ones), from n_paths files in order. */
+ACNDEF acn_status acn_data_cifar(acn_ctx *ctx, acn_dataset *ds, const char *const *paths, int n_paths,
+                                 int cifar100);
+/* An IDX image file (magic 0x00000803, n x rows x cols bytes) and its IDX
+ * label file (0x00000801), as MNIST and Fashion-MNIST ship them, unzipped. */
+ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images, const char *labels);
+/* A CSV file of numbers, one example a line, the label (an integer) last;
+ * values are multiplied by scale (the UCI digits: 0..16, scale 1/16). */
+ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -5454,6 +5489,265 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)
         acn_st_get_f32(ctx, &st, p->name, p->data, p->numel);
     }
     acn__st_clear(&st);
+    return ctx->status;
+}
+#endif /* ACN_NO_STDIO */
+
+
+/* ======================================================================== */
+/* Data sets                                                                */
+/* ======================================================================== */
+ACNDEF void acn_data_free(acn_dataset *ds)
+{
+    if (!ds) return;
+    ACN_FREE(ds->u8);
+    ACN_FREE(ds->f32);
+    ACN_FREE(ds->labels);
+    ACN_FREE(ds->coarse);
+    memset(ds, 0, sizeof *ds);
+}
+
+ACNDEF void acn_data_batch(const acn_dataset *ds, const int *idx, int b, float *x, int *y)
+{
+    size_t d = (size_t)ds->c * ds->h * ds->w, j;
+    int i;
+    for (i = 0; i < b; i++) {
+        size_t e = (size_t)idx[i];
+        if (x && ds->u8)
+            for (j = 0; j < d; j++) x[(size_t)i * d + j] = ds->u8[e * d + j] * ds->scale;
+        else if (x)
+            for (j = 0; j < d; j++) x[(size_t)i * d + j] = ds->f32[e * d + j] * ds->scale;
+        if (y) y[i] = ds->labels[e];
+    }
+}
+
+#ifndef ACN_NO_STDIO
+/* A whole file into a new buffer; the error names the path. */
+static acn_status acn__read_file(acn_ctx *ctx, const char *path, unsigned char **buf, size_t *size)
+{
+    FILE *f;
+    long n;
+    *buf = NULL;
+    *size = 0;
+    if (!path || !(f = fopen(path, "rb"))) {
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open the file for reading", path ? path : "(NULL path)");
+        return ctx->status;
+    }
+    if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot find the file's size", path);
+        return ctx->status;
+    }
+    if (!(*buf = (unsigned char *)ACN_MALLOC((size_t)n ? (size_t)n : 1))) {
+        fclose(f);
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: cannot allocate %ld bytes to read it", path, n);
+        return ctx->status;
+    }
+    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        ACN_FREE(*buf);
+        *buf = NULL;
+        acn__fail(ctx, ACN_ERR_IO, "%s: read error", path);
+        return ctx->status;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return ACN_OK;
+}
+
+static int acn__data_alloc(acn_ctx *ctx, acn_dataset *ds, int n, int bytes, const char *who)
+{
+    size_t d = (size_t)ds->c * ds->h * ds->w;
+    ds->n = n;
+    ds->labels = (int *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof(int));
+    if (bytes) ds->u8 = (unsigned char *)ACN_MALLOC((n ? (size_t)n : 1) * d);
+    else ds->f32 = (float *)ACN_MALLOC((n ? (size_t)n : 1) * d * sizeof(float));
+    if (!ds->labels || (bytes ? !ds->u8 : !ds->f32)) {
+        acn_data_free(ds);
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of memory for %d examples", who, n);
+        return -1;
+    }
+    return 0;
+}
+
+ACNDEF acn_status acn_data_cifar(acn_ctx *ctx, acn_dataset *ds, const char *const *paths, int n_paths,
+                                 int cifar100)
+{
+    size_t rec = 3072 + (cifar100 ? 2 : 1), total = 0, size, r;
+    unsigned char *buf;
+    int f, n = 0;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!ds || !paths || n_paths < 1) { acn__fail(ctx, ACN_ERR_ARG, "data_cifar: no files given"); return ctx->status; }
+    memset(ds, 0, sizeof *ds);
+    if (ctx->status) return ctx->status;
+    /* first the sizes: every file a whole number of records */
+    for (f = 0; f < n_paths; f++) {
+        if (acn__read_file(ctx, paths[f], &buf, &size)) return ctx->status;
+        ACN_FREE(buf);
+        if (!size || size % rec) {
+            acn__fail(ctx, ACN_ERR_FORMAT,
+                      "%s: %zu bytes is not a whole number of %zu-byte CIFAR-%s records (truncated, or "
+                      "CIFAR-%s?)", paths[f], size, rec, cifar100 ? "100" : "10", cifar100 ? "10" : "100");
+            return ctx->status;
+        }
+        total += size / rec;
+    }
+    ds->c = 3; ds->h = ds->w = 32;
+    ds->classes = cifar100 ? 100 : 10;
+    ds->scale = 1.0f / 255.0f;
+    if (acn__data_alloc(ctx, ds, (int)total, 1, "data_cifar")) return ctx->status;
+    if (cifar100 && !(ds->coarse = (int *)ACN_MALLOC(total * sizeof(int)))) {
+        acn_data_free(ds);
+        acn__fail(ctx, ACN_ERR_NOMEM, "data_cifar: out of memory");
+        return ctx->status;
+    }
+    for (f = 0; f < n_paths; f++) {
+        if (acn__read_file(ctx, paths[f], &buf, &size)) { acn_data_free(ds); return ctx->status; }
+        for (r = 0; r < size / rec; r++, n++) {
+            const unsigned char *p = buf + r * rec;
+            int label = p[cifar100 ? 1 : 0];
+            if (label >= ds->classes || (cifar100 && p[0] >= 20)) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s: record %zu has label %d, outside [0, %d): a corrupt file%s",
+                          paths[f], r, label, ds->classes, cifar100 ? "" : ", or CIFAR-100 (cifar100 = 1)?");
+                ACN_FREE(buf);
+                acn_data_free(ds);
+                return ctx->status;
+            }
+            ds->labels[n] = label;
+            if (cifar100) ds->coarse[n] = p[0];
+            memcpy(ds->u8 + (size_t)n * 3072, p + (cifar100 ? 2 : 1), 3072);
+        }
+        ACN_FREE(buf);
+    }
+    return ACN_OK;
+}
+
+static uint32_t acn__be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images, const char *labels)
+{
+    unsigned char *ib = NULL, *lb = NULL;
+    size_t is, ls, i;
+    uint32_t n, rows, cols;
+    const char *bad = NULL, *which = images;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!ds) { acn__fail(ctx, ACN_ERR_ARG, "data_idx: ds is NULL"); return ctx->status; }
+    memset(ds, 0, sizeof *ds);
+    if (ctx->status) return ctx->status;
+    if (acn__read_file(ctx, images, &ib, &is) || acn__read_file(ctx, labels, &lb, &ls)) {
+        ACN_FREE(ib);
+        return ctx->status;
+    }
+    if ((is >= 2 && ib[0] == 0x1f && ib[1] == 0x8b) || (ls >= 2 && lb[0] == 0x1f && lb[1] == 0x8b)) {
+        which = is >= 2 && ib[0] == 0x1f ? images : labels;
+        bad = "is gzip-compressed; unpack it first (gunzip -k FILE) and pass the unpacked file";
+    } else if (is < 16 || acn__be32(ib) != 0x803) {
+        bad = "is not an IDX image file (magic 0x00000803 and three sizes expected)";
+    } else if (ls < 8 || acn__be32(lb) != 0x801) {
+        which = labels;
+        bad = "is not an IDX label file (magic 0x00000801 and a count expected)";
+    }
+    if (!bad) {
+        n = acn__be32(ib + 4);
+        rows = acn__be32(ib + 8);
+        cols = acn__be32(ib + 12);
+        if (!n || !rows || !cols || rows > 4096 || cols > 4096 || is - 16 != (size_t)n * rows * cols)
+            bad = "has a size that does not match its header (truncated?)";
+        else if (acn__be32(lb + 4) != n || ls - 8 != n) {
+            which = labels;
+            bad = "holds another number of labels than the image file has images, or is truncated";
+        }
+    }
+    if (bad) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "%s %s", which, bad);
+        ACN_FREE(ib);
+        ACN_FREE(lb);
+        return ctx->status;
+    }
+    ds->c = 1; ds->h = (int)rows; ds->w = (int)cols;
+    ds->scale = 1.0f / 255.0f;
+    if (acn__data_alloc(ctx, ds, (int)n, 1, "data_idx")) { ACN_FREE(ib); ACN_FREE(lb); return ctx->status; }
+    memcpy(ds->u8, ib + 16, (size_t)n * rows * cols);
+    for (i = 0; i < n; i++) {
+        ds->labels[i] = lb[8 + i];
+        if (ds->labels[i] + 1 > ds->classes) ds->classes = ds->labels[i] + 1;
+    }
+    ACN_FREE(ib);
+    ACN_FREE(lb);
+    return ACN_OK;
+}
+
+/* The next comma-separated number of line [*pos, end) as a double; -1 if
+ * the field is empty or not a number. */
+static int acn__csv_field(const unsigned char *buf, size_t *pos, size_t end, double *v)
+{
+    char tmp[64], *stop;
+    size_t a = *pos, len;
+    while (*pos < end && buf[*pos] != ',') (*pos)++;
+    len = *pos - a;
+    while (len && (buf[a] == ' ' || buf[a] == '\t')) { a++; len--; }
+    while (len && (buf[a + len - 1] == ' ' || buf[a + len - 1] == '\t' || buf[a + len - 1] == '\r')) len--;
+    (*pos)++; /* past the comma (or the end of the line) */
+    if (!len || len >= sizeof tmp) return -1;
+    memcpy(tmp, buf + a, len);
+    tmp[len] = '\0';
+    *v = strtod(tmp, &stop);
+    return *stop || *v != *v ? -1 : 0;
+}
+
+ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale)
+{
+    unsigned char *buf;
+    size_t size, pos, line;
+    int pass, cols = -1, n = 0;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!ds) { acn__fail(ctx, ACN_ERR_ARG, "data_csv: ds is NULL"); return ctx->status; }
+    memset(ds, 0, sizeof *ds);
+    if (ctx->status || acn__read_file(ctx, path, &buf, &size)) return ctx->status;
+    /* pass 0 checks every line and counts them; pass 1 stores the values */
+    for (pass = 0; pass < 2 && !ctx->status; pass++) {
+        for (pos = 0, line = 1, n = 0; pos < size && !ctx->status; line++) {
+            size_t end = pos;
+            double v = 0.0;
+            int k = 0;
+            while (end < size && buf[end] != '\n') end++;
+            while (pos < end && (buf[pos] == ' ' || buf[pos] == '\t' || buf[pos] == '\r')) pos++;
+            if (pos == end) { pos = end + 1; continue; }  /* an empty line */
+            while (pos <= end && !ctx->status) {
+                if (acn__csv_field(buf, &pos, end, &v))
+                    acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: column %d is not a number", path, line, k + 1);
+                else if (pass && k < cols - 1)
+                    ds->f32[(size_t)n * (cols - 1) + k] = (float)v;
+                k++;
+            }
+            if (ctx->status) break;
+            if (cols < 0) cols = k;
+            if (k != cols || cols < 2)
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: %d columns where the first line has %d; each line needs "
+                          "the same values and then the label", path, line, k, cols);
+            else if (v < 0.0 || v != (double)(int)v || v > 1e6)
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label (last column) %g is not a class number",
+                          path, line, v);
+            else if (pass) {
+                ds->labels[n] = (int)v;
+                if ((int)v + 1 > ds->classes) ds->classes = (int)v + 1;
+            }
+            n++;
+            pos = end + 1;
+        }
+        if (!pass && !ctx->status) {
+            if (!n) { acn__fail(ctx, ACN_ERR_FORMAT, "%s: no data lines", path); break; }
+            ds->c = cols - 1;
+            ds->h = ds->w = 1;
+            ds->scale = scale;
+            if (acn__data_alloc(ctx, ds, n, 0, "data_csv")) break;
+        }
+    }
+    ACN_FREE(buf);
+    if (ctx->status) acn_data_free(ds);
     return ctx->status;
 }
 #endif /* ACN_NO_STDIO */

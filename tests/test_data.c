@@ -1,0 +1,188 @@
+/* The data loaders on files the test writes (good, truncated, corrupt,
+ * compressed), checked value by value, and on the real UCI digits in
+ * ../shared when they are there. */
+#define ACN_IMPLEMENTATION
+#include "../acn.h"
+#include "test.h"
+
+static acn_ctx *ctx;
+static const char *dir = "build/test_data";
+
+static const char *path(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+static void put(const char *name, const unsigned char *bytes, size_t n)
+{
+    FILE *f = fopen(path(name), "wb");
+    if (f) { fwrite(bytes, 1, n, f); fclose(f); }
+}
+static void put_text(const char *name, const char *text) { put(name, (const unsigned char *)text, strlen(text)); }
+static int has(const char *part) { return strstr(acn_error(ctx), part) != NULL; }
+static void clear(void) { acn_clear_error(ctx); }
+
+/* CIFAR: record r has label labels[r]; its pixel j is (r * 7 + j) % 256. */
+static void cifar_file(const char *name, int first, int count, const int *labels, int cifar100, int cut)
+{
+    size_t rec = 3072 + (cifar100 ? 2 : 1), r, j;
+    unsigned char *b = (unsigned char *)malloc(rec * (size_t)count);
+    for (r = 0; r < (size_t)count; r++) {
+        unsigned char *p = b + r * rec;
+        if (cifar100) { p[0] = (unsigned char)(labels[first + r] / 5); p[1] = (unsigned char)labels[first + r]; }
+        else p[0] = (unsigned char)labels[first + r];
+        for (j = 0; j < 3072; j++) p[(cifar100 ? 2 : 1) + j] = (unsigned char)(((size_t)first + r) * 7 + j);
+    }
+    put(name, b, rec * (size_t)count - (size_t)cut);
+    free(b);
+}
+
+static void test_cifar(void)
+{
+    acn_dataset ds;
+    const int labels[3] = {0, 9, 4}, fine[2] = {57, 3};
+    const char *files[2];
+    float x[2 * 3072];
+    int y[2], idx[2] = {2, 0};
+    cifar_file("c10a.bin", 0, 2, labels, 0, 0);
+    cifar_file("c10b.bin", 2, 1, labels, 0, 0);
+    files[0] = path("c10a.bin");
+    files[1] = path("c10b.bin");
+    CHECK(acn_data_cifar(ctx, &ds, files, 2, 0) == ACN_OK, "cifar-10: %s", acn_error(ctx));
+    CHECK(ds.n == 3 && ds.c == 3 && ds.h == 32 && ds.w == 32 && ds.classes == 10 && !ds.coarse, "cifar-10 shape");
+    CHECK(ds.labels[0] == 0 && ds.labels[1] == 9 && ds.labels[2] == 4, "cifar-10 labels");
+    CHECK(ds.u8[2 * 3072 + 5] == (unsigned char)(2 * 7 + 5) && ds.u8[1 * 3072 + 1024] == (unsigned char)(7 + 1024),
+          "cifar-10 pixels in file order");
+    acn_data_batch(&ds, idx, 2, x, y);
+    CHECK(y[0] == 4 && y[1] == 0 && fabsf(x[5] - (float)(2 * 7 + 5) / 255.0f) < 1e-7f && x[3072] == 0.0f,
+          "batch: labels %d %d, x[5] %g", y[0], y[1], (double)x[5]);
+    acn_data_free(&ds);
+    /* truncated by one byte, a label past 9, a file that is not there */
+    cifar_file("c10cut.bin", 0, 2, labels, 0, 1);
+    files[0] = path("c10cut.bin");
+    CHECK(acn_data_cifar(ctx, &ds, files, 1, 0) == ACN_ERR_FORMAT && has("not a whole number of 3073-byte") &&
+          ds.n == 0 && !ds.u8, "truncated: %s", acn_error(ctx));
+    clear();
+    cifar_file("c100.bin", 0, 2, fine, 1, 0);
+    files[0] = path("c100.bin");
+    CHECK(acn_data_cifar(ctx, &ds, files, 1, 0) == ACN_ERR_FORMAT && has("not a whole number"), "c100 as c10: %s",
+          acn_error(ctx));
+    clear();
+    CHECK(acn_data_cifar(ctx, &ds, files, 1, 1) == ACN_OK && ds.n == 2 && ds.classes == 100 && ds.labels[0] == 57 &&
+          ds.coarse && ds.coarse[0] == 11 && ds.labels[1] == 3 && ds.coarse[1] == 0 && ds.u8[3072 + 9] == 16,
+          "cifar-100: %s", acn_error(ctx));
+    acn_data_free(&ds);
+    {
+        int bad[1] = {37};
+        cifar_file("c10bad.bin", 0, 1, bad, 0, 0);
+        files[0] = path("c10bad.bin");
+        CHECK(acn_data_cifar(ctx, &ds, files, 1, 0) == ACN_ERR_FORMAT && has("record 0 has label 37") &&
+              has("CIFAR-100"), "bad label: %s", acn_error(ctx));
+        clear();
+    }
+    files[0] = path("missing.bin");
+    CHECK(acn_data_cifar(ctx, &ds, files, 1, 0) == ACN_ERR_IO && has("cannot open"), "%s", acn_error(ctx));
+    clear();
+}
+
+static void be32(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+static void test_idx(void)
+{
+    unsigned char img[16 + 12], lab[8 + 3], gz[4] = {0x1f, 0x8b, 8, 0};
+    acn_dataset ds;
+    int i;
+    be32(img, 0x803); be32(img + 4, 3); be32(img + 8, 2); be32(img + 12, 2);
+    for (i = 0; i < 12; i++) img[16 + i] = (unsigned char)(i * 20);
+    be32(lab, 0x801); be32(lab + 4, 3);
+    lab[8] = 7; lab[9] = 0; lab[10] = 3;
+    put("img.idx", img, sizeof img);
+    put("lab.idx", lab, sizeof lab);
+    CHECK(acn_data_idx(ctx, &ds, path("img.idx"), path("lab.idx")) == ACN_OK, "idx: %s", acn_error(ctx));
+    CHECK(ds.n == 3 && ds.c == 1 && ds.h == 2 && ds.w == 2 && ds.classes == 8 && ds.labels[0] == 7 &&
+          ds.labels[2] == 3 && ds.u8[4 * 2 + 3] == 220, "idx values");
+    acn_data_free(&ds);
+    put("img.idx.gz", gz, sizeof gz);
+    CHECK(acn_data_idx(ctx, &ds, path("img.idx.gz"), path("lab.idx")) == ACN_ERR_FORMAT && has("gzip-compressed") &&
+          has("gunzip"), "gz: %s", acn_error(ctx));
+    clear();
+    put("img_cut.idx", img, sizeof img - 1);
+    CHECK(acn_data_idx(ctx, &ds, path("img_cut.idx"), path("lab.idx")) == ACN_ERR_FORMAT && has("truncated"),
+          "cut: %s", acn_error(ctx));
+    clear();
+    be32(lab + 4, 4);
+    put("lab4.idx", lab, sizeof lab);
+    CHECK(acn_data_idx(ctx, &ds, path("img.idx"), path("lab4.idx")) == ACN_ERR_FORMAT && has("lab4.idx") &&
+          has("number of labels"), "count: %s", acn_error(ctx));
+    clear();
+    CHECK(acn_data_idx(ctx, &ds, path("lab.idx"), path("img.idx")) == ACN_ERR_FORMAT && has("not an IDX image file"),
+          "swapped: %s", acn_error(ctx));
+    clear();
+}
+
+static void test_csv(void)
+{
+    acn_dataset ds;
+    float x[3];
+    int y, i1 = 1;
+    put_text("ok.csv", "1, 2,3,0\r\n\n4,5,6 ,2\n");
+    CHECK(acn_data_csv(ctx, &ds, path("ok.csv"), 0.5f) == ACN_OK, "csv: %s", acn_error(ctx));
+    CHECK(ds.n == 2 && ds.c == 3 && ds.classes == 3 && ds.labels[1] == 2 && ds.f32 && ds.f32[3] == 4.0f, "csv values");
+    acn_data_batch(&ds, &i1, 1, x, &y);
+    CHECK(y == 2 && x[0] == 2.0f && x[2] == 3.0f, "csv batch scaled");
+    acn_data_free(&ds);
+    put_text("nan.csv", "1,2,0\n1,x,1\n");
+    CHECK(acn_data_csv(ctx, &ds, path("nan.csv"), 1.0f) == ACN_ERR_FORMAT && has("nan.csv:2: column 2 is not a number"),
+          "%s", acn_error(ctx));
+    clear();
+    put_text("cols.csv", "1,2,0\n1,2,3,1\n");
+    CHECK(acn_data_csv(ctx, &ds, path("cols.csv"), 1.0f) == ACN_ERR_FORMAT && has("cols.csv:2: 4 columns where the first line has 3"),
+          "%s", acn_error(ctx));
+    clear();
+    put_text("label.csv", "1,2,0.5\n");
+    CHECK(acn_data_csv(ctx, &ds, path("label.csv"), 1.0f) == ACN_ERR_FORMAT && has("label (last column) 0.5"),
+          "%s", acn_error(ctx));
+    clear();
+    put_text("empty.csv", "\n\n");
+    CHECK(acn_data_csv(ctx, &ds, path("empty.csv"), 1.0f) == ACN_ERR_FORMAT && has("no data lines"), "%s", acn_error(ctx));
+    clear();
+}
+
+/* The UCI digits as the project ships them in ../shared (1,797 8 x 8 images, values 0..16). */
+static void test_digits(void)
+{
+    acn_dataset ds;
+    FILE *f = fopen("../shared/data/digits/digits.csv", "rb");
+    size_t i, counts[10] = {0};
+    float mx = 0.0f;
+    if (!f) {
+        printf("digits: ../shared/data/digits/digits.csv is not here; skipped\n");
+        return;
+    }
+    fclose(f);
+    CHECK(acn_data_csv(ctx, &ds, "../shared/data/digits/digits.csv", 1.0f / 16.0f) == ACN_OK, "%s", acn_error(ctx));
+    CHECK(ds.n == 1797 && ds.c == 64 && ds.classes == 10, "digits: %d examples of %d, %d classes", ds.n, ds.c, ds.classes);
+    for (i = 0; i < (size_t)ds.n * 64; i++) if (ds.f32[i] * ds.scale > mx) mx = ds.f32[i] * ds.scale;
+    for (i = 0; i < (size_t)ds.n; i++) counts[ds.labels[i]]++;
+    CHECK(mx == 1.0f && counts[0] > 170 && counts[9] > 170, "digits: max %g, %zu zeros, %zu nines", (double)mx,
+          counts[0], counts[9]);
+    acn_data_free(&ds);
+}
+
+int main(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    if (system(cmd) != 0 || acn_ctx_new(&ctx, NULL)) return 1;
+    test_cifar();
+    test_idx();
+    test_csv();
+    test_digits();
+    acn_ctx_free(ctx);
+    return t_done("data");
+}
