@@ -664,6 +664,31 @@ ACNDEF void acn_data_free(acn_dataset *ds);
 /* Examples idx[0..b-1] as floats x (b, c, h, w) = stored * scale, and their
  * labels y (b) (either may be NULL). */
 ACNDEF void acn_data_batch(const acn_dataset *ds, const int *idx, int b, float *x, int *y);
+/* A new data set of the examples of src in file order, keeping the first
+ * k_per_class of each class (k_per_class < 0: all), from the classes listed
+ * (classes NULL: all); with a list, labels become positions in it, so
+ * classes {3, 5} train as a 2-class problem. The paper's low-data setting
+ * is k_per_class = 100 on CIFAR-10. */
+ACNDEF acn_status acn_data_select(acn_ctx *ctx, const acn_dataset *src, acn_dataset *dst, int k_per_class,
+                                  const int *classes, int n_classes);
+
+/* Seeded shuffling in batches. The order of epoch e is a permutation drawn
+ * from (seed, e) alone, so the cursor (epoch, pos) is all there is to save:
+ * acn_sampler_seek resumes exactly. */
+typedef struct acn_sampler {
+    int n, batch, drop_last;
+    uint64_t seed;
+    int64_t epoch, pos;    /* the cursor: next is order[pos] of this epoch   */
+    int *order;            /* (n) this epoch's permutation                   */
+} acn_sampler;
+ACNDEF acn_status acn_sampler_init(acn_ctx *ctx, acn_sampler *s, int n, int batch, uint64_t seed, int drop_last);
+/* Up to batch indices of this epoch into idx; 0 when the epoch is over (the
+ * next call starts the next epoch). With drop_last, a short last batch is
+ * skipped. */
+ACNDEF int  acn_sampler_next(acn_sampler *s, int *idx);
+ACNDEF void acn_sampler_seek(acn_sampler *s, int64_t epoch, int64_t pos);
+ACNDEF void acn_sampler_free(acn_sampler *s);
+
 #ifndef ACN_NO_STDIO
 /* CIFAR-10 (records of 1 label byte + 3072 pixel bytes, channel-major
  * 3 x 32 x 32) or, with cifar100, CIFAR-100 (coarse and fine label bytes,
@@ -5521,6 +5546,130 @@ ACNDEF void acn_data_batch(const acn_dataset *ds, const int *idx, int b, float *
     }
 }
 
+static int acn__data_alloc(acn_ctx *ctx, acn_dataset *ds, int n, int bytes, const char *who)
+{
+    size_t d = (size_t)ds->c * ds->h * ds->w;
+    ds->n = n;
+    ds->labels = (int *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof(int));
+    if (bytes) ds->u8 = (unsigned char *)ACN_MALLOC((n ? (size_t)n : 1) * d);
+    else ds->f32 = (float *)ACN_MALLOC((n ? (size_t)n : 1) * d * sizeof(float));
+    if (!ds->labels || (bytes ? !ds->u8 : !ds->f32)) {
+        acn_data_free(ds);
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of memory for %d examples", who, n);
+        return -1;
+    }
+    return 0;
+}
+
+ACNDEF acn_status acn_data_select(acn_ctx *ctx, const acn_dataset *src, acn_dataset *dst, int k_per_class,
+                                  const int *classes, int n_classes)
+{
+    int *seen, *map, i, n = 0, c, classes_out;
+    size_t d;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!src || !dst || src == dst || (classes && n_classes < 1)) {
+        acn__fail(ctx, ACN_ERR_ARG, "data_select: need a source, a separate destination, and a class list or NULL");
+        return ctx->status;
+    }
+    memset(dst, 0, sizeof *dst);
+    if (ctx->status) return ctx->status;
+    for (c = 0; classes && c < n_classes; c++)
+        if (classes[c] < 0 || classes[c] >= src->classes) {
+            acn__fail(ctx, ACN_ERR_ARG, "data_select: class %d is not among the data set's %d classes", classes[c],
+                      src->classes);
+            return ctx->status;
+        }
+    seen = (int *)ACN_MALLOC(2 * (size_t)src->classes * sizeof(int));
+    if (!seen) { acn__fail(ctx, ACN_ERR_NOMEM, "data_select: out of memory"); return ctx->status; }
+    map = seen + src->classes;    /* class -> new label, or -1 */
+    for (c = 0; c < src->classes; c++) { seen[c] = 0; map[c] = classes ? -1 : c; }
+    for (c = 0; classes && c < n_classes; c++) map[classes[c]] = c;
+    classes_out = classes ? n_classes : src->classes;
+    for (i = 0; i < src->n; i++) /* count first */
+        if (map[src->labels[i]] >= 0 && (k_per_class < 0 || seen[src->labels[i]]++ < k_per_class)) n++;
+    *dst = *src;
+    dst->u8 = NULL; dst->f32 = NULL; dst->labels = NULL; dst->coarse = NULL;
+    if (acn__data_alloc(ctx, dst, n, src->u8 != NULL, "data_select")) { ACN_FREE(seen); return ctx->status; }
+    if (src->coarse && !(dst->coarse = (int *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof(int)))) {
+        ACN_FREE(seen);
+        acn_data_free(dst);
+        acn__fail(ctx, ACN_ERR_NOMEM, "data_select: out of memory");
+        return ctx->status;
+    }
+    dst->classes = classes_out;
+    d = (size_t)src->c * src->h * src->w;
+    for (c = 0; c < src->classes; c++) seen[c] = 0;
+    for (i = 0, n = 0; i < src->n; i++) {
+        int l = src->labels[i];
+        if (map[l] < 0 || (k_per_class >= 0 && seen[l]++ >= k_per_class)) continue;
+        if (src->u8) memcpy(dst->u8 + (size_t)n * d, src->u8 + (size_t)i * d, d);
+        else memcpy(dst->f32 + (size_t)n * d, src->f32 + (size_t)i * d, d * sizeof(float));
+        dst->labels[n] = map[l];
+        if (src->coarse) dst->coarse[n] = src->coarse[i];
+        n++;
+    }
+    ACN_FREE(seen);
+    return ACN_OK;
+}
+
+/* Epoch e's order: Fisher-Yates with a generator seeded from (seed, e). */
+static void acn__sampler_shuffle(acn_sampler *s)
+{
+    acn_rng r;
+    int i;
+    acn_rng_seed(&r, s->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(s->epoch + 1)));
+    for (i = 0; i < s->n; i++) s->order[i] = i;
+    for (i = s->n - 1; i > 0; i--) {
+        int j = (int)(acn_rng_u64(&r) % (uint64_t)(i + 1)), t = s->order[i];
+        s->order[i] = s->order[j];
+        s->order[j] = t;
+    }
+}
+ACNDEF acn_status acn_sampler_init(acn_ctx *ctx, acn_sampler *s, int n, int batch, uint64_t seed, int drop_last)
+{
+    if (!ctx || !s) return ACN_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if (ctx->status) return ctx->status;
+    if (n < 1 || batch < 1) {
+        acn__fail(ctx, ACN_ERR_ARG, "sampler_init: %d examples in batches of %d; both must be positive", n, batch);
+        return ctx->status;
+    }
+    if (!(s->order = (int *)ACN_MALLOC((size_t)n * sizeof(int)))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "sampler_init: out of memory");
+        return ctx->status;
+    }
+    s->n = n;
+    s->batch = batch;
+    s->seed = seed;
+    s->drop_last = drop_last;
+    acn__sampler_shuffle(s);
+    return ACN_OK;
+}
+ACNDEF int acn_sampler_next(acn_sampler *s, int *idx)
+{
+    int k = 0;
+    if (s->pos >= s->n || (s->drop_last && s->n - s->pos < s->batch)) { /* the epoch is over */
+        s->epoch++;
+        s->pos = 0;
+        acn__sampler_shuffle(s);
+        return 0;
+    }
+    while (k < s->batch && s->pos < s->n) idx[k++] = s->order[s->pos++];
+    return k;
+}
+ACNDEF void acn_sampler_seek(acn_sampler *s, int64_t epoch, int64_t pos)
+{
+    s->epoch = epoch < 0 ? 0 : epoch;
+    s->pos = pos < 0 ? 0 : pos > s->n ? s->n : pos;
+    acn__sampler_shuffle(s);
+}
+ACNDEF void acn_sampler_free(acn_sampler *s)
+{
+    if (!s) return;
+    ACN_FREE(s->order);
+    s->order = NULL;
+}
+
 #ifndef ACN_NO_STDIO
 /* A whole file into a new buffer; the error names the path. */
 static acn_status acn__read_file(acn_ctx *ctx, const char *path, unsigned char **buf, size_t *size)
@@ -5553,21 +5702,6 @@ static acn_status acn__read_file(acn_ctx *ctx, const char *path, unsigned char *
     fclose(f);
     *size = (size_t)n;
     return ACN_OK;
-}
-
-static int acn__data_alloc(acn_ctx *ctx, acn_dataset *ds, int n, int bytes, const char *who)
-{
-    size_t d = (size_t)ds->c * ds->h * ds->w;
-    ds->n = n;
-    ds->labels = (int *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof(int));
-    if (bytes) ds->u8 = (unsigned char *)ACN_MALLOC((n ? (size_t)n : 1) * d);
-    else ds->f32 = (float *)ACN_MALLOC((n ? (size_t)n : 1) * d * sizeof(float));
-    if (!ds->labels || (bytes ? !ds->u8 : !ds->f32)) {
-        acn_data_free(ds);
-        acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of memory for %d examples", who, n);
-        return -1;
-    }
-    return 0;
 }
 
 ACNDEF acn_status acn_data_cifar(acn_ctx *ctx, acn_dataset *ds, const char *const *paths, int n_paths,

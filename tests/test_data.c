@@ -153,6 +153,64 @@ static void test_csv(void)
     clear();
 }
 
+/* Subsets on ten examples labelled 0 1 2 0 1 2 0 1 2 0 (values = index). */
+static void test_select(void)
+{
+    acn_dataset src, dst;
+    int i, want1[6] = {0, 1, 2, 0, 1, 2}, want2[7] = {1, 0, 1, 0, 1, 0, 1}, keep[2] = {2, 0}, bad = 3;
+    float v[10];
+    memset(&src, 0, sizeof src);
+    src.n = 10; src.c = src.h = src.w = 1; src.classes = 3; src.scale = 1.0f;
+    src.f32 = v;
+    src.labels = (int *)malloc(10 * sizeof(int));
+    for (i = 0; i < 10; i++) { v[i] = (float)i; src.labels[i] = i % 3; }
+    CHECK(acn_data_select(ctx, &src, &dst, 2, NULL, 0) == ACN_OK && dst.n == 6 && dst.classes == 3, "first 2 per class");
+    for (i = 0; i < 6; i++) CHECK(dst.labels[i] == want1[i] && dst.f32[i] == (float)i, "k=2 example %d", i);
+    acn_data_free(&dst);
+    CHECK(acn_data_select(ctx, &src, &dst, -1, keep, 2) == ACN_OK && dst.n == 7 && dst.classes == 2, "classes {2, 0}");
+    for (i = 0; i < 7; i++) CHECK(dst.labels[i] == want2[i], "classes {2, 0}: label %d is %d", i, dst.labels[i]);
+    CHECK(dst.f32[1] == 2.0f && dst.f32[6] == 9.0f, "classes {2, 0}: file order");
+    acn_data_free(&dst);
+    CHECK(acn_data_select(ctx, &src, &dst, -1, &bad, 1) == ACN_ERR_ARG && has("class 3 is not among"), "%s", acn_error(ctx));
+    clear();
+    free(src.labels);
+}
+
+/* Shuffled batches: every example once an epoch, a new order each epoch,
+ * the same order for the same seed, and an exact resume from the cursor. */
+static void test_sampler(void)
+{
+    acn_sampler a, b;
+    int idx[4], seen[10], k, i, e0[10], e1[10], got = 0, same = 1;
+    CHECK(acn_sampler_init(ctx, &a, 10, 4, 5, 0) == ACN_OK, "%s", acn_error(ctx));
+    memset(seen, 0, sizeof seen);
+    k = acn_sampler_next(&a, idx); CHECK(k == 4, "batch 1: %d", k);
+    for (i = 0; i < k; i++) { seen[idx[i]]++; e0[got++] = idx[i]; }
+    k = acn_sampler_next(&a, idx); CHECK(k == 4, "batch 2: %d", k);
+    for (i = 0; i < k; i++) { seen[idx[i]]++; e0[got++] = idx[i]; }
+    k = acn_sampler_next(&a, idx); CHECK(k == 2, "batch 3: %d", k);
+    for (i = 0; i < k; i++) { seen[idx[i]]++; e0[got++] = idx[i]; }
+    CHECK(acn_sampler_next(&a, idx) == 0 && a.epoch == 1 && a.pos == 0, "end of epoch 0");
+    for (i = 0; i < 10; i++) CHECK(seen[i] == 1, "example %d seen %d times", i, seen[i]);
+    for (got = 0; (k = acn_sampler_next(&a, idx)) > 0;)
+        for (i = 0; i < k; i++) e1[got++] = idx[i];
+    for (i = 0; i < 10; i++) same &= e0[i] == e1[i];
+    CHECK(got == 10 && !same, "epoch 1 has its own order");
+    /* a second sampler with the seed, resumed at epoch 1, position 4 */
+    acn_sampler_init(ctx, &b, 10, 4, 5, 0);
+    acn_sampler_seek(&b, 1, 4);
+    k = acn_sampler_next(&b, idx);
+    CHECK(k == 4 && idx[0] == e1[4] && idx[3] == e1[7], "resume at (1, 4)");
+    acn_sampler_free(&b);
+    acn_sampler_init(ctx, &b, 10, 4, 5, 1);
+    CHECK(acn_sampler_next(&b, idx) == 4 && acn_sampler_next(&b, idx) == 4 && acn_sampler_next(&b, idx) == 0,
+          "drop_last skips the short batch");
+    acn_sampler_free(&b);
+    acn_sampler_free(&a);
+    CHECK(acn_sampler_init(ctx, &a, 0, 4, 1, 0) == ACN_ERR_ARG, "no examples");
+    clear();
+}
+
 /* The UCI digits as the project ships them in ../shared (1,797 8 x 8 images, values 0..16). */
 static void test_digits(void)
 {
@@ -182,6 +240,8 @@ int main(void)
     test_cifar();
     test_idx();
     test_csv();
+    test_select();
+    test_sampler();
     test_digits();
     acn_ctx_free(ctx);
     return t_done("data");
