@@ -703,6 +703,38 @@ ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images
 ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale);
 #endif
 
+/* Text: a word-level vocabulary and labelled sentences as word ids. */
+enum { ACN_TOK_PAD, ACN_TOK_UNK, ACN_TOK_CLS, ACN_TOK_SEP, ACN_TOK_MASK, ACN_TOK_SPECIAL };
+typedef struct acn_vocab {
+    int size;              /* ids 0..size-1: the ACN_TOK_SPECIAL tokens first */
+    char **words;          /* (size) "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", words */
+    int *sorted;           /* (size) ids in the order of their words         */
+    char *pool;            /* the words' storage                             */
+} acn_vocab;
+typedef struct acn_textset {
+    int n, classes;
+    int *labels;           /* (n)                                            */
+    size_t *start;         /* (n + 1) example i is ids[start[i] .. start[i+1]) */
+    int *ids;              /* word ids, example after example                */
+} acn_textset;
+/* The id of a word (len bytes), or -1 when it is not in the vocabulary. */
+ACNDEF int  acn_vocab_find(const acn_vocab *v, const char *word, size_t len);
+ACNDEF void acn_vocab_free(acn_vocab *v);
+ACNDEF void acn_text_free(acn_textset *ts);
+/* Rows of T tokens for examples idx[0..b-1]: [CLS], then the words (cut at
+ * T), then [PAD]; mask 1 for a token, 0 for padding; either of mask and
+ * labels may be NULL. */
+ACNDEF void acn_text_batch(const acn_textset *ts, const int *idx, int b, int T, int *tokens, int *mask, int *labels);
+#ifndef ACN_NO_STDIO
+/* GLUE-style TSV (SST-2): a header line, then "label<TAB>text" lines, the
+ * text's words separated by spaces. With build, the vocabulary is made from
+ * this file's words seen at least min_count times (the most frequent first,
+ * ties in alphabetical order) and written to *vocab; without, *vocab is used
+ * and unknown words become [UNK]. */
+ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, acn_vocab *vocab, int build,
+                               int min_count);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -5885,6 +5917,218 @@ ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, 
     return ctx->status;
 }
 #endif /* ACN_NO_STDIO */
+
+
+/* ---- text ---------------------------------------------------------------- */
+/* Byte order of two words of given lengths (a prefix first). */
+static int acn__wordcmp(const char *a, int la, const char *b, int lb)
+{
+    int c = memcmp(a, b, (size_t)(la < lb ? la : lb));
+    return c ? c : la - lb;
+}
+
+ACNDEF int acn_vocab_find(const acn_vocab *v, const char *word, size_t len)
+{
+    int lo = 0, hi = v->size - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, id = v->sorted[mid];
+        int c = acn__wordcmp(v->words[id], (int)strlen(v->words[id]), word, (int)len);
+        if (!c) return id;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+ACNDEF void acn_vocab_free(acn_vocab *v)
+{
+    if (!v) return;
+    ACN_FREE(v->words);
+    ACN_FREE(v->sorted);
+    ACN_FREE(v->pool);
+    memset(v, 0, sizeof *v);
+}
+ACNDEF void acn_text_free(acn_textset *ts)
+{
+    if (!ts) return;
+    ACN_FREE(ts->labels);
+    ACN_FREE(ts->start);
+    ACN_FREE(ts->ids);
+    memset(ts, 0, sizeof *ts);
+}
+ACNDEF void acn_text_batch(const acn_textset *ts, const int *idx, int b, int T, int *tokens, int *mask, int *labels)
+{
+    int i, t;
+    for (i = 0; i < b; i++) {
+        size_t s0 = ts->start[idx[i]], len = ts->start[idx[i] + 1] - s0;
+        for (t = 0; t < T; t++) {
+            int tok = t == 0 ? ACN_TOK_CLS : (size_t)(t - 1) < len ? ts->ids[s0 + (size_t)t - 1] : ACN_TOK_PAD;
+            tokens[i * T + t] = tok;
+            if (mask) mask[i * T + t] = tok != ACN_TOK_PAD;
+        }
+        if (labels) labels[i] = ts->labels[idx[i]];
+    }
+}
+
+#ifndef ACN_NO_STDIO
+typedef struct acn__word { const char *p; int len, count; } acn__word; /* count: or an id */
+static int acn__word_by_text(const void *x, const void *y)
+{
+    const acn__word *a = (const acn__word *)x, *b = (const acn__word *)y;
+    return acn__wordcmp(a->p, a->len, b->p, b->len);
+}
+static int acn__word_by_count(const void *x, const void *y)
+{
+    const acn__word *a = (const acn__word *)x, *b = (const acn__word *)y;
+    return a->count != b->count ? (a->count > b->count ? -1 : 1) : acn__wordcmp(a->p, a->len, b->p, b->len);
+}
+
+/* The vocabulary of the words in w[0..n) (sorted by text) seen min_count times. */
+static acn_status acn__make_vocab(acn_ctx *ctx, acn__word *w, size_t n, int min_count, acn_vocab *v)
+{
+    static const char *const special[ACN_TOK_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    size_t i, u = 0, bytes = 0;
+    int k;
+    /* runs of equal words -> one entry each, with its count */
+    for (i = 0; i < n; i++) {
+        if (u && !acn__wordcmp(w[u - 1].p, w[u - 1].len, w[i].p, w[i].len)) { w[u - 1].count++; continue; }
+        w[u] = w[i];
+        w[u++].count = 1;
+    }
+    for (i = 0, n = 0; i < u; i++)
+        if (w[i].count >= min_count) { w[n++] = w[i]; bytes += (size_t)w[i].len + 1; }
+    qsort(w, n, sizeof *w, acn__word_by_count);
+    memset(v, 0, sizeof *v);
+    v->size = (int)n + ACN_TOK_SPECIAL;
+    v->words = (char **)ACN_MALLOC((size_t)v->size * sizeof(char *));
+    v->sorted = (int *)ACN_MALLOC((size_t)v->size * sizeof(int));
+    v->pool = (char *)ACN_MALLOC(bytes + 64);
+    if (!v->words || !v->sorted || !v->pool) {
+        acn_vocab_free(v);
+        acn__fail(ctx, ACN_ERR_NOMEM, "text_tsv: out of memory for the vocabulary");
+        return ctx->status;
+    }
+    for (k = 0, bytes = 0; k < v->size; k++) {
+        const char *src = k < ACN_TOK_SPECIAL ? special[k] : w[k - ACN_TOK_SPECIAL].p;
+        size_t len = k < ACN_TOK_SPECIAL ? strlen(src) : (size_t)w[k - ACN_TOK_SPECIAL].len;
+        v->words[k] = v->pool + bytes;
+        memcpy(v->pool + bytes, src, len);
+        v->pool[bytes + len] = '\0';
+        bytes += len + 1;
+    }
+    /* the lookup order: (word, id) pairs sorted by word, reusing w */
+    {
+        acn__word *pairs = (acn__word *)ACN_MALLOC((size_t)v->size * sizeof *pairs);
+        if (!pairs) {
+            acn_vocab_free(v);
+            acn__fail(ctx, ACN_ERR_NOMEM, "text_tsv: out of memory for the vocabulary");
+            return ctx->status;
+        }
+        for (k = 0; k < v->size; k++) {
+            pairs[k].p = v->words[k];
+            pairs[k].len = (int)strlen(v->words[k]);
+            pairs[k].count = k;
+        }
+        qsort(pairs, (size_t)v->size, sizeof *pairs, acn__word_by_text);
+        for (k = 0; k < v->size; k++) v->sorted[k] = pairs[k].count;
+        ACN_FREE(pairs);
+    }
+    return ACN_OK;
+}
+
+ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, acn_vocab *vocab, int build,
+                               int min_count)
+{
+    unsigned char *buf;
+    size_t size, pos, line, nw = 0, cap = 0, w;
+    acn__word *words = NULL;
+    int pass, n;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!ts || !vocab) { acn__fail(ctx, ACN_ERR_ARG, "text_tsv: ts and vocab are needed"); return ctx->status; }
+    memset(ts, 0, sizeof *ts);
+    if (build) memset(vocab, 0, sizeof *vocab);
+    if (ctx->status || acn__read_file(ctx, path, &buf, &size)) return ctx->status;
+    /* pass 0 checks the lines and gathers the words; pass 1 stores ids */
+    for (pass = 0; pass < 2 && !ctx->status; pass++) {
+        for (pos = 0, line = 1, n = 0, w = 0; pos < size && !ctx->status; line++) {
+            size_t end = pos, tab, p;
+            long label;
+            char *stop, num[16];
+            while (end < size && buf[end] != '\n') end++;
+            if (line == 1 || end == pos || (end == pos + 1 && buf[pos] == '\r')) { pos = end + 1; continue; }
+            for (tab = pos; tab < end && buf[tab] != '\t'; tab++) {}
+            if (tab == end || tab - pos >= sizeof num || tab == pos) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: expected \"label<TAB>text\"", path, line);
+                break;
+            }
+            memcpy(num, buf + pos, tab - pos);
+            num[tab - pos] = '\0';
+            label = strtol(num, &stop, 10);
+            if (*stop || label < 0 || label > 1000) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label '%s' is not a class number", path, line, num);
+                break;
+            }
+            if (pass) {
+                ts->labels[n] = (int)label;
+                ts->start[n] = w;
+                if ((int)label + 1 > ts->classes) ts->classes = (int)label + 1;
+            }
+            for (p = tab + 1; p < end;) { /* the words */
+                size_t a;
+                while (p < end && (buf[p] == ' ' || buf[p] == '\r')) p++;
+                for (a = p; p < end && buf[p] != ' ' && buf[p] != '\r'; p++) {}
+                if (p == a) continue;
+                if (!pass) {
+                    if (nw == cap) {
+                        size_t ncap = cap ? 2 * cap : 4096;
+                        acn__word *nwds = (acn__word *)ACN_MALLOC(ncap * sizeof *nwds);
+                        if (!nwds) { acn__fail(ctx, ACN_ERR_NOMEM, "text_tsv: out of memory"); break; }
+                        if (words) memcpy(nwds, words, nw * sizeof *nwds);
+                        ACN_FREE(words);
+                        words = nwds;
+                        cap = ncap;
+                    }
+                    words[nw].p = (const char *)buf + a;
+                    words[nw].len = (int)(p - a);
+                    words[nw++].count = 1;
+                } else {
+                    int id = acn_vocab_find(vocab, (const char *)buf + a, p - a);
+                    ts->ids[w] = id < 0 ? ACN_TOK_UNK : id;
+                }
+                w++;
+            }
+            n++;
+            pos = end + 1;
+        }
+        if (!pass && !ctx->status) {
+            if (!n) acn__fail(ctx, ACN_ERR_FORMAT, "%s: no examples after the header line", path);
+            else if (build) {
+                qsort(words, nw, sizeof *words, acn__word_by_text);
+                acn__make_vocab(ctx, words, nw, min_count < 1 ? 1 : min_count, vocab);
+            } else if (!vocab->size) {
+                acn__fail(ctx, ACN_ERR_ARG, "text_tsv: build is 0 but the vocabulary is empty; build it from "
+                          "the training split first");
+            }
+            if (!ctx->status) {
+                ts->n = n;
+                ts->labels = (int *)ACN_MALLOC((size_t)n * sizeof(int));
+                ts->start = (size_t *)ACN_MALLOC((size_t)(n + 1) * sizeof(size_t));
+                ts->ids = (int *)ACN_MALLOC((w ? w : 1) * sizeof(int));
+                if (!ts->labels || !ts->start || !ts->ids)
+                    acn__fail(ctx, ACN_ERR_NOMEM, "text_tsv: out of memory for %d examples", n);
+            }
+        } else if (pass && !ctx->status) {
+            ts->start[n] = w;
+        }
+    }
+    ACN_FREE(words);
+    ACN_FREE(buf);
+    if (ctx->status) {
+        acn_text_free(ts);
+        if (build) acn_vocab_free(vocab);
+    }
+    return ctx->status;
+}
+#endif
 
 #ifdef __cplusplus
 }

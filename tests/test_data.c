@@ -211,6 +211,75 @@ static void test_sampler(void)
     clear();
 }
 
+/* A tiny TSV: words the(2) cat(2) a(1) dog(1) sat(1). With min_count 1
+ * the ids are [PAD]..[MASK] = 0..4, then cat 5, the 6 (2 each, in
+ * alphabetical order), a 7, dog 8, sat 9. */
+static void test_text(void)
+{
+    acn_textset ts, dev;
+    acn_vocab v;
+    int tok[8], mask[8], lab[2], idx[2] = {0, 1};
+    put_text("t.tsv", "label\tsentence\n1\tthe cat sat\n0\tthe  dog \r\n\n1\ta cat\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("t.tsv"), &v, 1, 1) == ACN_OK, "tsv: %s", acn_error(ctx));
+    CHECK(ts.n == 3 && ts.classes == 2 && v.size == 10, "tsv: %d examples, vocab %d", ts.n, v.size);
+    CHECK(!strcmp(v.words[5], "cat") && !strcmp(v.words[6], "the") && !strcmp(v.words[7], "a") &&
+          !strcmp(v.words[9], "sat") && !strcmp(v.words[ACN_TOK_MASK], "[MASK]"), "vocab order");
+    CHECK(acn_vocab_find(&v, "dog", 3) == 8 && acn_vocab_find(&v, "do", 2) == -1 && acn_vocab_find(&v, "[CLS]", 5) == 2,
+          "find");
+    CHECK(ts.start[1] - ts.start[0] == 3 && ts.ids[0] == 6 && ts.ids[1] == 5 && ts.ids[2] == 9 &&
+          ts.start[2] - ts.start[1] == 2 && ts.ids[4] == 8, "ids");
+    acn_text_batch(&ts, idx, 2, 4, tok, mask, lab);
+    CHECK(tok[0] == ACN_TOK_CLS && tok[1] == 6 && tok[3] == 9 && mask[3] == 1 && tok[4] == ACN_TOK_CLS &&
+          tok[6] == 8 && tok[7] == ACN_TOK_PAD && mask[7] == 0 && lab[0] == 1 && lab[1] == 0, "batch rows");
+    /* another split with this vocabulary: unknown words become [UNK] */
+    put_text("d.tsv", "label\tcontent\n0\tthe bird sat\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("d.tsv"), &v, 0, 1) == ACN_OK && dev.n == 1 && dev.ids[0] == 6 &&
+          dev.ids[1] == ACN_TOK_UNK && dev.ids[2] == 9, "dev: %s", acn_error(ctx));
+    acn_text_free(&dev);
+    acn_text_free(&ts);
+    acn_vocab_free(&v);
+    CHECK(acn_text_tsv(ctx, &ts, path("t.tsv"), &v, 1, 2) == ACN_OK && v.size == 7 && ts.ids[2] == ACN_TOK_UNK,
+          "min_count 2: vocab %d", v.size);
+    acn_text_free(&ts);
+    acn_vocab_free(&v);
+    put_text("notab.tsv", "label\tsentence\n1 the cat\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("notab.tsv"), &v, 1, 1) == ACN_ERR_FORMAT && has("notab.tsv:2: expected"),
+          "%s", acn_error(ctx));
+    clear();
+    put_text("badlabel.tsv", "label\tsentence\nx\tthe cat\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("badlabel.tsv"), &v, 1, 1) == ACN_ERR_FORMAT && has("the label 'x'"),
+          "%s", acn_error(ctx));
+    clear();
+}
+
+/* SST-2 as the project ships it in ../shared: 67,349 training sentences, 872 for dev;
+ * the vocabulary of the training split, then the dev split through it. */
+static void test_sst2(void)
+{
+    acn_textset train, dev;
+    acn_vocab v;
+    FILE *f = fopen("../shared/data/sst2/train.tsv", "rb");
+    size_t unk = 0, i;
+    if (!f) {
+        printf("sst2: ../shared/data/sst2 is not here; skipped\n");
+        return;
+    }
+    fclose(f);
+    CHECK(acn_text_tsv(ctx, &train, "../shared/data/sst2/train.tsv", &v, 1, 1) == ACN_OK, "%s", acn_error(ctx));
+    CHECK(acn_text_tsv(ctx, &dev, "../shared/data/sst2/dev.tsv", &v, 0, 1) == ACN_OK, "%s", acn_error(ctx));
+    /* the figures below were counted independently in Python from the same files */
+    CHECK(train.n == 67349 && dev.n == 872 && train.classes == 2 && v.size == 14822, "sst2: %d train, %d dev, vocab %d",
+          train.n, dev.n, v.size);
+    CHECK(!strcmp(v.words[5], "the") && !strcmp(v.words[6], ",") && !strcmp(v.words[7], "a"), "most frequent words");
+    for (i = 0; i < dev.start[dev.n]; i++) unk += dev.ids[i] == ACN_TOK_UNK;
+    CHECK(unk == 1067 && dev.start[dev.n] == 17046, "sst2 dev: %zu of %zu words unknown", unk, dev.start[dev.n]);
+    printf("sst2: %d train and %d dev sentences, vocabulary %d, %zu of %zu dev words unknown\n", train.n, dev.n, v.size,
+           unk, dev.start[dev.n]);
+    acn_text_free(&train);
+    acn_text_free(&dev);
+    acn_vocab_free(&v);
+}
+
 /* The UCI digits as the project ships them in ../shared (1,797 8 x 8 images, values 0..16). */
 static void test_digits(void)
 {
@@ -242,6 +311,8 @@ int main(void)
     test_csv();
     test_select();
     test_sampler();
+    test_text();
+    test_sst2();
     test_digits();
     acn_ctx_free(ctx);
     return t_done("data");
