@@ -3,13 +3,15 @@
 #   make examples   every single-file example, into build/
 #   make refs       regenerate the committed PyTorch reference files (ops and small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
+#   make fuzz       libFuzzer on the safetensors reader (FUZZ_SECONDS, default 60; needs clang)
 #   make clean
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: test examples refs bench-cpu clean
+.PHONY: test examples refs bench-cpu fuzz clean
+FUZZ_SECONDS ?= 60
 
 test:
 	CC=$(CC) PYTHON=$(PYTHON) tests/run.sh
@@ -26,6 +28,12 @@ refs:
 
 bench-cpu:
 	CC=$(CC) PYTHON=$(PYTHON) tests/bench/bench_cpu.sh
+
+fuzz:
+	@mkdir -p build/fuzz-corpus
+	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_safetensors.c -o build/fuzz_safetensors -lm
+	cp tests/ref/*.safetensors tests/reference/*.safetensors build/fuzz-corpus/
+	build/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz-corpus
 
 clean:
 	rm -rf build

@@ -622,18 +622,38 @@ typedef struct acn_st {
     int n_meta;
 } acn_st;
 
-#ifndef ACN_NO_STDIO
-/* Read a whole file and parse its header. acn_st_free releases it. */
-ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st);
+/* One tensor to write: any of the dtypes above but ACN_DT_OTHER, its data
+ * in host byte order (written little-endian). */
+typedef struct acn_st_item {
+    const char *name;
+    int dtype, ndim;
+    int64_t shape[8];
+    const void *data;
+} acn_st_item;
+
+/* Parse a file's bytes (copied). The reader treats its input as hostile:
+ * header length within the file and at most 100 MB, strict JSON, no
+ * duplicate names, string-only __metadata__, sizes equal to shape x dtype
+ * with overflow checked, and tensors that tile the data exactly (from 0,
+ * no gaps, no overlaps, no trailing bytes); the error names what is wrong.
+ * acn_st_free releases. */
+ACNDEF acn_status acn_st_parse(acn_ctx *ctx, acn_st *st, const void *bytes, size_t size, const char *name);
 ACNDEF void       acn_st_free(acn_st *st);
 ACNDEF const acn_st_entry *acn_st_find(const acn_st *st, const char *name);
 ACNDEF const char *acn_st_meta(const acn_st *st, const char *key);
-/* Copy an F32 tensor of exactly n floats (from little-endian) into dst. */
+/* Copy a tensor of exactly n elements of the given dtype into dst (host
+ * byte order). */
+ACNDEF acn_status acn_st_get(acn_ctx *ctx, const acn_st *st, const char *name, int dtype, void *dst, size_t n);
 ACNDEF acn_status acn_st_get_f32(acn_ctx *ctx, const acn_st *st, const char *name, float *dst,
                                  size_t n);
-/* Write F32 tensors named by their ->name, with string metadata given as
- * n_meta key/value pairs (kv[2i], kv[2i+1]). Written to path.tmp, synced,
- * then renamed over path. */
+#ifndef ACN_NO_STDIO
+/* Read a whole file and parse it as acn_st_parse does. */
+ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st);
+/* Write items (any dtype) with string metadata given as n_meta key/value
+ * pairs (kv[2i], kv[2i+1]): to path.tmp, synced, then renamed over path. */
+ACNDEF acn_status acn_st_write_items(acn_ctx *ctx, const char *path, const acn_st_item *items, int n,
+                                     const char *const *kv, int n_meta);
+/* Write F32 tensors named by their ->name, as acn_st_write_items does. */
 ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *tensors, int n,
                                const char *const *kv, int n_meta);
 /* Every parameter of the context, by name. Loading is strict: each
@@ -5018,20 +5038,10 @@ ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *
  * spaces to a multiple of 8), then the data. The JSON maps each tensor name
  * to {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the
  * data), with an optional "__metadata__" object of strings. */
-#ifndef ACN_NO_STDIO
 static int acn__little_endian(void)
 {
     const uint16_t one = 1;
     return *(const unsigned char *)&one == 1;
-}
-static void acn__swap4(void *p, size_t count)
-{
-    unsigned char *b = (unsigned char *)p, t;
-    size_t i;
-    for (i = 0; i < count; i++, b += 4) {
-        t = b[0]; b[0] = b[3]; b[3] = t;
-        t = b[1]; b[1] = b[2]; b[2] = t;
-    }
 }
 
 static const struct { const char *name; int dtype, size; } acn__dtypes[] = {
@@ -5236,7 +5246,7 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
                     while (!acn__jeat(&j, ']')) {
                         if (e.ndim && !acn__jeat(&j, ',')) ACN__BAD("%s: '%s': malformed shape", path, key);
                         if (e.ndim == 8 || acn__jint(&j, &e.shape[e.ndim]))
-                            ACN__BAD("%s: '%s': shape needs at most 8 non-negative integers", path, key);
+                            ACN__BAD("%s: '%s': shape needs at most 8 integers in [0, 2^53]", path, key);
                         e.ndim++;
                     }
                     have |= 2;
@@ -5278,58 +5288,90 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
     }
     acn__jws(&j);
     if (j.p != j.end) ACN__BAD("%s: bytes after the header's closing brace", path);
+    /* the tensors must tile the data: sorted by offset, from 0, each where
+     * the last ended, the last at the end of the file */
+    {
+        size_t *span = (size_t *)ACN_MALLOC(2 * (size_t)(st->n ? st->n : 1) * sizeof(size_t)), at = 0;
+        int i, k;
+        if (!span) ACN__BAD("%s: out of memory", path);
+        for (i = 0; i < st->n; i++) { /* insertion sort of (begin, end) by begin */
+            size_t b0 = st->entries[i].begin, e0 = st->entries[i].end;
+            for (k = i; k > 0 && span[2 * (k - 1)] > b0; k--) {
+                span[2 * k] = span[2 * k - 2];
+                span[2 * k + 1] = span[2 * k - 1];
+            }
+            span[2 * k] = b0;
+            span[2 * k + 1] = e0;
+        }
+        for (i = 0; i < st->n; i++) {
+            if (span[2 * i] != at) {
+                int gap = span[2 * i] > at;
+                ACN_FREE(span);
+                ACN__BAD("%s: the tensors %s at byte %zu of the data (they must follow one another from 0)",
+                         path, gap ? "leave a gap" : "overlap", at);
+            }
+            at = span[2 * i + 1];
+        }
+        ACN_FREE(span);
+        if (at != data_size)
+            ACN__BAD("%s: %zu bytes after the last tensor (a damaged or padded file)", path, data_size - at);
+    }
 #undef ACN__BAD
     ACN_FREE(val);
     return ACN_OK;
 }
 
-ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st)
+/* Parse buf (size bytes, taken over: freed with st) as a safetensors file. */
+static acn_status acn__st_take(acn_ctx *ctx, acn_st *st, unsigned char *buf, size_t size, const char *name)
 {
-    FILE *f;
-    long size;
     uint64_t hlen = 0;
     int k;
-    if (!ctx) return ACN_ERR_ARG;
-    if (!st) { acn__fail(ctx, ACN_ERR_ARG, "st_read: st is NULL"); return ctx->status; }
-    memset(st, 0, sizeof *st);
-    if (ctx->status) return ctx->status;
-    if (!path || !(f = fopen(path, "rb"))) {
-        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open the file for reading", path ? path : "(NULL path)");
-        return ctx->status;
-    }
-    if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        fclose(f);
-        acn__fail(ctx, ACN_ERR_IO, "%s: cannot find the file's size", path);
-        return ctx->status;
-    }
-    st->size = (size_t)size;
-    if (!(st->buf = (unsigned char *)ACN_MALLOC(st->size ? st->size : 1))) {
-        fclose(f);
-        acn__fail(ctx, ACN_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, st->size);
-        return ctx->status;
-    }
-    if (fread(st->buf, 1, st->size, f) != st->size) {
-        fclose(f);
-        acn__st_clear(st);
-        acn__fail(ctx, ACN_ERR_IO, "%s: read error", path);
-        return ctx->status;
-    }
-    fclose(f);
-    for (k = 7; k >= 0 && st->size >= 8; k--) hlen = (hlen << 8) | st->buf[k];
-    if (st->size < 8 || hlen > st->size - 8 || hlen > ((uint64_t)100 << 20)) {
+    st->buf = buf;
+    st->size = size;
+    for (k = 7; k >= 0 && size >= 8; k--) hlen = (hlen << 8) | buf[k];
+    if (size < 8 || hlen > size - 8 || hlen > ((uint64_t)100 << 20)) {
         acn__st_clear(st);
         acn__fail(ctx, ACN_ERR_FORMAT,
-                  "%s: not a safetensors file (the header length %llu does not fit the %ld-byte "
-                  "file, or exceeds 100 MB)", path, (unsigned long long)hlen, size);
+                  "%s: not a safetensors file (the header length %llu does not fit the %zu-byte file, or "
+                  "exceeds 100 MB)", name, (unsigned long long)hlen, size);
         return ctx->status;
     }
     st->data_start = 8 + (size_t)hlen;
-    if (acn__st_parse(ctx, st, path, (size_t)hlen)) {
+    if (acn__st_parse(ctx, st, name, (size_t)hlen)) {
         acn__st_clear(st);
         return ctx->status;
     }
     return ACN_OK;
 }
+
+ACNDEF acn_status acn_st_parse(acn_ctx *ctx, acn_st *st, const void *bytes, size_t size, const char *name)
+{
+    unsigned char *copy;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!st || (size && !bytes)) { acn__fail(ctx, ACN_ERR_ARG, "st_parse: st or bytes is NULL"); return ctx->status; }
+    memset(st, 0, sizeof *st);
+    if (ctx->status) return ctx->status;
+    if (!(copy = (unsigned char *)ACN_MALLOC(size ? size : 1))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "st_parse: cannot allocate %zu bytes", size);
+        return ctx->status;
+    }
+    if (size) memcpy(copy, bytes, size);
+    return acn__st_take(ctx, st, copy, size, name ? name : "(memory)");
+}
+
+#ifndef ACN_NO_STDIO
+static acn_status acn__read_file(acn_ctx *ctx, const char *path, unsigned char **buf, size_t *size);
+ACNDEF acn_status acn_st_read(acn_ctx *ctx, const char *path, acn_st *st)
+{
+    unsigned char *buf;
+    size_t size;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!st) { acn__fail(ctx, ACN_ERR_ARG, "st_read: st is NULL"); return ctx->status; }
+    memset(st, 0, sizeof *st);
+    if (ctx->status || acn__read_file(ctx, path, &buf, &size)) return ctx->status;
+    return acn__st_take(ctx, st, buf, size, path);
+}
+#endif
 
 ACNDEF const acn_st_entry *acn_st_find(const acn_st *st, const char *name)
 {
@@ -5346,25 +5388,49 @@ ACNDEF const char *acn_st_meta(const acn_st *st, const char *key)
     return NULL;
 }
 
-ACNDEF acn_status acn_st_get_f32(acn_ctx *ctx, const acn_st *st, const char *name, float *dst, size_t n)
+static int acn__dtype_size(int dtype)
+{
+    size_t k;
+    for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
+        if (acn__dtypes[k].dtype == dtype) return acn__dtypes[k].size;
+    return 0;
+}
+/* Reverse the bytes of each of count elements of size w, on big-endian hosts. */
+static void acn__to_host(void *p, size_t count, int w)
+{
+    unsigned char *b = (unsigned char *)p, t;
+    size_t i;
+    int k;
+    if (acn__little_endian() || w < 2) return;
+    for (i = 0; i < count; i++, b += w)
+        for (k = 0; k < w / 2; k++) { t = b[k]; b[k] = b[w - 1 - k]; b[w - 1 - k] = t; }
+}
+
+ACNDEF acn_status acn_st_get(acn_ctx *ctx, const acn_st *st, const char *name, int dtype, void *dst, size_t n)
 {
     const acn_st_entry *e;
+    int w = acn__dtype_size(dtype);
     if (!ctx) return ACN_ERR_ARG;
     if (ctx->status) return ctx->status;
     if (!(e = acn_st_find(st, name))) {
-        acn__fail(ctx, ACN_ERR_ARG, "st_get_f32: no tensor named '%s' in the file (%d tensors)", name, st->n);
+        acn__fail(ctx, ACN_ERR_ARG, "st_get: no tensor named '%s' in the file (%d tensors)", name, st->n);
         return ctx->status;
     }
-    if (e->dtype != ACN_DT_F32 || e->end - e->begin != n * sizeof(float)) {
-        acn__fail(ctx, ACN_ERR_FORMAT, "st_get_f32: '%s' is not %zu F32 values (%zu bytes, dtype %d)",
-                  name, n, e->end - e->begin, e->dtype);
+    if (!w || e->dtype != dtype || e->end - e->begin != n * (size_t)w) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "st_get: '%s' is not %zu values of dtype %d (%zu bytes, dtype %d)", name, n,
+                  dtype, e->end - e->begin, e->dtype);
         return ctx->status;
     }
-    memcpy(dst, st->buf + st->data_start + e->begin, n * sizeof(float));
-    if (!acn__little_endian()) acn__swap4(dst, n);
+    if (n) memcpy(dst, st->buf + st->data_start + e->begin, n * (size_t)w);
+    acn__to_host(dst, n, w);
     return ACN_OK;
 }
+ACNDEF acn_status acn_st_get_f32(acn_ctx *ctx, const acn_st *st, const char *name, float *dst, size_t n)
+{
+    return acn_st_get(ctx, st, name, ACN_DT_F32, dst, n);
+}
 
+#ifndef ACN_NO_STDIO
 /* A growing string for the header. */
 typedef struct acn__sb { char *p; size_t len, cap; int oom; } acn__sb;
 static void acn__sb_put(acn__sb *b, const char *s, size_t n)
@@ -5398,12 +5464,12 @@ static void acn__sb_json(acn__sb *b, const char *s) /* a quoted, escaped JSON st
     acn__sb_put(b, "\"", 1);
 }
 
-ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *t, int n,
-                               const char *const *kv, int n_meta)
+ACNDEF acn_status acn_st_write_items(acn_ctx *ctx, const char *path, const acn_st_item *t, int n,
+                                     const char *const *kv, int n_meta)
 {
     acn__sb h;
     char num[64], *tmp;
-    size_t off = 0, pad, plen;
+    size_t off = 0, pad, plen, *bytes;
     unsigned char len8[8];
     uint64_t hl;
     FILE *f;
@@ -5414,11 +5480,25 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
         acn__fail(ctx, ACN_ERR_ARG, "st_write: bad arguments (path, tensors or metadata)");
         return ctx->status;
     }
-    for (i = 0; i < n; i++)
-        if (!t[i] || !t[i]->name || !*t[i]->name || !strcmp(t[i]->name, "__metadata__")) {
-            acn__fail(ctx, ACN_ERR_ARG, "st_write: tensor %d is NULL or has no usable name", i);
+    if (!(bytes = (size_t *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof(size_t)))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory");
+        return ctx->status;
+    }
+    for (i = 0; i < n; i++) { /* each item: a unique name, a known dtype, a shape, data */
+        size_t count = 1;
+        int j = 0, w = acn__dtype_size(t[i].dtype), bad;
+        for (d = 0; d < t[i].ndim && d < 8; d++) count *= t[i].shape[d] >= 0 ? (size_t)t[i].shape[d] : 0;
+        bytes[i] = count * (size_t)w;
+        for (j = 0; j < i && t[i].name; j++)
+            if (!strcmp(t[j].name, t[i].name)) break;
+        bad = !t[i].name || !*t[i].name || !strcmp(t[i].name, "__metadata__") || j < i;
+        if (bad || !w || t[i].ndim < 0 || t[i].ndim > 8 || (bytes[i] && !t[i].data)) {
+            acn__fail(ctx, ACN_ERR_ARG, "st_write: tensor %d ('%s') lacks a unique name, a dtype, a shape or its "
+                      "data", i, t[i].name ? t[i].name : "(NULL)");
+            ACN_FREE(bytes);
             return ctx->status;
         }
+    }
     memset(&h, 0, sizeof h);
     acn__sb_str(&h, "{");
     if (n_meta) {
@@ -5432,22 +5512,27 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
         acn__sb_str(&h, "}");
     }
     for (i = 0; i < n; i++) {
+        size_t k;
         if (i || n_meta) acn__sb_str(&h, ",");
-        acn__sb_json(&h, t[i]->name);
-        acn__sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (d = 0; d < t[i]->ndim; d++) {
-            snprintf(num, sizeof num, d ? ",%d" : "%d", t[i]->shape[d]);
+        acn__sb_json(&h, t[i].name);
+        acn__sb_str(&h, ":{\"dtype\":\"");
+        for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
+            if (acn__dtypes[k].dtype == t[i].dtype) acn__sb_str(&h, acn__dtypes[k].name);
+        acn__sb_str(&h, "\",\"shape\":[");
+        for (d = 0; d < t[i].ndim; d++) {
+            snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t[i].shape[d]);
             acn__sb_str(&h, num);
         }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i]->numel * 4);
+        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes[i]);
         acn__sb_str(&h, num);
-        off += t[i]->numel * 4;
+        off += bytes[i];
     }
     acn__sb_str(&h, "}");
     pad = (8 - h.len % 8) % 8;
     for (; pad; pad--) acn__sb_str(&h, " ");
     if (h.oom) {
         ACN_FREE(h.p);
+        ACN_FREE(bytes);
         acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory building the header");
         return ctx->status;
     }
@@ -5456,6 +5541,7 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
     plen = strlen(path);
     if (!(tmp = (char *)ACN_MALLOC(plen + 5))) {
         ACN_FREE(h.p);
+        ACN_FREE(bytes);
         acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory");
         return ctx->status;
     }
@@ -5465,20 +5551,22 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
         acn__fail(ctx, ACN_ERR_IO, "%s: cannot open for writing (does the directory exist?)", tmp);
         ACN_FREE(h.p);
         ACN_FREE(tmp);
+        ACN_FREE(bytes);
         return ctx->status;
     }
     ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.len, f) == h.len;
     for (i = 0; i < n && ok; i++) {
-        const float *v = acn_data(ctx, t[i]);
-        if (!v) { ok = 0; break; }
-        if (acn__little_endian()) {
-            ok = fwrite(v, 4, t[i]->numel, f) == t[i]->numel;
-        } else {
+        int w = acn__dtype_size(t[i].dtype);
+        if (acn__little_endian() || w < 2) {
+            ok = !bytes[i] || fwrite(t[i].data, 1, bytes[i], f) == bytes[i];
+        } else { /* element by element, bytes reversed */
+            const unsigned char *src = (const unsigned char *)t[i].data;
+            unsigned char el[8];
             size_t e;
-            for (e = 0; e < t[i]->numel && ok; e++) {
-                float x = v[e];
-                acn__swap4(&x, 1);
-                ok = fwrite(&x, 4, 1, f) == 1;
+            int k;
+            for (e = 0; e < bytes[i] && ok; e += (size_t)w) {
+                for (k = 0; k < w; k++) el[k] = src[e + (size_t)(w - 1 - k)];
+                ok = fwrite(el, 1, (size_t)w, f) == (size_t)w;
             }
         }
     }
@@ -5495,7 +5583,42 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
     }
     ACN_FREE(h.p);
     ACN_FREE(tmp);
+    ACN_FREE(bytes);
     return ok ? ACN_OK : ctx->status;
+}
+
+ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *t, int n,
+                               const char *const *kv, int n_meta)
+{
+    acn_st_item *items;
+    acn_status st;
+    int i, d;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (n < 0 || (n && !t)) {
+        acn__fail(ctx, ACN_ERR_ARG, "st_write: bad arguments (tensors)");
+        return ctx->status;
+    }
+    if (!(items = (acn_st_item *)ACN_MALLOC((size_t)(n ? n : 1) * sizeof *items))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "st_write: out of memory");
+        return ctx->status;
+    }
+    for (i = 0; i < n; i++) {
+        if (!t[i] || (t[i]->flags & ACN_F_TRANSIENT)) { /* a recomputed value has no fixed storage */
+            ACN_FREE(items);
+            acn__fail(ctx, ACN_ERR_ARG, "st_write: tensor %d is NULL or recomputed (ACN_RECOMPUTE); write "
+                      "acn_detach() of it", i);
+            return ctx->status;
+        }
+        items[i].name = t[i]->name;
+        items[i].dtype = ACN_DT_F32;
+        items[i].ndim = t[i]->ndim;
+        for (d = 0; d < t[i]->ndim; d++) items[i].shape[d] = t[i]->shape[d];
+        items[i].data = t[i]->data;
+    }
+    st = acn_st_write_items(ctx, path, items, n, kv, n_meta);
+    ACN_FREE(items);
+    return st;
 }
 
 ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *const *kv, int n_meta)

@@ -623,6 +623,11 @@ static void test_safetensors(void)
             {"{}", 1000, 0, "not a safetensors file"},
             {"[1]", -1, 0, "not a JSON object"},
             {"{}  x", -1, 0, "after the header's closing brace"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", -1, 12, "leave a gap at byte 4"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", -1, 12, "overlap at byte 8"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", -1, 8, "4 bytes after the last tensor"},
+            {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1073741824,1073741824],\"data_offsets\":[0,4]}}", -1, 4, "too large"},
+            {"{\"a\":{\"dtype\":\"I64\",\"shape\":[4611686018427387904],\"data_offsets\":[0,4]}}", -1, 4, "integers in [0, 2^53]"},
         };
         const char *bp = "build/test_core_bad.safetensors";
         size_t k;
@@ -646,6 +651,46 @@ static void test_safetensors(void)
             acn_clear_error(a);
         }
         acn_st_free(&st);
+    }
+    /* typed items: exact integers through the file, and read back from memory */
+    {
+        const unsigned char u8[3] = {1, 2, 255};
+        const int64_t i64[2] = {((int64_t)1 << 40) + 3, -5};
+        const int32_t i32[1] = {-7};
+        const float f1[1] = {1.5f};
+        acn_st_item it[4];
+        unsigned char gu[3];
+        int64_t gi[2];
+        int32_t g32;
+        float gf;
+        FILE *fp;
+        unsigned char raw[4096];
+        size_t nraw;
+        memset(it, 0, sizeof it);
+        it[0].name = "rng.state"; it[0].dtype = ACN_DT_U8; it[0].ndim = 1; it[0].shape[0] = 3; it[0].data = u8;
+        it[1].name = "step"; it[1].dtype = ACN_DT_I64; it[1].ndim = 1; it[1].shape[0] = 2; it[1].data = i64;
+        it[2].name = "epoch"; it[2].dtype = ACN_DT_I32; it[2].ndim = 0; it[2].data = i32;
+        it[3].name = "lr"; it[3].dtype = ACN_DT_F32; it[3].ndim = 1; it[3].shape[0] = 1; it[3].data = f1;
+        CHECK(acn_st_write_items(a, "build/test_core_items.safetensors", it, 4, NULL, 0) == ACN_OK, "%s", acn_error(a));
+        fp = fopen("build/test_core_items.safetensors", "rb");
+        nraw = fp ? fread(raw, 1, sizeof raw, fp) : 0;
+        if (fp) fclose(fp);
+        CHECK(acn_st_parse(a, &st, raw, nraw, "items") == ACN_OK, "parse from memory: %s", acn_error(a));
+        CHECK(acn_st_get(a, &st, "rng.state", ACN_DT_U8, gu, 3) == ACN_OK && gu[2] == 255 &&
+              acn_st_get(a, &st, "step", ACN_DT_I64, gi, 2) == ACN_OK && gi[0] == ((int64_t)1 << 40) + 3 && gi[1] == -5 &&
+              acn_st_get(a, &st, "epoch", ACN_DT_I32, &g32, 1) == ACN_OK && g32 == -7 &&
+              acn_st_get_f32(a, &st, "lr", &gf, 1) == ACN_OK && gf == 1.5f, "typed values: %s", acn_error(a));
+        CHECK(acn_st_get(a, &st, "step", ACN_DT_F32, gi, 4) == ACN_ERR_FORMAT && has(acn_error(a), "not 4 values"),
+              "wrong dtype: %s", acn_error(a));
+        acn_clear_error(a);
+        acn_st_free(&st);
+        it[1].name = "rng.state";
+        CHECK(acn_st_write_items(a, "build/test_core_items.safetensors", it, 2, NULL, 0) == ACN_ERR_ARG &&
+              has(acn_error(a), "unique name"), "duplicate names: %s", acn_error(a));
+        acn_clear_error(a);
+        CHECK(acn_st_parse(a, &st, raw, 7, "short") == ACN_ERR_FORMAT && has(acn_error(a), "not a safetensors file"),
+              "%s", acn_error(a));
+        acn_clear_error(a);
     }
     acn_ctx_free(a);
 }
