@@ -723,6 +723,32 @@ ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images
 ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale);
 #endif
 
+/* Augmentation, in place on a float batch x (b, c, h, w), drawing from the
+ * generator r. None allocates. */
+/* Random crop with zero padding: each image shifted by (dy, dx) drawn from
+ * [-pad, pad], the uncovered border zero (torchvision RandomCrop(h, pad)). */
+ACNDEF void acn_aug_crop(acn_rng *r, float *x, int b, int c, int h, int w, int pad);
+/* Each image mirrored left-right with probability 1/2. */
+ACNDEF void acn_aug_flip(acn_rng *r, float *x, int b, int c, int h, int w);
+/* x[:, k] = (x[:, k] - mean[k]) / std[k] for each channel k. */
+ACNDEF void acn_aug_normalize(float *x, int b, int c, int h, int w, const float *mean, const float *std);
+/* x += sigma N(0, 1), for n values (sigma in the units of x: after
+ * normalisation, normalised units). */
+ACNDEF void acn_aug_gaussian(acn_rng *r, float *x, size_t n, float sigma);
+/* Each pixel (all its channels) set to hi with probability p/2 and to lo
+ * with probability p/2 (before normalisation: lo 0, hi 1). */
+ACNDEF void acn_aug_salt_pepper(acn_rng *r, float *x, int b, int c, int h, int w, float p, float lo, float hi);
+/* Beta(a, b) from two gamma draws (Marsaglia and Tsang). */
+ACNDEF float acn_rng_beta(acn_rng *r, float a, float b);
+/* CutMix (spec 6b), with probability p: lambda ~ Beta(beta, beta), one box
+ * of area (1 - lambda) h w at a uniform centre, clipped to the image; image
+ * i takes the box from image b-1-i, and lambda becomes 1 - (clipped area) /
+ * (h w). targets (b, classes) receive lambda onehot(y_i) + (1 - lambda)
+ * onehot(y_{b-1-i}) (one-hot when no mix), for acn_cross_entropy_soft.
+ * Returns lambda (1 when no mix); box, if not NULL, gets y0, x0, y1, x1. */
+ACNDEF float acn_aug_cutmix(acn_rng *r, float *x, const int *y, int b, int c, int h, int w, int classes, float p,
+                            float beta, float *targets, int *box);
+
 /* Text: a word-level vocabulary and labelled sentences as word ids. */
 enum { ACN_TOK_PAD, ACN_TOK_UNK, ACN_TOK_CLS, ACN_TOK_SEP, ACN_TOK_MASK, ACN_TOK_SPECIAL };
 typedef struct acn_vocab {
@@ -6041,6 +6067,144 @@ ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, 
 }
 #endif /* ACN_NO_STDIO */
 
+
+
+/* ---- augmentation --------------------------------------------------------- */
+ACNDEF void acn_aug_crop(acn_rng *r, float *x, int b, int c, int h, int w, int pad)
+{
+    int i, k, row;
+    for (i = 0; i < b; i++) {
+        int dy = (int)(acn_rng_u64(r) % (uint64_t)(2 * pad + 1)) - pad;
+        int dx = (int)(acn_rng_u64(r) % (uint64_t)(2 * pad + 1)) - pad;
+        for (k = 0; k < c; k++) {
+            float *img = x + ((size_t)i * c + k) * h * w;
+            /* out[y][x] = in[y + dy][x + dx], 0 outside: rows in the order
+             * that reads each source row before it is overwritten */
+            for (row = 0; row < h; row++) {
+                int y = dy > 0 ? row : h - 1 - row, sy = y + dy;
+                float *dst = img + (size_t)y * w;
+                if (sy < 0 || sy >= h || dx >= w || dx <= -w) {
+                    memset(dst, 0, (size_t)w * sizeof(float));
+                } else if (dx >= 0) {
+                    memmove(dst, img + (size_t)sy * w + dx, (size_t)(w - dx) * sizeof(float));
+                    memset(dst + w - dx, 0, (size_t)dx * sizeof(float));
+                } else {
+                    memmove(dst - dx, img + (size_t)sy * w, (size_t)(w + dx) * sizeof(float));
+                    memset(dst, 0, (size_t)(-dx) * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+ACNDEF void acn_aug_flip(acn_rng *r, float *x, int b, int c, int h, int w)
+{
+    int i, k, row, j;
+    for (i = 0; i < b; i++) {
+        if (acn_rng_uniform(r) >= 0.5f) continue;
+        for (k = 0; k < c; k++)
+            for (row = 0; row < h; row++) {
+                float *p = x + (((size_t)i * c + k) * h + row) * w;
+                for (j = 0; j < w / 2; j++) {
+                    float t = p[j];
+                    p[j] = p[w - 1 - j];
+                    p[w - 1 - j] = t;
+                }
+            }
+    }
+}
+
+ACNDEF void acn_aug_normalize(float *x, int b, int c, int h, int w, const float *mean, const float *std)
+{
+    size_t hw = (size_t)h * w, j;
+    int i, k;
+    for (i = 0; i < b; i++)
+        for (k = 0; k < c; k++) {
+            float *p = x + ((size_t)i * c + k) * hw, m = mean[k], inv = 1.0f / std[k];
+            for (j = 0; j < hw; j++) p[j] = (p[j] - m) * inv;
+        }
+}
+
+ACNDEF void acn_aug_gaussian(acn_rng *r, float *x, size_t n, float sigma)
+{
+    size_t i;
+    for (i = 0; i < n; i++) x[i] += sigma * acn_rng_normal(r);
+}
+
+ACNDEF void acn_aug_salt_pepper(acn_rng *r, float *x, int b, int c, int h, int w, float p, float lo, float hi)
+{
+    size_t hw = (size_t)h * w, j;
+    int i, k;
+    for (i = 0; i < b; i++)
+        for (j = 0; j < hw; j++) {
+            float u = acn_rng_uniform(r);
+            if (u >= p) continue;
+            for (k = 0; k < c; k++) x[((size_t)i * c + k) * hw + j] = u < 0.5f * p ? hi : lo;
+        }
+}
+
+/* Gamma(a, 1), Marsaglia and Tsang (2000); a < 1 through Gamma(a + 1) U^(1/a). */
+static double acn__gamma(acn_rng *r, double a)
+{
+    double d, c, x, v, u;
+    if (a < 1.0) {
+        double g = acn__gamma(r, a + 1.0);
+        return g * pow(((double)(acn_rng_u64(r) >> 11) + 1.0) / 9007199254740993.0, 1.0 / a);
+    }
+    d = a - 1.0 / 3.0;
+    c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        do {
+            x = acn_rng_normal(r);
+            v = 1.0 + c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        u = ((double)(acn_rng_u64(r) >> 11) + 1.0) / 9007199254740993.0;
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
+    }
+}
+ACNDEF float acn_rng_beta(acn_rng *r, float a, float b)
+{
+    double x = acn__gamma(r, a), y = acn__gamma(r, b);
+    return (float)(x / (x + y));
+}
+
+ACNDEF float acn_aug_cutmix(acn_rng *r, float *x, const int *y, int b, int c, int h, int w, int classes, float p,
+                            float beta, float *targets, int *box)
+{
+    float lam = 1.0f;
+    int i, k, row, y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+    if (p > 0.0f && acn_rng_uniform(r) < p) {
+        float cut = sqrtf(1.0f - acn_rng_beta(r, beta, beta));
+        int ch = (int)((float)h * cut), cw = (int)((float)w * cut);
+        int cy = (int)(acn_rng_u64(r) % (uint64_t)h), cx = (int)(acn_rng_u64(r) % (uint64_t)w);
+        y0 = cy - ch / 2 < 0 ? 0 : cy - ch / 2;
+        y1 = cy + ch / 2 > h ? h : cy + ch / 2;
+        x0 = cx - cw / 2 < 0 ? 0 : cx - cw / 2;
+        x1 = cx + cw / 2 > w ? w : cx + cw / 2;
+        lam = 1.0f - (float)((y1 - y0) * (x1 - x0)) / (float)(h * w);
+        for (i = 0; i < b / 2; i++) /* swap the box between image i and image b-1-i */
+            for (k = 0; k < c; k++)
+                for (row = y0; row < y1; row++) {
+                    float *pa = x + (((size_t)i * c + k) * h + row) * w, *pb = x + (((size_t)(b - 1 - i) * c + k) * h + row) * w;
+                    int col;
+                    for (col = x0; col < x1; col++) {
+                        float t = pa[col];
+                        pa[col] = pb[col];
+                        pb[col] = t;
+                    }
+                }
+    }
+    if (targets)
+        for (i = 0; i < b; i++) {
+            float *t = targets + (size_t)i * classes;
+            for (k = 0; k < classes; k++) t[k] = 0.0f;
+            t[y[i]] += lam;
+            t[y[b - 1 - i]] += 1.0f - lam;
+        }
+    if (box) { box[0] = y0; box[1] = x0; box[2] = y1; box[3] = x1; }
+    return lam;
+}
 
 /* ---- text ---------------------------------------------------------------- */
 /* Byte order of two words of given lengths (a prefix first). */

@@ -280,6 +280,131 @@ static void test_sst2(void)
     acn_vocab_free(&v);
 }
 
+/* Augmentation, on images whose pixel (k, y, x) of image i is 1 + i + 10 k + 100 y + 1000 x. */
+static float pix(int i, int k, int y, int x) { return (float)(1 + i + 10 * k + 100 * y + 1000 * x); }
+static void fill(float *x, int b, int c, int h, int w)
+{
+    int i, k, y, xx;
+    for (i = 0; i < b; i++)
+        for (k = 0; k < c; k++)
+            for (y = 0; y < h; y++)
+                for (xx = 0; xx < w; xx++) x[(((size_t)i * c + k) * h + y) * w + xx] = pix(i, k, y, xx);
+}
+static void test_augment(void)
+{
+    enum { B = 6, C = 2, H = 7, W = 9 };
+    static float x[B * C * H * W], big[100 * 3 * 32 * 32];
+    acn_rng r, r0;
+    int i, k, y, xx, dy, dx, shifts = 0, seen_shift[9][9], ok;
+    acn_rng_seed(&r, 11);
+    /* crop: each image is exactly its original shifted by one (dy, dx) in [-4, 4], zeros outside */
+    memset(seen_shift, 0, sizeof seen_shift);
+    for (k = 0; k < 20; k++) {
+        fill(x, B, C, H, W);
+        acn_aug_crop(&r, x, B, C, H, W, 4);
+        for (i = 0; i < B; i++) {
+            int found = 0;
+            for (dy = -4; dy <= 4 && !found; dy++)
+                for (dx = -4; dx <= 4 && !found; dx++) {
+                    int kk, good = 1;
+                    for (kk = 0; kk < C && good; kk++)
+                        for (y = 0; y < H && good; y++)
+                            for (xx = 0; xx < W && good; xx++) {
+                                int sy = y + dy, sx = xx + dx;
+                                float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? pix(i, kk, sy, sx) : 0.0f;
+                                good = x[(((size_t)i * C + kk) * H + y) * W + xx] == want;
+                            }
+                    if (good) { found = 1; if (!seen_shift[dy + 4][dx + 4]++) shifts++; }
+                }
+            CHECK(found, "crop: image %d is no shift of its original", i);
+        }
+    }
+    CHECK(shifts > 40, "crop: only %d of the 81 shifts in 120 draws", shifts);
+    /* flip: each image is itself or its mirror, about half mirrored (180
+     * images: 90 expected, sd 6.7); the same draws again restore it */
+    for (shifts = 0, k = 0, ok = 1; shifts < 30; shifts++) {
+        fill(x, B, C, H, W);
+        r0 = r;
+        acn_aug_flip(&r, x, B, C, H, W);
+        for (i = 0; i < B; i++) {
+            int mirror = 1, same = 1;
+            for (y = 0; y < H; y++)
+                for (xx = 0; xx < W; xx++) {
+                    float v = x[(((size_t)i * C + 1) * H + y) * W + xx];
+                    same &= v == pix(i, 1, y, xx);
+                    mirror &= v == pix(i, 1, y, W - 1 - xx);
+                }
+            ok &= same || mirror;
+            k += mirror;
+        }
+    }
+    CHECK(ok && k > 60 && k < 120, "flip: %d of 180 mirrored", k);
+    acn_aug_flip(&r0, x, B, C, H, W);
+    for (i = 0, ok = 1; i < B * C * H * W; i++) ok &= x[i] == pix(i / (C * H * W), i / (H * W) % C, i / W % H, i % W);
+    CHECK(ok, "flip twice with the same draws restores the batch");
+    /* normalize */
+    {
+        float m[2] = {1.0f, 2.0f}, sd[2] = {0.5f, 4.0f};
+        fill(x, B, C, H, W);
+        acn_aug_normalize(x, B, C, H, W, m, sd);
+        CHECK(x[0] == (pix(0, 0, 0, 0) - 1.0f) / 0.5f && x[(size_t)H * W + 5] == (pix(0, 1, 0, 5) - 2.0f) / 4.0f, "normalize");
+    }
+    /* salt and pepper at p = 0.2 on 100 32 x 32 images: about 10% each */
+    {
+        size_t n = 100 * 32 * 32, j, salt = 0, pepper = 0;
+        for (j = 0; j < 3 * n; j++) big[j] = 0.5f;
+        acn_aug_salt_pepper(&r, big, 100, 3, 32, 32, 0.2f, 0.0f, 1.0f);
+        for (i = 0; i < 100; i++)
+            for (j = 0; j < 1024; j++) {
+                float v0 = big[((size_t)i * 3) * 1024 + j], v2 = big[((size_t)i * 3 + 2) * 1024 + j];
+                salt += v0 == 1.0f && v2 == 1.0f;
+                pepper += v0 == 0.0f && v2 == 0.0f;
+            }
+        CHECK(fabs((double)salt / n - 0.1) < 0.006 && fabs((double)pepper / n - 0.1) < 0.006,
+              "salt %.4f pepper %.4f of pixels", (double)salt / n, (double)pepper / n);
+    }
+    /* Gaussian noise */
+    {
+        size_t n = 200000, j;
+        double s = 0, s2 = 0;
+        static float z[200000];
+        memset(z, 0, sizeof z);
+        acn_aug_gaussian(&r, z, n, 0.4f);
+        for (j = 0; j < n; j++) { s += z[j]; s2 += (double)z[j] * z[j]; }
+        CHECK(fabs(s / n) < 0.005 && fabs(sqrt(s2 / n) - 0.4) < 0.005, "gaussian sd %g", sqrt(s2 / n));
+    }
+    /* Beta: mean a/(a+b), variance ab/((a+b)^2 (a+b+1)) */
+    {
+        static const float ab[3][2] = {{2.0f, 5.0f}, {1.0f, 1.0f}, {0.5f, 0.5f}};
+        int t, j, n = 40000;
+        for (t = 0; t < 3; t++) {
+            double s = 0, s2 = 0, a = ab[t][0], bb = ab[t][1], mean = a / (a + bb), var = a * bb / ((a + bb) * (a + bb) * (a + bb + 1));
+            for (j = 0; j < n; j++) { double v = acn_rng_beta(&r, ab[t][0], ab[t][1]); s += v; s2 += v * v; }
+            CHECK(fabs(s / n - mean) < 0.006 && fabs(s2 / n - (s / n) * (s / n) - var) < 0.004, "beta(%g, %g): mean %g var %g",
+                  a, bb, s / n, s2 / n - (s / n) * (s / n));
+        }
+    }
+    /* CutMix: image i is all (i + 1); with p = 1 the box of image i comes from image b-1-i */
+    {
+        int yl[B] = {0, 1, 2, 3, 4, 5}, box[4];
+        float t[B * 6], lam;
+        for (i = 0; i < B * C * H * W; i++) x[i] = (float)(i / (C * H * W) + 1);
+        lam = acn_aug_cutmix(&r, x, yl, B, C, H, W, 6, 1.0f, 1.0f, t, box);
+        CHECK(lam == 1.0f - (float)((box[2] - box[0]) * (box[3] - box[1])) / (float)(H * W), "lambda from the clipped box");
+        for (i = 0, ok = 1; i < B; i++)
+            for (k = 0; k < C; k++)
+                for (y = 0; y < H; y++)
+                    for (xx = 0; xx < W; xx++) {
+                        int in = y >= box[0] && y < box[2] && xx >= box[1] && xx < box[3];
+                        ok &= x[(((size_t)i * C + k) * H + y) * W + xx] == (float)((in ? B - 1 - i : i) + 1);
+                    }
+        CHECK(ok, "cutmix: box (%d, %d)-(%d, %d) from the partner image", box[0], box[1], box[2], box[3]);
+        CHECK(t[0] == lam && t[5] == 1.0f - lam && t[6 + 1] == lam && t[6 + 4] == 1.0f - lam, "soft targets");
+        lam = acn_aug_cutmix(&r, x, yl, B, C, H, W, 6, 0.0f, 1.0f, t, NULL);
+        CHECK(lam == 1.0f && t[0] == 1.0f && t[5] == 0.0f, "p = 0: no mix, one-hot targets");
+    }
+}
+
 /* The UCI digits as the project ships them in ../shared (1,797 8 x 8 images, values 0..16). */
 static void test_digits(void)
 {
@@ -313,6 +438,7 @@ int main(void)
     test_sampler();
     test_text();
     test_sst2();
+    test_augment();
     test_digits();
     acn_ctx_free(ctx);
     return t_done("data");
