@@ -1,4 +1,5 @@
 # acn.h
+#   make demo       plain, residual and ACN networks side by side on the built-in digits (demo-out/)
 #   make test       the whole test suite (tests/run.sh)
 #   make examples   every single-file example, into build/
 #   make refs       regenerate the committed PyTorch reference files (ops and small models)
@@ -10,14 +11,18 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: test examples refs bench-cpu fuzz clean
+.PHONY: demo test examples refs bench-cpu fuzz clean
 FUZZ_SECONDS ?= 60
+
+demo: build/demo
+	build/demo --out demo-out
 
 test:
 	CC=$(CC) PYTHON=$(PYTHON) tests/run.sh
 
 examples: $(EXAMPLES)
 
+build/demo: examples/digits.h examples/svg.h
 build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm

@@ -123,6 +123,18 @@ step "examples/gradients agrees with the closed forms" build/gradients 12 0.7
 step "examples/models --model mlp --wiring residual" sh -c 'build/models --model mlp --wiring residual | grep -q "211082 parameters"'
 step "examples/models refuses a bad flag" sh -c '! build/models --wiring dense 2> /dev/null' 
 
+echo "== make demo, end to end (fewer epochs)"
+if build/demo --epochs 4 --out "$B/demo-out" > "$B/demo.log" 2>&1 && grep -q "^ 12 " "$B/demo.log" &&
+   grep -q "Test accuracy" "$B/demo.log"; then
+    ok "demo runs and prints the probe table ($(grep -c '^ *[0-9]* ' "$B/demo.log") rows)"
+else
+    bad "demo" "$B/demo.log"
+fi
+for f in probe_accuracy grad_norms_plain grad_norms_residual grad_norms_acn; do
+    step "demo-out/$f.svg is well-formed SVG" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert r.tag.endswith('svg') and len(list(r.iter())) > 20" "$B/demo-out/$f.svg"
+done
+step "demo refuses a bad flag" sh -c '! build/demo --epochs 2> /dev/null'
+
 echo "== README.md quick start, compiled as written"
 awk '/^## Quick start/{q=1} q && /^```c$/{c=1; next} c && /^```$/{exit} c' README.md > "$B/quickstart.c"
 if [ -s "$B/quickstart.c" ] && sed 's|#include "../acn.h" .*|#include "acn.h"|' examples/quickstart.c | cmp -s "$B/quickstart.c" -; then
