@@ -663,6 +663,21 @@ ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *co
 ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
 #endif
 
+#ifndef ACN_NO_STDIO
+/* Checkpoints for exact resume: a pair of files, both carrying the step.
+ * weights_path: every parameter by name (PyTorch-loadable), metadata "step"
+ * plus the caller's key/value pairs; state_path: the AdamW moments and step,
+ * the context's generator and the sampler's cursor, as exact F32/I64 items.
+ * Loading refuses a pair whose steps differ, or state of another shape.
+ * opt and smp may be NULL (nothing of theirs is saved or restored). */
+struct acn_sampler;
+ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
+                                      const acn_adamw *opt, const struct acn_sampler *smp, int64_t step,
+                                      const char *const *kv, int n_meta);
+ACNDEF acn_status acn_load_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
+                                      acn_adamw *opt, struct acn_sampler *smp, int64_t *step);
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Data sets                                                                */
 /* ------------------------------------------------------------------------ */
@@ -6068,6 +6083,91 @@ ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, 
 #endif /* ACN_NO_STDIO */
 
 
+
+
+/* ---- checkpoints ---------------------------------------------------------- */
+#ifndef ACN_NO_STDIO
+ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
+                                      const acn_adamw *opt, const acn_sampler *smp, int64_t step,
+                                      const char *const *kv, int n_meta)
+{
+    const char **meta;
+    char num[32];
+    acn_st_item it[8];
+    int64_t ints[6];
+    int n = 0, i;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (n_meta < 0 || (n_meta && !kv) || !weights_path || !state_path) {
+        acn__fail(ctx, ACN_ERR_ARG, "save_checkpoint: two paths are needed, and kv for n_meta pairs");
+        return ctx->status;
+    }
+    snprintf(num, sizeof num, "%lld", (long long)step);
+    /* the state first: a crash between the two writes leaves a pair whose
+     * steps differ, which loading refuses, rather than a silent mix */
+    memset(it, 0, sizeof it);
+    ints[0] = step;
+    ints[1] = (int64_t)ctx->rng.state;
+    it[n].name = "step"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &ints[0];
+    it[n].name = "rng.state"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &ints[1];
+    if (opt) {
+        ints[2] = opt->step;
+        it[n].name = "adamw.step"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &ints[2];
+        it[n].name = "adamw.m"; it[n].dtype = ACN_DT_F32; it[n].ndim = 1; it[n].shape[0] = (int64_t)opt->n; it[n++].data = opt->m;
+        it[n].name = "adamw.v"; it[n].dtype = ACN_DT_F32; it[n].ndim = 1; it[n].shape[0] = (int64_t)opt->n; it[n++].data = opt->v;
+    }
+    if (smp) {
+        ints[3] = smp->epoch;
+        ints[4] = smp->pos;
+        ints[5] = (int64_t)smp->seed;
+        it[n].name = "sampler.cursor"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 3; it[n++].data = &ints[3];
+    }
+    meta = (const char **)ACN_MALLOC((size_t)(2 * n_meta + 2) * sizeof(char *));
+    if (!meta) { acn__fail(ctx, ACN_ERR_NOMEM, "save_checkpoint: out of memory"); return ctx->status; }
+    meta[0] = "step";
+    meta[1] = num;
+    for (i = 0; i < 2 * n_meta; i++) meta[2 + i] = kv[i];
+    if (!acn_st_write_items(ctx, state_path, it, n, meta, 1)) acn_save_params(ctx, weights_path, meta, n_meta + 1);
+    ACN_FREE(meta);
+    return ctx->status;
+}
+
+ACNDEF acn_status acn_load_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
+                                      acn_adamw *opt, acn_sampler *smp, int64_t *step)
+{
+    acn_st st, w;
+    const char *ws, *ss;
+    int64_t s0 = 0, rng = 0, ostep = 0, cur[3] = {0, 0, 0};
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (acn_st_read(ctx, weights_path, &w)) return ctx->status;
+    if (acn_st_read(ctx, state_path, &st)) { acn_st_free(&w); return ctx->status; }
+    ws = acn_st_meta(&w, "step");
+    ss = acn_st_meta(&st, "step");
+    if (!ws || !ss || strcmp(ws, ss)) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s (step %s) and %s (step %s) are not a pair; resume from "
+                  "two files saved together", weights_path, ws ? ws : "?", state_path, ss ? ss : "?");
+    } else if (!acn_st_get(ctx, &st, "step", ACN_DT_I64, &s0, 1) &&
+               !acn_st_get(ctx, &st, "rng.state", ACN_DT_I64, &rng, 1) &&
+               (!opt || (!acn_st_get(ctx, &st, "adamw.step", ACN_DT_I64, &ostep, 1) &&
+                         !acn_st_get(ctx, &st, "adamw.m", ACN_DT_F32, opt->m, opt->n) &&
+                         !acn_st_get(ctx, &st, "adamw.v", ACN_DT_F32, opt->v, opt->n))) &&
+               (!smp || !acn_st_get(ctx, &st, "sampler.cursor", ACN_DT_I64, cur, 3))) {
+        if (smp && (uint64_t)cur[2] != smp->seed)
+            acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: the sampler was seeded with %llu, the checkpoint with "
+                      "%llu", (unsigned long long)smp->seed, (unsigned long long)cur[2]);
+        else if (!acn_load_params(ctx, weights_path)) {
+            ctx->rng.state = (uint64_t)rng;
+            if (opt) opt->step = ostep;
+            if (smp) acn_sampler_seek(smp, cur[0], cur[1]);
+            if (step) *step = s0;
+        }
+    }
+    acn_st_free(&w);
+    acn_st_free(&st);
+    return ctx->status;
+}
+#endif
 
 /* ---- augmentation --------------------------------------------------------- */
 ACNDEF void acn_aug_crop(acn_rng *r, float *x, int b, int c, int h, int w, int pad)
