@@ -166,6 +166,13 @@ if "$PYTHON" -c "import torch" > /dev/null 2>&1; then
     else
         bad "models.py" "$B/log"
     fi
+    # PyTorch loads acn.h checkpoints (strict=True) and reproduces acn.h's logits
+    mkdir -p "$B/interop"
+    if build tests/interop.c -o "$B/interop_write" 2> "$B/log" && "$B/interop_write" "$B/interop" > "$B/log" 2>&1; then
+        suite "checkpoints load in PyTorch" "$PYTHON" tests/interop_check.py "$B/interop"
+    else
+        bad "interop: writing the checkpoints" "$B/log"
+    fi
 elif [ "${ACN_REQUIRE_TORCH:-0}" = 1 ]; then
     bad "PyTorch is required (ACN_REQUIRE_TORCH=1) but $PYTHON cannot import torch; install python3-torch"
 else
