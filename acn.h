@@ -2060,6 +2060,15 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     if (gb) acn__par(ctx, n, (size_t)O, R > 256 ? 16 : (size_t)O, acn__linear_db);
 }
 
+/* ---- the exact GELU, one value (used by acn_gelu and acn_linear_gelu) -- */
+/* gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
+static float acn__gelu1(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678f)); }
+/* gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi) */
+static float acn__dgelu1(float x)
+{
+    return 0.5f * (1.0f + erff(x * 0.70710678f)) + x * 0.39894228f * expf(-0.5f * x * x);
+}
+
 /* ---- linear + GELU ------------------------------------------------------ */
 /* in = {x, W, b or NULL}; aux = z = x W^T + b (R, O), kept for backward;
  * iarg[1] = 1 once z is computed (a recompute then redoes only the GELU). */
@@ -2096,7 +2105,7 @@ static void acn__lgelu_fwd_rows(acn__node *n, size_t lo, size_t hi)
         float *zr = z + r * O, *yr = out + r * O;
         if (b && !n->iarg[1]) for (o = 0; o < O; o++) zr[o] += b[o];
         for (o = acn__gelu_fast(n->ctx, 0, zr, NULL, yr, 0, O); o < O; o++)
-            yr[o] = 0.5f * zr[o] * (1.0f + erff(zr[o] * 0.70710678f));
+            yr[o] = acn__gelu1(zr[o]);
     }
 }
 /* z = x W^T + b;  out = GELU(z)          x (R, I), W (O, I) -> (R, O) */
@@ -2117,10 +2126,7 @@ static void acn__lgelu_dz(void *arg, int tid, int nt)
     const float *z = (const float *)n->aux, *d = n->out->grad;
     size_t lo, hi, i;
     acn__share(n->out->numel, 16, tid, nt, &lo, &hi);
-    for (i = acn__gelu_fast(n->ctx, 1, z, d, j->dz, lo, hi); i < hi; i++) {
-        float cdf = 0.5f * (1.0f + erff(z[i] * 0.70710678f)), pdf = 0.39894228f * expf(-0.5f * z[i] * z[i]);
-        j->dz[i] += d[i] * (cdf + z[i] * pdf);
-    }
+    for (i = acn__gelu_fast(n->ctx, 1, z, d, j->dz, lo, hi); i < hi; i++) j->dz[i] += d[i] * acn__dgelu1(z[i]);
 }
 /* dz = d GELU'(z) (scratch from the gradient heap, returned at the end);
  * then as linear: dx += dz W;  dW += dz^T x;  db += sum_r dz[r, :] */
@@ -2170,7 +2176,7 @@ static void acn__gelu_fwd_range(acn__node *n, size_t lo, size_t hi)
         }
     else
         for (i = acn__gelu_fast(n->ctx, 0, x, NULL, out, lo, hi); i < hi; i++)
-            out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
+            out[i] = acn__gelu1(x[i]);
 }
 static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 2048, acn__gelu_fwd_range); }
 /* exact:  dx += d (Phi(x) + x phi(x)),  Phi = (1 + erf(x/sqrt 2))/2,
@@ -2189,11 +2195,7 @@ static void acn__gelu_bwd_range(acn__node *n, size_t lo, size_t hi)
             gx[i] += d[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
         }
     else
-        for (i = acn__gelu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) {
-            float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
-            float pdf = 0.39894228f * expf(-0.5f * x[i] * x[i]);
-            gx[i] += d[i] * (cdf + x[i] * pdf);
-        }
+        for (i = acn__gelu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) gx[i] += d[i] * acn__dgelu1(x[i]);
 }
 static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
 {
