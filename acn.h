@@ -764,6 +764,59 @@ ACNDEF float acn_rng_beta(acn_rng *r, float a, float b);
 ACNDEF float acn_aug_cutmix(acn_rng *r, float *x, const int *y, int b, int c, int h, int w, int classes, float p,
                             float beta, float *targets, int *box);
 
+/* AutoAugment with the CIFAR-10 policy of Cubuk et al. (2019), as
+ * torchvision's AutoAugment(AutoAugmentPolicy.CIFAR10) applies it to a PIL
+ * image: per image, one of the 25 sub-policies drawn uniformly, each of its
+ * two operations applied with its probability, at its magnitude bin (of 10),
+ * a signed magnitude negated with probability 1/2. x holds pixel values k/255
+ * (before normalisation, c = 1 or 3); the operations work on the bytes, as
+ * PIL does (nearest-neighbour sampling, black fill). scratch: 2 c h w bytes. */
+ACNDEF void acn_aug_autoaugment(acn_rng *r, float *x, int b, int c, int h, int w, unsigned char *scratch);
+/* The operations, one at a time on a byte image (c, h, w); magnitudes in
+ * torchvision's units: shear = tan of the shear angle, translate in pixels
+ * (truncated), rotate in degrees (counter-clockwise), brightness, color,
+ * contrast and sharpness blend with factor 1 + magnitude, posterize keeps
+ * magnitude bits, solarize inverts values >= magnitude; the last three take
+ * none. tmp: c h w bytes. */
+enum { ACN_AA_SHEAR_X, ACN_AA_SHEAR_Y, ACN_AA_TRANSLATE_X, ACN_AA_TRANSLATE_Y, ACN_AA_ROTATE,
+       ACN_AA_BRIGHTNESS, ACN_AA_COLOR, ACN_AA_CONTRAST, ACN_AA_SHARPNESS, ACN_AA_POSTERIZE,
+       ACN_AA_SOLARIZE, ACN_AA_AUTOCONTRAST, ACN_AA_EQUALIZE, ACN_AA_INVERT, ACN_AA_COUNT };
+ACNDEF void        acn_aa_apply(int op, double magnitude, unsigned char *img, int c, int h, int w,
+                                unsigned char *tmp);
+ACNDEF const char *acn_aa_name(int op);             /* "ShearX", ...         */
+/* The magnitude of bin (0..9) of op for an h x w image (0 where it takes
+ * none), and whether the op's magnitude is signed. */
+ACNDEF double      acn_aa_magnitude(int op, int bin, int h, int w, int *is_signed);
+/* Step (0 or 1) of sub-policy sub (0..24) of the CIFAR-10 policy: its
+ * operation, probability and magnitude bin (-1: none). 0 if out of range. */
+ACNDEF int         acn_aa_cifar10_step(int sub, int step, int *op, float *p, int *bin);
+
+/* Training recipes: the augmentation and loss settings of a run, applied
+ * to a batch of pixel values in [0, 1]. "paper" (spec section 6): random
+ * crop (pad 4) twice, AutoAugment, per-channel normalisation, CutMix (p 0.5,
+ * beta 1), label smoothing 0.1, no flip. "simple": random crop, flip,
+ * normalisation, label smoothing 0.1. "none": normalisation only. */
+typedef struct acn_recipe {
+    int crops;             /* random crops with zero padding, one after another */
+    int pad;               /* their padding                                  */
+    int flip;              /* horizontal flip with probability 1/2           */
+    int autoaugment;       /* AutoAugment, CIFAR-10 policy                   */
+    float cutmix_p, cutmix_beta;
+    float smoothing;       /* label smoothing of the loss                    */
+    int normalize;         /* (x - mean) / std per channel                   */
+    float mean[3], std[3];
+} acn_recipe;
+/* Fill *out with a named recipe ("paper", "simple", "none"); the
+ * normalisation is CIFAR-10's (spec section 6). ACN_ERR_ARG if unknown. */
+ACNDEF acn_status acn_recipe_get(const char *name, acn_recipe *out);
+/* Augment x (b, c, h, w) in place and write soft targets (b, classes) with
+ * the CutMix mix and the label smoothing folded in, for
+ * acn_cross_entropy_soft(..., 0): target = (1 - eps) mix + eps / classes.
+ * Order: crops, flip, AutoAugment, normalisation, CutMix. scratch: 2 c h w
+ * bytes (AutoAugment's). Returns CutMix's lambda (1 when no mix). */
+ACNDEF float acn_recipe_apply(const acn_recipe *rc, acn_rng *r, float *x, const int *y, int b, int c, int h,
+                              int w, int classes, float *targets, unsigned char *scratch);
+
 /* Text: a word-level vocabulary and labelled sentences as word ids. */
 enum { ACN_TOK_PAD, ACN_TOK_UNK, ACN_TOK_CLS, ACN_TOK_SEP, ACN_TOK_MASK, ACN_TOK_SPECIAL };
 typedef struct acn_vocab {
@@ -6305,6 +6358,310 @@ ACNDEF float acn_aug_cutmix(acn_rng *r, float *x, const int *y, int b, int c, in
             t[y[b - 1 - i]] += 1.0f - lam;
         }
     if (box) { box[0] = y0; box[1] = x0; box[2] = y1; box[3] = x1; }
+    return lam;
+}
+
+/* ---- AutoAugment ---------------------------------------------------------- */
+/* The operations work on a byte image img (c, h, w), channel planes of h w,
+ * following PIL's arithmetic, which torchvision calls for PIL images:
+ * sampling at pixel centres with truncation, blends truncated, lookup tables
+ * per channel. */
+
+/* Nearest-neighbour affine warp: output pixel (x, y) takes the input pixel
+ * under (a0 (x+.5) + a1 (y+.5) + a2, a3 (x+.5) + a4 (y+.5) + a5), black when
+ * outside (PIL's ImagingTransformAffine with NEAREST). */
+static void acn__aa_affine(unsigned char *img, int c, int h, int w, unsigned char *tmp, const double *a)
+{
+    size_t hw = (size_t)h * w;
+    int k, y, x;
+    memcpy(tmp, img, (size_t)c * hw);
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            double fx = a[0] * (x + 0.5) + a[1] * (y + 0.5) + a[2];
+            double fy = a[3] * (x + 0.5) + a[4] * (y + 0.5) + a[5];
+            int xi = fx < 0.0 ? -1 : (int)fx, yi = fy < 0.0 ? -1 : (int)fy;
+            int in = xi >= 0 && xi < w && yi >= 0 && yi < h;
+            for (k = 0; k < c; k++)
+                img[k * hw + (size_t)y * w + x] = in ? tmp[k * hw + (size_t)yi * w + xi] : 0;
+        }
+}
+
+/* PIL's Image.blend(degenerate, img, factor), truncating (ImagingBlend). */
+static unsigned char acn__aa_blend(unsigned char d, unsigned char v, float factor)
+{
+    float t = (float)d + factor * (float)((int)v - (int)d);
+    return t <= 0.0f ? 0 : t >= 255.0f ? 255 : (unsigned char)t;
+}
+
+/* PIL's RGB -> L: (19595 R + 38470 G + 7471 B + 2^15) >> 16. */
+static unsigned char acn__aa_gray(const unsigned char *img, int c, size_t hw, size_t j)
+{
+    if (c < 3) return img[j];
+    return (unsigned char)((img[j] * 19595u + img[hw + j] * 38470u + img[2 * hw + j] * 7471u + 0x8000u) >> 16);
+}
+
+/* Apply a lookup table (c, 256) to each channel. */
+static void acn__aa_lut(unsigned char *img, int c, size_t hw, const unsigned char *lut)
+{
+    size_t j;
+    int k;
+    for (k = 0; k < c; k++)
+        for (j = 0; j < hw; j++) img[k * hw + j] = lut[k * 256 + img[k * hw + j]];
+}
+
+ACNDEF void acn_aa_apply(int op, double m, unsigned char *img, int c, int h, int w, unsigned char *tmp)
+{
+    size_t hw = (size_t)h * w, j;
+    int k, i;
+    unsigned char lut[3 * 256];
+    float f = (float)(1.0 + m); /* blend factor of the four enhancers */
+    if (c > 3) c = 3;
+    switch (op) {
+    case ACN_AA_SHEAR_X: /* torchvision: affine shear (atan m) about (0, 0) */
+    case ACN_AA_SHEAR_Y: {
+        double t = tan(atan(m)), a[6] = {1, 0, 0, 0, 1, 0};
+        if (op == ACN_AA_SHEAR_X) a[1] = t;
+        else a[3] = t;
+        acn__aa_affine(img, c, h, w, tmp, a);
+    } break;
+    case ACN_AA_TRANSLATE_X: /* affine translate [int(m), 0] */
+    case ACN_AA_TRANSLATE_Y: {
+        double a[6] = {1, 0, 0, 0, 1, 0};
+        if (op == ACN_AA_TRANSLATE_X) a[2] = -(double)(int)m;
+        else a[5] = -(double)(int)m;
+        acn__aa_affine(img, c, h, w, tmp, a);
+    } break;
+    case ACN_AA_ROTATE: { /* PIL rotate(m) about (w/2, h/2), inverse map */
+        double th = -m * 3.14159265358979323846 / 180.0, cs = cos(th), sn = sin(th);
+        double cx = w / 2.0, cy = h / 2.0, a[6];
+        if (fmod(m, 360.0) == 0.0) return;
+        a[0] = cs; a[1] = sn; a[3] = -sn; a[4] = cs;
+        a[2] = cs * -cx + sn * -cy + cx;
+        a[5] = -sn * -cx + cs * -cy + cy;
+        acn__aa_affine(img, c, h, w, tmp, a);
+    } break;
+    case ACN_AA_BRIGHTNESS: /* blend with black */
+        for (j = 0; j < (size_t)c * hw; j++) img[j] = acn__aa_blend(0, img[j], f);
+        break;
+    case ACN_AA_COLOR: /* blend with the grey image */
+        if (c < 3) return;
+        for (j = 0; j < hw; j++) {
+            unsigned char g = acn__aa_gray(img, c, hw, j);
+            for (k = 0; k < c; k++) img[k * hw + j] = acn__aa_blend(g, img[k * hw + j], f);
+        }
+        break;
+    case ACN_AA_CONTRAST: { /* blend with the mean grey level, rounded */
+        double sum = 0.0;
+        unsigned char g;
+        for (j = 0; j < hw; j++) sum += acn__aa_gray(img, c, hw, j);
+        g = (unsigned char)(int)(sum / (double)hw + 0.5);
+        for (j = 0; j < (size_t)c * hw; j++) img[j] = acn__aa_blend(g, img[j], f);
+    } break;
+    case ACN_AA_SHARPNESS: { /* blend with PIL's SMOOTH filter (1 1 1; 1 5 1; 1 1 1) / 13, border kept */
+        int y, x;
+        memcpy(tmp, img, (size_t)c * hw);
+        for (k = 0; k < c; k++)
+            for (y = 1; y < h - 1; y++)
+                for (x = 1; x < w - 1; x++) {
+                    const unsigned char *p = tmp + k * hw + (size_t)y * w + x;
+                    float s = (float)(p[-w - 1] + p[-w] + p[-w + 1] + p[-1] + p[1] + p[w - 1] + p[w] + p[w + 1]) / 13.0f +
+                              (float)p[0] * (5.0f / 13.0f);
+                    unsigned char d = s <= 0.0f ? 0 : s >= 255.0f ? 255 : (unsigned char)(s + 0.5f);
+                    img[k * hw + (size_t)y * w + x] = acn__aa_blend(d, p[0], f);
+                }
+    } break;
+    case ACN_AA_POSTERIZE: { /* keep the top int(m) bits */
+        int bits = (int)m;
+        unsigned char mask = (unsigned char)(bits >= 8 ? 0xFF : bits <= 0 ? 0 : ~((1u << (8 - bits)) - 1u));
+        for (j = 0; j < (size_t)c * hw; j++) img[j] &= mask;
+    } break;
+    case ACN_AA_SOLARIZE: /* invert values >= m */
+        for (j = 0; j < (size_t)c * hw; j++)
+            if ((double)img[j] >= m) img[j] = (unsigned char)(255 - img[j]);
+        break;
+    case ACN_AA_INVERT:
+        for (j = 0; j < (size_t)c * hw; j++) img[j] = (unsigned char)(255 - img[j]);
+        break;
+    case ACN_AA_AUTOCONTRAST: /* stretch each channel's [min, max] to [0, 255] */
+        for (k = 0; k < c; k++) {
+            int lo = 255, hi = 0;
+            for (j = 0; j < hw; j++) {
+                int v = img[k * hw + j];
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+            for (i = 0; i < 256; i++) {
+                int v = i;
+                if (hi > lo) {
+                    double scale = 255.0 / (hi - lo);
+                    v = (int)(i * scale + -lo * scale);
+                    v = v < 0 ? 0 : v > 255 ? 255 : v;
+                }
+                lut[k * 256 + i] = (unsigned char)v;
+            }
+        }
+        acn__aa_lut(img, c, hw, lut);
+        break;
+    case ACN_AA_EQUALIZE: /* PIL's ImageOps.equalize, per channel */
+        for (k = 0; k < c; k++) {
+            size_t hist[256] = {0}, total = 0, last = 0, step, n;
+            for (j = 0; j < hw; j++) hist[img[k * hw + j]]++;
+            for (i = 0; i < 256; i++)
+                if (hist[i]) { total += hist[i]; last = hist[i]; }
+            step = (total - last) / 255;
+            n = step / 2;
+            for (i = 0; i < 256; i++) {
+                size_t v = step ? n / step : (size_t)i;
+                lut[k * 256 + i] = (unsigned char)(v > 255 ? 255 : v);
+                n += hist[i];
+            }
+        }
+        acn__aa_lut(img, c, hw, lut);
+        break;
+    default: break;
+    }
+}
+
+static const char *const acn__aa_names[ACN_AA_COUNT] = {
+    "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+    "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert"};
+ACNDEF const char *acn_aa_name(int op) { return op >= 0 && op < ACN_AA_COUNT ? acn__aa_names[op] : "?"; }
+
+/* torchvision's _augmentation_space(10, (h, w)): bin i of 10 is i/9 of the
+ * largest magnitude; posterize 8 - round(i / 2.25); solarize 255 (1 - i/9). */
+/* torch.linspace(lo, hi, 10)[bin] in float32, computed as torch does it:
+ * from the nearer end. */
+static double acn__aa_linspace(float lo, float hi, int bin)
+{
+    float step = (hi - lo) / 9.0f;
+    return (double)(bin < 5 ? lo + step * (float)bin : hi - step * (float)(9 - bin));
+}
+ACNDEF double acn_aa_magnitude(int op, int bin, int h, int w, int *is_signed)
+{
+    int sgn = op <= ACN_AA_SHARPNESS;
+    if (is_signed) *is_signed = sgn;
+    if (bin < 0 || bin > 9) return 0.0;
+    switch (op) {
+    case ACN_AA_SHEAR_X: case ACN_AA_SHEAR_Y: return acn__aa_linspace(0.0f, 0.3f, bin);
+    case ACN_AA_TRANSLATE_X: return acn__aa_linspace(0.0f, 150.0f / 331.0f * (float)w, bin);
+    case ACN_AA_TRANSLATE_Y: return acn__aa_linspace(0.0f, 150.0f / 331.0f * (float)h, bin);
+    case ACN_AA_ROTATE: return acn__aa_linspace(0.0f, 30.0f, bin);
+    case ACN_AA_BRIGHTNESS: case ACN_AA_COLOR: case ACN_AA_CONTRAST: case ACN_AA_SHARPNESS:
+        return acn__aa_linspace(0.0f, 0.9f, bin);
+    case ACN_AA_POSTERIZE: return (double)(8 - (int)nearbyint((double)bin / 2.25));
+    case ACN_AA_SOLARIZE: return acn__aa_linspace(255.0f, 0.0f, bin);
+    default: return 0.0;
+    }
+}
+
+/* The CIFAR-10 policy: 25 sub-policies of two (operation, probability,
+ * magnitude bin) steps; bin -1 where the operation takes no magnitude. */
+static const struct { signed char op; float p; signed char bin; } acn__aa_cifar10[25][2] = {
+    {{ACN_AA_INVERT, 0.1f, -1}, {ACN_AA_CONTRAST, 0.2f, 6}},
+    {{ACN_AA_ROTATE, 0.7f, 2}, {ACN_AA_TRANSLATE_X, 0.3f, 9}},
+    {{ACN_AA_SHARPNESS, 0.8f, 1}, {ACN_AA_SHARPNESS, 0.9f, 3}},
+    {{ACN_AA_SHEAR_Y, 0.5f, 8}, {ACN_AA_TRANSLATE_Y, 0.7f, 9}},
+    {{ACN_AA_AUTOCONTRAST, 0.5f, -1}, {ACN_AA_EQUALIZE, 0.9f, -1}},
+    {{ACN_AA_SHEAR_Y, 0.2f, 7}, {ACN_AA_POSTERIZE, 0.3f, 7}},
+    {{ACN_AA_COLOR, 0.4f, 3}, {ACN_AA_BRIGHTNESS, 0.6f, 7}},
+    {{ACN_AA_SHARPNESS, 0.3f, 9}, {ACN_AA_BRIGHTNESS, 0.7f, 9}},
+    {{ACN_AA_EQUALIZE, 0.6f, -1}, {ACN_AA_EQUALIZE, 0.5f, -1}},
+    {{ACN_AA_CONTRAST, 0.6f, 7}, {ACN_AA_SHARPNESS, 0.6f, 5}},
+    {{ACN_AA_COLOR, 0.7f, 7}, {ACN_AA_TRANSLATE_X, 0.5f, 8}},
+    {{ACN_AA_EQUALIZE, 0.3f, -1}, {ACN_AA_AUTOCONTRAST, 0.4f, -1}},
+    {{ACN_AA_TRANSLATE_Y, 0.4f, 3}, {ACN_AA_SHARPNESS, 0.2f, 6}},
+    {{ACN_AA_BRIGHTNESS, 0.9f, 6}, {ACN_AA_COLOR, 0.2f, 8}},
+    {{ACN_AA_SOLARIZE, 0.5f, 2}, {ACN_AA_INVERT, 0.0f, -1}},
+    {{ACN_AA_EQUALIZE, 0.2f, -1}, {ACN_AA_AUTOCONTRAST, 0.6f, -1}},
+    {{ACN_AA_EQUALIZE, 0.2f, -1}, {ACN_AA_EQUALIZE, 0.6f, -1}},
+    {{ACN_AA_COLOR, 0.9f, 9}, {ACN_AA_EQUALIZE, 0.6f, -1}},
+    {{ACN_AA_AUTOCONTRAST, 0.8f, -1}, {ACN_AA_SOLARIZE, 0.2f, 8}},
+    {{ACN_AA_BRIGHTNESS, 0.1f, 3}, {ACN_AA_COLOR, 0.7f, 0}},
+    {{ACN_AA_SOLARIZE, 0.4f, 5}, {ACN_AA_AUTOCONTRAST, 0.9f, -1}},
+    {{ACN_AA_TRANSLATE_Y, 0.9f, 9}, {ACN_AA_TRANSLATE_Y, 0.7f, 9}},
+    {{ACN_AA_AUTOCONTRAST, 0.9f, -1}, {ACN_AA_SOLARIZE, 0.8f, 3}},
+    {{ACN_AA_EQUALIZE, 0.8f, -1}, {ACN_AA_INVERT, 0.1f, -1}},
+    {{ACN_AA_TRANSLATE_Y, 0.7f, 9}, {ACN_AA_AUTOCONTRAST, 0.9f, -1}},
+};
+
+ACNDEF int acn_aa_cifar10_step(int sub, int step, int *op, float *p, int *bin)
+{
+    if (sub < 0 || sub >= 25 || step < 0 || step > 1) return 0;
+    if (op) *op = acn__aa_cifar10[sub][step].op;
+    if (p) *p = acn__aa_cifar10[sub][step].p;
+    if (bin) *bin = acn__aa_cifar10[sub][step].bin;
+    return 1;
+}
+
+ACNDEF void acn_aug_autoaugment(acn_rng *r, float *x, int b, int c, int h, int w, unsigned char *scratch)
+{
+    size_t n = (size_t)c * h * w, j;
+    unsigned char *img = scratch, *tmp = scratch + n;
+    int i, s;
+    for (i = 0; i < b; i++) {
+        float *p = x + (size_t)i * n;
+        /* torchvision's draws: the sub-policy, two probabilities, two signs */
+        int pol = (int)(acn_rng_u64(r) % 25u);
+        float u[2];
+        int sign[2];
+        u[0] = acn_rng_uniform(r);
+        u[1] = acn_rng_uniform(r);
+        sign[0] = (int)(acn_rng_u64(r) & 1u);
+        sign[1] = (int)(acn_rng_u64(r) & 1u);
+        for (j = 0; j < n; j++) {
+            float v = p[j] * 255.0f + 0.5f;
+            img[j] = (unsigned char)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v);
+        }
+        for (s = 0; s < 2; s++) {
+            int op = acn__aa_cifar10[pol][s].op, bin = acn__aa_cifar10[pol][s].bin, sg = 0;
+            double m;
+            if (!(u[s] <= acn__aa_cifar10[pol][s].p)) continue;
+            m = bin < 0 ? 0.0 : acn_aa_magnitude(op, bin, h, w, &sg);
+            if (sg && !sign[s]) m = -m;
+            acn_aa_apply(op, m, img, c, h, w, tmp);
+        }
+        for (j = 0; j < n; j++) p[j] = (float)img[j] / 255.0f;
+    }
+}
+
+/* ---- recipes -------------------------------------------------------------- */
+ACNDEF acn_status acn_recipe_get(const char *name, acn_recipe *o)
+{
+    static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, sd[3] = {0.2470f, 0.2435f, 0.2616f};
+    memset(o, 0, sizeof *o);
+    memcpy(o->mean, mean, sizeof mean);
+    memcpy(o->std, sd, sizeof sd);
+    o->normalize = 1;
+    o->cutmix_beta = 1.0f;
+    o->pad = 4;
+    if (!name) return ACN_ERR_ARG;
+    if (!strcmp(name, "paper")) {
+        o->crops = 2;
+        o->autoaugment = 1;
+        o->cutmix_p = 0.5f;
+        o->smoothing = 0.1f;
+    } else if (!strcmp(name, "simple")) {
+        o->crops = 1;
+        o->flip = 1;
+        o->smoothing = 0.1f;
+    } else if (strcmp(name, "none")) return ACN_ERR_ARG;
+    return ACN_OK;
+}
+
+ACNDEF float acn_recipe_apply(const acn_recipe *rc, acn_rng *r, float *x, const int *y, int b, int c, int h,
+                              int w, int classes, float *targets, unsigned char *scratch)
+{
+    float lam;
+    int i, k;
+    for (i = 0; i < rc->crops; i++) acn_aug_crop(r, x, b, c, h, w, rc->pad);
+    if (rc->flip) acn_aug_flip(r, x, b, c, h, w);
+    if (rc->autoaugment) acn_aug_autoaugment(r, x, b, c, h, w, scratch);
+    if (rc->normalize) acn_aug_normalize(x, b, c, h, w, rc->mean, rc->std);
+    lam = acn_aug_cutmix(r, x, y, b, c, h, w, classes, rc->cutmix_p, rc->cutmix_beta, targets, NULL);
+    if (targets && rc->smoothing > 0.0f)
+        for (i = 0; i < b * classes; i += classes)
+            for (k = 0; k < classes; k++)
+                targets[i + k] = (1.0f - rc->smoothing) * targets[i + k] + rc->smoothing / (float)classes;
     return lam;
 }
 

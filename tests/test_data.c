@@ -406,6 +406,163 @@ static void test_augment(void)
 }
 
 /* The UCI digits as the project ships them in ../shared (1,797 8 x 8 images, values 0..16). */
+/* AutoAugment against torchvision 0.14 on PIL images (tests/ref/make_aa_refs.py):
+ * the policy table, the magnitude bins, and every operation byte for byte. */
+static const char *refdir = "tests/ref";
+static void test_autoaugment(void)
+{
+    char file[300];
+    acn_st st;
+    float policy[25 * 2 * 3], mags[14 * 10], sgn[14], cases[64 * 2];
+    unsigned char imgs[2 * 3072], ref[2 * 3072], img[3072], tmp[2 * 3072];
+    const acn_st_entry *ce;
+    int s, k, op, bin, n, i, bad_policy = 0, bad_mag = 0;
+    snprintf(file, sizeof file, "%s/autoaugment.safetensors", refdir);
+    if (acn_st_read(ctx, file, &st)) {
+        CHECK(0, "autoaugment: %s", acn_error(ctx));
+        clear();
+        return;
+    }
+    ce = acn_st_find(&st, "cases");
+    n = ce ? (int)ce->shape[0] : 0;
+    CHECK(n > 40 && n <= 64, "autoaugment: %d cases in the reference file", n);
+    if (n < 1 || n > 64 || acn_st_get_f32(ctx, &st, "policy", policy, 150) || acn_st_get_f32(ctx, &st, "magnitudes", mags, 140) ||
+        acn_st_get_f32(ctx, &st, "signed", sgn, 14) || acn_st_get_f32(ctx, &st, "cases", cases, (size_t)n * 2) ||
+        acn_st_get(ctx, &st, "images", ACN_DT_U8, imgs, sizeof imgs)) {
+        CHECK(0, "autoaugment: reading the reference file: %s", acn_error(ctx));
+        clear();
+        acn_st_free(&st);
+        return;
+    }
+    for (s = 0; s < 25; s++)
+        for (k = 0; k < 2; k++) {
+            float p;
+            const float *e = policy + (s * 2 + k) * 3;
+            acn_aa_cifar10_step(s, k, &op, &p, &bin);
+            if (op != (int)e[0] || p != e[1] || bin != (int)e[2]) bad_policy++;
+        }
+    CHECK(bad_policy == 0, "autoaugment: %d of 50 policy steps differ from torchvision's", bad_policy);
+    CHECK(!acn_aa_cifar10_step(25, 0, NULL, NULL, NULL), "autoaugment: sub-policy 25 does not exist");
+    for (op = 0; op < ACN_AA_COUNT; op++)
+        for (bin = 0; bin < 10; bin++) {
+            int is_signed;
+            double m = acn_aa_magnitude(op, bin, 32, 32, &is_signed);
+            if ((float)m != mags[op * 10 + bin] || is_signed != (int)sgn[op]) {
+                bad_mag++;
+                fprintf(stderr, "  %s bin %d: %.9g, torchvision %.9g\n", acn_aa_name(op), bin, m, mags[op * 10 + bin]);
+            }
+        }
+    CHECK(bad_mag == 0, "autoaugment: %d magnitude bins differ from torchvision's", bad_mag);
+    for (i = 0; i < n; i++) {
+        char name[32];
+        int diff = 0, im;
+        size_t j;
+        op = (int)cases[2 * i];
+        snprintf(name, sizeof name, "case.%d", i);
+        if (acn_st_get(ctx, &st, name, ACN_DT_U8, ref, sizeof ref)) { CHECK(0, "%s", acn_error(ctx)); clear(); continue; }
+        for (im = 0; im < 2; im++) {
+            memcpy(img, imgs + im * 3072, 3072);
+            acn_aa_apply(op, (double)cases[2 * i + 1], img, 3, 32, 32, tmp);
+            for (j = 0; j < 3072; j++) diff += img[j] != ref[im * 3072 + j];
+        }
+        CHECK(diff == 0, "autoaugment: %s(%g): %d of 6144 bytes differ from torchvision's", acn_aa_name(op),
+              cases[2 * i + 1], diff);
+    }
+    acn_st_free(&st);
+
+    /* The whole policy: the share of images left unchanged is what the
+     * table predicts, sub-policy by sub-policy (each equally likely, each
+     * step applied with its probability, signs at random), using which of
+     * the operations leave the dim test image as it was. */
+    {
+        const unsigned char *im = imgs + 3072;
+        double expect = 0.0;
+        int same = 0, trials = 4000, t;
+        acn_rng r;
+        float *x = (float *)malloc(sizeof(float) * 3072 * 50);
+        for (s = 0; s < 25; s++) {
+            int a;
+            for (a = 0; a < 4; a++) { /* which steps apply */
+                double pa = 1.0;
+                int sg, unchanged = 0;
+                for (k = 0; k < 2; k++) {
+                    float p;
+                    acn_aa_cifar10_step(s, k, &op, &p, &bin);
+                    pa *= (a >> k & 1) ? p : 1.0 - p;
+                }
+                if (pa == 0.0) continue;
+                for (sg = 0; sg < 4; sg++) { /* the two signs, each 1/2 */
+                    memcpy(img, im, 3072);
+                    for (k = 0; k < 2; k++) {
+                        int is_signed;
+                        double m;
+                        if (!(a >> k & 1)) continue;
+                        acn_aa_cifar10_step(s, k, &op, NULL, &bin);
+                        m = bin < 0 ? 0.0 : acn_aa_magnitude(op, bin, 32, 32, &is_signed);
+                        if (bin >= 0 && is_signed && !(sg >> k & 1)) m = -m;
+                        acn_aa_apply(op, m, img, 3, 32, 32, tmp);
+                    }
+                    unchanged += !memcmp(img, im, 3072);
+                }
+                expect += pa * unchanged / 4.0 / 25.0;
+            }
+        }
+        acn_rng_seed(&r, 11);
+        for (t = 0; t < trials; t += 50) {
+            size_t j;
+            int b;
+            for (b = 0; b < 50; b++)
+                for (j = 0; j < 3072; j++) x[b * 3072 + j] = (float)im[j] / 255.0f;
+            acn_aug_autoaugment(&r, x, 50, 3, 32, 32, tmp);
+            for (b = 0; b < 50; b++) {
+                int eq = 1;
+                for (j = 0; j < 3072; j++) eq &= x[b * 3072 + j] == (float)im[j] / 255.0f;
+                same += eq;
+            }
+        }
+        {
+            double got = (double)same / trials, sd = sqrt(expect * (1 - expect) / trials);
+            CHECK(expect > 0.1 && expect < 0.9 && fabs(got - expect) < 4 * sd,
+                  "autoaugment: %.4f of images unchanged, the policy predicts %.4f (sd %.4f)", got, expect, sd);
+        }
+        free(x);
+    }
+}
+
+/* The named recipes: their settings, and the soft targets with CutMix and
+ * label smoothing folded in. */
+static void test_recipes(void)
+{
+    acn_recipe rc;
+    acn_rng r;
+    float x[8 * 3 * 8 * 8], t[8 * 4];
+    int y[8] = {0, 1, 2, 3, 0, 1, 2, 3}, i, k, ok = 1;
+    unsigned char scratch[2 * 3 * 8 * 8];
+    CHECK(acn_recipe_get("paper", &rc) == ACN_OK && rc.crops == 2 && rc.pad == 4 && !rc.flip && rc.autoaugment &&
+          rc.cutmix_p == 0.5f && rc.cutmix_beta == 1.0f && rc.smoothing == 0.1f && rc.normalize &&
+          rc.mean[0] == 0.4914f && rc.std[2] == 0.2616f, "recipe paper: spec section 6");
+    CHECK(acn_recipe_get("simple", &rc) == ACN_OK && rc.crops == 1 && rc.flip && !rc.autoaugment &&
+          rc.cutmix_p == 0.0f && rc.smoothing == 0.1f, "recipe simple");
+    CHECK(acn_recipe_get("fancy", &rc) == ACN_ERR_ARG, "recipe: an unknown name is refused");
+    acn_recipe_get("paper", &rc);
+    rc.cutmix_p = 1.0f; /* always mix: targets hold lambda and 1 - lambda, smoothed */
+    acn_rng_seed(&r, 3);
+    for (i = 0; i < (int)(sizeof x / sizeof *x); i++) x[i] = (float)(i % 256) / 255.0f;
+    {
+        float lam = acn_recipe_apply(&rc, &r, x, y, 8, 3, 8, 8, 4, t, scratch);
+        for (i = 0; i < 8; i++) {
+            float sum = 0.0f;
+            for (k = 0; k < 4; k++) {
+                float want = 0.9f * ((k == y[i] ? lam : 0.0f) + (k == y[7 - i] ? 1.0f - lam : 0.0f)) + 0.025f;
+                ok &= fabsf(t[i * 4 + k] - want) < 1e-6f;
+                sum += t[i * 4 + k];
+            }
+            ok &= fabsf(sum - 1.0f) < 1e-6f;
+        }
+        CHECK(ok && lam > 0.0f && lam <= 1.0f, "recipe: soft targets 0.9 (lam onehot + (1-lam) onehot') + 0.1/4 (lam %g)", lam);
+    }
+}
+
 static void test_digits(void)
 {
     acn_dataset ds;
@@ -426,7 +583,7 @@ static void test_digits(void)
     acn_data_free(&ds);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
@@ -439,6 +596,9 @@ int main(void)
     test_text();
     test_sst2();
     test_augment();
+    if (argc > 1) refdir = argv[1];
+    test_autoaugment();
+    test_recipes();
     test_digits();
     acn_ctx_free(ctx);
     return t_done("data");

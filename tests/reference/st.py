@@ -1,4 +1,4 @@
-"""safetensors reading and writing for the test and benchmark scripts (F32 only, no dependencies)."""
+"""safetensors reading and writing for the test and benchmark scripts (F32, and U8 for byte images; no dependencies)."""
 import json
 import struct
 
@@ -6,14 +6,17 @@ import torch
 
 
 def save(path, tensors, meta=None):
-    """F32 little-endian, the header padded with spaces to a multiple of 8, string metadata."""
+    """F32 (U8 for uint8 tensors) little-endian, the header padded with spaces to a multiple of 8, string metadata."""
     header, blobs, off = {}, [], 0
     if meta:
         header["__metadata__"] = {k: str(v) for k, v in meta.items()}
     for name, t in tensors.items():
-        flat = t.detach().to(torch.float32).contiguous().flatten().tolist()
-        b = struct.pack("<%df" % len(flat), *flat)
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        if t.dtype == torch.uint8:
+            b, dtype = bytes(t.contiguous().flatten().tolist()), "U8"
+        else:
+            flat = t.detach().to(torch.float32).contiguous().flatten().tolist()
+            b, dtype = struct.pack("<%df" % len(flat), *flat), "F32"
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
         off += len(b)
         blobs.append(b)
     h = json.dumps(header, separators=(",", ":")).encode()
