@@ -2,7 +2,7 @@
 #   make demo       plain, residual and ACN networks side by side on the built-in digits (demo-out/)
 #   make test       the whole test suite (tests/run.sh)
 #   make examples   every single-file example, into build/
-#   make refs       regenerate the committed PyTorch reference files (ops and small models)
+#   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
 #   make fuzz       libFuzzer on the safetensors reader (FUZZ_SECONDS, default 60; needs clang)
 #   make clean
@@ -23,12 +23,15 @@ test:
 examples: $(EXAMPLES)
 
 build/demo: examples/digits.h examples/svg.h
+build/train_mixer build/train_vit: examples/train.h examples/train_images.h
+build/train_bert: examples/train.h
 build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm
 
 refs:
 	$(PYTHON) tests/ref/make_refs.py tests/ref
+	$(PYTHON) tests/ref/make_aa_refs.py tests/ref
 	$(PYTHON) tests/reference/models.py tests/reference small
 
 bench-cpu:

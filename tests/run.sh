@@ -123,6 +123,9 @@ step "examples/gradients agrees with the closed forms" build/gradients 12 0.7
 step "examples/models --model mlp --wiring residual" sh -c 'build/models --model mlp --wiring residual | grep -q "211082 parameters"'
 step "examples/models refuses a bad flag" sh -c '! build/models --wiring dense 2> /dev/null' 
 
+echo "== the training programs: exact resume after SIGINT, NaN, bad input"
+suite "train_mixer, train_vit, train_bert" tests/test_programs.sh build
+
 echo "== make demo, end to end (fewer epochs)"
 if build/demo --epochs 4 --out "$B/demo-out" > "$B/demo.log" 2>&1 && grep -q "^ 12 " "$B/demo.log" &&
    grep -q "Test accuracy" "$B/demo.log"; then
@@ -165,6 +168,19 @@ if "$PYTHON" -c "import torch" > /dev/null 2>&1; then
         suite "models vs torch (fresh references, with the paper Mixer)" "$B/test_models" "$B/reference" "$B/paper"
     else
         bad "models.py" "$B/log"
+    fi
+    # AutoAugment against torchvision, from a freshly written reference file
+    if "$PYTHON" -c "import torchvision" > /dev/null 2>&1; then
+        if "$PYTHON" tests/ref/make_aa_refs.py "$B/ref" > "$B/log" 2>&1; then
+            ok "make_aa_refs.py ($("$PYTHON" -c 'import torchvision; print("torchvision", torchvision.__version__)'))"
+            suite "data and AutoAugment (fresh references)" "$B/test_data" "$B/ref"
+        else
+            bad "make_aa_refs.py" "$B/log"
+        fi
+    elif [ "${ACN_REQUIRE_TORCH:-0}" = 1 ]; then
+        bad "torchvision is required (ACN_REQUIRE_TORCH=1) but $PYTHON cannot import it; install python3-torchvision"
+    else
+        echo "  skip  $PYTHON has no torchvision (apt-get install python3-torchvision); the committed AutoAugment references were used"
     fi
     # PyTorch loads acn.h checkpoints (strict=True) and reproduces acn.h's logits
     mkdir -p "$B/interop"

@@ -1,0 +1,237 @@
+/* train.h: what the training examples (train_mixer.c, train_vit.c,
+ * train_bert.c) share, in one place so each program shows only its model:
+ *
+ *   flags     a table-driven command-line parser with --help
+ *   progress  a status line that rewrites itself on a terminal (plain lines
+ *             otherwise), with images/s and the time left
+ *   stopping  Ctrl-C (SIGINT) or SIGTERM asks the loop to save and exit; a
+ *             second Ctrl-C quits at once
+ *   runs      checkpoint pairs PREFIX.safetensors (the weights, loadable in
+ *             PyTorch) and PREFIX.state.safetensors (optimizer, generator,
+ *             data cursor), the model's settings kept in the weights'
+ *             metadata and compared on --resume
+ *   images    CIFAR-10 and Fashion-MNIST loading, and the whole training
+ *             loop of an image classifier with per-block probes, a CSV log
+ *             and per-block gradient norms
+ *
+ * Include it after acn.h (with ACN_IMPLEMENTATION) in one C file. POSIX:
+ * clock_gettime and isatty.
+ */
+#ifndef ACN_TRAIN_H
+#define ACN_TRAIN_H
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRAIN_MAXL 64 /* blocks a program reports on */
+
+/* ---- flags ---------------------------------------------------------------- */
+enum { FLAG_INT, FLAG_FLOAT, FLAG_STR, FLAG_SWITCH };
+typedef struct flag {
+    const char *name;      /* "--epochs"                                       */
+    int type;              /* FLAG_*                                           */
+    void *dst;             /* int *, float *, const char ** or int * (switch)  */
+    double lo, hi;         /* the accepted range of a number                   */
+    const char *help;
+} flag;
+
+/* 0: parsed; 1: --help was printed (exit 0); 2: an error was printed (exit 2). */
+static int flags_parse(int argc, char **argv, const flag *f, int n, const char *about)
+{
+    int i, j;
+    for (i = 1; i < argc; i++) {
+        const flag *g = NULL;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s [flags]\n%s\nflags (default in brackets):\n", argv[0], about);
+            for (j = 0; j < n; j++) {
+                char def[64] = "";
+                if (f[j].type == FLAG_INT) snprintf(def, sizeof def, "[%d]", *(int *)f[j].dst);
+                if (f[j].type == FLAG_FLOAT) snprintf(def, sizeof def, "[%g]", *(float *)f[j].dst);
+                if (f[j].type == FLAG_STR) snprintf(def, sizeof def, "[%s]", *(const char **)f[j].dst ? *(const char **)f[j].dst : "none");
+                printf("  %-18s %s %s\n", f[j].name, f[j].help, def);
+            }
+            return 1;
+        }
+        for (j = 0; j < n && !g; j++)
+            if (!strcmp(argv[i], f[j].name)) g = &f[j];
+        if (!g) {
+            fprintf(stderr, "%s: unknown flag '%s'; try --help\n", argv[0], argv[i]);
+            return 2;
+        }
+        if (g->type == FLAG_SWITCH) { *(int *)g->dst = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value; try --help\n", argv[0], g->name);
+            return 2;
+        }
+        i++;
+        if (g->type == FLAG_STR) { *(const char **)g->dst = argv[i]; continue; }
+        {
+            char *end;
+            double v = strtod(argv[i], &end);
+            if (end == argv[i] || *end || v != v || v < g->lo || v > g->hi || (g->type == FLAG_INT && v != floor(v))) {
+                fprintf(stderr, "%s: %s %s: expected %s from %g to %g\n", argv[0], g->name, argv[i],
+                        g->type == FLAG_INT ? "a whole number" : "a number", g->lo, g->hi);
+                return 2;
+            }
+            if (g->type == FLAG_INT) *(int *)g->dst = (int)v;
+            else *(float *)g->dst = (float)v;
+        }
+    }
+    return 0;
+}
+
+/* ---- clock and progress ---------------------------------------------------- */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    long t = s < 0 || s > 1e8 ? 0 : (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* One status line: rewritten in place on a terminal; elsewhere (a log file)
+ * a plain line about every tenth of an epoch. */
+typedef struct progress {
+    int tty, shown;
+    double t_start;        /* when this process started training           */
+    long steps_done;       /* steps run by this process                    */
+    long last_line;        /* step of the last plain line                  */
+} progress;
+
+static void progress_init(progress *p)
+{
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(fileno(stderr));
+    p->t_start = now_s();
+}
+
+static void progress_show(progress *p, const char *what, long epoch, long epochs, long pos, long per_epoch,
+                          long step, long steps_total, float loss, float lr, double items, const char *unit)
+{
+    double el = now_s() - p->t_start, rate = el > 0 ? items / el : 0.0;
+    double eta = p->steps_done > 0 ? el / (double)p->steps_done * (double)(steps_total - step) : 0.0;
+    char e[32];
+    fmt_time(e, sizeof e, eta);
+    if (!p->tty && p->shown && step - p->last_line < (per_epoch >= 10 ? per_epoch / 10 : 1) && pos != per_epoch) return;
+    fprintf(stderr, "%s%s epoch %ld/%ld  step %ld/%ld  loss %.4f  lr %.2e  %.0f %s/s  ETA %s%s", p->tty ? "\r" : "",
+            what, epoch + 1, epochs, pos, per_epoch, loss, lr, rate, unit, e, p->tty ? "   " : "\n");
+    fflush(stderr);
+    p->shown = 1;
+    p->last_line = step;
+}
+
+static void progress_end(progress *p)
+{
+    if (p->tty && p->shown) fputc('\n', stderr);
+    p->shown = 0;
+}
+
+/* ---- stopping --------------------------------------------------------------- */
+static volatile sig_atomic_t train_stop_signal;
+static void train_on_signal(int s)
+{
+    train_stop_signal = s;
+    signal(s, SIG_DFL); /* a second Ctrl-C ends the program at once */
+}
+static void train_catch_signals(void)
+{
+    signal(SIGINT, train_on_signal);
+    signal(SIGTERM, train_on_signal);
+}
+
+/* ---- runs: checkpoints and settings ---------------------------------------- */
+typedef struct run_files {
+    char weights[1024], state[1024];
+} run_files;
+
+/* PREFIX.safetensors and PREFIX.state.safetensors; 0 if the prefix is too long. */
+static int run_files_of(const char *prefix, run_files *f)
+{
+    return prefix && (size_t)snprintf(f->weights, sizeof f->weights, "%s.safetensors", prefix) < sizeof f->weights &&
+           (size_t)snprintf(f->state, sizeof f->state, "%s.state.safetensors", prefix) < sizeof f->state;
+}
+
+/* "The last good state is X (step N)." for the message of a run stopped by
+ * a non-finite loss: the checkpoint on disk is left as it was. */
+static const char *last_good(const char *weights, long step)
+{
+    static char buf[1200];
+    if (!weights) snprintf(buf, sizeof buf, "No checkpoint is kept (no --save).");
+    else if (step < 0) snprintf(buf, sizeof buf, "No checkpoint was written yet.");
+    else snprintf(buf, sizeof buf, "The last good state is %s (step %ld), left as it was.", weights, step);
+    return buf;
+}
+
+/* The settings that define a model, as metadata key/value pairs. */
+typedef struct run_meta {
+    int n;
+    char key[48][40], val[48][96];
+    const char *kv[96];
+} run_meta;
+
+static void meta_set(run_meta *m, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    if (m->n >= 48) return;
+    snprintf(m->key[m->n], sizeof m->key[0], "%s", key);
+    va_start(ap, fmt);
+    vsnprintf(m->val[m->n], sizeof m->val[0], fmt, ap);
+    va_end(ap);
+    m->n++;
+}
+
+static const char *const *meta_kv(run_meta *m)
+{
+    int i;
+    for (i = 0; i < m->n; i++) {
+        m->kv[2 * i] = m->key[i];
+        m->kv[2 * i + 1] = m->val[i];
+    }
+    return m->kv;
+}
+
+/* On --resume: each model setting must be what the checkpoint was made
+ * with. 0 if they agree; otherwise prints which differs and returns 1. */
+static int meta_check(acn_ctx *ctx, const char *prog, const run_files *f, const run_meta *model)
+{
+    acn_st st;
+    int i, bad = 0;
+    if (acn_st_read(ctx, f->weights, &st)) {
+        fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
+        return 1;
+    }
+    for (i = 0; i < model->n && !bad; i++) {
+        const char *v = acn_st_meta(&st, model->key[i]);
+        if (!v || strcmp(v, model->val[i])) {
+            fprintf(stderr, "%s: cannot resume: %s was made with %s=%s, this run has %s=%s; pass the flags it was "
+                    "trained with, or start afresh without --resume\n", prog, f->weights, model->key[i], v ? v : "(none)",
+                    model->key[i], model->val[i]);
+            bad = 1;
+        }
+    }
+    acn_st_free(&st);
+    return bad;
+}
+
+/* A metadata value of a checkpoint's weights file, copied into buf ("" if none). */
+static void meta_get(acn_ctx *ctx, const char *path, const char *key, char *buf, size_t n)
+{
+    acn_st st;
+    buf[0] = 0;
+    if (acn_st_read(ctx, path, &st)) { acn_clear_error(ctx); return; }
+    if (acn_st_meta(&st, key)) snprintf(buf, n, "%s", acn_st_meta(&st, key));
+    acn_st_free(&st);
+}
+
+#endif /* ACN_TRAIN_H */

@@ -1,0 +1,438 @@
+/* Pretrain a small BERT (the authors' AC-BERT block, spec section 4) with
+ * masked-language modelling on the SST-2 training sentences, then fine-tune
+ * it on their sentiment labels, and report the dev accuracy of the head
+ * after every block.
+ *
+ *   cc -O2 examples/train_bert.c -o train_bert -lm -lpthread
+ *   ./train_bert --data-dir ../shared/data/sst2 --save runs/bert
+ *   ./train_bert --help
+ *
+ * Phase 1 (MLM): 15% of the words of each sentence are chosen; of those 80%
+ * become [MASK], 10% a random word, 10% stay; the loss is the cross-entropy
+ * at the chosen positions. Phase 2 (classification): the pooler (dense +
+ * tanh on [CLS]) and a Linear read the sum of the blocks' outputs (ACN) or
+ * the last block's (residual, plain). Each phase has its own AdamW and
+ * warmup-cosine schedule. Ctrl-C saves (with --save) and exits; --resume
+ * continues bit for bit, in either phase. docs/training.md has the details.
+ */
+#define ACN_IMPLEMENTATION
+#include "../acn.h" /* in your project: "acn.h" */
+#include "train.h"
+
+enum { PHASE_MLM, PHASE_CLS };
+static const char *const phase_name[2] = {"mlm", "cls"};
+
+typedef struct bert_opts {
+    const char *data_dir, *wiring, *save, *resume, *log;
+    int width, depth, heads, mlp, seq, min_count, batch, seed, threads, save_every, limit, stop_after;
+    int epochs[2], warmup[2];
+    float lr[2], wd, clip, dropout, mask_p;
+} bert_opts;
+
+typedef struct bert_run {
+    acn_ctx *ctx;
+    acn_bert m;
+    acn_vocab vocab;
+    acn_textset train, dev;
+    bert_opts o;
+    run_meta meta;
+    const char *prog;
+    int *tok, *mask, *lab, *idx, *mlm_lab;
+    FILE *log;
+    long steps_run;   /* steps run by this process, both phases */
+    long saved_step;  /* the step of the last checkpoint written or resumed from, or -1 */
+} bert_run;
+
+/* MLM corruption of a batch of tokens (B*T) in place; labels get the
+ * original id at chosen positions and -1 (ignored) elsewhere. Only words
+ * are chosen, never [CLS] or padding. */
+static void mlm_mask(acn_rng *r, int *tok, const int *mask, int *labels, int n, int vocab, float p)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        labels[i] = -1;
+        if (!mask[i] || tok[i] < ACN_TOK_SPECIAL || acn_rng_uniform(r) >= p) continue;
+        labels[i] = tok[i];
+        {
+            float u = acn_rng_uniform(r);
+            if (u < 0.8f) tok[i] = ACN_TOK_MASK;
+            else if (u < 0.9f) tok[i] = ACN_TOK_SPECIAL + (int)(acn_rng_u64(r) % (uint64_t)(vocab - ACN_TOK_SPECIAL));
+        }
+    }
+}
+
+/* Dev set: the MLM loss (fixed masks from their own generator), or the
+ * accuracy of the classification head after each of 0..L blocks. */
+static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
+{
+    acn_ctx *ctx = R->ctx;
+    const acn_textset *dv = &R->dev;
+    int B = R->o.batch, T = R->o.seq, L = R->o.depth, i, k, c;
+    long correct[TRAIN_MAXL + 1], counted = 0;
+    double loss = 0.0;
+    acn_tensor *probes[TRAIN_MAXL + 1];
+    acn_rng r;
+    int train_was = acn_set_train(ctx, 0), nograd_was = acn_set_no_grad(ctx, 1);
+    acn_rng_seed(&r, 4242);
+    memset(correct, 0, sizeof correct);
+    for (i = 0; i < dv->n && !acn_status_of(ctx); i += B) {
+        int b = dv->n - i < B ? dv->n - i : B;
+        for (k = 0; k < b; k++) R->idx[k] = i + k;
+        acn_text_batch(dv, R->idx, b, T, R->tok, R->mask, R->lab);
+        acn_reset(ctx);
+        if (phase == PHASE_MLM) {
+            acn_tensor *lg, *lo;
+            int n = 0;
+            mlm_mask(&r, R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, R->o.mask_p);
+            for (k = 0; k < b * T; k++) n += R->mlm_lab[k] >= 0;
+            if (!n) continue;
+            lg = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_MLM, -1, NULL);
+            if (!(lo = acn_cross_entropy(ctx, lg, R->mlm_lab, 0.0f, -1))) break;
+            loss += (double)lo->data[0] * n;
+            counted += n;
+        } else {
+            acn_tensor *lo;
+            if (!acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, probes)) break;
+            if (!(lo = acn_cross_entropy(ctx, probes[L], R->lab, 0.0f, -1))) break;
+            loss += (double)lo->data[0] * b;
+            counted += b;
+            for (k = 0; k <= L; k++)
+                for (c = 0; c < b; c++) {
+                    const float *l = probes[k]->data + (size_t)c * 2;
+                    correct[k] += (l[1] > l[0]) == (R->lab[c] == 1);
+                }
+        }
+    }
+    acn_set_train(ctx, train_was);
+    acn_set_no_grad(ctx, nograd_was);
+    if (acn_status_of(ctx)) return 1;
+    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)correct[k] / (float)dv->n;
+    *loss_out = counted ? loss / (double)counted : 0.0;
+    return 0;
+}
+
+static int bert_save(bert_run *R, const run_files *f, const acn_adamw *opt, const acn_sampler *smp, long step,
+                     int phase, double loss_sum, long batches)
+{
+    run_meta m = R->meta;
+    meta_set(&m, "phase", "%s", phase_name[phase]);
+    meta_set(&m, "train.epoch_loss_sum", "%a", loss_sum);
+    meta_set(&m, "train.epoch_batches", "%ld", batches);
+    if (acn_save_checkpoint(R->ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
+        fprintf(stderr, "%s: saving the checkpoint failed: %s\n", R->prog, acn_error(R->ctx));
+        return 1;
+    }
+    R->saved_step = step;
+    return 0;
+}
+
+/* One phase. resume: the checkpoint to continue from, or NULL. Returns the
+ * exit status (0, 1 error, 3 non-finite loss, 130 signal). */
+static int bert_phase(bert_run *R, int phase, const run_files *resume, const run_files *save)
+{
+    acn_ctx *ctx = R->ctx;
+    const bert_opts *o = &R->o;
+    int B = o->batch, T = o->seq, L = o->depth, status = 0, k;
+    long spe = (R->train.n + B - 1) / B, total = spe * (long)o->epochs[phase], step = 0;
+    acn_adamw opt;
+    acn_sampler smp;
+    acn_schedule sched = acn_schedule_warmup_cosine(o->lr[phase], (int64_t)o->warmup[phase] * spe, total, 1e-6f);
+    progress pg;
+    double loss_sum = 0.0, dev_loss = 0.0, t0 = now_s();
+    long batches = 0;
+    float acc[TRAIN_MAXL + 1];
+    if (!o->epochs[phase]) return 0;
+    memset(&opt, 0, sizeof opt);
+    memset(&smp, 0, sizeof smp);
+    if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
+        acn_sampler_init(ctx, &smp, R->train.n, B, (uint64_t)o->seed + (uint64_t)phase, 0)) {
+        fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
+        status = 1;
+        goto done;
+    }
+    if (resume) {
+        int64_t s64;
+        char v[96];
+        if (acn_load_checkpoint(ctx, resume->weights, resume->state, &opt, &smp, &s64)) {
+            fprintf(stderr, "%s: cannot resume: %s\n", R->prog, acn_error(ctx));
+            status = 1;
+            goto done;
+        }
+        step = (long)s64;
+        if (!o->save || !strcmp(o->save, o->resume)) R->saved_step = step;
+        meta_get(ctx, resume->weights, "train.epoch_loss_sum", v, sizeof v);
+        loss_sum = strtod(v, NULL);
+        meta_get(ctx, resume->weights, "train.epoch_batches", v, sizeof v);
+        batches = strtol(v, NULL, 10);
+        printf("resumed %s from %s at step %ld (epoch %ld, sentence %ld of %d)\n", phase_name[phase], resume->weights,
+               step, (long)smp.epoch + 1, (long)smp.pos, R->train.n);
+    }
+    printf("phase %s: %d epochs of %ld steps, lr %g, warmup %d epoch(s)\n", phase_name[phase], o->epochs[phase], spe,
+           o->lr[phase], o->warmup[phase]);
+    progress_init(&pg);
+    while (smp.epoch < o->epochs[phase]) {
+        int b = acn_sampler_next(&smp, R->idx);
+        acn_tensor *out, *loss;
+        float gnorm = 0.0f, lr;
+        if (b == 0) { /* end of an epoch: the dev set, the log, a checkpoint */
+            long e = (long)smp.epoch - 1;
+            progress_end(&pg);
+            if (bert_eval(R, phase, acc, &dev_loss)) {
+                fprintf(stderr, "%s: evaluation failed: %s\n", R->prog, acn_error(ctx));
+                status = 1;
+                break;
+            }
+            printf("%s epoch %ld/%d: train loss %.4f, dev loss %.4f", phase_name[phase], e + 1, o->epochs[phase],
+                   batches ? loss_sum / batches : 0.0, dev_loss);
+            if (phase == PHASE_CLS) {
+                printf(", dev accuracy %.2f%%\n  dev accuracy after k blocks:", acc[L]);
+                for (k = 0; k <= L; k++) printf("  %d:%.1f", k, acc[k]);
+            }
+            printf(" (%.0f s)\n", now_s() - t0);
+            fflush(stdout);
+            if (R->log) {
+                fprintf(R->log, "%s,%ld,%ld,%.6f,%.6f", phase_name[phase], e + 1, step, batches ? loss_sum / batches : 0.0,
+                        dev_loss);
+                for (k = 0; k <= L; k++)
+                    if (phase == PHASE_CLS) fprintf(R->log, ",%.4f", acc[k]);
+                    else fprintf(R->log, ",");
+                fprintf(R->log, "\n");
+                fflush(R->log);
+            }
+            loss_sum = 0.0;
+            batches = 0;
+            t0 = now_s();
+            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+            continue;
+        }
+        acn_text_batch(&R->train, R->idx, b, T, R->tok, R->mask, R->lab);
+        acn_reset(ctx);
+        if (phase == PHASE_MLM) {
+            mlm_mask(acn_ctx_rng(ctx), R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, o->mask_p);
+            out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_MLM, -1, NULL);
+            loss = acn_cross_entropy(ctx, out, R->mlm_lab, 0.0f, -1);
+        } else {
+            out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, NULL);
+            loss = acn_cross_entropy(ctx, out, R->lab, 0.0f, -1);
+        }
+        if (!loss) {
+            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        acn_zero_grad(ctx);
+        if (isfinite(loss->data[0]) && acn_backward(ctx, loss)) {
+            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
+        if (!isfinite(loss->data[0]) || !isfinite(gnorm)) {
+            progress_end(&pg);
+            fprintf(stderr, "%s: the %s is %g at %s step %ld; stopped without saving. %s Try a lower learning "
+                    "rate or --clip\n", R->prog, isfinite(loss->data[0]) ? "gradient norm" : "loss",
+                    isfinite(loss->data[0]) ? (double)gnorm : (double)loss->data[0], phase_name[phase], step,
+                    last_good(o->save ? save->weights : NULL, R->saved_step));
+            status = 3;
+            break;
+        }
+        lr = acn_lr_at(&sched, step);
+        if (acn_adamw_step(ctx, &opt, lr)) {
+            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        step++;
+        loss_sum += loss->data[0];
+        batches++;
+        pg.steps_done++;
+        progress_show(&pg, phase_name[phase], (long)smp.epoch, o->epochs[phase], (smp.pos + B - 1) / B, spe, step,
+                      total, loss->data[0], lr, (double)pg.steps_done * B, "sent");
+        if (o->stop_after && ++R->steps_run == o->stop_after) raise(SIGINT);
+        if ((o->save && o->save_every && step % o->save_every == 0) || train_stop_signal) {
+            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+        }
+        if (train_stop_signal) {
+            progress_end(&pg);
+            if (o->save)
+                printf("stopped by signal %d at %s step %ld; saved %s and %s; continue with --resume %s\n",
+                       (int)train_stop_signal, phase_name[phase], step, save->weights, save->state, o->save);
+            else
+                printf("stopped by signal %d at %s step %ld; nothing saved (no --save)\n", (int)train_stop_signal,
+                       phase_name[phase], step);
+            status = 130;
+            break;
+        }
+    }
+    progress_end(&pg);
+done:
+    acn_adamw_free(&opt);
+    acn_sampler_free(&smp);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    bert_run R;
+    bert_opts *o = &R.o;
+    acn_bert_config bc = acn_bert_defaults();
+    acn_ctx_config cc = acn_ctx_defaults();
+    flag f[40];
+    int n = 0, rc, resume_phase = PHASE_MLM, arena_mb = 2048;
+    char tr_path[1100], dv_path[1100];
+    run_files save, resume;
+    memset(&R, 0, sizeof R);
+    R.prog = argv[0];
+    R.saved_step = -1;
+    o->data_dir = "data/sst2";
+    o->wiring = "acn";
+    o->width = 128;
+    o->depth = 4;
+    o->heads = 4;
+    o->mlp = 512;
+    o->seq = 64;
+    o->min_count = 1;
+    o->batch = 64;
+    o->epochs[0] = 1;
+    o->epochs[1] = 3;
+    o->warmup[0] = 0;
+    o->warmup[1] = 0;
+    o->lr[0] = 1e-3f;
+    o->lr[1] = 1e-4f;
+    o->wd = 0.01f;
+    o->clip = 1.0f;
+    o->dropout = 0.1f;
+    o->mask_p = 0.15f;
+#define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
+    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the folder with SST-2's train.tsv and dev.tsv");
+    F_("--wiring", FLAG_STR, &o->wiring, 0, 0, "acn, residual, plain or acn-detach");
+    F_("--width", FLAG_INT, &o->width, 8, 65536, "hidden size (a multiple of --heads)");
+    F_("--depth", FLAG_INT, &o->depth, 1, TRAIN_MAXL, "blocks");
+    F_("--heads", FLAG_INT, &o->heads, 1, 256, "attention heads");
+    F_("--mlp", FLAG_INT, &o->mlp, 1, 65536, "hidden width of the MLP");
+    F_("--seq", FLAG_INT, &o->seq, 4, 4096, "tokens per sentence: [CLS] and the words, cut or padded");
+    F_("--min-count", FLAG_INT, &o->min_count, 1, 1e9, "words seen fewer times in training become [UNK]");
+    F_("--dropout", FLAG_FLOAT, &o->dropout, 0, 0.99, "dropout after the embedding and each sublayer");
+    F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size (both phases)");
+    F_("--mlm-epochs", FLAG_INT, &o->epochs[0], 0, 1e6, "epochs of masked-language-model pretraining");
+    F_("--mlm-lr", FLAG_FLOAT, &o->lr[0], 0, 10, "peak learning rate of pretraining");
+    F_("--mlm-warmup", FLAG_INT, &o->warmup[0], 0, 1e6, "warmup epochs of pretraining");
+    F_("--mask", FLAG_FLOAT, &o->mask_p, 0.01, 1, "share of words chosen for the MLM loss");
+    F_("--cls-epochs", FLAG_INT, &o->epochs[1], 0, 1e6, "epochs of fine-tuning on the labels");
+    F_("--cls-lr", FLAG_FLOAT, &o->lr[1], 0, 10, "peak learning rate of fine-tuning");
+    F_("--cls-warmup", FLAG_INT, &o->warmup[1], 0, 1e6, "warmup epochs of fine-tuning");
+    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, "AdamW weight decay");
+    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, "clip the gradient's global norm (0: no clipping)");
+    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, "seed of initialisation, shuffling, masks and dropout");
+    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, "use only the first N training sentences (0: all)");
+    F_("--threads", FLAG_INT, &o->threads, 0, 1024, "threads (0: ACN_THREADS or every core)");
+    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, "the step arena, in MB (pages are used as needed)");
+    F_("--save", FLAG_STR, &o->save, 0, 0, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
+    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, "also save every N steps (0: at each epoch's end only)");
+    F_("--resume", FLAG_STR, &o->resume, 0, 0, "continue from checkpoint PREFIX exactly (the same flags)");
+    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 1e12, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
+    F_("--log", FLAG_STR, &o->log, 0, 0, "CSV file: one row per epoch of either phase");
+#undef F_
+    rc = flags_parse(argc, argv, f, n,
+                     "Pretrains a small BERT (masked words) on the SST-2 training sentences, fine-tunes it on\n"
+                     "their sentiment labels, and reports the dev accuracy of its head after every block.");
+    if (rc) return rc == 1 ? 0 : 2;
+    if ((bc.wiring = acn_wiring_parse(o->wiring)) < 0) {
+        fprintf(stderr, "%s: --wiring %s: expected acn, residual, plain or acn-detach\n", argv[0], o->wiring);
+        return 2;
+    }
+    if ((o->save && !run_files_of(o->save, &save)) || (o->resume && !run_files_of(o->resume, &resume))) {
+        fprintf(stderr, "%s: the checkpoint prefix is too long\n", argv[0]);
+        return 2;
+    }
+    cc.seed = (uint64_t)o->seed;
+    cc.arena_bytes = (size_t)arena_mb << 20;
+    if (acn_ctx_new(&R.ctx, &cc)) {
+        fprintf(stderr, "%s: cannot create the context (arena %d MB)\n", argv[0], arena_mb);
+        return 1;
+    }
+    if (o->threads && acn_set_threads(R.ctx, o->threads)) {
+        fprintf(stderr, "%s: %s\n", argv[0], acn_error(R.ctx));
+        return 1;
+    }
+    snprintf(tr_path, sizeof tr_path, "%s/train.tsv", o->data_dir);
+    snprintf(dv_path, sizeof dv_path, "%s/dev.tsv", o->data_dir);
+    if (acn_text_tsv(R.ctx, &R.train, tr_path, &R.vocab, 1, o->min_count) ||
+        acn_text_tsv(R.ctx, &R.dev, dv_path, &R.vocab, 0, 1)) {
+        fprintf(stderr, "%s: %s\n%s: SST-2 is GLUE's train.tsv and dev.tsv; point --data-dir at their folder\n",
+                argv[0], acn_error(R.ctx), argv[0]);
+        return 1;
+    }
+    if (o->limit && o->limit < R.train.n) R.train.n = o->limit;
+    bc.vocab = R.vocab.size;
+    bc.max_pos = o->seq;
+    bc.width = o->width;
+    bc.depth = o->depth;
+    bc.heads = o->heads;
+    bc.mlp = o->mlp;
+    bc.classes = 2;
+    bc.dropout = o->dropout;
+    if (acn_bert_build(R.ctx, &R.m, &bc)) {
+        fprintf(stderr, "%s: %s\n", argv[0], acn_error(R.ctx));
+        return 2;
+    }
+    meta_set(&R.meta, "model", "bert");
+    meta_set(&R.meta, "wiring", "%s", acn_wiring_name(bc.wiring));
+    meta_set(&R.meta, "vocab", "%d", bc.vocab);
+    meta_set(&R.meta, "seq", "%d", o->seq);
+    meta_set(&R.meta, "width", "%d", o->width);
+    meta_set(&R.meta, "depth", "%d", o->depth);
+    meta_set(&R.meta, "heads", "%d", o->heads);
+    meta_set(&R.meta, "mlp", "%d", o->mlp);
+    R.tok = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    R.mask = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    R.mlm_lab = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    R.lab = (int *)malloc(sizeof(int) * (size_t)o->batch);
+    R.idx = (int *)malloc(sizeof(int) * (size_t)o->batch);
+    if (!R.tok || !R.mask || !R.mlm_lab || !R.lab || !R.idx) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    printf("SST-2: %d training and %d dev sentences, vocabulary %d (words seen at least %d times)\n", R.train.n,
+           R.dev.n, R.vocab.size, o->min_count);
+    printf("BERT, %s wiring: %d blocks of width %d, %d heads, MLP %d, %d tokens; %zu parameters; %d threads\n",
+           acn_wiring_name(bc.wiring), o->depth, o->width, o->heads, o->mlp, o->seq, acn_param_numel(R.ctx),
+           acn_threads(R.ctx));
+    fflush(stdout);
+    if (o->resume) {
+        char ph[16];
+        if (meta_check(R.ctx, argv[0], &resume, &R.meta)) return 1;
+        meta_get(R.ctx, resume.weights, "phase", ph, sizeof ph);
+        resume_phase = !strcmp(ph, "cls") ? PHASE_CLS : PHASE_MLM;
+    }
+    if (o->log) {
+        FILE *old = o->resume ? fopen(o->log, "r") : NULL;
+        int k;
+        if (old) fclose(old);
+        if (!(R.log = fopen(o->log, old ? "a" : "w"))) {
+            fprintf(stderr, "%s: cannot open the log %s for writing\n", argv[0], o->log);
+            return 1;
+        }
+        if (!old) {
+            fprintf(R.log, "phase,epoch,step,train_loss,dev_loss");
+            for (k = 0; k <= o->depth; k++) fprintf(R.log, ",dev_acc_%d", k);
+            fprintf(R.log, "\n");
+        }
+    }
+    train_catch_signals();
+    rc = 0;
+    if (resume_phase == PHASE_MLM) rc = bert_phase(&R, PHASE_MLM, o->resume ? &resume : NULL, &save);
+    if (!rc) rc = bert_phase(&R, PHASE_CLS, o->resume && resume_phase == PHASE_CLS ? &resume : NULL, &save);
+    if (!rc && o->save) printf("saved %s and %s\n", save.weights, save.state);
+    if (R.log) fclose(R.log);
+    free(R.tok);
+    free(R.mask);
+    free(R.mlm_lab);
+    free(R.lab);
+    free(R.idx);
+    acn_text_free(&R.train);
+    acn_text_free(&R.dev);
+    acn_vocab_free(&R.vocab);
+    acn_ctx_free(R.ctx);
+    return rc;
+}

@@ -1,0 +1,580 @@
+/* train_images.h: the training loop of an image classifier, shared by
+ * train_mixer.c and train_vit.c (which only build their model). Include it
+ * after train.h.
+ *
+ * One run: load CIFAR-10 or Fashion-MNIST, keep a low-data or class subset
+ * if asked, then epochs of: a batch, the recipe's augmentation (acn.h's
+ * acn_recipe_apply), forward, soft-target cross-entropy, backward, the
+ * per-block gradient norms, clipping, AdamW at the warmup-cosine rate. Every
+ * eval_every epochs the test set goes through once and the head is read
+ * after every block (the paper's probes). Checkpoints at each epoch's end,
+ * every save_every steps, on Ctrl-C and at the end; --resume continues
+ * exactly (bit for bit) where a checkpoint left off.
+ */
+#ifndef ACN_TRAIN_IMAGES_H
+#define ACN_TRAIN_IMAGES_H
+
+/* Everything a run is told on the command line (the model's own flags are
+ * the program's). */
+typedef struct image_opts {
+    const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log;
+    int epochs, batch, warmup, seed, low_data, eval_every, eval_batch, threads, save_every, limit, crop, flip,
+        autoaugment, stop_after;
+    float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
+} image_opts;
+
+static image_opts image_opts_defaults(void)
+{
+    image_opts o;
+    memset(&o, 0, sizeof o);
+    o.dataset = "cifar10";
+    o.recipe = "paper";
+    o.epochs = 10;
+    o.batch = 64;
+    o.warmup = 1;
+    o.eval_every = 1;
+    o.eval_batch = 100;
+    o.crop = o.flip = o.autoaugment = -1;
+    o.lr = 1e-3f;
+    o.wd = 0.01f;
+    o.min_lr = 1e-6f;
+    o.clip = 1.0f;
+    o.smoothing = o.cutmix = -1.0f;
+    return o;
+}
+
+/* The flags every image program takes; returns how many were written. */
+static int image_flags(image_opts *o, flag *f)
+{
+    int n = 0;
+#define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
+    F_("--data", FLAG_STR, &o->dataset, 0, 0, "cifar10 or fashion (Fashion-MNIST)");
+    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the data files' folder [data/cifar-10-batches-bin or data/fashion-mnist]");
+    F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, "epochs to train");
+    F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size");
+    F_("--lr", FLAG_FLOAT, &o->lr, 0, 1e30, "peak learning rate (AdamW)");
+    F_("--min-lr", FLAG_FLOAT, &o->min_lr, 0, 10, "learning rate at the end of the cosine");
+    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, "AdamW weight decay");
+    F_("--warmup", FLAG_INT, &o->warmup, 0, 1e6, "epochs of linear warmup, then cosine decay (per step)");
+    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, "clip the gradient's global norm to this (0: no clipping)");
+    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, "seed of initialisation, shuffling and augmentation");
+    F_("--recipe", FLAG_STR, &o->recipe, 0, 0, "augmentation: paper, simple or none");
+    F_("--crop", FLAG_INT, &o->crop, -1, 8, "random crops with 4-pixel zero padding (-1: the recipe's)");
+    F_("--flip", FLAG_INT, &o->flip, -1, 1, "horizontal flips, 0 or 1 (-1: the recipe's)");
+    F_("--autoaugment", FLAG_INT, &o->autoaugment, -1, 1, "AutoAugment, CIFAR-10 policy, 0 or 1 (-1: the recipe's)");
+    F_("--cutmix", FLAG_FLOAT, &o->cutmix, -1, 1, "CutMix probability, beta 1 (-1: the recipe's)");
+    F_("--smoothing", FLAG_FLOAT, &o->smoothing, -1, 1, "label smoothing (-1: the recipe's)");
+    F_("--low-data", FLAG_INT, &o->low_data, 0, 1e9, "keep the first K training images of each class (0: all)");
+    F_("--classes", FLAG_STR, &o->classes, 0, 0, "train on these classes only, e.g. 3,5 (labels become 0, 1, ...)");
+    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, "use only the first N training images, for quick runs (0: all)");
+    F_("--eval-every", FLAG_INT, &o->eval_every, 0, 1e6, "evaluate with probes every N epochs (0: only at the end)");
+    F_("--eval-batch", FLAG_INT, &o->eval_batch, 1, 4096, "batch size of evaluation");
+    F_("--eval-noise", FLAG_FLOAT, &o->eval_noise, 0, 100, "Gaussian noise on test images, sigma in normalised units");
+    F_("--eval-sp", FLAG_FLOAT, &o->eval_sp, 0, 1, "salt-and-pepper noise on test images, probability per pixel");
+    F_("--threads", FLAG_INT, &o->threads, 0, 1024, "threads (0: ACN_THREADS or every core)");
+    F_("--save", FLAG_STR, &o->save, 0, 0, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
+    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, "also save every N steps (0: at each epoch's end only)");
+    F_("--resume", FLAG_STR, &o->resume, 0, 0, "continue from checkpoint PREFIX exactly (the same flags)");
+    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 1e12, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
+    F_("--log", FLAG_STR, &o->log, 0, 0, "CSV file: one row per epoch (appended to on --resume)");
+#undef F_
+    return n;
+}
+
+/* The training and test sets, after the subsets asked for. */
+typedef struct image_data {
+    acn_dataset train, test;
+    acn_recipe recipe;
+    const char *name;
+} image_data;
+
+static int file_exists(const char *p)
+{
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* dir/name, or dir/name.gz when only the compressed file is there (the
+ * loader then says to gunzip it). */
+static const char *data_path(char *buf, size_t n, const char *dir, const char *name)
+{
+    snprintf(buf, n, "%s/%s", dir, name);
+    if (!file_exists(buf)) {
+        snprintf(buf, n, "%s/%s.gz", dir, name);
+        if (!file_exists(buf)) snprintf(buf, n, "%s/%s", dir, name);
+    }
+    return buf;
+}
+
+/* Parse "3,5" into classes; the count, or -1 (with a message). */
+static int parse_classes(const char *prog, const char *s, int *cls, int max, int classes)
+{
+    const char *all = s;
+    int n = 0, j;
+    while (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        int dup = 0;
+        for (j = 0; j < n; j++) dup |= cls[j] == v;
+        if (end == s || v < 0 || v >= classes || n >= max || dup || (*end && *end != ',')) {
+            fprintf(stderr, "%s: --classes %s: expected distinct class numbers 0..%d separated by commas\n", prog,
+                    all, classes - 1);
+            return -1;
+        }
+        cls[n++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+/* 0 on success; 1 with a message printed. */
+static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, image_data *d)
+{
+    char p[6][1100];
+    int i;
+    memset(d, 0, sizeof *d);
+    if (!strcmp(o->dataset, "cifar10")) {
+        const char *dir = o->data_dir ? o->data_dir : "data/cifar-10-batches-bin";
+        const char *tr[5];
+        for (i = 0; i < 5; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "data_batch_%d.bin", i + 1);
+            tr[i] = data_path(p[i], sizeof p[i], dir, nm);
+        }
+        d->name = "CIFAR-10";
+        if (!acn_data_cifar(ctx, &d->train, tr, 5, 0)) {
+            const char *te = data_path(p[5], sizeof p[5], dir, "test_batch.bin");
+            acn_data_cifar(ctx, &d->test, &te, 1, 0);
+        }
+        acn_recipe_get("none", &d->recipe); /* CIFAR-10's mean and std */
+    } else if (!strcmp(o->dataset, "fashion")) {
+        const char *dir = o->data_dir ? o->data_dir : "data/fashion-mnist";
+        d->name = "Fashion-MNIST";
+        if (!acn_data_idx(ctx, &d->train, data_path(p[0], sizeof p[0], dir, "train-images-idx3-ubyte"),
+                          data_path(p[1], sizeof p[1], dir, "train-labels-idx1-ubyte")))
+            acn_data_idx(ctx, &d->test, data_path(p[2], sizeof p[2], dir, "t10k-images-idx3-ubyte"),
+                         data_path(p[3], sizeof p[3], dir, "t10k-labels-idx1-ubyte"));
+        acn_recipe_get("none", &d->recipe);
+        d->recipe.mean[0] = 0.2860f; /* Fashion-MNIST's training-set mean and std */
+        d->recipe.std[0] = 0.3530f;
+    } else {
+        fprintf(stderr, "%s: --data %s: expected cifar10 or fashion\n", prog, o->dataset);
+        return 1;
+    }
+    if (acn_status_of(ctx)) {
+        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        fprintf(stderr, "%s: README.md, \"Train the paper's Mixer\", shows how to prepare the data\n", prog);
+        return 1;
+    }
+    if (d->train.c != d->test.c || d->train.h != d->test.h || d->train.w != d->test.w) {
+        fprintf(stderr, "%s: the training images are %d x %d x %d but the test images %d x %d x %d\n", prog,
+                d->train.c, d->train.h, d->train.w, d->test.c, d->test.h, d->test.w);
+        return 1;
+    }
+    { /* the recipe, then the switches over it; the data set's normalisation */
+        acn_recipe r;
+        if (acn_recipe_get(o->recipe, &r)) {
+            fprintf(stderr, "%s: --recipe %s: expected paper, simple or none\n", prog, o->recipe);
+            return 1;
+        }
+        memcpy(r.mean, d->recipe.mean, sizeof r.mean);
+        memcpy(r.std, d->recipe.std, sizeof r.std);
+        if (o->crop >= 0) r.crops = o->crop;
+        if (o->flip >= 0) r.flip = o->flip;
+        if (o->autoaugment >= 0) r.autoaugment = o->autoaugment;
+        if (o->cutmix >= 0) r.cutmix_p = o->cutmix;
+        if (o->smoothing >= 0) r.smoothing = o->smoothing;
+        d->recipe = r;
+    }
+    if (o->low_data || o->classes || o->limit) {
+        int cls[16], nc = 0;
+        acn_dataset t;
+        if (o->classes && (nc = parse_classes(prog, o->classes, cls, 16, d->train.classes)) < 0) return 1;
+        if (acn_data_select(ctx, &d->train, &t, o->low_data ? o->low_data : -1, nc ? cls : NULL, nc)) goto fail;
+        acn_data_free(&d->train);
+        d->train = t;
+        if (nc) {
+            if (acn_data_select(ctx, &d->test, &t, -1, cls, nc)) goto fail;
+            acn_data_free(&d->test);
+            d->test = t;
+        }
+        if (o->limit && o->limit < d->train.n) d->train.n = o->limit; /* the first N, in file order */
+    }
+    return 0;
+fail:
+    fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+    return 1;
+}
+
+/* The model, as the loop sees it. */
+typedef struct image_model {
+    const char *name;      /* "mixer", "vit"                                  */
+    const void *m;         /* the program's model                             */
+    int depth;
+    const char *grad_fmt;  /* the weight whose gradient norm is logged, "blocks.%d.ch.fc1.weight" */
+    acn_tensor *(*forward)(acn_ctx *ctx, const void *m, acn_tensor *images, acn_tensor **probes);
+    run_meta meta;         /* the settings that define it (compared on --resume) */
+    run_meta train_meta;   /* how it is trained (kept for the record)         */
+} image_model;
+
+/* The training settings, for the checkpoint's metadata. */
+static void image_opts_meta(const image_opts *o, const image_data *d, run_meta *m)
+{
+    meta_set(m, "data", "%s", o->dataset);
+    meta_set(m, "recipe", "%s", o->recipe);
+    meta_set(m, "augment", "crops %d flip %d autoaugment %d cutmix %g smoothing %g", d->recipe.crops, d->recipe.flip,
+             d->recipe.autoaugment, d->recipe.cutmix_p, d->recipe.smoothing);
+    meta_set(m, "epochs", "%d", o->epochs);
+    meta_set(m, "batch", "%d", o->batch);
+    meta_set(m, "lr", "%g", o->lr);
+    meta_set(m, "min_lr", "%g", o->min_lr);
+    meta_set(m, "weight_decay", "%g", o->wd);
+    meta_set(m, "warmup_epochs", "%d", o->warmup);
+    meta_set(m, "clip", "%g", o->clip);
+    meta_set(m, "seed", "%d", o->seed);
+    meta_set(m, "low_data", "%d", o->low_data);
+    meta_set(m, "classes", "%s", o->classes ? o->classes : "all");
+    meta_set(m, "train_images", "%d", d->train.n);
+}
+
+/* Test-set loss and accuracy of the head after each of 0..L blocks. */
+static int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d, const image_opts *o, float *acc,
+                      double *loss_out)
+{
+    const acn_dataset *te = &d->test;
+    int L = md->depth, classes = d->train.classes, i, k, c;
+    long correct[TRAIN_MAXL + 1];
+    double loss = 0.0;
+    size_t per = (size_t)te->c * te->h * te->w;
+    float *x = (float *)malloc(sizeof(float) * per * (size_t)o->eval_batch);
+    int *y = (int *)malloc(sizeof(int) * (size_t)o->eval_batch), *idx = (int *)malloc(sizeof(int) * (size_t)o->eval_batch);
+    acn_tensor *probes[TRAIN_MAXL + 1];
+    acn_rng noise; /* its own generator: evaluation leaves the training's untouched */
+    int train_was = acn_set_train(ctx, 0), nograd_was = acn_set_no_grad(ctx, 1);
+    acn_rng_seed(&noise, 12345);
+    memset(correct, 0, sizeof correct);
+    for (i = 0; i < te->n && x && y && idx && !acn_status_of(ctx); i += o->eval_batch) {
+        int b = te->n - i < o->eval_batch ? te->n - i : o->eval_batch, s[4] = {b, te->c, te->h, te->w};
+        acn_tensor *lo;
+        for (k = 0; k < b; k++) idx[k] = i + k;
+        acn_data_batch(te, idx, b, x, y);
+        if (o->eval_sp > 0) acn_aug_salt_pepper(&noise, x, b, te->c, te->h, te->w, o->eval_sp, 0.0f, 1.0f);
+        acn_aug_normalize(x, b, te->c, te->h, te->w, d->recipe.mean, d->recipe.std);
+        if (o->eval_noise > 0) acn_aug_gaussian(&noise, x, per * (size_t)b, o->eval_noise);
+        acn_reset(ctx);
+        if (!md->forward(ctx, md->m, acn_input(ctx, 4, s, x), probes)) break;
+        lo = acn_cross_entropy(ctx, probes[L], y, 0.0f, -1);
+        if (!lo) break;
+        loss += (double)lo->data[0] * b;
+        for (k = 0; k <= L; k++)
+            for (c = 0; c < b; c++) {
+                const float *l = probes[k]->data + (size_t)c * classes;
+                int j, best = 0;
+                for (j = 1; j < classes; j++)
+                    if (l[j] > l[best]) best = j;
+                correct[k] += best == y[c];
+            }
+    }
+    acn_set_train(ctx, train_was);
+    acn_set_no_grad(ctx, nograd_was);
+    free(x);
+    free(y);
+    free(idx);
+    if (acn_status_of(ctx)) return 1;
+    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)correct[k] / (float)te->n;
+    *loss_out = loss / te->n;
+    return 0;
+}
+
+/* The smallest k whose probe is within 1 point of the full network's. */
+static int blocks_needed(const float *acc, int L)
+{
+    int k;
+    for (k = 0; k <= L; k++)
+        if (acc[k] >= acc[L] - 1.0f) return k;
+    return L;
+}
+
+static void print_probes(const float *acc, int L)
+{
+    int k;
+    printf("  test accuracy after k blocks:");
+    for (k = 0; k <= L; k++) printf("%s%d:%.1f", k % 8 == 0 ? "\n   " : "  ", k, acc[k]);
+    printf("\n  within 1 point of the full network after %d of %d blocks\n", blocks_needed(acc, L), L);
+}
+
+/* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as
+ * exact hex floats) so that a resumed epoch still reports the whole epoch. */
+typedef struct epoch_sums {
+    double loss;
+    long batches;
+    double gnorm[TRAIN_MAXL];
+    double seconds;
+} epoch_sums;
+
+static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
+{
+    char buf[96 * 1];
+    int i;
+    meta_set(m, "train.epoch_loss_sum", "%a", e->loss);
+    meta_set(m, "train.epoch_batches", "%ld", e->batches);
+    meta_set(m, "train.epoch_seconds", "%a", e->seconds);
+    for (i = 0; i < L; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
+        snprintf(buf, sizeof buf, "%a", e->gnorm[i]);
+        meta_set(m, key, "%s", buf);
+    }
+}
+
+static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
+{
+    char v[96], key[40];
+    int i;
+    memset(e, 0, sizeof *e);
+    meta_get(ctx, weights, "train.epoch_loss_sum", v, sizeof v);
+    e->loss = strtod(v, NULL);
+    meta_get(ctx, weights, "train.epoch_batches", v, sizeof v);
+    e->batches = strtol(v, NULL, 10);
+    meta_get(ctx, weights, "train.epoch_seconds", v, sizeof v);
+    e->seconds = strtod(v, NULL);
+    for (i = 0; i < L; i++) {
+        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
+        meta_get(ctx, weights, key, v, sizeof v);
+        e->gnorm[i] = strtod(v, NULL);
+    }
+}
+
+static long image_saved_step = -1; /* the step of the last checkpoint written or resumed from */
+static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const image_model *md, const acn_adamw *opt,
+                      const acn_sampler *smp, long step, const epoch_sums *e)
+{
+    run_meta m = md->meta;
+    int i;
+    for (i = 0; i < md->train_meta.n; i++) meta_set(&m, md->train_meta.key[i], "%s", md->train_meta.val[i]);
+    sums_to_meta(e, md->depth, &m);
+    if (acn_save_checkpoint(ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
+        fprintf(stderr, "%s: saving the checkpoint failed: %s\n", prog, acn_error(ctx));
+        return 1;
+    }
+    image_saved_step = step;
+    return 0;
+}
+
+/* The loop. Returns the exit status: 0 done, 1 an error, 2 bad flags,
+ * 3 the loss or gradient went non-finite, 130 stopped by a signal. */
+static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_data *d, const image_opts *o)
+{
+    acn_dataset *tr = &d->train;
+    int L = md->depth, classes = tr->classes, i, status = 0;
+    size_t per = (size_t)tr->c * tr->h * tr->w;
+    long spe = (tr->n + o->batch - 1) / o->batch, step = 0, total = spe * (long)o->epochs;
+    acn_adamw opt;
+    acn_sampler smp;
+    acn_schedule sched = acn_schedule_warmup_cosine(o->lr, (int64_t)o->warmup * spe, total, o->min_lr);
+    run_files save, resume;
+    epoch_sums es;
+    progress pg;
+    FILE *log = NULL;
+    float *x = (float *)malloc(sizeof(float) * per * (size_t)o->batch);
+    float *targets = (float *)malloc(sizeof(float) * (size_t)classes * (size_t)o->batch);
+    unsigned char *scratch = (unsigned char *)malloc(2 * per);
+    int *y = (int *)malloc(sizeof(int) * (size_t)o->batch), *idx = (int *)malloc(sizeof(int) * (size_t)o->batch);
+    acn_tensor *gw[TRAIN_MAXL];
+    float acc[TRAIN_MAXL + 1];
+    double t_epoch = now_s(), test_loss = 0.0;
+    memset(&es, 0, sizeof es);
+    memset(&opt, 0, sizeof opt);
+    memset(&smp, 0, sizeof smp);
+    if (!x || !targets || !scratch || !y || !idx) {
+        fprintf(stderr, "%s: out of memory for a batch of %d\n", prog, o->batch);
+        status = 1;
+        goto done;
+    }
+    if ((o->save && !run_files_of(o->save, &save)) || (o->resume && !run_files_of(o->resume, &resume))) {
+        fprintf(stderr, "%s: the checkpoint prefix is too long\n", prog);
+        status = 2;
+        goto done;
+    }
+    for (i = 0; i < L; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, md->grad_fmt, i);
+        gw[i] = acn_param_find(ctx, nm);
+    }
+    if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
+        acn_sampler_init(ctx, &smp, tr->n, o->batch, (uint64_t)o->seed, 0)) {
+        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        status = 1;
+        goto done;
+    }
+    if (o->resume) {
+        int64_t s64 = 0;
+        if (meta_check(ctx, prog, &resume, &md->meta)) { status = 1; goto done; }
+        if (acn_load_checkpoint(ctx, resume.weights, resume.state, &opt, &smp, &s64)) {
+            fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
+            status = 1;
+            goto done;
+        }
+        step = (long)s64;
+        if (!o->save || !strcmp(o->save, o->resume)) image_saved_step = step;
+        sums_from_meta(ctx, resume.weights, L, &es);
+        printf("resumed from %s at step %ld (epoch %ld, image %ld of %d)\n", resume.weights, step, (long)smp.epoch + 1,
+               (long)smp.pos, tr->n);
+    }
+    if (o->log) {
+        FILE *old = o->resume ? fopen(o->log, "r") : NULL;
+        if (old) fclose(old);
+        log = fopen(o->log, old ? "a" : "w");
+        if (!log) {
+            fprintf(stderr, "%s: cannot open the log %s for writing\n", prog, o->log);
+            status = 1;
+            goto done;
+        }
+        if (!old) {
+            fprintf(log, "epoch,step,lr,train_loss,test_loss,test_acc");
+            for (i = 0; i <= L; i++) fprintf(log, ",probe_%d", i);
+            for (i = 0; i < L; i++) fprintf(log, ",grad_norm_%d", i + 1);
+            fprintf(log, ",seconds\n");
+            fflush(log);
+        }
+    }
+    train_catch_signals();
+    progress_init(&pg);
+    t_epoch = now_s() - es.seconds;
+    while (smp.epoch < o->epochs) {
+        int b = acn_sampler_next(&smp, idx), s[4];
+        acn_tensor *logits, *loss, *tg;
+        float gnorm = 0.0f, lr;
+        if (b == 0) { /* the end of epoch smp.epoch - 1 */
+            long e = (long)smp.epoch - 1;
+            int evaluated = 0;
+            progress_end(&pg);
+            es.seconds = now_s() - t_epoch;
+            if ((o->eval_every && (e + 1) % o->eval_every == 0) || smp.epoch == o->epochs) {
+                if (image_eval(ctx, md, d, o, acc, &test_loss)) {
+                    fprintf(stderr, "%s: evaluation failed: %s\n", prog, acn_error(ctx));
+                    status = 1;
+                    break;
+                }
+                evaluated = 1;
+            }
+            printf("epoch %ld/%d: train loss %.4f", e + 1, o->epochs, es.batches ? es.loss / es.batches : 0.0);
+            if (evaluated) printf(", test loss %.4f, test accuracy %.2f%%", test_loss, acc[L]);
+            printf(" (%.0f s)\n", es.seconds);
+            if (evaluated) print_probes(acc, L);
+            fflush(stdout);
+            if (log) {
+                fprintf(log, "%ld,%ld,%.6g,%.6f", e + 1, step, acn_lr_at(&sched, step > 0 ? step - 1 : 0),
+                        es.batches ? es.loss / es.batches : 0.0);
+                if (evaluated) fprintf(log, ",%.6f,%.4f", test_loss, acc[L]);
+                else fprintf(log, ",,");
+                for (i = 0; i <= L; i++)
+                    if (evaluated) fprintf(log, ",%.4f", acc[i]);
+                    else fprintf(log, ",");
+                for (i = 0; i < L; i++) fprintf(log, ",%.6g", es.batches ? es.gnorm[i] / es.batches : 0.0);
+                fprintf(log, ",%.1f\n", es.seconds);
+                fflush(log);
+            }
+            memset(&es, 0, sizeof es);
+            t_epoch = now_s();
+            if (o->save && image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
+            continue;
+        }
+        /* a batch: pixels in [0, 1], then the recipe (soft targets) */
+        acn_data_batch(tr, idx, b, x, y);
+        acn_recipe_apply(&d->recipe, acn_ctx_rng(ctx), x, y, b, tr->c, tr->h, tr->w, classes, targets, scratch);
+        acn_reset(ctx);
+        s[0] = b; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
+        logits = md->forward(ctx, md->m, acn_input(ctx, 4, s, x), NULL);
+        s[1] = classes;
+        tg = acn_input(ctx, 2, s, targets);
+        loss = acn_cross_entropy_soft(ctx, logits, tg, 0.0f);
+        if (!loss) {
+            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        if (!isfinite(loss->data[0])) {
+            progress_end(&pg);
+            fprintf(stderr, "%s: the loss is %g at step %ld (epoch %ld); stopped without saving. %s Try a lower --lr, "
+                    "or --clip\n", prog, (double)loss->data[0], step, (long)smp.epoch + 1,
+                    last_good(o->save ? save.weights : NULL, image_saved_step));
+            status = 3;
+            break;
+        }
+        acn_zero_grad(ctx);
+        if (acn_backward(ctx, loss)) {
+            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        for (i = 0; i < L; i++) { /* spec section 5: the Frobenius norm of each block's first weight */
+            double s2 = 0.0;
+            size_t j;
+            if (!gw[i]) continue;
+            for (j = 0; j < gw[i]->numel; j++) s2 += (double)gw[i]->grad[j] * gw[i]->grad[j];
+            es.gnorm[i] += sqrt(s2);
+        }
+        acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
+        if (!isfinite(gnorm)) {
+            progress_end(&pg);
+            fprintf(stderr, "%s: the gradient norm is %g at step %ld (epoch %ld); stopped without saving. %s Try a "
+                    "lower --lr, or --clip\n", prog, (double)gnorm, step, (long)smp.epoch + 1,
+                    last_good(o->save ? save.weights : NULL, image_saved_step));
+            status = 3;
+            break;
+        }
+        lr = acn_lr_at(&sched, step);
+        if (acn_adamw_step(ctx, &opt, lr)) {
+            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+            status = 1;
+            break;
+        }
+        step++;
+        es.loss += loss->data[0];
+        es.batches++;
+        pg.steps_done++;
+        progress_show(&pg, md->name, (long)smp.epoch, o->epochs, (smp.pos + o->batch - 1) / o->batch, spe, step,
+                      total, loss->data[0], lr, (double)pg.steps_done * o->batch, "img");
+        if (o->save && o->save_every && step % o->save_every == 0) {
+            es.seconds = now_s() - t_epoch;
+            if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
+        }
+        if (o->stop_after && pg.steps_done == o->stop_after) raise(SIGINT);
+        if (train_stop_signal) {
+            progress_end(&pg);
+            if (o->save) {
+                es.seconds = now_s() - t_epoch;
+                if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
+                printf("stopped by signal %d at step %ld (epoch %ld, image %ld of %d); saved %s and %s; continue "
+                       "with --resume %s\n", (int)train_stop_signal, step, (long)smp.epoch + 1, (long)smp.pos, tr->n,
+                       save.weights, save.state, o->save);
+            } else {
+                printf("stopped by signal %d at step %ld; nothing saved (no --save)\n", (int)train_stop_signal, step);
+            }
+            status = 130;
+            break;
+        }
+    }
+    progress_end(&pg);
+    if (!status && !pg.steps_done && o->resume)
+        printf("the checkpoint has finished its %d epochs already; nothing to do (a larger --epochs continues "
+               "with a longer schedule, which is not the run the checkpoint came from)\n", o->epochs);
+    else if (!status) {
+        printf("\nfinal: test accuracy %.2f%% on %s after %d epochs\n", acc[L], d->name, o->epochs);
+        if (o->save) printf("saved %s and %s\n", save.weights, save.state);
+    }
+done:
+    if (log) fclose(log);
+    acn_adamw_free(&opt);
+    acn_sampler_free(&smp);
+    free(x);
+    free(targets);
+    free(scratch);
+    free(y);
+    free(idx);
+    return status;
+}
+
+#endif /* ACN_TRAIN_IMAGES_H */
