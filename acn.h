@@ -5286,7 +5286,7 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
 {
     acn__json j;
     char key[ACN_NAME_MAX], field[32], *val;
-    int cap = 0, mcap = 0, first = 1;
+    int cap = 0, mcap = 0, first = 1, have_meta = 0;
     size_t data_size = st->size - 8 - hlen;
     val = (char *)ACN_MALLOC(hlen + 1);
     if (!val) { acn__fail(ctx, ACN_ERR_NOMEM, "safetensors: out of memory"); return ctx->status; }
@@ -5300,7 +5300,8 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
         if (acn__jstr(&j, key, sizeof key) || !acn__jeat(&j, ':'))
             ACN__BAD("%s: a tensor name is malformed or longer than %d bytes", path, ACN_NAME_MAX - 1);
         if (!strcmp(key, "__metadata__")) {
-            int mfirst = 1;
+            int mfirst = 1, d;
+            if (have_meta++) ACN__BAD("%s: __metadata__ appears twice", path);
             if (!acn__jeat(&j, '{')) ACN__BAD("%s: __metadata__ must be an object of strings", path);
             while (!acn__jeat(&j, '}')) {
                 if (!mfirst && !acn__jeat(&j, ',')) ACN__BAD("%s: expected ',' or '}' in __metadata__", path);
@@ -5310,6 +5311,8 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
                     return ctx->status;
                 }
                 if (acn__jstr(&j, val, hlen + 1)) ACN__BAD("%s: a __metadata__ key is malformed", path);
+                for (d = 0; d < st->n_meta; d++)
+                    if (!strcmp(st->meta[2 * d], val)) ACN__BAD("%s: __metadata__ key '%s' appears twice", path, val);
                 if (!(st->meta[2 * st->n_meta] = acn__strdup(val))) ACN__BAD("%s: out of memory", path);
                 st->meta[2 * st->n_meta + 1] = NULL;
                 st->n_meta++;
@@ -5591,6 +5594,17 @@ ACNDEF acn_status acn_st_write_items(acn_ctx *ctx, const char *path, const acn_s
         if (bad || !w || t[i].ndim < 0 || t[i].ndim > 8 || (bytes[i] && !t[i].data)) {
             acn__fail(ctx, ACN_ERR_ARG, "st_write: tensor %d ('%s') lacks a unique name, a dtype, a shape or its "
                       "data", i, t[i].name ? t[i].name : "(NULL)");
+            ACN_FREE(bytes);
+            return ctx->status;
+        }
+    }
+    for (i = 0; i < n_meta; i++) { /* each metadata key once */
+        int j;
+        for (j = 0; j < i; j++)
+            if (kv[2 * i] && kv[2 * j] && !strcmp(kv[2 * i], kv[2 * j])) break;
+        if (!kv[2 * i] || j < i) {
+            acn__fail(ctx, ACN_ERR_ARG, "st_write: metadata key %d ('%s') is missing or given twice; each key may "
+                      "appear once", i, kv[2 * i] ? kv[2 * i] : "(NULL)");
             ACN_FREE(bytes);
             return ctx->status;
         }

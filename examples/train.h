@@ -52,7 +52,7 @@ static int flags_parse(int argc, char **argv, const flag *f, int n, const char *
                 char def[64] = "";
                 if (f[j].type == FLAG_INT) snprintf(def, sizeof def, "[%d]", *(int *)f[j].dst);
                 if (f[j].type == FLAG_FLOAT) snprintf(def, sizeof def, "[%g]", *(float *)f[j].dst);
-                if (f[j].type == FLAG_STR) snprintf(def, sizeof def, "[%s]", *(const char **)f[j].dst ? *(const char **)f[j].dst : "none");
+                if (f[j].type == FLAG_STR && *(const char **)f[j].dst) snprintf(def, sizeof def, "[%s]", *(const char **)f[j].dst);
                 printf("  %-18s %s %s\n", f[j].name, f[j].help, def);
             }
             return 1;
@@ -83,6 +83,35 @@ static int flags_parse(int argc, char **argv, const flag *f, int n, const char *
         }
     }
     return 0;
+}
+
+/* ---- the context and the wiring ---------------------------------------------- */
+/* A context seeded with seed, with an arena of arena_mb MB and threads
+ * threads (0: ACN_THREADS or every core). NULL with a message on failure. */
+static acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads)
+{
+    acn_ctx *ctx;
+    acn_ctx_config cc = acn_ctx_defaults();
+    cc.seed = (uint64_t)seed;
+    cc.arena_bytes = (size_t)arena_mb << 20;
+    if (acn_ctx_new(&ctx, &cc)) {
+        fprintf(stderr, "%s: cannot create the context (arena %d MB); try a smaller --arena-mb\n", prog, arena_mb);
+        return NULL;
+    }
+    if (threads && acn_set_threads(ctx, threads)) {
+        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        acn_ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* ACN_* of a wiring's name, or -1 with a message. */
+static int train_wiring(const char *prog, const char *name)
+{
+    int w = acn_wiring_parse(name);
+    if (w < 0) fprintf(stderr, "%s: --wiring %s: expected acn, residual, plain or acn-detach\n", prog, name);
+    return w;
 }
 
 /* ---- clock and progress ---------------------------------------------------- */

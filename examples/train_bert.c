@@ -171,9 +171,22 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
            o->lr[phase], o->warmup[phase]);
     progress_init(&pg);
     while (smp.epoch < o->epochs[phase]) {
-        int b = acn_sampler_next(&smp, R->idx);
+        int b;
         acn_tensor *out, *loss;
         float gnorm = 0.0f, lr;
+        if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
+            progress_end(&pg);
+            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+            if (o->save)
+                printf("stopped by signal %d at %s step %ld; saved %s and %s; continue with --resume %s\n",
+                       (int)train_stop_signal, phase_name[phase], step, save->weights, save->state, o->save);
+            else
+                printf("stopped by signal %d at %s step %ld; nothing saved (no --save)\n", (int)train_stop_signal,
+                       phase_name[phase], step);
+            status = 130;
+            break;
+        }
+        b = acn_sampler_next(&smp, R->idx);
         if (b == 0) { /* end of an epoch: the dev set, the log, a checkpoint */
             long e = (long)smp.epoch - 1;
             progress_end(&pg);
@@ -248,21 +261,9 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
         pg.steps_done++;
         progress_show(&pg, phase_name[phase], (long)smp.epoch, o->epochs[phase], (smp.pos + B - 1) / B, spe, step,
                       total, loss->data[0], lr, (double)pg.steps_done * B, "sent");
+        if (o->save && o->save_every && step % o->save_every == 0 &&
+            bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
         if (o->stop_after && ++R->steps_run == o->stop_after) raise(SIGINT);
-        if ((o->save && o->save_every && step % o->save_every == 0) || train_stop_signal) {
-            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
-        }
-        if (train_stop_signal) {
-            progress_end(&pg);
-            if (o->save)
-                printf("stopped by signal %d at %s step %ld; saved %s and %s; continue with --resume %s\n",
-                       (int)train_stop_signal, phase_name[phase], step, save->weights, save->state, o->save);
-            else
-                printf("stopped by signal %d at %s step %ld; nothing saved (no --save)\n", (int)train_stop_signal,
-                       phase_name[phase], step);
-            status = 130;
-            break;
-        }
     }
     progress_end(&pg);
 done:
@@ -276,7 +277,6 @@ int main(int argc, char **argv)
     bert_run R;
     bert_opts *o = &R.o;
     acn_bert_config bc = acn_bert_defaults();
-    acn_ctx_config cc = acn_ctx_defaults();
     flag f[40];
     int n = 0, rc, resume_phase = PHASE_MLM, arena_mb = 2048;
     char tr_path[1100], dv_path[1100];
@@ -337,24 +337,12 @@ int main(int argc, char **argv)
                      "Pretrains a small BERT (masked words) on the SST-2 training sentences, fine-tunes it on\n"
                      "their sentiment labels, and reports the dev accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
-    if ((bc.wiring = acn_wiring_parse(o->wiring)) < 0) {
-        fprintf(stderr, "%s: --wiring %s: expected acn, residual, plain or acn-detach\n", argv[0], o->wiring);
-        return 2;
-    }
+    if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0) return 2;
     if ((o->save && !run_files_of(o->save, &save)) || (o->resume && !run_files_of(o->resume, &resume))) {
         fprintf(stderr, "%s: the checkpoint prefix is too long\n", argv[0]);
         return 2;
     }
-    cc.seed = (uint64_t)o->seed;
-    cc.arena_bytes = (size_t)arena_mb << 20;
-    if (acn_ctx_new(&R.ctx, &cc)) {
-        fprintf(stderr, "%s: cannot create the context (arena %d MB)\n", argv[0], arena_mb);
-        return 1;
-    }
-    if (o->threads && acn_set_threads(R.ctx, o->threads)) {
-        fprintf(stderr, "%s: %s\n", argv[0], acn_error(R.ctx));
-        return 1;
-    }
+    if (!(R.ctx = train_ctx_new(argv[0], o->seed, arena_mb, o->threads))) return 1;
     snprintf(tr_path, sizeof tr_path, "%s/train.tsv", o->data_dir);
     snprintf(dv_path, sizeof dv_path, "%s/dev.tsv", o->data_dir);
     if (acn_text_tsv(R.ctx, &R.train, tr_path, &R.vocab, 1, o->min_count) ||

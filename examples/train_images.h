@@ -49,7 +49,7 @@ static int image_flags(image_opts *o, flag *f)
     int n = 0;
 #define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
     F_("--data", FLAG_STR, &o->dataset, 0, 0, "cifar10 or fashion (Fashion-MNIST)");
-    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the data files' folder [data/cifar-10-batches-bin or data/fashion-mnist]");
+    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the data files' folder (if not given: data/cifar-10-batches-bin or data/fashion-mnist)");
     F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, "epochs to train");
     F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size");
     F_("--lr", FLAG_FLOAT, &o->lr, 0, 1e30, "peak learning rate (AdamW)");
@@ -234,7 +234,7 @@ static void image_opts_meta(const image_opts *o, const image_data *d, run_meta *
     meta_set(m, "clip", "%g", o->clip);
     meta_set(m, "seed", "%d", o->seed);
     meta_set(m, "low_data", "%d", o->low_data);
-    meta_set(m, "classes", "%s", o->classes ? o->classes : "all");
+    meta_set(m, "class_subset", "%s", o->classes ? o->classes : "all");
     meta_set(m, "train_images", "%d", d->train.n);
 }
 
@@ -443,9 +443,24 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
     progress_init(&pg);
     t_epoch = now_s() - es.seconds;
     while (smp.epoch < o->epochs) {
-        int b = acn_sampler_next(&smp, idx), s[4];
+        int b, s[4];
         acn_tensor *logits, *loss, *tg;
         float gnorm = 0.0f, lr;
+        if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
+            progress_end(&pg);
+            if (o->save) {
+                es.seconds = now_s() - t_epoch;
+                if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
+                printf("stopped by signal %d at step %ld (epoch %ld, image %ld of %d); saved %s and %s; continue "
+                       "with --resume %s\n", (int)train_stop_signal, step, (long)smp.epoch + 1, (long)smp.pos, tr->n,
+                       save.weights, save.state, o->save);
+            } else {
+                printf("stopped by signal %d at step %ld; nothing saved (no --save)\n", (int)train_stop_signal, step);
+            }
+            status = 130;
+            break;
+        }
+        b = acn_sampler_next(&smp, idx);
         if (b == 0) { /* the end of epoch smp.epoch - 1 */
             long e = (long)smp.epoch - 1;
             int evaluated = 0;
@@ -542,20 +557,6 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
             if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
         }
         if (o->stop_after && pg.steps_done == o->stop_after) raise(SIGINT);
-        if (train_stop_signal) {
-            progress_end(&pg);
-            if (o->save) {
-                es.seconds = now_s() - t_epoch;
-                if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
-                printf("stopped by signal %d at step %ld (epoch %ld, image %ld of %d); saved %s and %s; continue "
-                       "with --resume %s\n", (int)train_stop_signal, step, (long)smp.epoch + 1, (long)smp.pos, tr->n,
-                       save.weights, save.state, o->save);
-            } else {
-                printf("stopped by signal %d at step %ld; nothing saved (no --save)\n", (int)train_stop_signal, step);
-            }
-            status = 130;
-            break;
-        }
     }
     progress_end(&pg);
     if (!status && !pg.steps_done && o->resume)

@@ -30,7 +30,6 @@ int main(int argc, char **argv)
     int arena_mb = 2048, n, rc, i, np;
     flag f[64];
     acn_ctx *ctx;
-    acn_ctx_config cc = acn_ctx_defaults();
     static acn_vit m;
     acn_tensor *params;
     image_data d;
@@ -57,20 +56,8 @@ int main(int argc, char **argv)
                      "Trains a small ViT (the authors' AC-ViT block) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
-    if ((mc.wiring = acn_wiring_parse(wiring)) < 0) {
-        fprintf(stderr, "%s: --wiring %s: expected acn, residual, plain or acn-detach\n", argv[0], wiring);
-        return 2;
-    }
-    cc.seed = (uint64_t)o.seed;
-    cc.arena_bytes = (size_t)arena_mb << 20;
-    if (acn_ctx_new(&ctx, &cc)) {
-        fprintf(stderr, "%s: cannot create the context (arena %d MB)\n", argv[0], arena_mb);
-        return 1;
-    }
-    if (o.threads && acn_set_threads(ctx, o.threads)) {
-        fprintf(stderr, "%s: %s\n", argv[0], acn_error(ctx));
-        return 1;
-    }
+    if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
+    if (!(ctx = train_ctx_new(argv[0], o.seed, arena_mb, o.threads))) return 1;
     if (image_data_load(ctx, argv[0], &o, &d)) { acn_ctx_free(ctx); return 1; }
     mc.channels = d.train.c;
     mc.image_h = d.train.h;

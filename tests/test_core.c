@@ -620,6 +620,8 @@ static void test_safetensors(void)
             {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3]}}", -1, 12, "lacks dtype, shape or data_offsets"},
             {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", -1, 8, "appears twice"},
             {"{\"__metadata__\":{\"k\":3}}", -1, 0, "is not a string"},
+            {"{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", -1, 0, "key 'k' appears twice"},
+            {"{\"__metadata__\":{\"k\":\"1\"},\"__metadata__\":{\"j\":\"2\"}}", -1, 0, "__metadata__ appears twice"},
             {"{}", 1000, 0, "not a safetensors file"},
             {"[1]", -1, 0, "not a JSON object"},
             {"{}  x", -1, 0, "after the header's closing brace"},
@@ -688,6 +690,13 @@ static void test_safetensors(void)
         CHECK(acn_st_write_items(a, "build/test_core_items.safetensors", it, 2, NULL, 0) == ACN_ERR_ARG &&
               has(acn_error(a), "unique name"), "duplicate names: %s", acn_error(a));
         acn_clear_error(a);
+        {
+            const char *kv[4] = {"step", "1", "step", "2"};
+            CHECK(acn_st_write_items(a, "build/test_core_items.safetensors", it, 1, kv, 2) == ACN_ERR_ARG &&
+                  has(acn_error(a), "metadata key 1 ('step') is missing or given twice"), "duplicate metadata: %s",
+                  acn_error(a));
+            acn_clear_error(a);
+        }
         CHECK(acn_st_parse(a, &st, raw, 7, "short") == ACN_ERR_FORMAT && has(acn_error(a), "not a safetensors file"),
               "%s", acn_error(a));
         acn_clear_error(a);

@@ -125,6 +125,12 @@ bad "save into a missing folder" "saving the checkpoint failed" $M --epochs 1 --
 $B/train_mixer --help > "$W/help.log" 2>&1
 check "--help exits 0 and lists the flags" $(( $? || ! $(grep -c -- "--resume" "$W/help.log") )) "$W/help.log"
 
+for p in train_mixer train_vit train_bert; do
+    missing=$($B/$p --help | grep -o -- '^  --[a-z-]*' | tr -d ' ' | while read -r fl; do grep -q -- "\`$fl\`" docs/training.md || echo "$fl"; done)
+    [ -z "$missing" ]
+    check "docs/training.md documents every flag of $p (missing: ${missing:-none})" $?
+done
+
 # ---- the other programs ---------------------------------------------------------
 $B/train_vit --data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --epochs 2 --batch 16 --threads 2 --save "$W/vit" > "$W/vit.log" 2>&1
 check "train_vit runs" $? "$W/vit.log"
