@@ -577,7 +577,7 @@ ACNDEF acn_status acn_posemb_sincos_2d(int gh, int gw, int D, float *out);
  * mlm.dense.*, mlm.ln.*, mlm.decoder.*, pooler.*, clf.*. Init N(0, 0.02),
  * zero biases. Dropout (train mode) after the embedding and after each
  * attention and MLP output. Defaults: BERT-base sizes, vocabulary 30522. */
-enum { ACN_BERT_MLM, ACN_BERT_CLS };
+enum { ACN_BERT_MLM, ACN_BERT_CLS, ACN_BERT_NONE };
 typedef struct acn_bert_config {
     int vocab, max_pos, width, depth, heads, mlp, classes;
     float ln_eps, dropout;
@@ -596,10 +596,16 @@ typedef struct acn_bert {
 ACNDEF acn_bert_config acn_bert_defaults(void);
 ACNDEF acn_status acn_bert_build(acn_ctx *ctx, acn_bert *m, const acn_bert_config *cfg);
 /* tokens (B*T ids), mask (B*T: 1 real, 0 padding; NULL: all real) ->
- * ACN_BERT_MLM: logits (B, T, vocab); ACN_BERT_CLS: logits (B, classes). */
+ * ACN_BERT_MLM: logits (B, T, vocab); ACN_BERT_CLS: logits (B, classes);
+ * ACN_BERT_NONE: y (B, T, width), what the heads read. */
 ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *tokens,
                                     const int *mask, int B, int T, int head, int k,
                                     acn_tensor **probes);
+/* The MLM head alone on rows of y (..., width) -> logits (..., vocab). With
+ * ACN_BERT_NONE and acn_embedding as a row gather it scores only the masked
+ * positions, which is what MLM training needs: the same logits as those
+ * rows of ACN_BERT_MLM, at a fraction of the decoder's cost. */
+ACNDEF acn_tensor *acn_bert_mlm(acn_ctx *ctx, const acn_bert *m, acn_tensor *y);
 
 /* ------------------------------------------------------------------------ */
 /* safetensors                                                              */
@@ -5086,13 +5092,20 @@ static acn_tensor *acn__bert_head(acn_ctx *ctx, const void *rv, acn_tensor *y)
     const acn__bert_run *r = (const acn__bert_run *)rv;
     const acn_bert *m = r->m;
     int s[2];
-    if (r->head == ACN_BERT_MLM)
-        return acn__lin(ctx, acn__norm(ctx, acn_gelu(ctx, acn__lin(ctx, y, &m->mlm_dense)), &m->mlm_ln, 0),
-                        &m->mlm_decoder);
+    if (r->head == ACN_BERT_NONE) return y;
+    if (r->head == ACN_BERT_MLM) return acn_bert_mlm(ctx, m, y);
     s[0] = y ? y->shape[0] : 1;
     s[1] = m->cfg.width;
     return acn__lin(ctx, acn_tanh(ctx, acn__lin(ctx, acn_reshape(ctx, acn_slice(ctx, y, 1, 0, 1), 2, s), &m->pooler)),
                     &m->clf);
+}
+
+/* MLM head: decoder(LN(GELU(dense(y)))) */
+ACNDEF acn_tensor *acn_bert_mlm(acn_ctx *ctx, const acn_bert *m, acn_tensor *y)
+{
+    if (!ctx || ctx->status) return NULL;
+    return acn__lin(ctx, acn__norm(ctx, acn_gelu(ctx, acn__lin(ctx, y, &m->mlm_dense)), &m->mlm_ln, 0),
+                    &m->mlm_decoder);
 }
 
 ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *tokens,
@@ -5105,10 +5118,10 @@ ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *
     int s[2], i, *pos;
     if (!ctx || ctx->status) return NULL;
     if (acn__run_ok(ctx, "bert_forward", c->wiring, c->depth, &k)) return NULL;
-    if (!tokens || B < 1 || T < 1 || T > c->max_pos || (head != ACN_BERT_MLM && head != ACN_BERT_CLS)) {
+    if (!tokens || B < 1 || T < 1 || T > c->max_pos || head < ACN_BERT_MLM || head > ACN_BERT_NONE) {
         acn__fail(ctx, ACN_ERR_ARG,
                   "bert_forward: need tokens, B >= 1, 1 <= T <= max_pos (%d; got T = %d) and a "
-                  "head (ACN_BERT_MLM or ACN_BERT_CLS)", c->max_pos, T);
+                  "head (ACN_BERT_MLM, ACN_BERT_CLS or ACN_BERT_NONE)", c->max_pos, T);
         return NULL;
     }
     r.m = m;

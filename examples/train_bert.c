@@ -38,6 +38,7 @@ typedef struct bert_run {
     run_meta meta;
     const char *prog;
     int *tok, *mask, *lab, *idx, *mlm_lab;
+    int *rows, *row_lab;  /* (B*T) the masked positions and their words */
     FILE *log;
     long steps_run;   /* steps run by this process, both phases */
     long saved_step;  /* the step of the last checkpoint written or resumed from, or -1 */
@@ -61,13 +62,47 @@ static void mlm_mask(acn_rng *r, int *tok, const int *mask, int *labels, int n, 
     }
 }
 
+/* Rows of T tokens for sentences idx[0..b-1], T the longest of them plus
+ * [CLS], at most o->seq: short sentences make short batches. */
+static int bert_batch(bert_run *R, const acn_textset *ts, int b)
+{
+    int T = 1, k;
+    for (k = 0; k < b; k++) {
+        int len = 1 + (int)(ts->start[R->idx[k] + 1] - ts->start[R->idx[k]]);
+        if (len > T) T = len;
+    }
+    if (T > R->o.seq) T = R->o.seq;
+    acn_text_batch(ts, R->idx, b, T, R->tok, R->mask, R->lab);
+    return T;
+}
+
+/* Mean MLM cross-entropy over the masked positions of a batch (B, T): the
+ * encoder's output y, the rows chosen by mlm_lab gathered (acn_embedding),
+ * and the MLM head on those rows only. *count gets their number; NULL
+ * with count 0 when nothing was masked. */
+static acn_tensor *bert_mlm_loss(bert_run *R, int b, int T, int *count)
+{
+    acn_ctx *ctx = R->ctx;
+    int n = 0, k, s[2];
+    acn_tensor *y;
+    for (k = 0; k < b * T; k++)
+        if (R->mlm_lab[k] >= 0) { R->rows[n] = k; R->row_lab[n++] = R->mlm_lab[k]; }
+    *count = n;
+    if (!n) return NULL;
+    y = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_NONE, -1, NULL); /* (b, T, D) */
+    s[0] = b * T;
+    s[1] = R->o.width;
+    y = acn_embedding(ctx, acn_reshape(ctx, y, 2, s), R->rows, 1, &n);                  /* (n, D) */
+    return acn_cross_entropy(ctx, acn_bert_mlm(ctx, &R->m, y), R->row_lab, 0.0f, -1);  /* (n, V) -> scalar */
+}
+
 /* Dev set: the MLM loss (fixed masks from their own generator), or the
  * accuracy of the classification head after each of 0..L blocks. */
 static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
 {
     acn_ctx *ctx = R->ctx;
     const acn_textset *dv = &R->dev;
-    int B = R->o.batch, T = R->o.seq, L = R->o.depth, i, k, c;
+    int B = R->o.batch, L = R->o.depth, i, k, c;
     long correct[TRAIN_MAXL + 1], counted = 0;
     double loss = 0.0;
     acn_tensor *probes[TRAIN_MAXL + 1];
@@ -76,18 +111,17 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
     acn_rng_seed(&r, 4242);
     memset(correct, 0, sizeof correct);
     for (i = 0; i < dv->n && !acn_status_of(ctx); i += B) {
-        int b = dv->n - i < B ? dv->n - i : B;
+        int b = dv->n - i < B ? dv->n - i : B, T;
         for (k = 0; k < b; k++) R->idx[k] = i + k;
-        acn_text_batch(dv, R->idx, b, T, R->tok, R->mask, R->lab);
+        T = bert_batch(R, dv, b);
         acn_reset(ctx);
         if (phase == PHASE_MLM) {
-            acn_tensor *lg, *lo;
-            int n = 0;
+            acn_tensor *lo;
+            int n;
             mlm_mask(&r, R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, R->o.mask_p);
-            for (k = 0; k < b * T; k++) n += R->mlm_lab[k] >= 0;
+            lo = bert_mlm_loss(R, b, T, &n);
             if (!n) continue;
-            lg = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_MLM, -1, NULL);
-            if (!(lo = acn_cross_entropy(ctx, lg, R->mlm_lab, 0.0f, -1))) break;
+            if (!lo) break;
             loss += (double)lo->data[0] * n;
             counted += n;
         } else {
@@ -132,7 +166,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
 {
     acn_ctx *ctx = R->ctx;
     const bert_opts *o = &R->o;
-    int B = o->batch, T = o->seq, L = o->depth, status = 0, k;
+    int B = o->batch, T, L = o->depth, status = 0, k;
     long spe = (R->train.n + B - 1) / B, total = spe * (long)o->epochs[phase], step = 0;
     acn_adamw opt;
     acn_sampler smp;
@@ -169,6 +203,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     }
     printf("phase %s: %d epochs of %ld steps, lr %g, warmup %d epoch(s)\n", phase_name[phase], o->epochs[phase], spe,
            o->lr[phase], o->warmup[phase]);
+    fflush(stdout);
     progress_init(&pg);
     while (smp.epoch < o->epochs[phase]) {
         int b;
@@ -218,12 +253,12 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
             continue;
         }
-        acn_text_batch(&R->train, R->idx, b, T, R->tok, R->mask, R->lab);
+        T = bert_batch(R, &R->train, b);
         acn_reset(ctx);
         if (phase == PHASE_MLM) {
+            int n;
             mlm_mask(acn_ctx_rng(ctx), R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, o->mask_p);
-            out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_MLM, -1, NULL);
-            loss = acn_cross_entropy(ctx, out, R->mlm_lab, 0.0f, -1);
+            if (!(loss = bert_mlm_loss(R, b, T, &n)) && !n) continue; /* nothing masked: no step */
         } else {
             out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, NULL);
             loss = acn_cross_entropy(ctx, out, R->lab, 0.0f, -1);
@@ -377,7 +412,9 @@ int main(int argc, char **argv)
     R.mlm_lab = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
     R.lab = (int *)malloc(sizeof(int) * (size_t)o->batch);
     R.idx = (int *)malloc(sizeof(int) * (size_t)o->batch);
-    if (!R.tok || !R.mask || !R.mlm_lab || !R.lab || !R.idx) {
+    R.rows = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    R.row_lab = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    if (!R.tok || !R.mask || !R.mlm_lab || !R.lab || !R.idx || !R.rows || !R.row_lab) {
         fprintf(stderr, "%s: out of memory\n", argv[0]);
         return 1;
     }
@@ -418,6 +455,8 @@ int main(int argc, char **argv)
     free(R.mlm_lab);
     free(R.lab);
     free(R.idx);
+    free(R.rows);
+    free(R.row_lab);
     acn_text_free(&R.train);
     acn_text_free(&R.dev);
     acn_vocab_free(&R.vocab);

@@ -274,6 +274,27 @@ static void parity(const char *dir, const spec *s)
                       "%s: truncated to %d blocks differs from probe %d", what, j, j);
                 acn_mark_rewind(ctx, mk);
             }
+        if (s->kind == BERT) { /* the MLM head on the masked rows alone equals those rows of the full head */
+            acn_tensor *y = forward(ctx, &m, &b, ACN_BERT_NONE, -1, NULL), *lg, *full, *part;
+            int rows[256], nr = 0, ys[2], D = m.bert.cfg.width, V = m.bert.cfg.vocab, lab[256];
+            double err = 0.0;
+            for (j = 0; j < b.B * b.T && nr < 256; j++)
+                if (b.mlm[j] != -100) { lab[nr] = b.mlm[j]; rows[nr++] = j; }
+            ys[0] = b.B * b.T;
+            ys[1] = D;
+            lg = acn_bert_mlm(ctx, &m.bert, acn_embedding(ctx, acn_reshape(ctx, y, 2, ys), rows, 1, &nr));
+            CHECK(y && y->ndim == 3 && y->shape[2] == D && lg && lg->shape[0] == nr && lg->shape[1] == V,
+                  "%s: ACN_BERT_NONE and acn_bert_mlm: %s", what, acn_error(ctx));
+            if (lg) {
+                for (j = 0; j < nr; j++)
+                    err = fmax(err, t_relerr(lg->data + (size_t)j * V, acn_data(ctx, out[0]) + (size_t)rows[j] * V, (size_t)V));
+                full = acn_cross_entropy(ctx, out[0], b.mlm, 0.0f, -100);
+                part = acn_cross_entropy(ctx, lg, lab, 0.0f, -1);
+                CHECK(nr > 0 && err < 1e-6 && part && fabsf(part->data[0] - full->data[0]) <= 1e-6f * fabsf(full->data[0]),
+                      "%s: the MLM head on %d masked rows: logits differ by %.2e, loss %g vs %g", what, nr, err,
+                      part ? part->data[0] : -1.0, full->data[0]);
+            }
+        }
         free(b.labels); free(b.tokens); free(b.mask); free(b.mlm);
         acn_ctx_free(ctx);
     }
