@@ -263,4 +263,71 @@ static void meta_get(acn_ctx *ctx, const char *path, const char *key, char *buf,
     acn_st_free(&st);
 }
 
+/* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as
+ * exact hex floats) so that a resumed epoch still reports the whole epoch. */
+typedef struct epoch_sums {
+    double loss;
+    long batches;
+    double gnorm[TRAIN_MAXL];
+    double seconds;
+} epoch_sums;
+
+/* The weights whose gradient norms are logged: fmt with the block index. */
+static void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor **gw)
+{
+    int i;
+    for (i = 0; i < L; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, fmt, i);
+        gw[i] = acn_param_find(ctx, nm);
+    }
+}
+
+/* Spec section 5: the Frobenius norm of each block's weight gradient, added
+ * to the epoch's sums (before clipping). */
+static void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
+{
+    int i;
+    for (i = 0; i < L; i++) {
+        double s2 = 0.0;
+        size_t j;
+        if (!gw[i]) continue;
+        for (j = 0; j < gw[i]->numel; j++) s2 += (double)gw[i]->grad[j] * gw[i]->grad[j];
+        e->gnorm[i] += sqrt(s2);
+    }
+}
+
+static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
+{
+    char buf[96 * 1];
+    int i;
+    meta_set(m, "train.epoch_loss_sum", "%a", e->loss);
+    meta_set(m, "train.epoch_batches", "%ld", e->batches);
+    meta_set(m, "train.epoch_seconds", "%a", e->seconds);
+    for (i = 0; i < L; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
+        snprintf(buf, sizeof buf, "%a", e->gnorm[i]);
+        meta_set(m, key, "%s", buf);
+    }
+}
+
+static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
+{
+    char v[96], key[40];
+    int i;
+    memset(e, 0, sizeof *e);
+    meta_get(ctx, weights, "train.epoch_loss_sum", v, sizeof v);
+    e->loss = strtod(v, NULL);
+    meta_get(ctx, weights, "train.epoch_batches", v, sizeof v);
+    e->batches = strtol(v, NULL, 10);
+    meta_get(ctx, weights, "train.epoch_seconds", v, sizeof v);
+    e->seconds = strtod(v, NULL);
+    for (i = 0; i < L; i++) {
+        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
+        meta_get(ctx, weights, key, v, sizeof v);
+        e->gnorm[i] = strtod(v, NULL);
+    }
+}
+
 #endif /* ACN_TRAIN_H */

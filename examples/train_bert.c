@@ -146,12 +146,11 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
 }
 
 static int bert_save(bert_run *R, const run_files *f, const acn_adamw *opt, const acn_sampler *smp, long step,
-                     int phase, double loss_sum, long batches)
+                     int phase, const epoch_sums *es)
 {
     run_meta m = R->meta;
     meta_set(&m, "phase", "%s", phase_name[phase]);
-    meta_set(&m, "train.epoch_loss_sum", "%a", loss_sum);
-    meta_set(&m, "train.epoch_batches", "%ld", batches);
+    sums_to_meta(es, R->o.depth, &m);
     if (acn_save_checkpoint(R->ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
         fprintf(stderr, "%s: saving the checkpoint failed: %s\n", R->prog, acn_error(R->ctx));
         return 1;
@@ -172,10 +171,13 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     acn_sampler smp;
     acn_schedule sched = acn_schedule_warmup_cosine(o->lr[phase], (int64_t)o->warmup[phase] * spe, total, 1e-6f);
     progress pg;
-    double loss_sum = 0.0, dev_loss = 0.0, t0 = now_s();
-    long batches = 0;
+    double dev_loss = 0.0, t0;
+    epoch_sums es;
+    acn_tensor *gw[TRAIN_MAXL];
     float acc[TRAIN_MAXL + 1];
     if (!o->epochs[phase]) return 0;
+    memset(&es, 0, sizeof es);
+    sums_find_weights(ctx, "blocks.%d.mlp.fc1.weight", L, gw);
     memset(&opt, 0, sizeof opt);
     memset(&smp, 0, sizeof smp);
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
@@ -186,7 +188,6 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     }
     if (resume) {
         int64_t s64;
-        char v[96];
         if (acn_load_checkpoint(ctx, resume->weights, resume->state, &opt, &smp, &s64)) {
             fprintf(stderr, "%s: cannot resume: %s\n", R->prog, acn_error(ctx));
             status = 1;
@@ -194,10 +195,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
         }
         step = (long)s64;
         if (!o->save || !strcmp(o->save, o->resume)) R->saved_step = step;
-        meta_get(ctx, resume->weights, "train.epoch_loss_sum", v, sizeof v);
-        loss_sum = strtod(v, NULL);
-        meta_get(ctx, resume->weights, "train.epoch_batches", v, sizeof v);
-        batches = strtol(v, NULL, 10);
+        sums_from_meta(ctx, resume->weights, L, &es);
         printf("resumed %s from %s at step %ld (epoch %ld, sentence %ld of %d)\n", phase_name[phase], resume->weights,
                step, (long)smp.epoch + 1, (long)smp.pos, R->train.n);
     }
@@ -205,13 +203,15 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
            o->lr[phase], o->warmup[phase]);
     fflush(stdout);
     progress_init(&pg);
+    t0 = now_s() - es.seconds;
     while (smp.epoch < o->epochs[phase]) {
         int b;
         acn_tensor *out, *loss;
         float gnorm = 0.0f, lr;
         if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
             progress_end(&pg);
-            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+            es.seconds = now_s() - t0;
+            if (o->save && bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
             if (o->save)
                 printf("stopped by signal %d at %s step %ld; saved %s and %s; continue with --resume %s\n",
                        (int)train_stop_signal, phase_name[phase], step, save->weights, save->state, o->save);
@@ -231,7 +231,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
                 break;
             }
             printf("%s epoch %ld/%d: train loss %.4f, dev loss %.4f", phase_name[phase], e + 1, o->epochs[phase],
-                   batches ? loss_sum / batches : 0.0, dev_loss);
+                   es.batches ? es.loss / es.batches : 0.0, dev_loss);
             if (phase == PHASE_CLS) {
                 printf(", dev accuracy %.2f%%\n  dev accuracy after k blocks:", acc[L]);
                 for (k = 0; k <= L; k++) printf("  %d:%.1f", k, acc[k]);
@@ -239,18 +239,18 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             printf(" (%.0f s)\n", now_s() - t0);
             fflush(stdout);
             if (R->log) {
-                fprintf(R->log, "%s,%ld,%ld,%.6f,%.6f", phase_name[phase], e + 1, step, batches ? loss_sum / batches : 0.0,
-                        dev_loss);
+                fprintf(R->log, "%s,%ld,%ld,%.6f,%.6f", phase_name[phase], e + 1, step,
+                        es.batches ? es.loss / es.batches : 0.0, dev_loss);
                 for (k = 0; k <= L; k++)
                     if (phase == PHASE_CLS) fprintf(R->log, ",%.4f", acc[k]);
                     else fprintf(R->log, ",");
-                fprintf(R->log, "\n");
+                for (k = 0; k < L; k++) fprintf(R->log, ",%.6g", es.batches ? es.gnorm[k] / es.batches : 0.0);
+                fprintf(R->log, ",%.1f\n", now_s() - t0);
                 fflush(R->log);
             }
-            loss_sum = 0.0;
-            batches = 0;
+            memset(&es, 0, sizeof es);
             t0 = now_s();
-            if (o->save && bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+            if (o->save && bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
             continue;
         }
         T = bert_batch(R, &R->train, b);
@@ -274,6 +274,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             status = 1;
             break;
         }
+        if (isfinite(loss->data[0])) sums_add_gnorms(&es, gw, L);
         acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
         if (!isfinite(loss->data[0]) || !isfinite(gnorm)) {
             progress_end(&pg);
@@ -291,13 +292,15 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             break;
         }
         step++;
-        loss_sum += loss->data[0];
-        batches++;
+        es.loss += loss->data[0];
+        es.batches++;
         pg.steps_done++;
         progress_show(&pg, phase_name[phase], (long)smp.epoch, o->epochs[phase], (smp.pos + B - 1) / B, spe, step,
                       total, loss->data[0], lr, (double)pg.steps_done * B, "sent");
-        if (o->save && o->save_every && step % o->save_every == 0 &&
-            bert_save(R, save, &opt, &smp, step, phase, loss_sum, batches)) { status = 1; break; }
+        if (o->save && o->save_every && step % o->save_every == 0) {
+            es.seconds = now_s() - t0;
+            if (bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
+        }
         if (o->stop_after && ++R->steps_run == o->stop_after) raise(SIGINT);
     }
     progress_end(&pg);
@@ -441,7 +444,8 @@ int main(int argc, char **argv)
         if (!old) {
             fprintf(R.log, "phase,epoch,step,train_loss,dev_loss");
             for (k = 0; k <= o->depth; k++) fprintf(R.log, ",dev_acc_%d", k);
-            fprintf(R.log, "\n");
+            for (k = 0; k < o->depth; k++) fprintf(R.log, ",grad_norm_%d", k + 1);
+            fprintf(R.log, ",seconds\n");
         }
     }
     train_catch_signals();

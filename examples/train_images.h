@@ -304,48 +304,6 @@ static void print_probes(const float *acc, int L)
     printf("\n  within 1 point of the full network after %d of %d blocks\n", blocks_needed(acc, L), L);
 }
 
-/* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as
- * exact hex floats) so that a resumed epoch still reports the whole epoch. */
-typedef struct epoch_sums {
-    double loss;
-    long batches;
-    double gnorm[TRAIN_MAXL];
-    double seconds;
-} epoch_sums;
-
-static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
-{
-    char buf[96 * 1];
-    int i;
-    meta_set(m, "train.epoch_loss_sum", "%a", e->loss);
-    meta_set(m, "train.epoch_batches", "%ld", e->batches);
-    meta_set(m, "train.epoch_seconds", "%a", e->seconds);
-    for (i = 0; i < L; i++) {
-        char key[40];
-        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
-        snprintf(buf, sizeof buf, "%a", e->gnorm[i]);
-        meta_set(m, key, "%s", buf);
-    }
-}
-
-static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
-{
-    char v[96], key[40];
-    int i;
-    memset(e, 0, sizeof *e);
-    meta_get(ctx, weights, "train.epoch_loss_sum", v, sizeof v);
-    e->loss = strtod(v, NULL);
-    meta_get(ctx, weights, "train.epoch_batches", v, sizeof v);
-    e->batches = strtol(v, NULL, 10);
-    meta_get(ctx, weights, "train.epoch_seconds", v, sizeof v);
-    e->seconds = strtod(v, NULL);
-    for (i = 0; i < L; i++) {
-        snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
-        meta_get(ctx, weights, key, v, sizeof v);
-        e->gnorm[i] = strtod(v, NULL);
-    }
-}
-
 static long image_saved_step = -1; /* the step of the last checkpoint written or resumed from */
 static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const image_model *md, const acn_adamw *opt,
                       const acn_sampler *smp, long step, const epoch_sums *e)
@@ -397,11 +355,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         status = 2;
         goto done;
     }
-    for (i = 0; i < L; i++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, md->grad_fmt, i);
-        gw[i] = acn_param_find(ctx, nm);
-    }
+    sums_find_weights(ctx, md->grad_fmt, L, gw);
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
         acn_sampler_init(ctx, &smp, tr->n, o->batch, (uint64_t)o->seed, 0)) {
         fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
@@ -524,13 +478,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
             status = 1;
             break;
         }
-        for (i = 0; i < L; i++) { /* spec section 5: the Frobenius norm of each block's first weight */
-            double s2 = 0.0;
-            size_t j;
-            if (!gw[i]) continue;
-            for (j = 0; j < gw[i]->numel; j++) s2 += (double)gw[i]->grad[j] * gw[i]->grad[j];
-            es.gnorm[i] += sqrt(s2);
-        }
+        sums_add_gnorms(&es, gw, L);
         acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
         if (!isfinite(gnorm)) {
             progress_end(&pg);

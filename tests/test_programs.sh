@@ -146,7 +146,7 @@ if [ -f $SST/train.tsv ]; then
     BT="$B/train_bert --data-dir $SST --limit 640 --width 32 --heads 2 --mlp 64 --depth 2 --seq 24 --batch 32 --mlm-epochs 1 --cls-epochs 1 --threads 2"
     $BT --save "$W/bert" --log "$W/bert.csv" > "$W/bert.log" 2>&1
     check "train_bert runs both phases" $? "$W/bert.log"
-    grep -q "cls epoch 1/1: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 3 ]
+    grep -q "cls epoch 1/1: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 3 ] && head -n 1 "$W/bert.csv" | grep -q "^phase,epoch,step,train_loss,dev_loss,dev_acc_0,dev_acc_1,dev_acc_2,grad_norm_1,grad_norm_2,seconds$"
     check "train_bert reports the dev accuracy and logs both phases" $? "$W/bert.log"
     for cut in 7 27; do # in pretraining, and in fine-tuning
         $BT --save "$W/bert$cut" --stop-after $cut > /dev/null 2>&1
