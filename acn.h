@@ -33,6 +33,16 @@
  *   README.md has a complete program; docs/design.md explains the memory
  *   model, the tape and how to add an op.
  *
+ * CONTENTS (declarations, in this order)
+ *   context, arena and errors; settings (SIMD level, threads); parameters and
+ *   tensors; ops; backward and the gradient checker; generator and
+ *   initialisers; AdamW, SGD, clipping and schedules; models (MLP, Mixer, ViT,
+ *   BERT) and their wiring, probes and truncation (docs/models.md);
+ *   safetensors and checkpoints; data sets, sampler and loaders (CIFAR, IDX,
+ *   CSV, TSV text); augmentation (crop, flip, noise, CutMix, AutoAugment) and
+ *   training recipes. examples/train_*.c train the paper's models with them
+ *   (docs/training.md).
+ *
  * FEATURE MACROS (define before including the implementation)
  *   ACN_IMPLEMENTATION    emit the implementation in this translation unit.
  *   ACN_STATIC            make every function static (private to one file).
@@ -43,7 +53,8 @@
  *   ACN_ASSERT(x)         internal invariants (default: assert). Bad input from
  *                         the caller is never an assertion: it is an error code.
  *   ACN_NO_STDIO          leave out everything that touches files (safetensors
- *                         reading and writing); the rest needs no stdio FILE.
+ *                         and checkpoint files, the data loaders); the rest
+ *                         needs no stdio FILE.
  *   ACN_NO_SIMD           only the portable matrix kernel (no AVX2/AVX-512
  *                         paths, no <immintrin.h>).
  *   ACN_NO_THREADS        no thread pool (no <pthread.h>); one thread.

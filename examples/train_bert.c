@@ -421,8 +421,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", argv[0]);
         return 1;
     }
-    printf("SST-2: %d training and %d dev sentences, vocabulary %d (words seen at least %d times)\n", R.train.n,
-           R.dev.n, R.vocab.size, o->min_count);
+    printf("SST-2: %d training and %d dev sentences, vocabulary %d (the training words seen at least %d time%s)\n",
+           R.train.n, R.dev.n, R.vocab.size, o->min_count, o->min_count == 1 ? "" : "s");
     printf("BERT, %s wiring: %d blocks of width %d, %d heads, MLP %d, %d tokens; %zu parameters; %d threads\n",
            acn_wiring_name(bc.wiring), o->depth, o->width, o->heads, o->mlp, o->seq, acn_param_numel(R.ctx),
            acn_threads(R.ctx));

@@ -511,7 +511,8 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         printf("the checkpoint has finished its %d epochs already; nothing to do (a larger --epochs continues "
                "with a longer schedule, which is not the run the checkpoint came from)\n", o->epochs);
     else if (!status) {
-        printf("\nfinal: test accuracy %.2f%% on %s after %d epochs\n", acc[L], d->name, o->epochs);
+        printf("\nfinal: test accuracy %.2f%% on %s after %d epoch%s\n", acc[L], d->name, o->epochs,
+               o->epochs == 1 ? "" : "s");
         if (o->save) printf("saved %s and %s\n", save.weights, save.state);
     }
 done:

@@ -141,6 +141,17 @@ $B/train_vit --data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --epoch
 cmp -s "$W/vit.safetensors" "$W/vit2.safetensors"
 check "train_vit: stop + resume is byte-identical" $? "$W/vit2.log"
 bad "train_vit: width not a multiple of the heads" "heads" $B/train_vit --data-dir $W/cifar --width 30 --heads 4 --epochs 1
+# ---- PyTorch reads the checkpoint's settings and weights and gets the same accuracy -------
+if "$PY" -c "import torch" > /dev/null 2>&1; then
+    for run in whole vit; do
+        want=$(grep -o "test accuracy [0-9.]*%" "$W/$run.log" | tail -n 1)
+        "$PY" tests/tools/torch_eval.py "$W/$run.safetensors" "$W/cifar" > "$W/$run.torch.log" 2>&1
+        got=$(grep -o "test accuracy [0-9.]*%" "$W/$run.torch.log")
+        [ -n "$want" ] && [ "$got" = "$want" ]
+        check "PyTorch evaluates the $run checkpoint: $got, the program said $want" $? "$W/$run.torch.log"
+    done
+fi
+
 SST=../shared/data/sst2
 if [ -f $SST/train.tsv ]; then
     BT="$B/train_bert --data-dir $SST --limit 640 --width 32 --heads 2 --mlp 64 --depth 2 --seq 24 --batch 32 --mlm-epochs 1 --cls-epochs 1 --threads 2"
