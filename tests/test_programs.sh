@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The training programs end to end, on a small CIFAR-10-format data set the
-# test writes (tests/tools/tiny_cifar.py) and on SST-2 when ../shared has it:
+# The training programs end to end, on small CIFAR-10- and SST-2-format data
+# sets the test writes (tests/tools/tiny_cifar.py, tiny_sst2.py):
 #   - exact resume: the paper recipe (two crops, AutoAugment, CutMix, label
 #     smoothing) on 2 threads, stopped by SIGINT mid-epoch (raised by the
 #     program after N steps, and sent from outside), resumed, must end with
@@ -152,13 +152,18 @@ if "$PY" -c "import torch" > /dev/null 2>&1; then
     done
 fi
 
-SST=../shared/data/sst2
+# ---- train_bert, on a small SST-2-format set the test writes -----------------------------
+"$PY" tests/tools/tiny_sst2.py "$W/sst2" 640
+SST=$W/sst2
 if [ -f $SST/train.tsv ]; then
-    BT="$B/train_bert --data-dir $SST --limit 640 --width 32 --heads 2 --mlp 64 --depth 2 --seq 24 --batch 32 --mlm-epochs 1 --cls-epochs 1 --threads 2"
+    BT="$B/train_bert --data-dir $SST --width 32 --heads 2 --mlp 64 --depth 2 --seq 24 --batch 32 --mlm-epochs 1 --cls-epochs 3 --cls-lr 3e-3 --threads 2"
     $BT --save "$W/bert" --log "$W/bert.csv" > "$W/bert.log" 2>&1
     check "train_bert runs both phases" $? "$W/bert.log"
-    grep -q "cls epoch 1/1: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 3 ] && head -n 1 "$W/bert.csv" | grep -q "^phase,epoch,step,train_loss,dev_loss,dev_acc_0,dev_acc_1,dev_acc_2,grad_norm_1,grad_norm_2,seconds$"
+    grep -q "cls epoch 3/3: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 5 ] && head -n 1 "$W/bert.csv" | grep -q "^phase,epoch,step,train_loss,dev_loss,dev_acc_0,dev_acc_1,dev_acc_2,grad_norm_1,grad_norm_2,seconds$"
     check "train_bert reports the dev accuracy and logs both phases" $? "$W/bert.log"
+    acc=$(grep -o "cls epoch 3/3: .*dev accuracy [0-9.]*" "$W/bert.log" | grep -o "[0-9.]*$")
+    awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 95) }'
+    check "train_bert learns the small set: dev accuracy ${acc:-?}% (at least 95%)" $? "$W/bert.log"
     for cut in 7 27; do # in pretraining, and in fine-tuning
         $BT --save "$W/bert$cut" --stop-after $cut > /dev/null 2>&1
         $BT --save "$W/bert$cut" --resume "$W/bert$cut" > "$W/bert$cut.log" 2>&1
@@ -167,7 +172,7 @@ if [ -f $SST/train.tsv ]; then
     done
     bad "train_bert: missing data" "cannot open" $B/train_bert --data-dir "$W/nowhere"
 else
-    echo "programs: $SST is not here; train_bert was not run"
+    check "tiny_sst2.py wrote $SST/train.tsv" 1
 fi
 echo "programs: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
