@@ -19,6 +19,7 @@
  */
 #ifndef ACN_TRAIN_H
 #define ACN_TRAIN_H
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -135,7 +136,8 @@ typedef struct progress {
     int tty, shown;
     double t_start;        /* when this process started training           */
     long steps_done;       /* steps run by this process                    */
-    long last_line;        /* step of the last plain line                  */
+    long last_line;        /* step of the last line shown                  */
+    double last_time;      /* and when                                     */
 } progress;
 
 static void progress_init(progress *p)
@@ -152,12 +154,15 @@ static void progress_show(progress *p, const char *what, long epoch, long epochs
     double eta = p->steps_done > 0 ? el / (double)p->steps_done * (double)(steps_total - step) : 0.0;
     char e[32];
     fmt_time(e, sizeof e, eta);
-    if (!p->tty && p->shown && step - p->last_line < (per_epoch >= 10 ? per_epoch / 10 : 1) && pos != per_epoch) return;
+    if (p->shown && pos != per_epoch &&
+        (p->tty ? now_s() - p->last_time < 0.1 : step - p->last_line < (per_epoch >= 10 ? per_epoch / 10 : 1)))
+        return; /* a terminal: at most 10 updates a second; a file: a line every tenth of an epoch */
     fprintf(stderr, "%s%s epoch %ld/%ld  step %ld/%ld  loss %.4f  lr %.2e  %.0f %s/s  ETA %s%s", p->tty ? "\r" : "",
             what, epoch + 1, epochs, pos, per_epoch, loss, lr, rate, unit, e, p->tty ? "   " : "\n");
     fflush(stderr);
     p->shown = 1;
     p->last_line = step;
+    p->last_time = now_s();
 }
 
 static void progress_end(progress *p)
@@ -180,15 +185,68 @@ static void train_catch_signals(void)
 }
 
 /* ---- runs: checkpoints and settings ---------------------------------------- */
+/* A checkpoint is a pair, PREFIX.safetensors (weights) and
+ * PREFIX.state.safetensors (optimizer, generator, cursor); acn.h writes each
+ * file atomically, the state first. A crash between the two writes leaves a
+ * pair of different steps, which acn_load_checkpoint refuses; so before each
+ * save the programs keep the pair they are about to replace as
+ * PREFIX.prev.safetensors and PREFIX.prev.state.safetensors (hard links,
+ * each put in place by a rename). At every moment one of the two pairs is
+ * whole. */
 typedef struct run_files {
-    char weights[1024], state[1024];
+    char prefix[1000];
+    char weights[1024], state[1024];      /* PREFIX.safetensors, PREFIX.state.safetensors */
+    char prev_w[1024], prev_s[1024];      /* PREFIX.prev.safetensors, PREFIX.prev.state.safetensors */
 } run_files;
 
-/* PREFIX.safetensors and PREFIX.state.safetensors; 0 if the prefix is too long. */
+/* The file names of a prefix; 0 if it is too long. */
 static int run_files_of(const char *prefix, run_files *f)
 {
-    return prefix && (size_t)snprintf(f->weights, sizeof f->weights, "%s.safetensors", prefix) < sizeof f->weights &&
-           (size_t)snprintf(f->state, sizeof f->state, "%s.state.safetensors", prefix) < sizeof f->state;
+    return prefix && strlen(prefix) < sizeof f->prefix &&
+           (size_t)snprintf(f->prefix, sizeof f->prefix, "%s", prefix) < sizeof f->prefix &&
+           (size_t)snprintf(f->weights, sizeof f->weights, "%s.safetensors", prefix) < sizeof f->weights &&
+           (size_t)snprintf(f->state, sizeof f->state, "%s.state.safetensors", prefix) < sizeof f->state &&
+           (size_t)snprintf(f->prev_w, sizeof f->prev_w, "%s.prev.safetensors", prefix) < sizeof f->prev_w &&
+           (size_t)snprintf(f->prev_s, sizeof f->prev_s, "%s.prev.state.safetensors", prefix) < sizeof f->prev_s;
+}
+
+/* dst becomes another name of src's file, atomically (link, then rename). */
+static int link_over(const char *src, const char *dst)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    remove(tmp);
+    return link(src, tmp) || rename(tmp, dst);
+}
+
+/* Keep the pair about to be replaced as PREFIX.prev.*; 0 on success (or
+ * when there is no pair yet), else 1 with a message. */
+static int run_keep_previous(const char *prog, const run_files *f)
+{
+    FILE *w = fopen(f->weights, "rb"), *s = fopen(f->state, "rb");
+    int both = w && s;
+    if (w) fclose(w);
+    if (s) fclose(s);
+    if (!both) return 0;
+    if (link_over(f->weights, f->prev_w) || link_over(f->state, f->prev_s)) {
+        fprintf(stderr, "%s: cannot keep the previous checkpoint as %s: %s; the folder must allow hard links\n",
+                prog, f->prev_w, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* The message for a checkpoint that does not load: what acn.h said, and,
+ * when PREFIX.prev exists, that it is the pair before it. */
+static void run_resume_failed(acn_ctx *ctx, const char *prog, const run_files *f)
+{
+    FILE *p = fopen(f->prev_w, "rb");
+    fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
+    if (p) {
+        fclose(p);
+        fprintf(stderr, "%s: %s.prev is the checkpoint saved before it; --resume %s.prev continues from there\n", prog,
+                f->prefix, f->prefix);
+    }
 }
 
 /* "The last good state is X (step N)." for the message of a run stopped by

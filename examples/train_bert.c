@@ -149,6 +149,7 @@ static int bert_save(bert_run *R, const run_files *f, const acn_adamw *opt, cons
                      int phase, const epoch_sums *es)
 {
     run_meta m = R->meta;
+    if (run_keep_previous(R->prog, f)) return 1;
     meta_set(&m, "phase", "%s", phase_name[phase]);
     sums_to_meta(es, R->o.depth, &m);
     if (acn_save_checkpoint(R->ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
@@ -189,7 +190,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     if (resume) {
         int64_t s64;
         if (acn_load_checkpoint(ctx, resume->weights, resume->state, &opt, &smp, &s64)) {
-            fprintf(stderr, "%s: cannot resume: %s\n", R->prog, acn_error(ctx));
+            run_resume_failed(ctx, R->prog, resume);
             status = 1;
             goto done;
         }

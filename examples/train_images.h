@@ -310,6 +310,7 @@ static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const 
 {
     run_meta m = md->meta;
     int i;
+    if (run_keep_previous(prog, f)) return 1;
     for (i = 0; i < md->train_meta.n; i++) meta_set(&m, md->train_meta.key[i], "%s", md->train_meta.val[i]);
     sums_to_meta(e, md->depth, &m);
     if (acn_save_checkpoint(ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
@@ -366,7 +367,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         int64_t s64 = 0;
         if (meta_check(ctx, prog, &resume, &md->meta)) { status = 1; goto done; }
         if (acn_load_checkpoint(ctx, resume.weights, resume.state, &opt, &smp, &s64)) {
-            fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
+            run_resume_failed(ctx, prog, &resume);
             status = 1;
             goto done;
         }

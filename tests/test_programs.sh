@@ -65,6 +65,30 @@ check "resumed after kill -INT" $? "$W/kill2.log"
 cmp -s "$W/big.safetensors" "$W/kill.safetensors" && cmp -s "$W/big.state.safetensors" "$W/kill.state.safetensors"
 check "stopped from outside and resumed: byte-identical to the run in one go" $? "$W/kill1.log"
 
+# ---- a crash while saving: one of the two pairs is always whole -----------------------------
+$M --epochs 3 --save "$W/crash" --save-every 1 --stop-after 12 > /dev/null 2>&1
+$M --epochs 3 --save "$W/later" --save-every 1 --stop-after 13 > /dev/null 2>&1
+cp "$W/later.state.safetensors" "$W/crash.state.safetensors" # as if the weights' write never happened
+$M --epochs 3 --save "$W/crash" --resume "$W/crash" > "$W/crash1.log" 2>&1
+rc=$?
+grep -q "are not a pair" "$W/crash1.log" && grep -q -- "--resume $W/crash.prev continues from there" "$W/crash1.log"
+check "a pair torn by a crash is refused, and the message points to PREFIX.prev (exit $rc)" $(( $? || rc != 1 )) "$W/crash1.log"
+$M --epochs 3 --save "$W/crash" --resume "$W/crash.prev" > "$W/crash2.log" 2>&1 && grep -q "at step 12 " "$W/crash2.log"
+check "resuming from PREFIX.prev (step 12) works" $? "$W/crash2.log"
+cmp -s "$W/whole.safetensors" "$W/crash.safetensors"
+check "and ends byte-identical to the run in one go" $?
+# killed (SIGKILL: no handler runs) at an arbitrary moment while saving after every step
+$MB --save "$W/k9" --save-every 1 > "$W/k9a.log" 2>&1 &
+pid=$!
+for i in $(seq 1 400); do grep -q "step [0-9]*/80" "$W/k9a.log" 2> /dev/null && break; sleep 0.02; done
+sleep 0.1
+kill -KILL $pid 2> /dev/null
+wait $pid 2> /dev/null
+from="$W/k9"
+$MB --save "$W/k9" --resume "$W/k9" > "$W/k9b.log" 2>&1 || { from="$W/k9.prev"; $MB --save "$W/k9" --resume "$W/k9.prev" > "$W/k9b.log" 2>&1; }
+cmp -s "$W/big.safetensors" "$W/k9.safetensors"
+check "killed with SIGKILL mid-run, resumed from $(basename "$from"): byte-identical to the run in one go" $? "$W/k9b.log"
+
 # ---- the checkpoint loads where it should, and only there ------------------------
 $M --epochs 3 --wiring residual --resume "$W/whole" > "$W/other.log" 2>&1
 rc=$?
