@@ -17,7 +17,7 @@
 /* Everything a run is told on the command line (the model's own flags are
  * the program's). */
 typedef struct image_opts {
-    const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log;
+    const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log, *plots;
     int epochs, batch, warmup, seed, low_data, eval_every, eval_batch, threads, save_every, limit, crop, flip,
         autoaugment, stop_after;
     float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
@@ -77,6 +77,7 @@ static int image_flags(image_opts *o, flag *f)
     F_("--resume", FLAG_STR, &o->resume, 0, 0, "continue from checkpoint PREFIX exactly (the same flags)");
     F_("--stop-after", FLAG_INT, &o->stop_after, 0, 1e12, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
     F_("--log", FLAG_STR, &o->log, 0, 0, "CSV file: one row per epoch (appended to on --resume)");
+    F_("--plots", FLAG_STR, &o->plots, 0, 0, "folder for SVG plots of the probes and gradient norms, from --log");
 #undef F_
     return n;
 }
@@ -321,6 +322,92 @@ static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const 
     return 0;
 }
 
+/* The value of key in m, or "" */
+static const char *meta_value(const run_meta *m, const char *key)
+{
+    int i;
+    for (i = 0; i < m->n; i++)
+        if (!strcmp(m->key[i], key)) return m->val[i];
+    return "";
+}
+
+/* --plots DIR: the CSV log read back (every epoch so far, those before a
+ * resume included) as two SVG files: probe_accuracy.svg, the test accuracy
+ * after k blocks at up to six evaluated epochs, and grad_norms.svg, each
+ * block's mean gradient norm per epoch (spec section 5's heat map). Each is
+ * written to NAME.tmp and renamed into place. 0, or 1 with a message. */
+static int image_plots(const char *prog, const char *log_path, const char *dir, int L, const char *what)
+{
+    int ncol = 2 * L + 8, E = 0, cap = 0, i, e, k, n_eval = 0, status = 0;
+    double *v = NULL;            /* (E, ncol) the values; NaN where a field is empty */
+    float *gn = NULL, *probe = NULL;
+    char line[16384], path[1200], tmp[1300], title[400], labels[6][32];
+    svg_series ser[6];
+    int chosen[6];
+    FILE *f = fopen(log_path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: --plots: cannot read the log %s\n", prog, log_path);
+        return 1;
+    }
+    if (!fgets(line, sizeof line, f)) line[0] = 0; /* the header */
+    while (fgets(line, sizeof line, f)) { /* epoch,step,lr,train_loss,test_loss,test_acc,probe_0..L,grad_norm_1..L,seconds */
+        char *p = line;
+        if (E == cap) {
+            double *nv = (double *)realloc(v, sizeof(double) * (size_t)(cap = cap ? 2 * cap : 64) * ncol);
+            if (!nv) { status = 1; break; }
+            v = nv;
+        }
+        for (k = 0; k < ncol; k++) {
+            char *end;
+            double x = strtod(p, &end);
+            v[(size_t)E * ncol + k] = end == p ? NAN : x;
+            p = strchr(p, ',');
+            if (!p) break;
+            p++;
+        }
+        for (k++; k < ncol; k++) v[(size_t)E * ncol + k] = NAN;
+        E++;
+    }
+    fclose(f);
+    gn = (float *)malloc(sizeof(float) * (size_t)(L * (E ? E : 1)));
+    probe = (float *)malloc(sizeof(float) * 6 * (size_t)(L + 1));
+    if (status || !gn || !probe || !E) goto out;
+    for (i = 0; i < L; i++) /* grad_norm_{i+1} of epoch e */
+        for (e = 0; e < E; e++) gn[i * E + e] = (float)v[(size_t)e * ncol + 7 + L + i];
+    for (e = 0; e < E; e++) n_eval += v[(size_t)e * ncol + 6] == v[(size_t)e * ncol + 6];
+    for (k = 0; k < 6 && k < n_eval; k++) { /* up to six evaluated epochs, evenly spread, the last included */
+        int want = n_eval <= 6 ? k : (int)((double)k * (n_eval - 1) / 5.0 + 0.5), seen = -1;
+        for (e = 0; e < E; e++)
+            if (v[(size_t)e * ncol + 6] == v[(size_t)e * ncol + 6] && ++seen == want) break;
+        chosen[k] = e;
+    }
+    for (k = 0; k < 6 && k < n_eval; k++) {
+        for (i = 0; i <= L; i++) probe[k * (L + 1) + i] = (float)v[(size_t)chosen[k] * ncol + 6 + i];
+        snprintf(labels[k], sizeof labels[k], "epoch %.0f", v[(size_t)chosen[k] * ncol]);
+        ser[k].label = labels[k];
+        ser[k].y = probe + k * (L + 1);
+        ser[k].n = L + 1;
+    }
+    if (n_eval) {
+        snprintf(path, sizeof path, "%s/probe_accuracy.svg", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        snprintf(title, sizeof title, "Test accuracy after k blocks (%s)", what);
+        if (svg_line_chart(tmp, title, "blocks kept (k)", "test accuracy (%)", ser, k, 0.0f, 100.0f) ||
+            rename(tmp, path))
+            status = 1;
+    }
+    snprintf(path, sizeof path, "%s/grad_norms.svg", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(title, sizeof title, "Block gradient norms, log scale (%s)", what);
+    if (!status && (svg_heat_map(tmp, title, "epoch", "block", gn, L, E) || rename(tmp, path))) status = 1;
+out:
+    if (status) fprintf(stderr, "%s: --plots: cannot write the plots into %s (does the folder exist?)\n", prog, dir);
+    free(v);
+    free(gn);
+    free(probe);
+    return status;
+}
+
 /* The loop. Returns the exit status: 0 done, 1 an error, 2 bad flags,
  * 3 the loss or gradient went non-finite, 130 stopped by a signal. */
 static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_data *d, const image_opts *o)
@@ -343,6 +430,8 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
     acn_tensor *gw[TRAIN_MAXL];
     float acc[TRAIN_MAXL + 1];
     double t_epoch = now_s(), test_loss = 0.0;
+    char plot_title[160];
+    snprintf(plot_title, sizeof plot_title, "%s, %s, %s", md->name, d->name, meta_value(&md->meta, "wiring"));
     memset(&es, 0, sizeof es);
     memset(&opt, 0, sizeof opt);
     memset(&smp, 0, sizeof smp);
@@ -376,6 +465,11 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         sums_from_meta(ctx, resume.weights, L, &es);
         printf("resumed from %s at step %ld (epoch %ld, image %ld of %d)\n", resume.weights, step, (long)smp.epoch + 1,
                (long)smp.pos, tr->n);
+    }
+    if (o->plots && !o->log) {
+        fprintf(stderr, "%s: --plots draws from the CSV log; give --log FILE too\n", prog);
+        status = 2;
+        goto done;
     }
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
@@ -445,6 +539,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
                 for (i = 0; i < L; i++) fprintf(log, ",%.6g", es.batches ? es.gnorm[i] / es.batches : 0.0);
                 fprintf(log, ",%.1f\n", es.seconds);
                 fflush(log);
+                if (o->plots && image_plots(prog, o->log, o->plots, L, plot_title)) { status = 1; break; }
             }
             memset(&es, 0, sizeof es);
             t_epoch = now_s();

@@ -14,6 +14,7 @@
  */
 #define ACN_IMPLEMENTATION
 #include "../acn.h" /* in your project: "acn.h" */
+#include "svg.h"
 #include "train.h"
 #include "train_images.h"
 

@@ -36,8 +36,20 @@ grep -q "stopped by signal 2 at step 27 (epoch 2, image 112 of 320)" "$W/cut1.lo
 check "SIGINT after 27 steps: saved and exited with 130 (exit $rc)" $(( $? || rc != 130 )) "$W/cut1.log"
 ls "$W"/*.tmp > /dev/null 2>&1
 check "no temporary files left behind" $(( ! $? ))
-$M --epochs 3 --save "$W/cut" --log "$W/cut.csv" --resume "$W/cut" > "$W/cut2.log" 2>&1
+mkdir -p "$W/plots"
+$M --epochs 3 --save "$W/cut" --log "$W/cut.csv" --resume "$W/cut" --plots "$W/plots" > "$W/cut2.log" 2>&1
 check "resumed run" $? "$W/cut2.log"
+"$PY" -c "
+import sys, xml.etree.ElementTree as E
+for name in ('probe_accuracy', 'grad_norms'):
+    r = E.parse(sys.argv[1] + '/' + name + '.svg').getroot()
+    assert r.tag.endswith('svg'), name
+cells = [e for e in E.parse(sys.argv[1] + '/grad_norms.svg').getroot().iter() if e.tag.endswith('rect') and e.get('width') != '18' and e.get('fill', '').startswith('rgb')]
+assert len(cells) == 4 * 3, len(cells)  # 4 blocks x 3 epochs, those before the resume included
+lines = [e for e in E.parse(sys.argv[1] + '/probe_accuracy.svg').getroot().iter() if e.tag.endswith('polyline')]
+assert len(lines) == 2, len(lines)      # epochs 2 and 3 were evaluated (--eval-every 2, and the last)
+" "$W/plots" > "$W/plots.log" 2>&1
+check "--plots: well-formed SVG; the heat map covers all 3 epochs of the resumed run, the chart both evaluations" $? "$W/plots.log"
 grep -q "resumed from $W/cut.safetensors at step 27 (epoch 2, image 112 of 320)" "$W/cut2.log"
 check "resume names the step and cursor" $? "$W/cut2.log"
 cmp -s "$W/whole.safetensors" "$W/cut.safetensors"
@@ -145,6 +157,7 @@ bad "truncated CIFAR file" "test_batch.bin" $B/train_mixer --data-dir "$W/trunc"
 mkdir -p "$W/gz" && for f in train-images-idx3-ubyte train-labels-idx1-ubyte; do printf '\037\213\010\000junk' > "$W/gz/$f.gz"; done
 bad "gzip-compressed IDX file" "gunzip" $B/train_mixer --data fashion --data-dir "$W/gz"
 bad "patch that does not divide the image" "patch" $B/train_mixer --data-dir $W/cifar --patch 5 --width 32 --depth 2
+bad "--plots without --log" "give --log FILE too" $M --epochs 1 --plots "$W"
 bad "save into a missing folder" "saving the checkpoint failed" $M --epochs 1 --save "$W/no/such/dir/x"
 $B/train_mixer --help > "$W/help.log" 2>&1
 check "--help exits 0 and lists the flags" $(( $? || ! $(grep -c -- "--resume" "$W/help.log") )) "$W/help.log"
