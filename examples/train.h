@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TRAIN_MAXL 64 /* blocks a program reports on */
@@ -198,6 +199,20 @@ typedef struct run_files {
     char weights[1024], state[1024];      /* PREFIX.safetensors, PREFIX.state.safetensors */
     char prev_w[1024], prev_s[1024];      /* PREFIX.prev.safetensors, PREFIX.prev.state.safetensors */
 } run_files;
+
+/* Create the folder that will hold path (one level, as mkdir does; an
+ * existing folder is fine), so that --save runs/mixer works in a fresh
+ * clone. Failures show up when the file is written. */
+static void make_parent(const char *path)
+{
+    char dir[1100];
+    char *slash;
+    snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
+    *slash = 0;
+    mkdir(dir, 0755);
+}
 
 /* The file names of a prefix; 0 if it is too long. */
 static int run_files_of(const char *prefix, run_files *f)

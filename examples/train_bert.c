@@ -434,10 +434,12 @@ int main(int argc, char **argv)
         meta_get(R.ctx, resume.weights, "phase", ph, sizeof ph);
         resume_phase = !strcmp(ph, "cls") ? PHASE_CLS : PHASE_MLM;
     }
+    if (o->save) make_parent(save.weights);
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         int k;
         if (old) fclose(old);
+        make_parent(o->log);
         if (!(R.log = fopen(o->log, old ? "a" : "w"))) {
             fprintf(stderr, "%s: cannot open the log %s for writing\n", argv[0], o->log);
             return 1;

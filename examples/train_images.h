@@ -471,9 +471,12 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         status = 2;
         goto done;
     }
+    if (o->save) make_parent(save.weights);
+    if (o->plots) mkdir(o->plots, 0755);
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         if (old) fclose(old);
+        make_parent(o->log);
         log = fopen(o->log, old ? "a" : "w");
         if (!log) {
             fprintf(stderr, "%s: cannot open the log %s for writing\n", prog, o->log);
