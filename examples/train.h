@@ -8,11 +8,12 @@
  *             second Ctrl-C quits at once
  *   runs      checkpoint pairs PREFIX.safetensors (the weights, loadable in
  *             PyTorch) and PREFIX.state.safetensors (optimizer, generator,
- *             data cursor), the model's settings kept in the weights'
- *             metadata and compared on --resume
- *   images    CIFAR-10 and Fashion-MNIST loading, and the whole training
- *             loop of an image classifier with per-block probes, a CSV log
- *             and per-block gradient norms
+ *             data cursor), the pair before kept as PREFIX.prev.*, the
+ *             model's settings kept in the weights' metadata and compared on
+ *             --resume, and the epoch's running sums (loss, per-block
+ *             gradient norms) carried across a resume
+ *
+ * train_images.h builds the image programs' loop on top of it.
  *
  * Include it after acn.h (with ACN_IMPLEMENTATION) in one C file. POSIX:
  * clock_gettime and isatty.
@@ -276,16 +277,18 @@ static const char *last_good(const char *weights, long step)
 }
 
 /* The settings that define a model, as metadata key/value pairs. */
+#define RUN_META_MAX 128 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
 typedef struct run_meta {
     int n;
-    char key[48][40], val[48][96];
-    const char *kv[96];
+    char key[RUN_META_MAX][40], val[RUN_META_MAX][96];
+    const char *kv[2 * RUN_META_MAX];
 } run_meta;
 
 static void meta_set(run_meta *m, const char *key, const char *fmt, ...)
 {
     va_list ap;
-    if (m->n >= 48) return;
+    ACN_ASSERT(m->n < RUN_META_MAX);
+    if (m->n >= RUN_META_MAX) return;
     snprintf(m->key[m->n], sizeof m->key[0], "%s", key);
     va_start(ap, fmt);
     vsnprintf(m->val[m->n], sizeof m->val[0], fmt, ap);
@@ -326,16 +329,6 @@ static int meta_check(acn_ctx *ctx, const char *prog, const run_files *f, const 
     return bad;
 }
 
-/* A metadata value of a checkpoint's weights file, copied into buf ("" if none). */
-static void meta_get(acn_ctx *ctx, const char *path, const char *key, char *buf, size_t n)
-{
-    acn_st st;
-    buf[0] = 0;
-    if (acn_st_read(ctx, path, &st)) { acn_clear_error(ctx); return; }
-    if (acn_st_meta(&st, key)) snprintf(buf, n, "%s", acn_st_meta(&st, key));
-    acn_st_free(&st);
-}
-
 /* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as
  * exact hex floats) so that a resumed epoch still reports the whole epoch. */
 typedef struct epoch_sums {
@@ -372,7 +365,6 @@ static void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
 
 static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
 {
-    char buf[96 * 1];
     int i;
     meta_set(m, "train.epoch_loss_sum", "%a", e->loss);
     meta_set(m, "train.epoch_batches", "%ld", e->batches);
@@ -380,27 +372,27 @@ static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
     for (i = 0; i < L; i++) {
         char key[40];
         snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
-        snprintf(buf, sizeof buf, "%a", e->gnorm[i]);
-        meta_set(m, key, "%s", buf);
+        meta_set(m, key, "%a", e->gnorm[i]);
     }
 }
 
+/* The sums back from a checkpoint's metadata (zero where missing). */
 static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
 {
-    char v[96], key[40];
+    acn_st st;
+    const char *v;
+    char key[40];
     int i;
     memset(e, 0, sizeof *e);
-    meta_get(ctx, weights, "train.epoch_loss_sum", v, sizeof v);
-    e->loss = strtod(v, NULL);
-    meta_get(ctx, weights, "train.epoch_batches", v, sizeof v);
-    e->batches = strtol(v, NULL, 10);
-    meta_get(ctx, weights, "train.epoch_seconds", v, sizeof v);
-    e->seconds = strtod(v, NULL);
+    if (acn_st_read(ctx, weights, &st)) { acn_clear_error(ctx); return; }
+    if ((v = acn_st_meta(&st, "train.epoch_loss_sum"))) e->loss = strtod(v, NULL);
+    if ((v = acn_st_meta(&st, "train.epoch_batches"))) e->batches = strtol(v, NULL, 10);
+    if ((v = acn_st_meta(&st, "train.epoch_seconds"))) e->seconds = strtod(v, NULL);
     for (i = 0; i < L; i++) {
         snprintf(key, sizeof key, "train.gnorm_sum.%d", i);
-        meta_get(ctx, weights, key, v, sizeof v);
-        e->gnorm[i] = strtod(v, NULL);
+        if ((v = acn_st_meta(&st, key))) e->gnorm[i] = strtod(v, NULL);
     }
+    acn_st_free(&st);
 }
 
 #endif /* ACN_TRAIN_H */

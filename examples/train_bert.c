@@ -19,6 +19,16 @@
 #include "../acn.h" /* in your project: "acn.h" */
 #include "train.h"
 
+/* A metadata value of a checkpoint's weights file, copied into buf ("" if none). */
+static void meta_get(acn_ctx *ctx, const char *path, const char *key, char *buf, size_t n)
+{
+    acn_st st;
+    buf[0] = 0;
+    if (acn_st_read(ctx, path, &st)) { acn_clear_error(ctx); return; }
+    if (acn_st_meta(&st, key)) snprintf(buf, n, "%s", acn_st_meta(&st, key));
+    acn_st_free(&st);
+}
+
 enum { PHASE_MLM, PHASE_CLS };
 static const char *const phase_name[2] = {"mlm", "cls"};
 

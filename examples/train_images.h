@@ -166,18 +166,18 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
     if (acn_status_of(ctx)) {
         fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
         fprintf(stderr, "%s: README.md, \"Train the paper's Mixer\", shows how to prepare the data\n", prog);
-        return 1;
+        goto fail;
     }
     if (d->train.c != d->test.c || d->train.h != d->test.h || d->train.w != d->test.w) {
         fprintf(stderr, "%s: the training images are %d x %d x %d but the test images %d x %d x %d\n", prog,
                 d->train.c, d->train.h, d->train.w, d->test.c, d->test.h, d->test.w);
-        return 1;
+        goto fail;
     }
     { /* the recipe, then the switches over it; the data set's normalisation */
         acn_recipe r;
         if (acn_recipe_get(o->recipe, &r)) {
             fprintf(stderr, "%s: --recipe %s: expected paper, simple or none\n", prog, o->recipe);
-            return 1;
+            goto fail;
         }
         memcpy(r.mean, d->recipe.mean, sizeof r.mean);
         memcpy(r.std, d->recipe.std, sizeof r.std);
@@ -191,20 +191,23 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
     if (o->low_data || o->classes || o->limit) {
         int cls[16], nc = 0;
         acn_dataset t;
-        if (o->classes && (nc = parse_classes(prog, o->classes, cls, 16, d->train.classes)) < 0) return 1;
-        if (acn_data_select(ctx, &d->train, &t, o->low_data ? o->low_data : -1, nc ? cls : NULL, nc)) goto fail;
+        if (o->classes && (nc = parse_classes(prog, o->classes, cls, 16, d->train.classes)) < 0) goto fail;
+        if (acn_data_select(ctx, &d->train, &t, o->low_data ? o->low_data : -1, nc ? cls : NULL, nc)) goto fail_ctx;
         acn_data_free(&d->train);
         d->train = t;
         if (nc) {
-            if (acn_data_select(ctx, &d->test, &t, -1, cls, nc)) goto fail;
+            if (acn_data_select(ctx, &d->test, &t, -1, cls, nc)) goto fail_ctx;
             acn_data_free(&d->test);
             d->test = t;
         }
         if (o->limit && o->limit < d->train.n) d->train.n = o->limit; /* the first N, in file order */
     }
     return 0;
-fail:
+fail_ctx:
     fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+fail:
+    acn_data_free(&d->train);
+    acn_data_free(&d->test);
     return 1;
 }
 
