@@ -830,7 +830,8 @@ ACNDEF acn_status acn_recipe_get(const char *name, acn_recipe *out);
  * the CutMix mix and the label smoothing folded in, for
  * acn_cross_entropy_soft(..., 0): target = (1 - eps) mix + eps / classes.
  * Order: crops, flip, AutoAugment, normalisation, CutMix. scratch: 2 c h w
- * bytes (AutoAugment's). Returns CutMix's lambda (1 when no mix). */
+ * bytes (AutoAugment's). Returns CutMix's lambda (1 when no mix), or -1
+ * with x untouched when c is not 1, 2 or 3 (mean and std hold three). */
 ACNDEF float acn_recipe_apply(const acn_recipe *rc, acn_rng *r, float *x, const int *y, int b, int c, int h,
                               int w, int classes, float *targets, unsigned char *scratch);
 
@@ -6691,6 +6692,7 @@ ACNDEF float acn_recipe_apply(const acn_recipe *rc, acn_rng *r, float *x, const 
 {
     float lam;
     int i, k;
+    if (c < 1 || c > 3) return -1.0f;
     for (i = 0; i < rc->crops; i++) acn_aug_crop(r, x, b, c, h, w, rc->pad);
     if (rc->flip) acn_aug_flip(r, x, b, c, h, w);
     if (rc->autoaugment) acn_aug_autoaugment(r, x, b, c, h, w, scratch);

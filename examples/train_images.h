@@ -255,10 +255,19 @@ static int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d, 
     int *y = (int *)malloc(sizeof(int) * (size_t)o->eval_batch), *idx = (int *)malloc(sizeof(int) * (size_t)o->eval_batch);
     acn_tensor *probes[TRAIN_MAXL + 1];
     acn_rng noise; /* its own generator: evaluation leaves the training's untouched */
-    int train_was = acn_set_train(ctx, 0), nograd_was = acn_set_no_grad(ctx, 1);
+    int train_was, nograd_was;
+    if (!x || !y || !idx) {
+        free(x);
+        free(y);
+        free(idx);
+        fprintf(stderr, "evaluation: out of memory for a batch of %d; try a smaller --eval-batch\n", o->eval_batch);
+        return 1;
+    }
+    train_was = acn_set_train(ctx, 0);
+    nograd_was = acn_set_no_grad(ctx, 1);
     acn_rng_seed(&noise, 12345);
     memset(correct, 0, sizeof correct);
-    for (i = 0; i < te->n && x && y && idx && !acn_status_of(ctx); i += o->eval_batch) {
+    for (i = 0; i < te->n && !acn_status_of(ctx); i += o->eval_batch) {
         int b = te->n - i < o->eval_batch ? te->n - i : o->eval_batch, s[4] = {b, te->c, te->h, te->w};
         acn_tensor *lo;
         for (k = 0; k < b; k++) idx[k] = i + k;

@@ -561,6 +561,11 @@ static void test_recipes(void)
         }
         CHECK(ok && lam > 0.0f && lam <= 1.0f, "recipe: soft targets 0.9 (lam onehot + (1-lam) onehot') + 0.1/4 (lam %g)", lam);
     }
+    {
+        float before = x[0];
+        CHECK(acn_recipe_apply(&rc, &r, x, y, 1, 4, 4, 4, 4, t, scratch) == -1.0f && x[0] == before,
+              "recipe: 4 channels are refused (-1), x untouched");
+    }
 }
 
 static void test_digits(void)
