@@ -178,6 +178,7 @@ $B/train_vit --data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --epoch
 cmp -s "$W/vit.safetensors" "$W/vit2.safetensors"
 check "train_vit: stop + resume is byte-identical" $? "$W/vit2.log"
 bad "train_vit: width not a multiple of the heads" "heads" $B/train_vit --data-dir $W/cifar --width 30 --heads 4 --epochs 1
+bad "train_mixer refuses a ViT checkpoint" "was made with model=vit, this run has model=mixer" $M --epochs 3 --resume "$W/vit"
 # ---- PyTorch reads the checkpoint's settings and weights and gets the same accuracy -------
 if "$PY" -c "import torch" > /dev/null 2>&1; then
     for run in whole vit; do
