@@ -395,4 +395,46 @@ static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums 
     acn_st_free(&st);
 }
 
+/* ---- one update ------------------------------------------------------------ */
+/* Everything after the forward pass of a training step: backward, the
+ * per-block gradient norms (before clipping), clipping to clip (0: none),
+ * and AdamW at rate lr; the loss joins the epoch's sums. A non-finite loss
+ * or gradient norm changes nothing and returns 3 with a message saying
+ * where (e.g. "step 12 (epoch 1)") and what the last good checkpoint is
+ * (good, from last_good). 1 on an acn.h error (printed), 0 otherwise. */
+static int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_adamw *opt, float lr, float clip,
+                        epoch_sums *es, acn_tensor *const *gw, int L, progress *pg, const char *where,
+                        const char *good)
+{
+    float gnorm = 0.0f;
+    int finite;
+    if (!loss) {
+        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        return 1;
+    }
+    if ((finite = isfinite(loss->data[0]) != 0)) {
+        acn_zero_grad(ctx);
+        if (acn_backward(ctx, loss)) {
+            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+            return 1;
+        }
+        sums_add_gnorms(es, gw, L);
+        acn_clip_grad_norm(ctx, clip > 0 ? clip : 3e38f, &gnorm);
+    }
+    if (!finite || !isfinite(gnorm)) {
+        progress_end(pg);
+        fprintf(stderr, "%s: the %s is %g at %s; stopped without saving. %s Try a lower learning rate, or --clip\n",
+                prog, finite ? "gradient norm" : "loss", finite ? (double)gnorm : (double)loss->data[0], where, good);
+        return 3;
+    }
+    if (acn_adamw_step(ctx, opt, lr)) {
+        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        return 1;
+    }
+    es->loss += loss->data[0];
+    es->batches++;
+    pg->steps_done++;
+    return 0;
+}
+
 #endif /* ACN_TRAIN_H */

@@ -218,7 +218,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     while (smp.epoch < o->epochs[phase]) {
         int b;
         acn_tensor *out, *loss;
-        float gnorm = 0.0f, lr;
+        float lr;
         if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
             progress_end(&pg);
             es.seconds = now_s() - t0;
@@ -274,38 +274,15 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, NULL);
             loss = acn_cross_entropy(ctx, out, R->lab, 0.0f, -1);
         }
-        if (!loss) {
-            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
-            status = 1;
-            break;
-        }
-        acn_zero_grad(ctx);
-        if (isfinite(loss->data[0]) && acn_backward(ctx, loss)) {
-            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
-            status = 1;
-            break;
-        }
-        if (isfinite(loss->data[0])) sums_add_gnorms(&es, gw, L);
-        acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
-        if (!isfinite(loss->data[0]) || !isfinite(gnorm)) {
-            progress_end(&pg);
-            fprintf(stderr, "%s: the %s is %g at %s step %ld; stopped without saving. %s Try a lower learning "
-                    "rate or --clip\n", R->prog, isfinite(loss->data[0]) ? "gradient norm" : "loss",
-                    isfinite(loss->data[0]) ? (double)gnorm : (double)loss->data[0], phase_name[phase], step,
-                    last_good(o->save ? save->weights : NULL, R->saved_step));
-            status = 3;
-            break;
-        }
-        lr = acn_lr_at(&sched, step);
-        if (acn_adamw_step(ctx, &opt, lr)) {
-            fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
-            status = 1;
-            break;
+        {
+            char where[64];
+            snprintf(where, sizeof where, "%s step %ld", phase_name[phase], step);
+            lr = acn_lr_at(&sched, step);
+            status = train_update(ctx, R->prog, loss, &opt, lr, o->clip, &es, gw, L, &pg, where,
+                                  last_good(o->save ? save->weights : NULL, R->saved_step));
+            if (status) break;
         }
         step++;
-        es.loss += loss->data[0];
-        es.batches++;
-        pg.steps_done++;
         progress_show(&pg, phase_name[phase], (long)smp.epoch, o->epochs[phase], (smp.pos + B - 1) / B, spe, step,
                       total, loss->data[0], lr, (double)pg.steps_done * B, "sent");
         if (o->save && o->save_every && step % o->save_every == 0) {
@@ -364,11 +341,11 @@ int main(int argc, char **argv)
     F_("--dropout", FLAG_FLOAT, &o->dropout, 0, 0.99, "dropout after the embedding and each sublayer");
     F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size (both phases)");
     F_("--mlm-epochs", FLAG_INT, &o->epochs[0], 0, 1e6, "epochs of masked-language-model pretraining");
-    F_("--mlm-lr", FLAG_FLOAT, &o->lr[0], 0, 10, "peak learning rate of pretraining");
+    F_("--mlm-lr", FLAG_FLOAT, &o->lr[0], 0, 1e30, "peak learning rate of pretraining");
     F_("--mlm-warmup", FLAG_INT, &o->warmup[0], 0, 1e6, "warmup epochs of pretraining");
     F_("--mask", FLAG_FLOAT, &o->mask_p, 0.01, 1, "share of words chosen for the MLM loss");
     F_("--cls-epochs", FLAG_INT, &o->epochs[1], 0, 1e6, "epochs of fine-tuning on the labels");
-    F_("--cls-lr", FLAG_FLOAT, &o->lr[1], 0, 10, "peak learning rate of fine-tuning");
+    F_("--cls-lr", FLAG_FLOAT, &o->lr[1], 0, 1e30, "peak learning rate of fine-tuning");
     F_("--cls-warmup", FLAG_INT, &o->warmup[1], 0, 1e6, "warmup epochs of fine-tuning");
     F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, "AdamW weight decay");
     F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, "clip the gradient's global norm (0: no clipping)");

@@ -509,7 +509,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
     while (smp.epoch < o->epochs) {
         int b, s[4];
         acn_tensor *logits, *loss, *tg;
-        float gnorm = 0.0f, lr;
+        float lr;
         if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
             progress_end(&pg);
             if (o->save) {
@@ -570,45 +570,15 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         s[1] = classes;
         tg = acn_input(ctx, 2, s, targets);
         loss = acn_cross_entropy_soft(ctx, logits, tg, 0.0f);
-        if (!loss) {
-            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
-            status = 1;
-            break;
-        }
-        if (!isfinite(loss->data[0])) {
-            progress_end(&pg);
-            fprintf(stderr, "%s: the loss is %g at step %ld (epoch %ld); stopped without saving. %s Try a lower --lr, "
-                    "or --clip\n", prog, (double)loss->data[0], step, (long)smp.epoch + 1,
-                    last_good(o->save ? save.weights : NULL, image_saved_step));
-            status = 3;
-            break;
-        }
-        acn_zero_grad(ctx);
-        if (acn_backward(ctx, loss)) {
-            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
-            status = 1;
-            break;
-        }
-        sums_add_gnorms(&es, gw, L);
-        acn_clip_grad_norm(ctx, o->clip > 0 ? o->clip : 3e38f, &gnorm);
-        if (!isfinite(gnorm)) {
-            progress_end(&pg);
-            fprintf(stderr, "%s: the gradient norm is %g at step %ld (epoch %ld); stopped without saving. %s Try a "
-                    "lower --lr, or --clip\n", prog, (double)gnorm, step, (long)smp.epoch + 1,
-                    last_good(o->save ? save.weights : NULL, image_saved_step));
-            status = 3;
-            break;
-        }
-        lr = acn_lr_at(&sched, step);
-        if (acn_adamw_step(ctx, &opt, lr)) {
-            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
-            status = 1;
-            break;
+        {
+            char where[64];
+            snprintf(where, sizeof where, "step %ld (epoch %ld)", step, (long)smp.epoch + 1);
+            lr = acn_lr_at(&sched, step);
+            status = train_update(ctx, prog, loss, &opt, lr, o->clip, &es, gw, L, &pg, where,
+                                  last_good(o->save ? save.weights : NULL, image_saved_step));
+            if (status) break;
         }
         step++;
-        es.loss += loss->data[0];
-        es.batches++;
-        pg.steps_done++;
         progress_show(&pg, md->name, (long)smp.epoch, o->epochs, (smp.pos + o->batch - 1) / o->batch, spe, step,
                       total, loss->data[0], lr, (double)pg.steps_done * o->batch, "img");
         if (o->save && o->save_every && step % o->save_every == 0) {

@@ -209,6 +209,10 @@ if [ -f $SST/train.tsv ]; then
         check "train_bert: stopped after step $cut and resumed is byte-identical" $? "$W/bert$cut.log"
     done
     bad "train_bert: missing data" "cannot open" $B/train_bert --data-dir "$W/nowhere"
+    $BT --mlm-lr 1e9 --clip 0 --save "$W/bnan" --save-every 1 > "$W/bnan.log" 2>&1
+    rc=$?
+    grep -q "is -\?nan at mlm step [0-9]*; stopped without saving. The last good state is $W/bnan.safetensors" "$W/bnan.log"
+    check "train_bert: a NaN stops the run with exit 3 and names the last good checkpoint (exit $rc)" $(( $? || rc != 3 )) "$W/bnan.log"
 else
     check "tiny_sst2.py wrote $SST/train.tsv" 1
 fi
