@@ -202,6 +202,8 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
         }
         if (o->limit && o->limit < d->train.n) d->train.n = o->limit; /* the first N, in file order */
     }
+    printf("%s: %d training and %d test images of %d x %d x %d, %d classes\n", d->name, d->train.n, d->test.n,
+           d->train.c, d->train.h, d->train.w, d->train.classes);
     return 0;
 fail_ctx:
     fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
@@ -209,6 +211,12 @@ fail:
     acn_data_free(&d->train);
     acn_data_free(&d->test);
     return 1;
+}
+
+static void image_data_free(image_data *d)
+{
+    acn_data_free(&d->train);
+    acn_data_free(&d->test);
 }
 
 /* The model, as the loop sees it. */
@@ -443,6 +451,13 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
     float acc[TRAIN_MAXL + 1];
     double t_epoch = now_s(), test_loss = 0.0;
     char plot_title[160];
+    meta_set(&md->meta, "image", "%d x %d x %d", tr->c, tr->h, tr->w);
+    meta_set(&md->meta, "classes", "%d", classes);
+    image_opts_meta(o, d, &md->train_meta);
+    printf("recipe %s: %d crop(s), flip %d, AutoAugment %d, CutMix %g, label smoothing %g; batch %d, lr %g, "
+           "weight decay %g, warmup %d epoch(s), %d epochs\n", o->recipe, d->recipe.crops, d->recipe.flip,
+           d->recipe.autoaugment, d->recipe.cutmix_p, d->recipe.smoothing, o->batch, o->lr, o->wd, o->warmup, o->epochs);
+    fflush(stdout);
     snprintf(plot_title, sizeof plot_title, "%s, %s, %s", md->name, d->name, meta_value(&md->meta, "wiring"));
     memset(&es, 0, sizeof es);
     memset(&opt, 0, sizeof opt);

@@ -60,6 +60,7 @@ int main(int argc, char **argv)
     mc.classes = d.train.classes;
     if (acn_mixer_build(ctx, &m, &mc)) {
         fprintf(stderr, "%s: %s\n", argv[0], acn_error(ctx));
+        image_data_free(&d);
         acn_ctx_free(ctx);
         return 2;
     }
@@ -72,26 +73,16 @@ int main(int argc, char **argv)
     meta_set(&md.meta, "model", "mixer");
     meta_set(&md.meta, "wiring", "%s", acn_wiring_name(mc.wiring));
     meta_set(&md.meta, "block", "%s", textbook ? "textbook" : "authors");
-    meta_set(&md.meta, "image", "%d x %d x %d", mc.channels, mc.image_h, mc.image_w);
     meta_set(&md.meta, "patch", "%d", mc.patch);
     meta_set(&md.meta, "width", "%d", mc.width);
     meta_set(&md.meta, "depth", "%d", mc.depth);
     meta_set(&md.meta, "token_hidden", "%d", mc.token_hidden);
     meta_set(&md.meta, "channel_hidden", "%d", mc.channel_hidden);
-    meta_set(&md.meta, "classes", "%d", mc.classes);
-    image_opts_meta(&o, &d, &md.train_meta);
-    printf("%s: %d training and %d test images of %d x %d x %d, %d classes\n", d.name, d.train.n, d.test.n, mc.channels,
-           mc.image_h, mc.image_w, mc.classes);
     printf("Mixer (%s block), %s wiring: %d blocks of width %d, patch %d; %zu parameters; %d threads, %s kernels\n",
            textbook ? "textbook" : "authors'", acn_wiring_name(mc.wiring), mc.depth, mc.width, mc.patch,
            acn_param_numel(ctx), acn_threads(ctx), acn_simd_name(acn_simd(ctx)));
-    printf("recipe %s: %d crop(s), flip %d, AutoAugment %d, CutMix %g, label smoothing %g; batch %d, lr %g, "
-           "weight decay %g, warmup %d epoch(s), %d epochs\n", o.recipe, d.recipe.crops, d.recipe.flip,
-           d.recipe.autoaugment, d.recipe.cutmix_p, d.recipe.smoothing, o.batch, o.lr, o.wd, o.warmup, o.epochs);
-    fflush(stdout);
     rc = image_train(ctx, argv[0], &md, &d, &o);
-    acn_data_free(&d.train);
-    acn_data_free(&d.test);
+    image_data_free(&d);
     acn_ctx_free(ctx);
     return rc;
 }
