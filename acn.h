@@ -859,7 +859,8 @@ ACNDEF void acn_text_free(acn_textset *ts);
 ACNDEF void acn_text_batch(const acn_textset *ts, const int *idx, int b, int T, int *tokens, int *mask, int *labels);
 #ifndef ACN_NO_STDIO
 /* GLUE-style TSV (SST-2): a header line, then "label<TAB>text" lines, the
- * text's words separated by spaces. With build, the vocabulary is made from
+ * text's words separated by spaces; a header that starts "sentence<TAB>"
+ * (GLUE's own files) means "text<TAB>label" lines. With build, the vocabulary is made from
  * this file's words seen at least min_count times (the most frequent first,
  * ties in alphabetical order) and written to *vocab; without, *vocab is used
  * and unknown words become [UNK]. */
@@ -6827,27 +6828,34 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
     unsigned char *buf;
     size_t size, pos, line, nw = 0, cap = 0, w;
     acn__word *words = NULL;
-    int pass, n;
+    int pass, n, text_first;
     if (!ctx) return ACN_ERR_ARG;
     if (!ts || !vocab) { acn__fail(ctx, ACN_ERR_ARG, "text_tsv: ts and vocab are needed"); return ctx->status; }
     memset(ts, 0, sizeof *ts);
     if (build) memset(vocab, 0, sizeof *vocab);
     if (ctx->status || acn__read_file(ctx, path, &buf, &size)) return ctx->status;
+    /* the header names the column order: "label<TAB>sentence", or GLUE's own
+     * "sentence<TAB>label" */
+    text_first = size >= 9 && !memcmp(buf, "sentence\t", 9);
     /* pass 0 checks the lines and gathers the words; pass 1 stores ids */
     for (pass = 0; pass < 2 && !ctx->status; pass++) {
         for (pos = 0, line = 1, n = 0, w = 0; pos < size && !ctx->status; line++) {
-            size_t end = pos, tab, p;
+            size_t end = pos, tab, p, t0, t1, l0, l1; /* text [t0, t1), label [l0, l1) */
             long label;
             char *stop, num[16];
             while (end < size && buf[end] != '\n') end++;
             if (line == 1 || end == pos || (end == pos + 1 && buf[pos] == '\r')) { pos = end + 1; continue; }
             for (tab = pos; tab < end && buf[tab] != '\t'; tab++) {}
-            if (tab == end || tab - pos >= sizeof num || tab == pos) {
-                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: expected \"label<TAB>text\"", path, line);
+            if (text_first) { t0 = pos; t1 = tab; l0 = tab + 1; l1 = end; }
+            else { l0 = pos; l1 = tab; t0 = tab + 1; t1 = end; }
+            while (l1 > l0 && (buf[l1 - 1] == '\r' || buf[l1 - 1] == ' ')) l1--;
+            if (tab == end || l1 <= l0 || l1 - l0 >= sizeof num) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: expected \"%s\"", path, line,
+                          text_first ? "text<TAB>label" : "label<TAB>text");
                 break;
             }
-            memcpy(num, buf + pos, tab - pos);
-            num[tab - pos] = '\0';
+            memcpy(num, buf + l0, l1 - l0);
+            num[l1 - l0] = '\0';
             label = strtol(num, &stop, 10);
             if (*stop || label < 0 || label > 1000) {
                 acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label '%s' is not a class number", path, line, num);
@@ -6858,10 +6866,10 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
                 ts->start[n] = w;
                 if ((int)label + 1 > ts->classes) ts->classes = (int)label + 1;
             }
-            for (p = tab + 1; p < end;) { /* the words */
+            for (p = t0; p < t1;) { /* the words */
                 size_t a;
-                while (p < end && (buf[p] == ' ' || buf[p] == '\r')) p++;
-                for (a = p; p < end && buf[p] != ' ' && buf[p] != '\r'; p++) {}
+                while (p < t1 && (buf[p] == ' ' || buf[p] == '\r')) p++;
+                for (a = p; p < t1 && buf[p] != ' ' && buf[p] != '\r'; p++) {}
                 if (p == a) continue;
                 if (!pass) {
                     if (nw == cap) {

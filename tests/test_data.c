@@ -250,6 +250,21 @@ static void test_text(void)
     CHECK(acn_text_tsv(ctx, &ts, path("badlabel.tsv"), &v, 1, 1) == ACN_ERR_FORMAT && has("the label 'x'"),
           "%s", acn_error(ctx));
     clear();
+    /* GLUE's own column order, "sentence<TAB>label" (trailing spaces as GLUE has them): the same set */
+    put_text("glue.tsv", "sentence\tlabel\nthe cat sat \t1\nthe  dog \t0\r\n\na cat\t1\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("glue.tsv"), &v, 1, 1) == ACN_OK && ts.n == 3 && v.size == 10 &&
+          ts.labels[0] == 1 && ts.labels[1] == 0 && ts.labels[2] == 1 && ts.start[1] - ts.start[0] == 3 &&
+          ts.ids[0] == 6 && ts.ids[1] == 5 && ts.ids[2] == 9 && ts.ids[4] == 8, "GLUE column order: %s", acn_error(ctx));
+    acn_text_free(&ts);
+    acn_vocab_free(&v);
+    put_text("glue_bad.tsv", "sentence\tlabel\nthe cat\tpositive\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("glue_bad.tsv"), &v, 1, 1) == ACN_ERR_FORMAT && has("the label 'positive'"),
+          "%s", acn_error(ctx));
+    clear();
+    put_text("glue_notab.tsv", "sentence\tlabel\nthe cat 1\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("glue_notab.tsv"), &v, 1, 1) == ACN_ERR_FORMAT &&
+          has("glue_notab.tsv:2: expected \"text<TAB>label\""), "%s", acn_error(ctx));
+    clear();
 }
 
 /* SST-2 as the project ships it in ../shared: 67,349 training sentences, 872 for dev;
