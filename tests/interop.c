@@ -3,6 +3,7 @@
  * logits acn.h computes on it. Usage: interop DIR */
 #define ACN_IMPLEMENTATION
 #include "../acn.h"
+#include "test.h"
 #include <stdio.h>
 
 int main(int argc, char **argv)
@@ -13,16 +14,10 @@ int main(int argc, char **argv)
     for (w = 0; w < 4; w++) {
         acn_ctx *ctx;
         acn_mixer m;
-        acn_mixer_config c = acn_mixer_defaults();
+        acn_mixer_config c = t_small_mixer(); /* models.py's MIXER */
         acn_adamw opt;
         acn_tensor *x, *logits, *out[2];
         const char *kv[2] = {"wiring", acn_wiring_name(w)};
-        c.image_h = c.image_w = 8;
-        c.width = 16;
-        c.depth = 3;
-        c.token_hidden = 8;
-        c.channel_hidden = 32;
-        c.classes = 5;
         c.wiring = w;
         if (acn_ctx_new(&ctx, NULL) || acn_mixer_build(ctx, &m, &c) || acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f))
             return 1;

@@ -34,6 +34,23 @@ static inline double t_relerr(const float *a, const float *b, size_t n)
     return sqrt(d / s);
 }
 
+#ifdef ACN_H
+/* The small Mixer of the PyTorch references (tests/reference/models.py,
+ * MIXER): test_models.c checks it against them and interop.c trains it for
+ * interop_check.py, so the two must stay the same. */
+static inline acn_mixer_config t_small_mixer(void)
+{
+    acn_mixer_config c = acn_mixer_defaults();
+    c.image_h = c.image_w = 8;
+    c.width = 16;
+    c.depth = 3;
+    c.token_hidden = 8;
+    c.channel_hidden = 32;
+    c.classes = 5;
+    return c;
+}
+#endif
+
 static inline int t_done(const char *suite)
 {
     printf("%s: %d passed, %d failed\n", suite, t_pass, t_fail);

@@ -36,15 +36,8 @@ static acn_mlp_config cfg_mlp(int relu)
 }
 static acn_mixer_config cfg_mixer(int textbook, int paper)
 {
-    acn_mixer_config c = acn_mixer_defaults();
-    if (paper) return c;
-    c.image_h = c.image_w = 8;
-    c.width = 16;
-    c.depth = 3;
-    c.token_hidden = 8;
-    c.channel_hidden = 32;
-    c.classes = 5;
-    c.textbook = textbook;
+    acn_mixer_config c = paper ? acn_mixer_defaults() : t_small_mixer();
+    if (!paper) c.textbook = textbook;
     return c;
 }
 static acn_vit_config cfg_vit(void)
