@@ -57,7 +57,13 @@
  *                         needs no stdio FILE.
  *   ACN_NO_SIMD           only the portable matrix kernel (no AVX2/AVX-512
  *                         paths, no <immintrin.h>).
- *   ACN_NO_THREADS        no thread pool (no <pthread.h>); one thread.
+ *   ACN_NO_THREADS        no thread pool (no <pthread.h>); one thread. The
+ *                         pool needs GCC or Clang (their atomic built-ins).
+ *   ACN_PAR_MIN_NS        work, in nanoseconds of one core, below which an op
+ *                         runs on the calling thread alone (default 20000).
+ *   ACN_SPIN_US           how long an idle worker spins before it sleeps
+ *                         (default 50 microseconds; 0: sleep at once).
+ *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
  *   ACN_NO_POSIX          do not ask for POSIX. By default, on non-Windows
  *                         systems the implementation defines _POSIX_C_SOURCE
  *                         (200809L) when acn.h is the first header the file
@@ -81,15 +87,31 @@
  * THREADS
  *   A context is used by one thread at a time; it runs its own pool of
  *   worker threads for large ops (POSIX threads; glibc needs no -pthread).
- *   Separate contexts are independent.
+ *   Separate contexts are independent. Results are the same, bit for bit,
+ *   for every number of threads.
+ *   On Linux, a pool of n threads pins the thread that creates it to the
+ *   core it is on and each worker to another core it may use, so that a
+ *   worker woken for a task runs beside the caller instead of taking turns
+ *   with it on one core (which Linux does on some virtual machines). The
+ *   caller's own setting is restored when the pool stops (acn_ctx_free,
+ *   acn_set_threads) in the same thread. Nothing is pinned when the
+ *   process may use fewer cores than n, when acn.h is not the first header
+ *   of the implementation file (GNU's extensions are then off, unless the
+ *   file defines _GNU_SOURCE), with ACN_NO_AFFINITY, or with the
+ *   environment variable ACN_AFFINITY=0.
  *
  * LICENSE: MIT, at the end of this file.
  */
 #if defined(ACN_IMPLEMENTATION) && !defined(ACN_NO_POSIX) && !defined(_WIN32) && \
     !defined(NULL) && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
 /* Ask for POSIX (fsync, fileno) while no standard header has been read
- * (NULL is not yet defined); later it would be too late to take effect. */
+ * (NULL is not yet defined); later it would be too late to take effect. On
+ * Linux, GNU's extensions too: sched_setaffinity, for the thread pool. */
+#if defined(__linux__) && !defined(ACN_NO_THREADS)
+#define _GNU_SOURCE 1
+#else
 #define _POSIX_C_SOURCE 200809L
+#endif
 #endif
 
 #ifndef ACN_H
@@ -886,10 +908,16 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
 #include <string.h>
 
 #include <stdlib.h>  /* getenv, atoi; malloc and free unless overridden */
-#if !defined(ACN_NO_THREADS) && !defined(_WIN32)
-#include <pthread.h>
+#if !defined(ACN_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__))
+#include <pthread.h>  /* (the pool's hand-over uses GCC's __atomic built-ins) */
 #include <unistd.h>  /* sysconf: the number of online cores */
 #define ACN__THREADS 1
+#if defined(__linux__) && !defined(ACN_NO_AFFINITY)
+#include <sched.h>
+#if defined(CPU_SET)  /* declared when GNU's extensions were asked for */
+#define ACN__AFFINITY 1
+#endif
+#endif
 #endif
 #if !defined(ACN_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
@@ -1448,22 +1476,46 @@ typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
 ACN__OP_LIST(ACN__OP_DECL)
 #undef ACN__OP_DECL
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
+/* The thread pool's one rule (see "Fast paths"): a parallel call states its
+ * work in nanoseconds of one core, estimated from these nominal rates, and
+ * runs on the caller alone when that is under ACN_PAR_MIN_NS. */
+#ifndef ACN_PAR_MIN_NS
+#define ACN_PAR_MIN_NS 20000.0   /* below this much work, one thread      */
+#endif
+#ifndef ACN_SPIN_US
+#define ACN_SPIN_US 50           /* how long an idle thread spins         */
+#endif
+/* Nominal costs on one core, for the work estimates. */
+#define ACN__NS_FLOP 0.008       /* a matrix-kernel flop (~125 GFLOP/s)   */
+#define ACN__NS_ELEM 0.25        /* one element of a simple element-wise op */
+#define ACN__NS_ELEM_HEAVY 2.0   /* one element with exp, erf, division   */
+
 /* Run fn(n, lo, hi) over [lo, hi) ranges that split [0, count) across the
- * context's threads (a single call when count < 2 grain). A range function
+ * context's threads, each item costing about item_ns (a single call when
+ * the whole is too little work: see acn__parallel). A range function
  * reads values through ->data and ->grad only (acn__ready made every value
  * the kernel needs available), and writes only its own part. */
-typedef void (*acn__task)(void *arg, int tid, int n); /* see acn__parallel */
-static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg);
-static void acn__share(size_t n, size_t unit, int tid, int nt, size_t *lo, size_t *hi);
+typedef void (*acn__task)(void *arg, int part, int parts, int tid); /* see acn__parallel */
+static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work_ns, int per_thread);
+static void acn__share(size_t n, size_t unit, int part, int parts, size_t *lo, size_t *hi);
 typedef void (*acn__range_fn)(acn__node *n, size_t lo, size_t hi);
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
+static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
+static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
+                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb);
+static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out);
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd);
-static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn__range_fn fn);
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);
 /* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
  * threads, or acn__gemm_ref (see "Fast paths"). */
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate);
+/* The same on the calling thread (tid: whose packing buffer), for operands
+ * that lie inside larger arrays: op(A)(i, k) = A[i ar + k ac],
+ * op(B)(k, j) = B[k br + j bc], C rows ldc apart. */
+static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float *A, size_t ar, size_t ac,
+                         const float *B, size_t br, size_t bc, float *C, size_t ldc, int accumulate);
 static const char *acn__op_name(int op);
 
 /* ------------------------------------------------------------------------ */
@@ -1767,7 +1819,8 @@ static void acn__binary_fwd_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__binary_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__binary_fwd_rows);
+    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), acn__dim4(n->out, 3) * ACN__NS_ELEM,
+             acn__binary_fwd_rows);
 }
 /* add: da += d, db += d;  sub: da += d, db -= d;  mul: da += d b, db += d a,
  * each summed over the dims it was broadcast along. */
@@ -1791,7 +1844,7 @@ static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
     int i0, i1, i2, i3;
     size_t o = 0;
     if (n->in[0]->numel == n->out->numel && n->in[1]->numel == n->out->numel) {
-        acn__par(ctx, n, n->out->numel, 4096, acn__binary_bwd_flat);
+        acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__binary_bwd_flat);
         return;
     }
     /* broadcast: several outputs add into one input element, so one thread */
@@ -1868,7 +1921,7 @@ static void acn__addn_fwd_range(acn__node *n, size_t lo, size_t hi)
         for (i = lo; i < hi; i++) out[i] += x[i];
     }
 }
-static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 4096, acn__addn_fwd_range); }
+static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_fwd_range); }
 /* dx_k += d for every k */
 static void acn__addn_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
@@ -1880,7 +1933,7 @@ static void acn__addn_bwd_range(acn__node *n, size_t lo, size_t hi)
         if (g) for (i = lo; i < hi; i++) g[i] += d[i];
     }
 }
-static void acn__addn_bwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 4096, acn__addn_bwd_range); }
+static void acn__addn_bwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_bwd_range); }
 
 /* ---- sum, mean over an axis --------------------------------------------- */
 /* x viewed as (outer, len, inner), reduced over len: iarg = {outer, len, inner}. */
@@ -2110,15 +2163,7 @@ static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O);
     acn__gemm(ctx, R, O, I, x, 0, W, 1, n->out->data, 0);
-    if (n->in[2]) acn__par(ctx, n, (size_t)R, 64, acn__linear_bias);
-}
-/* db[o] += sum_r d[r, o], for the columns o in [lo, hi) */
-static void acn__linear_db(acn__node *n, size_t lo, size_t hi)
-{
-    size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O, r, o;
-    float *gb = n->in[2]->grad;
-    for (r = 0; r < R; r++)
-        for (o = lo; o < hi; o++) gb[o] += n->out->grad[r * O + o];
+    if (n->in[2]) acn__par(ctx, n, (size_t)R, O * ACN__NS_ELEM, acn__linear_bias);
 }
 /* dx (R, I) += d (R, O) W;   dW (O, I) += d^T x;   db (O) += sum_r d[r, :] */
 static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
@@ -2129,7 +2174,7 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     const float *d = n->out->grad;
     if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
     if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
-    if (gb) acn__par(ctx, n, (size_t)O, R > 256 ? 16 : (size_t)O, acn__linear_db);
+    if (gb) acn__colsums(ctx, d, (size_t)R, (size_t)O, gb);                        /* db[o] += sum_r d[r, o] */
 }
 
 /* ---- the exact GELU, one value (used by acn_gelu and acn_linear_gelu) -- */
@@ -2186,18 +2231,19 @@ static void acn__lgelu_fwd(acn_ctx *ctx, acn__node *n)
     size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O;
     if (!n->iarg[1])
         acn__gemm(ctx, (int)R, (int)O, n->in[1]->shape[1], n->in[0]->data, 0, n->in[1]->data, 1, (float *)n->aux, 0);
-    acn__par(ctx, n, R, 16, acn__lgelu_fwd_rows);
+    acn__par(ctx, n, R, (double)O * ACN__NS_ELEM_HEAVY, acn__lgelu_fwd_rows);
     n->iarg[1] = 1;
 }
 /* dz = d GELU'(z) into j->dz (zeroed), over this thread's share */
 typedef struct acn__lgelu_bwd_job { acn__node *n; float *dz; } acn__lgelu_bwd_job;
-static void acn__lgelu_dz(void *arg, int tid, int nt)
+static void acn__lgelu_dz(void *arg, int part, int parts, int tid)
 {
     const acn__lgelu_bwd_job *j = (const acn__lgelu_bwd_job *)arg;
     const acn__node *n = j->n;
     const float *z = (const float *)n->aux, *d = n->out->grad;
     size_t lo, hi, i;
-    acn__share(n->out->numel, 16, tid, nt, &lo, &hi);
+    (void)tid;
+    acn__share(n->out->numel, 16, part, parts, &lo, &hi);
     for (i = acn__gelu_fast(n->ctx, 1, z, d, j->dz, lo, hi); i < hi; i++) j->dz[i] += d[i] * acn__dgelu1(z[i]);
 }
 /* dz = d GELU'(z) (scratch from the gradient heap, returned at the end);
@@ -2205,16 +2251,14 @@ static void acn__lgelu_dz(void *arg, int tid, int nt)
 static void acn__lgelu_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
-    size_t O = (size_t)n->in[1]->shape[0], I = (size_t)n->in[1]->shape[1], R = n->out->numel / O, r, o;
+    size_t O = (size_t)n->in[1]->shape[0], I = (size_t)n->in[1]->shape[1], R = n->out->numel / O;
     acn__lgelu_bwd_job j;
     j.n = n;
     if (!(j.dz = acn__galloc(ctx, ctx->gheap, n->out->numel))) return;
-    acn__parallel(ctx, acn__lgelu_dz, &j);
+    acn__parallel(ctx, acn__lgelu_dz, &j, (double)n->out->numel * ACN__NS_ELEM_HEAVY, 4);
     if (gx) acn__gemm(ctx, (int)R, (int)I, (int)O, j.dz, 0, n->in[1]->data, 0, gx, 1);
     if (gW) acn__gemm(ctx, (int)O, (int)I, (int)R, j.dz, 1, n->in[0]->data, 0, gW, 1);
-    if (gb)
-        for (r = 0; r < R; r++)
-            for (o = 0; o < O; o++) gb[o] += j.dz[r * O + o];
+    if (gb) acn__colsums(ctx, j.dz, R, O, gb);
     acn__gfree(ctx->gheap, j.dz, n->out->numel);
 }
 
@@ -2250,7 +2294,7 @@ static void acn__gelu_fwd_range(acn__node *n, size_t lo, size_t hi)
         for (i = acn__gelu_fast(n->ctx, 0, x, NULL, out, lo, hi); i < hi; i++)
             out[i] = acn__gelu1(x[i]);
 }
-static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 2048, acn__gelu_fwd_range); }
+static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_fwd_range); }
 /* exact:  dx += d (Phi(x) + x phi(x)),  Phi = (1 + erf(x/sqrt 2))/2,
  *                                        phi = exp(-x^2/2)/sqrt(2 pi)
  * tanh:   dx += d (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)) */
@@ -2271,28 +2315,29 @@ static void acn__gelu_bwd_range(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
 {
-    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, 2048, acn__gelu_bwd_range);
+    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_bwd_range);
 }
 
 /* out = max(0, x) */
 static void acn__relu_fwd_range(acn__node *n, size_t lo, size_t hi)
 {
     const float *x = n->in[0]->data;
+    float *y = n->out->data;
     size_t i;
-    for (i = lo; i < hi; i++) n->out->data[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (i = acn__relu_fast(n->ctx, 0, x, NULL, y, lo, hi); i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
-static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, 8192, acn__relu_fwd_range); }
+static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_fwd_range); }
 /* dx += d [x > 0] */
 static void acn__relu_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
     const float *x = n->in[0]->data, *d = n->out->grad;
     float *gx = n->in[0]->grad;
     size_t i;
-    for (i = lo; i < hi; i++) gx[i] += x[i] > 0.0f ? d[i] : 0.0f;
+    for (i = acn__relu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) gx[i] += x[i] > 0.0f ? d[i] : 0.0f;
 }
 static void acn__relu_bwd(acn_ctx *ctx, acn__node *n)
 {
-    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, 8192, acn__relu_bwd_range);
+    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_bwd_range);
 }
 
 /* out = tanh(x) */
@@ -2365,7 +2410,8 @@ static void acn__softmax_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__softmax_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1], 32, acn__softmax_rows);
+    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1],
+             n->out->shape[n->out->ndim - 1] * ACN__NS_ELEM_HEAVY, acn__softmax_rows);
 }
 /* dz[r, c] = out[r, c] (d[r, c] - sum_k d[r, k] out[r, k]);  dx += dz;
  * dmask += dz summed over the dims the mask was broadcast along. */
@@ -2390,7 +2436,7 @@ static void acn__softmax_bwd(acn_ctx *ctx, acn__node *n)
     size_t R = n->out->numel / (size_t)C, r;
     acn__bcast bc;
     if (!gm) { /* rows are independent: split them */
-        if (gx) acn__par(ctx, n, R, 32, acn__softmax_bwd_rows);
+        if (gx) acn__par(ctx, n, R, (double)n->out->numel / (double)R * ACN__NS_ELEM, acn__softmax_bwd_rows);
         return;
     }
     /* the mask's gradient sums over rows: one thread */
@@ -2478,7 +2524,7 @@ static void acn__xent_fwd(acn_ctx *ctx, acn__node *n)
     size_t R = n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], r;
     const double *loss = (const double *)n->aux;
     double total = 0.0;
-    acn__par(ctx, n, R, 64, acn__xent_rows);
+    acn__par(ctx, n, R, (double)n->in[0]->numel / (double)R * ACN__NS_ELEM_HEAVY, acn__xent_rows);
     for (r = 0; r < R; r++) total += loss[r];
     n->out->data[0] = n->iarg[1] ? (float)(total / n->iarg[1]) : 0.0f;
 }
@@ -2506,7 +2552,8 @@ static void acn__xent_bwd_rows(acn__node *n, size_t lo, size_t hi)
 static void acn__xent_bwd(acn_ctx *ctx, acn__node *n)
 {
     if (!acn__g(n->in[0]) || !n->iarg[1]) return;
-    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], 64, acn__xent_bwd_rows);
+    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1],
+             n->in[0]->shape[n->in[0]->ndim - 1] * ACN__NS_ELEM_HEAVY, acn__xent_bwd_rows);
 }
 
 ACNDEF acn_tensor *acn_cross_entropy_soft(acn_ctx *ctx, acn_tensor *logits, acn_tensor *target,
@@ -2559,7 +2606,7 @@ static void acn__xsoft_fwd(acn_ctx *ctx, acn__node *n)
     size_t R = n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], r;
     const double *loss = (const double *)n->aux;
     double total = 0.0;
-    acn__par(ctx, n, R, 64, acn__xsoft_rows);
+    acn__par(ctx, n, R, (double)n->in[0]->numel / (double)R * ACN__NS_ELEM_HEAVY, acn__xsoft_rows);
     for (r = 0; r < R; r++) total += loss[r];
     n->out->data[0] = (float)(total / (double)R);
 }
@@ -2586,7 +2633,8 @@ static void acn__xsoft_bwd_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__xsoft_bwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1], 64, acn__xsoft_bwd_rows);
+    acn__par(ctx, n, n->in[0]->numel / (size_t)n->in[0]->shape[n->in[0]->ndim - 1],
+             n->in[0]->shape[n->in[0]->ndim - 1] * ACN__NS_ELEM_HEAVY, acn__xsoft_bwd_rows);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------- */
@@ -2653,7 +2701,8 @@ static void acn__ln_fwd_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1], 16, acn__ln_fwd_rows);
+    acn__par(ctx, n, n->out->numel / (size_t)n->out->shape[n->out->ndim - 1],
+             3 * n->out->shape[n->out->ndim - 1] * ACN__NS_ELEM, acn__ln_fwd_rows);
 }
 /* dxhat = d gamma;
  * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))         rows [lo, hi) */
@@ -2691,6 +2740,7 @@ static void acn__ln_bwd_cols(acn__node *n, size_t lo, size_t hi)
     const float *x = n->in[0]->data, *mean = (const float *)n->aux, *d = n->out->grad;
     size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D, r, c;
     const float *rstd = mean + R;
+    lo = acn__colsum_fast(n->ctx, d, gg ? x : NULL, mean, rstd, R, D, lo, hi, gg, gb);
     for (r = 0; r < R; r++)
         for (c = lo; c < hi; c++) {
             if (gg) gg[c] += d[r * D + c] * ((x[r * D + c] - mean[r]) * rstd[r]);
@@ -2700,9 +2750,9 @@ static void acn__ln_bwd_cols(acn__node *n, size_t lo, size_t hi)
 static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
 {
     size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D;
-    if (acn__g(n->in[0])) acn__par(ctx, n, R, 16, acn__ln_bwd_rows);
+    if (acn__g(n->in[0])) acn__par(ctx, n, R, 4.0 * D * ACN__NS_ELEM, acn__ln_bwd_rows);
     if ((n->in[1] && acn__g(n->in[1])) || (n->in[2] && acn__g(n->in[2])))
-        acn__par(ctx, n, D, R > 256 ? 16 : D, acn__ln_bwd_cols);
+        acn__par(ctx, n, D, 2.0 * R * ACN__NS_ELEM, acn__ln_bwd_cols);
 }
 
 /* ---- transpose ---------------------------------------------------------- */
@@ -2757,7 +2807,8 @@ static void acn__transpose_fwd_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__transpose_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__transpose_fwd_rows);
+    acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), acn__dim4(n->out, 3) * ACN__NS_ELEM,
+             acn__transpose_fwd_rows);
 }
 /* dx[.., j, .., i, ..] += d[.., i, .., j, ..] */
 static void acn__transpose_bwd_rows(acn__node *n, size_t lo, size_t hi)
@@ -2766,7 +2817,9 @@ static void acn__transpose_bwd_rows(acn__node *n, size_t lo, size_t hi)
 }
 static void acn__transpose_bwd(acn_ctx *ctx, acn__node *n)
 {
-    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), 64, acn__transpose_bwd_rows);
+    if (acn__g(n->in[0]))
+        acn__par(ctx, n, n->out->numel / (size_t)acn__dim4(n->out, 3), acn__dim4(n->out, 3) * ACN__NS_ELEM,
+                 acn__transpose_bwd_rows);
 }
 
 /* ---- reshape ------------------------------------------------------------ */
@@ -3085,9 +3138,12 @@ static void acn__dropout_bwd(acn_ctx *ctx, acn__node *n)
 }
 
 /* ---- multi-head attention ----------------------------------------------- */
-/* in = {q, k, v, mask or NULL}; iarg[0] = heads; aux = the attention
- * weights P (B, heads, Tq, Tk), then a (Tk) row of scratch per thread for
- * backward. The (batch, head) pairs run on the pool. */
+/* in = {q, k, v, mask or NULL}; iarg[0] = heads, iarg[1] = the threads the
+ * backward scratch was sized for; aux = the attention weights P (B, heads,
+ * Tq, Tk), then a (Tq, Tk) block of scratch per thread for backward. The
+ * (batch, head) pairs run on the pool; within a pair, the two products of
+ * each direction go through the matrix kernel (acn__gemm_on), on the
+ * columns h dh .. h dh + dh - 1 of q, k and v where they lie. */
 ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
                                  int heads, acn_tensor *mask)
 {
@@ -3113,121 +3169,121 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
     }
     B = q->shape[0]; Tq = q->shape[1]; Tk = k->shape[1]; D = q->shape[2];
     n = acn__node_new(ctx, ACN__OP_ATTENTION, in, 4, 3, q->shape, 0);
-    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)B * heads * Tq * Tk + (size_t)ACN__MAX_THREADS * Tk,
-                                           "attention")))
+    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)(B * heads + ctx->threads) * Tq * Tk, "attention")))
         return NULL;
     n->iarg[0] = heads;
+    n->iarg[1] = ctx->threads;
     (void)D;
     return acn__run(ctx, n);
 }
 /* Per batch b and head h (columns h*dh .. h*dh+dh-1 of D), s = 1/sqrt(dh):
- *   S[i, j] = s q[b, i, h] . k[b, j, h] + mask[b, j]
- *   P[i, :] = softmax(S[i, :])
- *   out[b, i, h] = sum_j P[i, j] v[b, j, h]
- * for the pairs bh = b * heads + h in [lo, hi). */
-static void acn__attn_fwd_pairs(acn__node *n, size_t lo, size_t hi)
+ *   S = q[b, :, h] k[b, :, h]^T                   (Tq, Tk)   the kernel
+ *   P[i, :] = softmax(s S[i, :] + mask[b, :])
+ *   out[b, :, h] = P v[b, :, h]                   (Tq, dh)   the kernel
+ * for the pairs bh = b * heads + h in [lo, hi), on thread tid. */
+static void acn__attn_fwd_pairs(const acn__node *n, size_t lo, size_t hi, int tid)
 {
     const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data;
     const float *m = n->in[3] ? n->in[3]->data : NULL;
     int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j, c;
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j;
     float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux, *out = n->out->data;
     size_t bh;
     for (bh = lo; bh < hi; bh++) {
         size_t b = bh / (size_t)H, h = bh % (size_t)H;
+        const float *qh = q + b * Tq * D + h * dh, *kh = k + b * Tk * D + h * dh, *vh = v + b * Tk * D + h * dh;
+        float *Pb = P + bh * Tq * Tk;
+        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, qh, (size_t)D, 1, kh, 1, (size_t)D, Pb, (size_t)Tk, 0);
         for (i = 0; i < Tq; i++) {
-            const float *qi = q + (b * Tq + i) * D + h * dh;
-            float *p = P + (bh * Tq + i) * Tk, *o = out + (b * Tq + i) * D + h * dh;
-            float mx = -INFINITY, sum = 0.0f;
+            float *p = Pb + (size_t)i * Tk, mx = -INFINITY, sum = 0.0f;
             for (j = 0; j < Tk; j++) {
-                const float *kj = k + (b * Tk + j) * D + h * dh;
-                float dot = 0.0f;
-                for (c = 0; c < dh; c++) dot += qi[c] * kj[c];
-                p[j] = s * dot + (m ? m[b * Tk + j] : 0.0f);
+                p[j] = s * p[j] + (m ? m[b * Tk + j] : 0.0f);
                 if (p[j] > mx) mx = p[j];
             }
             for (j = 0; j < Tk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-            for (c = 0; c < dh; c++) o[c] = 0.0f;
-            for (j = 0; j < Tk; j++) {
-                const float *vj = v + (b * Tk + j) * D + h * dh;
-                p[j] /= sum;
-                for (c = 0; c < dh; c++) o[c] += p[j] * vj[c];
-            }
+            for (j = 0; j < Tk; j++) p[j] /= sum;
         }
+        acn__gemm_on(n->ctx, tid, Tq, dh, Tk, Pb, (size_t)Tk, 1, vh, (size_t)D, 1, out + b * Tq * D + h * dh,
+                     (size_t)D, 0);
     }
+}
+typedef struct acn__attn_job { acn__node *n; size_t pairs; } acn__attn_job;
+static void acn__attn_fwd_task(void *arg, int part, int parts, int tid)
+{
+    const acn__attn_job *j = (const acn__attn_job *)arg;
+    size_t lo, hi;
+    acn__share(j->pairs, 1, part, parts, &lo, &hi);
+    if (lo < hi) acn__attn_fwd_pairs(j->n, lo, hi, tid);
+}
+/* 4 flops for each (i, j, c) of a pair: the two products */
+static double acn__attn_work(const acn__node *n)
+{
+    return 4.0 * n->in[0]->shape[0] * n->in[0]->shape[1] * n->in[1]->shape[1] * n->in[0]->shape[2] * ACN__NS_FLOP;
 }
 static void acn__attn_fwd(acn_ctx *ctx, acn__node *n)
 {
-    acn__par(ctx, n, (size_t)n->in[0]->shape[0] * n->iarg[0], 1, acn__attn_fwd_pairs);
+    acn__attn_job j;
+    j.n = n;
+    j.pairs = (size_t)n->in[0]->shape[0] * n->iarg[0];
+    /* the scratch of forward is P itself, so any thread count will do */
+    acn__parallel(ctx, acn__attn_fwd_task, &j, acn__attn_work(n), 4);
 }
-/* With G = d out (B, Tq, D), per b, h, i:
- *   dP[j] = G[i] . v[j];            dv[j] += P[i, j] G[i]
- *   dS[j] = P[i, j] (dP[j] - sum_l P[i, l] dP[l])      (softmax backward)
- *   dq[i] += s sum_j dS[j] k[j];    dk[j] += s dS[j] q[i];   dmask[b, j] += dS[j]
- * for the pairs [lo, hi), with the thread's own dP row. */
-static void acn__attn_bwd_pairs(const acn__node *n, size_t lo, size_t hi, float *dP)
+/* With G = d out (B, Tq, D), per b, h, into the thread's scratch dS (Tq, Tk):
+ *   dP = G[b, :, h] v[b, :, h]^T                    the kernel
+ *   dv[b, :, h] += P^T G[b, :, h]                   the kernel
+ *   dS[i, j] = P[i, j] (dP[i, j] - sum_l P[i, l] dP[i, l])    (softmax backward)
+ *   dmask[b, j] += sum_i dS[i, j]
+ *   dq[b, :, h] += s dS k[b, :, h];   dk[b, :, h] += s dS^T q[b, :, h]   the kernel
+ * for the pairs [lo, hi). */
+static void acn__attn_bwd_pairs(const acn__node *n, size_t lo, size_t hi, float *dS, int tid)
 {
     const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data, *G = n->out->grad;
     float *gq = acn__g(n->in[0]), *gk = acn__g(n->in[1]), *gv = acn__g(n->in[2]);
     float *gm = n->in[3] ? acn__g(n->in[3]) : NULL;
     int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j, c;
+    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j;
     float s = 1.0f / sqrtf((float)dh);
     const float *P = (const float *)n->aux;
     size_t bh;
     for (bh = lo; bh < hi; bh++) {
-        size_t b = bh / (size_t)H, h = bh % (size_t)H;
+        size_t b = bh / (size_t)H, h = bh % (size_t)H, off_q = b * Tq * D + h * dh, off_k = b * Tk * D + h * dh;
+        const float *Pb = P + bh * Tq * Tk;
+        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, G + off_q, (size_t)D, 1, v + off_k, 1, (size_t)D, dS, (size_t)Tk, 0);
+        if (gv) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, Pb, 1, (size_t)Tk, G + off_q, (size_t)D, 1, gv + off_k, (size_t)D, 1);
         for (i = 0; i < Tq; i++) {
-            const float *qi = q + (b * Tq + i) * D + h * dh, *gi = G + (b * Tq + i) * D + h * dh;
-            const float *p = P + (bh * Tq + i) * Tk;
-            float dot = 0.0f;
-            for (j = 0; j < Tk; j++) {
-                const float *vj = v + (b * Tk + j) * D + h * dh;
-                float t = 0.0f;
-                for (c = 0; c < dh; c++) t += gi[c] * vj[c];
-                dP[j] = t;
-                dot += p[j] * t;
-                if (gv) {
-                    float *gvj = gv + (b * Tk + j) * D + h * dh;
-                    for (c = 0; c < dh; c++) gvj[c] += p[j] * gi[c];
-                }
-            }
-            for (j = 0; j < Tk; j++) {
-                const float *kj = k + (b * Tk + j) * D + h * dh;
-                float dS = p[j] * (dP[j] - dot);
-                if (gq) {
-                    float *gqi = gq + (b * Tq + i) * D + h * dh;
-                    for (c = 0; c < dh; c++) gqi[c] += s * dS * kj[c];
-                }
-                if (gk) {
-                    float *gkj = gk + (b * Tk + j) * D + h * dh;
-                    for (c = 0; c < dh; c++) gkj[c] += s * dS * qi[c];
-                }
-                if (gm) gm[b * Tk + j] += dS;
-            }
+            const float *p = Pb + (size_t)i * Tk;
+            float *d = dS + (size_t)i * Tk, dot = 0.0f;
+            for (j = 0; j < Tk; j++) dot += p[j] * d[j];
+            for (j = 0; j < Tk; j++) d[j] = p[j] * (d[j] - dot);
         }
+        if (gm)
+            for (i = 0; i < Tq; i++)
+                for (j = 0; j < Tk; j++) gm[b * Tk + j] += dS[(size_t)i * Tk + j];
+        for (i = 0; i < Tq * Tk; i++) dS[i] *= s;
+        if (gq) acn__gemm_on(n->ctx, tid, Tq, dh, Tk, dS, (size_t)Tk, 1, k + off_k, (size_t)D, 1, gq + off_q, (size_t)D, 1);
+        if (gk) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, dS, 1, (size_t)Tk, q + off_q, (size_t)D, 1, gk + off_k, (size_t)D, 1);
     }
 }
-typedef struct acn__attn_job { acn__node *n; size_t pairs; } acn__attn_job;
-static void acn__attn_bwd_task(void *arg, int tid, int nt)
+static void acn__attn_bwd_task(void *arg, int part, int parts, int tid)
 {
     const acn__attn_job *j = (const acn__attn_job *)arg;
     const acn__node *n = j->n;
-    size_t lo, hi, Tk = (size_t)n->in[1]->shape[1];
-    float *scratch = (float *)n->aux + j->pairs * (size_t)n->in[0]->shape[1] * Tk + (size_t)tid * Tk;
-    acn__share(j->pairs, 1, tid, nt, &lo, &hi);
-    if (lo < hi) acn__attn_bwd_pairs(n, lo, hi, scratch);
+    size_t lo, hi, TT = (size_t)n->in[0]->shape[1] * n->in[1]->shape[1];
+    acn__share(j->pairs, 1, part, parts, &lo, &hi);
+    if (lo < hi) acn__attn_bwd_pairs(n, lo, hi, (float *)n->aux + (j->pairs + (size_t)tid) * TT, tid);
 }
 static void acn__attn_bwd(acn_ctx *ctx, acn__node *n)
 {
     acn__attn_job j;
     j.n = n;
     j.pairs = (size_t)n->in[0]->shape[0] * n->iarg[0];
-    if (n->in[3] && acn__g(n->in[3])) { /* heads add into the same mask gradient: one thread */
-        acn__attn_bwd_pairs(n, 0, j.pairs, (float *)n->aux + j.pairs * (size_t)n->in[0]->shape[1] * n->in[1]->shape[1]);
+    /* heads add into the same mask gradient, and the scratch was made for
+     * iarg[1] threads: otherwise one thread */
+    if ((n->in[3] && acn__g(n->in[3])) || ctx->threads > n->iarg[1]) {
+        acn__attn_bwd_pairs(n, 0, j.pairs, (float *)n->aux + j.pairs * n->in[0]->shape[1] * n->in[1]->shape[1], 0);
         return;
     }
-    acn__parallel(ctx, acn__attn_bwd_task, &j);
+    acn__parallel(ctx, acn__attn_bwd_task, &j, 2.0 * acn__attn_work(n), 4);
 }
 
 /* ---- detach ------------------------------------------------------------- */
@@ -3309,48 +3365,140 @@ static const char *acn__op_name(int op) { return acn__ops[op].name; }
  * the packing, so one micro-kernel serves all four cases. */
 
 /* ---- the thread pool ---------------------------------------------------- */
-/* A task runs as fn(arg, tid, n) on every thread at once, tid = 0..n-1 (the
- * caller is thread 0); acn__parallel returns when all have finished. The
- * workers sleep on a condition variable between tasks. */
+/* A task is cut into `parts` shares, and fn(arg, part, parts, tid) computes
+ * one of them on thread tid (the caller is thread 0; tid only picks the
+ * thread's own scratch). Threads claim parts one at a time from a shared
+ * counter until none are left, so no thread ever waits for another to
+ * start: a worker that is late (asleep, or its core busy elsewhere) finds
+ * its parts done by the others, and a task on a busy machine costs about
+ * what it costs on one thread. A result never depends on who computed a
+ * part, nor on how many threads there are: the parts of a task are the
+ * same for every thread count, and no sum is split across them.
+ *
+ * Every parallel call states its work, in nanoseconds of one core (the
+ * ACN__NS_* rates), and one rule decides: under ACN_PAR_MIN_NS it runs on
+ * the caller alone, since handing it to another core would cost more than
+ * it saves.
+ *
+ * A worker that finishes spins (with the CPU's pause instruction) for up to
+ * ACN_SPIN_US microseconds, watching for the next task, before it sleeps on
+ * a condition variable. The tasks of a training step come microseconds
+ * apart, so they find the workers awake; waking a sleeping worker means
+ * waking a halted core, which on a virtual machine can take from tens to
+ * hundreds of microseconds. Between steps (data loading, printing) nothing
+ * spins for longer than the budget. The caller, once no part is left to
+ * claim, waits for the parts in progress the same way: spin, then sleep.
+ *
+ * The hand-over is lock-free on the fast path. `claim` holds, in one word,
+ * the task's number, its count of parts and the next unclaimed part; a
+ * thread claims a part with a compare-and-swap that fails once the task has
+ * changed or has no part left. The caller writes a new task only after the
+ * last one is done, so a worker that wakes late and reads a newer fn with
+ * an older number cannot run it. A sleeper
+ * announces itself (`sleepers`) and looks at `gen` again under the mutex;
+ * the caller looks at `sleepers` after publishing `gen`: with sequentially
+ * consistent atomics one of the two sees the other, and no wake-up is lost.
+ * `done` and `waiting` pair the same way at the end of a task. */
+#define ACN__PARTS_MAX (4 * ACN__MAX_THREADS)
 
 struct acn__pool;
-struct acn__who { struct acn__pool *pool; int tid; }; /* a worker's identity */
+struct acn__who { struct acn__pool *pool; int tid, cpu; }; /* a worker; cpu < 0: not pinned */
 
 typedef struct acn__pool {
     int n;
 #ifdef ACN__THREADS
     pthread_t th[ACN__MAX_THREADS];
     pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    acn__task fn;
-    void *arg;
-    unsigned long gen;          /* task number                            */
-    int pending, quit;
+    pthread_cond_t go, done_cv;
+    acn__task fn;               /* atomic: the task, set before gen moves  */
+    void *arg;                  /* atomic                                  */
+    unsigned gen;               /* atomic: the task's number               */
+    unsigned long long claim;   /* atomic: gen << 32 | parts << 16 | next  */
+    unsigned done;              /* atomic: parts finished                  */
+    unsigned sleepers;          /* atomic: workers asleep on `go`          */
+    unsigned waiting;           /* atomic: the caller asleep on `done_cv`  */
+    unsigned quit;              /* atomic                                  */
     struct acn__who who[ACN__MAX_THREADS];
+#ifdef ACN__AFFINITY
+    int pinned;                 /* the caller's mask below is to restore   */
+    pthread_t caller;
+    cpu_set_t caller_mask;
+#endif
 #endif
 } acn__pool;
 
 #ifdef ACN__THREADS
+#define ACN__LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ACN__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define ACN__ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+#define ACN__SUB(p, v) __atomic_sub_fetch((p), (v), __ATOMIC_SEQ_CST)
+
+/* Spins while (*p == v) == equal, for at most the spin budget; returns the
+ * last value read. The budget is counted in time-stamp cycles on x86 (about
+ * 3 per nanosecond on current cores), elsewhere in loop turns. */
+static unsigned acn__spin(const unsigned *p, unsigned v, int equal)
+{
+    unsigned x = ACN__LOAD(p);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned long long end = __builtin_ia32_rdtsc() + (unsigned long long)ACN_SPIN_US * 3000u;
+    while ((x == v) == equal && __builtin_ia32_rdtsc() < end) {
+        __builtin_ia32_pause();
+        x = ACN__LOAD(p);
+    }
+#else
+    long turns = (long)ACN_SPIN_US * 100;
+    while ((x == v) == equal && turns-- > 0) x = ACN__LOAD(p);
+#endif
+    return x;
+}
+/* Claims and runs parts of task `gen` until none is left (or the task has
+ * moved on); returns how many this thread ran. */
+static unsigned acn__run_parts(acn__pool *pool, unsigned gen, acn__task fn, void *arg, int tid)
+{
+    unsigned ran = 0;
+    for (;;) {
+        unsigned long long c = ACN__LOAD(&pool->claim);
+        unsigned parts = (unsigned)(c >> 16) & 0xFFFFu, next = (unsigned)c & 0xFFFFu;
+        if ((unsigned)(c >> 32) != gen || next >= parts) return ran;
+        if (!__atomic_compare_exchange_n(&pool->claim, &c, c + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
+        fn(arg, (int)next, (int)parts, tid);
+        ran++;
+        if (ACN__ADD(&pool->done, 1u) == parts && ACN__LOAD(&pool->waiting)) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_signal(&pool->done_cv);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+}
 static void *acn__worker(void *p)
 {
     struct acn__who *w = (struct acn__who *)p;
     acn__pool *pool = w->pool;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&pool->mu);
-    for (;;) {
-        acn__task fn;
-        void *arg;
-        while (pool->gen == seen && !pool->quit) pthread_cond_wait(&pool->go, &pool->mu);
-        if (pool->quit) break;
-        seen = pool->gen;
-        fn = pool->fn;
-        arg = pool->arg;
-        pthread_mutex_unlock(&pool->mu);
-        fn(arg, w->tid, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+    unsigned seen = 0;
+#ifdef ACN__AFFINITY
+    if (w->cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(w->cpu, &one);
+        sched_setaffinity(0, sizeof one, &one);
     }
-    pthread_mutex_unlock(&pool->mu);
+#endif
+    for (;;) {
+        unsigned gen;
+        if (acn__spin(&pool->gen, seen, 1) == seen) { /* nothing came: sleep */
+            pthread_mutex_lock(&pool->mu);
+            ACN__ADD(&pool->sleepers, 1u);
+            while (ACN__LOAD(&pool->gen) == seen && !ACN__LOAD(&pool->quit)) pthread_cond_wait(&pool->go, &pool->mu);
+            ACN__SUB(&pool->sleepers, 1u);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (ACN__LOAD(&pool->quit)) break;
+        seen = gen = ACN__LOAD(&pool->gen);
+        /* fn, arg and parts may already belong to a later task: the claim
+         * (tagged with gen) then fails, and nothing runs */
+        acn__run_parts(pool, gen, __atomic_load_n(&pool->fn, __ATOMIC_SEQ_CST),
+                       __atomic_load_n(&pool->arg, __ATOMIC_SEQ_CST), w->tid);
+    }
     return NULL;
 }
 #endif
@@ -3362,17 +3510,47 @@ static void acn__pool_stop(acn__pool *pool)
     {
         int t;
         pthread_mutex_lock(&pool->mu);
-        pool->quit = 1;
+        ACN__STORE(&pool->quit, 1u);
+        ACN__ADD(&pool->gen, 1u);
         pthread_cond_broadcast(&pool->go);
         pthread_mutex_unlock(&pool->mu);
         for (t = 1; t < pool->n; t++) pthread_join(pool->th[t], NULL);
+#ifdef ACN__AFFINITY
+        if (pool->pinned && pthread_equal(pool->caller, pthread_self()))
+            sched_setaffinity(0, sizeof pool->caller_mask, &pool->caller_mask);
+#endif
         pthread_mutex_destroy(&pool->mu);
         pthread_cond_destroy(&pool->go);
-        pthread_cond_destroy(&pool->done);
+        pthread_cond_destroy(&pool->done_cv);
     }
 #endif
     ACN_FREE(pool);
 }
+
+#ifdef ACN__AFFINITY
+/* Pins the caller to the core it is on and picks a core for each worker
+ * (who[t].cpu), from the cores the caller may use (see THREADS). */
+static void acn__pin(acn__pool *pool, int n)
+{
+    cpu_set_t all, one;
+    int me = sched_getcpu(), k = 1, c, t;
+    const char *e = getenv("ACN_AFFINITY");
+    if ((e && !strcmp(e, "0")) || me < 0 || me >= CPU_SETSIZE || sched_getaffinity(0, sizeof all, &all) ||
+        !CPU_ISSET(me, &all) || CPU_COUNT(&all) < n)
+        return;
+    for (c = (me + 1) % CPU_SETSIZE; k < n && c != me; c = (c + 1) % CPU_SETSIZE)
+        if (CPU_ISSET(c, &all)) pool->who[k++].cpu = c;
+    CPU_ZERO(&one);
+    CPU_SET(me, &one);
+    if (sched_setaffinity(0, sizeof one, &one)) {
+        for (t = 1; t < n; t++) pool->who[t].cpu = -1;
+        return;
+    }
+    pool->caller_mask = all;
+    pool->caller = pthread_self();
+    pool->pinned = 1;
+}
+#endif
 
 /* A pool of n threads (n - 1 workers); NULL when n is 1 or on failure. */
 static acn__pool *acn__pool_start(int n)
@@ -3386,11 +3564,15 @@ static acn__pool *acn__pool_start(int n)
     pool->n = 1;
     if (pthread_mutex_init(&pool->mu, NULL)) { ACN_FREE(pool); return NULL; }
     pthread_cond_init(&pool->go, NULL);
-    pthread_cond_init(&pool->done, NULL);
+    pthread_cond_init(&pool->done_cv, NULL);
+    for (t = 0; t < n; t++) pool->who[t].cpu = -1;
+#ifdef ACN__AFFINITY
+    acn__pin(pool, n);
+#endif
     for (t = 1; t < n; t++) {
         pool->who[t].pool = pool;
         pool->who[t].tid = t;
-        pool->n = t + 1; /* the workers read n only when a task runs */
+        pool->n = t + 1;
         if (pthread_create(&pool->th[t], NULL, acn__worker, &pool->who[t])) {
             pool->n = t;
             break;
@@ -3404,85 +3586,131 @@ static acn__pool *acn__pool_start(int n)
 #endif
 }
 
-static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg)
+/* The one decision: a task of `work` nanoseconds runs as `per_thread`
+ * parts for each thread of the pool when the work reaches ACN_PAR_MIN_NS,
+ * else as one part on the caller. A task's result must not depend on its
+ * number of parts (see above). */
+static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread)
 {
 #ifdef ACN__THREADS
-    acn__pool *pool = ctx->pool;
-    if (pool) {
-        pthread_mutex_lock(&pool->mu);
-        pool->fn = fn;
-        pool->arg = arg;
-        pool->pending = pool->n - 1;
-        pool->gen++;
-        pthread_cond_broadcast(&pool->go);
-        pthread_mutex_unlock(&pool->mu);
-        fn(arg, 0, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        while (pool->pending) pthread_cond_wait(&pool->done, &pool->mu);
-        pthread_mutex_unlock(&pool->mu);
-        return;
+    {
+        acn__pool *pool = ctx->pool;
+        int parts = pool ? pool->n * (per_thread < 1 ? 1 : per_thread) : 1;
+        if (parts > ACN__PARTS_MAX) parts = ACN__PARTS_MAX;
+        if (pool && work >= ACN_PAR_MIN_NS) {
+            unsigned gen = ACN__LOAD(&pool->gen) + 1u;
+            __atomic_store_n(&pool->fn, fn, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&pool->arg, arg, __ATOMIC_SEQ_CST);
+            ACN__STORE(&pool->done, 0u);
+            ACN__STORE(&pool->claim, (unsigned long long)gen << 32 | (unsigned long long)parts << 16);
+            ACN__STORE(&pool->gen, gen);
+            if (ACN__LOAD(&pool->sleepers)) {
+                pthread_mutex_lock(&pool->mu);
+                pthread_cond_broadcast(&pool->go);
+                pthread_mutex_unlock(&pool->mu);
+            }
+            acn__run_parts(pool, gen, fn, arg, 0);
+            if (acn__spin(&pool->done, (unsigned)parts, 0) != (unsigned)parts) { /* the budget ran out: sleep */
+                pthread_mutex_lock(&pool->mu);
+                ACN__STORE(&pool->waiting, 1u);
+                while (ACN__LOAD(&pool->done) != (unsigned)parts) pthread_cond_wait(&pool->done_cv, &pool->mu);
+                ACN__STORE(&pool->waiting, 0u);
+                pthread_mutex_unlock(&pool->mu);
+            }
+            return;
+        }
     }
 #endif
-    fn(arg, 0, 1);
     (void)ctx;
+    (void)work;
+    (void)per_thread;
+    fn(arg, 0, 1, 0);
 }
 
-/* Thread tid's share [*lo, *hi) of n items, in whole multiples of `unit`. */
-static void acn__share(size_t n, size_t unit, int tid, int nt, size_t *lo, size_t *hi)
+/* Part `part` of `parts`: [*lo, *hi) of n items, in whole multiples of `unit`. */
+static void acn__share(size_t n, size_t unit, int part, int parts, size_t *lo, size_t *hi)
 {
-    size_t units = (n + unit - 1) / unit, per = (units + (size_t)nt - 1) / (size_t)nt;
-    *lo = (size_t)tid * per * unit;
+    size_t units = (n + unit - 1) / unit, per = (units + (size_t)parts - 1) / (size_t)parts;
+    *lo = (size_t)part * per * unit;
     *hi = *lo + per * unit;
     if (*lo > n) *lo = n;
     if (*hi > n) *hi = n;
 }
 
 typedef struct acn__par_job { acn__node *n; size_t count; acn__range_fn fn; } acn__par_job;
-static void acn__par_task(void *arg, int tid, int nt)
+static void acn__par_task(void *arg, int part, int parts, int tid)
 {
     const acn__par_job *j = (const acn__par_job *)arg;
     size_t lo, hi;
-    acn__share(j->count, 1, tid, nt, &lo, &hi);
+    (void)tid;
+    acn__share(j->count, 1, part, parts, &lo, &hi);
     if (lo < hi) j->fn(j->n, lo, hi);
 }
-static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, size_t grain, acn__range_fn fn)
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn)
 {
     acn__par_job j;
-    if (ctx->threads < 2 || count < 2 * grain) {
-        if (count) fn(n, 0, count);
-        return;
-    }
+    if (!count) return;
     j.n = n;
     j.count = count;
     j.fn = fn;
-    acn__parallel(ctx, acn__par_task, &j);
+    acn__parallel(ctx, acn__par_task, &j, (double)count * item_ns, 4);
+}
+
+/* out[c] += sum_r src[r, c] (rows in order)      src (R, C), out (C): the
+ * bias gradients. Parts are whole columns, so no sum is split. */
+typedef struct acn__colsum_job { acn_ctx *ctx; const float *src; size_t R, C; float *out; } acn__colsum_job;
+static void acn__colsum_task(void *arg, int part, int parts, int tid)
+{
+    const acn__colsum_job *j = (const acn__colsum_job *)arg;
+    size_t lo, hi, r, c;
+    (void)tid;
+    acn__share(j->C, 16, part, parts, &lo, &hi);
+    lo = acn__colsum_fast(j->ctx, j->src, NULL, NULL, NULL, j->R, j->C, lo, hi, NULL, j->out);
+    for (r = 0; r < j->R; r++)
+        for (c = lo; c < hi; c++) j->out[c] += j->src[r * j->C + c];
+}
+static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out)
+{
+    acn__colsum_job j;
+    j.ctx = ctx;
+    j.src = src;
+    j.R = R;
+    j.C = C;
+    j.out = out;
+    acn__parallel(ctx, acn__colsum_task, &j, (double)R * C * ACN__NS_ELEM, 4);
 }
 
 /* ---- SIMD micro-kernels ------------------------------------------------- */
-/* Each computes C[mr x nr] += A (mr x kc) * Bpanel (kc x nr, k-major), with
- * C row-major (stride ldc) held in registers. A(i, k) = a[i rs + k cs]: the
- * kernel only broadcasts single values of A, so it reads A where it lies
- * (row-major: rs = lda, cs = 1; transposed: rs = 1, cs = lda) or from a
- * packed panel (rs = 1, cs = mr). */
-typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c, size_t ldc);
+/* Each computes C[mr x nr] (+)= A (mr x kc) * B (kc x nr), with the C tile
+ * (row-major, stride ldc) held in registers: loaded first when `load_c`,
+ * else started at zero (C = A B without clearing C beforehand).
+ * A(i, k) = a[i rs + k cs]: the kernel only broadcasts single values of A,
+ * so it reads A where it lies (row-major: rs = lda, cs = 1; transposed:
+ * rs = 1, cs = lda) or from a packed panel (rs = 1, cs = mr). Row k of the
+ * B tile is the nr floats at b + k bs: a packed panel (bs = nr) or B itself
+ * when its rows are contiguous (bs = ldb). Only the first mm rows and nn
+ * columns of C are read and written: the AVX-512 kernels do edge tiles in
+ * place with masks (the A and B panels of an edge are zero-padded); the AVX2
+ * kernel is called for whole tiles only (mm = mr, nn = nr). */
+typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs, float *c,
+                             size_t ldc, int load_c, int mm, int nn);
 
 #ifdef ACN__X86
 #define ACN__AVX2 __attribute__((target("avx2,fma")))
 #define ACN__AVX512 __attribute__((target("avx512f")))
 
 /* 6 x 16: twelve 8-float accumulators */
-ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c,
-                                   size_t ldc)
+#define ACN__LOAD256(i) c##i##0 = _mm256_loadu_ps(c + i * ldc); c##i##1 = _mm256_loadu_ps(c + i * ldc + 8);
+ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                                   float *c, size_t ldc, int load_c, int mm, int nn)
 {
     const float *a0 = a, *a3 = a + 3 * rs;
-    __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
-    __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
-    __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
-    __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
-    __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
-    __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     int k;
-    for (k = 0; k < kc; k++, a0 += cs, a3 += cs, b += 16) {
+    (void)mm; (void)nn;
+    if (load_c) { ACN__LOAD256(0) ACN__LOAD256(1) ACN__LOAD256(2) ACN__LOAD256(3) ACN__LOAD256(4) ACN__LOAD256(5) }
+    for (k = 0; k < kc; k++, a0 += cs, a3 += cs, b += bs) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
         x = _mm256_broadcast_ss(a0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
         x = _mm256_broadcast_ss(a0 + rs); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
@@ -3498,21 +3726,32 @@ ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs,
     _mm256_storeu_ps(c + 4 * ldc, c40); _mm256_storeu_ps(c + 4 * ldc + 8, c41);
     _mm256_storeu_ps(c + 5 * ldc, c50); _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
+#undef ACN__LOAD256
 
-/* 12 x 32: twenty-four 16-float accumulators */
+/* 12 x 32: twenty-four 16-float accumulators; rows past mm and columns
+ * past nn of C are neither read nor written (masks m0, m1). */
 #define ACN__ROW512(i)                                                              \
     x = _mm512_set1_ps(a[i * rs]);                                                  \
     r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                      \
     r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);
-#define ACN__LOAD512(i) __m512 r##i##0 = _mm512_loadu_ps(c + i * ldc), r##i##1 = _mm512_loadu_ps(c + i * ldc + 16);
-#define ACN__STORE512(i) _mm512_storeu_ps(c + i * ldc, r##i##0); _mm512_storeu_ps(c + i * ldc + 16, r##i##1);
-ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t cs, const float *b, float *c,
-                                       size_t ldc)
+#define ACN__ZERO512(i) __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0;
+#define ACN__LOAD512(i) if (i < mm) { r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);                     \
+                                      r##i##1 = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16); }
+#define ACN__STORE512(i) if (i < mm) { _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);                     \
+                                       _mm512_mask_storeu_ps(c + i * ldc + 16, m1, r##i##1); }
+ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                                       float *c, size_t ldc, int load_c, int mm, int nn)
 {
-    ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
-    ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
+    ACN__ZERO512(0) ACN__ZERO512(1) ACN__ZERO512(2) ACN__ZERO512(3) ACN__ZERO512(4) ACN__ZERO512(5)
+    ACN__ZERO512(6) ACN__ZERO512(7) ACN__ZERO512(8) ACN__ZERO512(9) ACN__ZERO512(10) ACN__ZERO512(11)
+    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
+    __mmask16 m1 = (__mmask16)(nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
     int k;
-    for (k = 0; k < kc; k++, a += cs, b += 32) {
+    if (load_c) {
+        ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
+        ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
+    }
+    for (k = 0; k < kc; k++, a += cs, b += bs) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
         ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4) ACN__ROW512(5)
         ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9) ACN__ROW512(10) ACN__ROW512(11)
@@ -3520,7 +3759,36 @@ ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t
     ACN__STORE512(0) ACN__STORE512(1) ACN__STORE512(2) ACN__STORE512(3) ACN__STORE512(4) ACN__STORE512(5)
     ACN__STORE512(6) ACN__STORE512(7) ACN__STORE512(8) ACN__STORE512(9) ACN__STORE512(10) ACN__STORE512(11)
 }
+/* 12 x 16, for an edge of at most 16 columns (half the work of 12 x 32). */
+#define ACN__ZERO512N(i) __m512 r##i##0 = _mm512_setzero_ps();
+#define ACN__ROW512N(i) r##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rs]), b0, r##i##0);
+#define ACN__LOAD512N(i) if (i < mm) r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+#define ACN__STORE512N(i) if (i < mm) _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);
+ACN__AVX512 static void acn__uk_avx512_n16(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                                           float *c, size_t ldc, int load_c, int mm, int nn)
+{
+    ACN__ZERO512N(0) ACN__ZERO512N(1) ACN__ZERO512N(2) ACN__ZERO512N(3) ACN__ZERO512N(4) ACN__ZERO512N(5)
+    ACN__ZERO512N(6) ACN__ZERO512N(7) ACN__ZERO512N(8) ACN__ZERO512N(9) ACN__ZERO512N(10) ACN__ZERO512N(11)
+    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
+    int k;
+    if (load_c) {
+        ACN__LOAD512N(0) ACN__LOAD512N(1) ACN__LOAD512N(2) ACN__LOAD512N(3) ACN__LOAD512N(4) ACN__LOAD512N(5)
+        ACN__LOAD512N(6) ACN__LOAD512N(7) ACN__LOAD512N(8) ACN__LOAD512N(9) ACN__LOAD512N(10) ACN__LOAD512N(11)
+    }
+    for (k = 0; k < kc; k++, a += cs, b += bs) {
+        __m512 b0 = _mm512_loadu_ps(b);
+        ACN__ROW512N(0) ACN__ROW512N(1) ACN__ROW512N(2) ACN__ROW512N(3) ACN__ROW512N(4) ACN__ROW512N(5)
+        ACN__ROW512N(6) ACN__ROW512N(7) ACN__ROW512N(8) ACN__ROW512N(9) ACN__ROW512N(10) ACN__ROW512N(11)
+    }
+    ACN__STORE512N(0) ACN__STORE512N(1) ACN__STORE512N(2) ACN__STORE512N(3) ACN__STORE512N(4) ACN__STORE512N(5)
+    ACN__STORE512N(6) ACN__STORE512N(7) ACN__STORE512N(8) ACN__STORE512N(9) ACN__STORE512N(10) ACN__STORE512N(11)
+}
+#undef ACN__ZERO512N
+#undef ACN__ROW512N
+#undef ACN__LOAD512N
+#undef ACN__STORE512N
 #undef ACN__ROW512
+#undef ACN__ZERO512
 #undef ACN__LOAD512
 #undef ACN__STORE512
 
@@ -3577,6 +3845,49 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
         else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
     }
     return i;
+}
+
+/* ReLU: y = x > 0 ? x : 0 (dir 0), or y += x > 0 ? d : 0 (dir 1), for i in
+ * [lo, hi); returns where it stopped. (Masks, not a branch per value.) */
+ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+    size_t i;
+    for (i = lo; i + 16 <= hi; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        if (dir) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_maskz_loadu_ps(pos, d + i)));
+        else _mm512_storeu_ps(y + i, _mm512_maskz_mov_ps(pos, v));
+    }
+    return i;
+}
+/* Column sums over R rows of C floats, rows in order, 16 columns at a time
+ * for c in [lo, hi): gb[c] += sum_r d[r, c], and, when x is given (the
+ * LayerNorm weight), gg[c] += sum_r d[r, c] ((x[r, c] - mean[r]) rstd[r]),
+ * with the operations of the scalar loops. Returns where it stopped. */
+ACN__AVX512 static size_t acn__colsum512(const float *d, const float *x, const float *mean, const float *rstd,
+                                         size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+{
+    size_t c, r;
+    for (c = lo; c + 32 <= hi; c += 32) { /* two strips at once: independent chains */
+        __m512 b0 = _mm512_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
+        if (gb) { b0 = _mm512_loadu_ps(gb + c); b1 = _mm512_loadu_ps(gb + c + 16); }
+        if (x) { g0 = _mm512_loadu_ps(gg + c); g1 = _mm512_loadu_ps(gg + c + 16); }
+        for (r = 0; r < R; r++) {
+            __m512 d0 = _mm512_loadu_ps(d + r * C + c), d1 = _mm512_loadu_ps(d + r * C + c + 16);
+            b0 = _mm512_add_ps(b0, d0);
+            b1 = _mm512_add_ps(b1, d1);
+            if (x) {
+                __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(rstd[r]);
+                __m512 h0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + r * C + c), m), s);
+                __m512 h1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + r * C + c + 16), m), s);
+                g0 = _mm512_add_ps(g0, _mm512_mul_ps(d0, h0));
+                g1 = _mm512_add_ps(g1, _mm512_mul_ps(d1, h1));
+            }
+        }
+        if (gb) { _mm512_storeu_ps(gb + c, b0); _mm512_storeu_ps(gb + c + 16, b1); }
+        if (x) { _mm512_storeu_ps(gg + c, g0); _mm512_storeu_ps(gg + c + 16, g1); }
+    }
+    return c;
 }
 
 /* The sum of 16 lanes, in lane order. (GCC's _mm512_reduce_add_ps draws a
@@ -3661,6 +3972,24 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
     return 0;
 }
 
+/* The SIMD parts of ReLU and of column sums, as for GELU below. */
+static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) return acn__relu512(dir, x, d, y, lo, hi);
+#endif
+    (void)ctx; (void)dir; (void)x; (void)d; (void)y; (void)hi;
+    return lo;
+}
+static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
+                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) return acn__colsum512(d, x, mean, rstd, R, C, lo, hi, gg, gb);
+#endif
+    (void)ctx; (void)d; (void)x; (void)mean; (void)rstd; (void)R; (void)C; (void)hi; (void)gg; (void)gb;
+    return lo;
+}
 /* The SIMD part of an exact-GELU range: returns the first index it left for
  * the scalar loop (lo when there is no SIMD GELU at this level). */
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
@@ -3691,7 +4020,8 @@ typedef struct acn__gemm_job {
     size_t ar, ac, br, bc;
     float *C;
     int accumulate;
-    acn__ukernel uk;
+    acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
+                                * uk does whole tiles only (see the kernels) */
     float *packbuf;            /* ACN__PACK_FLOATS per thread              */
 } acn__gemm_job;
 
@@ -3710,7 +4040,9 @@ static void acn__pack_panel(int w, int width, int len, const float *src, size_t 
             const float *v = src + (size_t)i * outer;
             for (k = 0; k < len; k++) dst[(size_t)k * width + i] = v[k];
         }
-    else            /* the w values of one k are contiguous */
+    else if (outer == 1) /* the w values of one k are contiguous: copy them */
+        for (k = 0; k < len; k++) memcpy(dst + (size_t)k * width, src + (size_t)k * inner, (size_t)w * sizeof(float));
+    else            /* the w values of one k are spread */
         for (k = 0; k < len; k++) {
             const float *v = src + (size_t)k * inner;
             for (i = 0; i < w; i++) dst[(size_t)k * width + i] = v[(size_t)i * outer];
@@ -3731,19 +4063,25 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
         acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst);
 }
 
-/* C[0..M, 0..N] (ldc) += op(A) op(B) for one thread's part. B is packed
- * block by block; A is read in place, but for a last row panel shorter
- * than mr, which is packed with zeros below it. */
+/* C[0..M, 0..N] (ldc) (+)= op(A) op(B) for one thread's part. A is read in
+ * place, but for a last row panel shorter than mr, which is packed with
+ * zeros below it. B is packed block by block, except when its rows are
+ * contiguous and this part has few rows (under ACN__B_INPLACE_ROWS): then
+ * a packed block would be used too few times to repay its copy, and the
+ * kernel reads B where it lies (all but a last panel narrower than nr).
+ * The first K block writes C (C = ...) unless the job accumulates. */
+#define ACN__B_INPLACE_ROWS 256
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, float *C,
                            size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
-    int mr = g->mr, nr = g->nr, jc, pc, jr, ir, i, j;
+    int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS, jc, pc, jr, ir, i, j;
     for (jc = 0; jc < N; jc += ACN__NC) {
-        int nc = N - jc < ACN__NC ? N - jc : ACN__NC;
+        int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
         for (pc = 0; pc < g->K; pc += ACN__KC) {
-            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr;
-            acn__pack_b(kc, nc, nr, B + (size_t)pc * g->br + (size_t)jc * g->bc, g->br, g->bc, pb);
+            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c = g->accumulate || pc > 0;
+            const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
+            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb);
             if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
             for (ir = 0; ir < M; ir += mr) {
                 const float *a = ir < mfull ? A + (size_t)ir * g->ar + (size_t)pc * g->ac : pa;
@@ -3751,22 +4089,26 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                 int mm = M - ir < mr ? M - ir : mr;
                 for (jr = 0; jr < nc; jr += nr) {
                     float *c = C + (size_t)ir * ldc + jc + jr;
-                    const float *b = pb + (size_t)jr * kc;
-                    if (mm == mr && jr + nr <= nc) {
-                        g->uk(kc, a, rs, cs, b, c, ldc);
-                    } else if (nc - jr <= nr / 4) { /* a few columns: plain loops beat a full tile */
-                        int nn = nc - jr, k;
+                    const float *b = jr < nin ? Bk + jr : pb + (size_t)(jr - nin) * kc;
+                    size_t bs = jr < nin ? g->br : (size_t)nr;
+                    int nn = nc - jr < nr ? nc - jr : nr;
+                    if (g->uk16 && nn > nr / 4) {
+                        (nn <= 16 ? g->uk16 : g->uk)(kc, a, rs, cs, b, bs, c, ldc, load_c, mm, nn);
+                    } else if (mm == mr && nn == nr) {
+                        g->uk(kc, a, rs, cs, b, bs, c, ldc, load_c, mr, nr);
+                    } else if (nn <= nr / 4) { /* a few columns: plain loops beat a full tile */
+                        int k;
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) {
-                                float sum = 0.0f;
-                                for (k = 0; k < kc; k++) sum += a[(size_t)i * rs + (size_t)k * cs] * b[(size_t)k * nr + j];
-                                c[(size_t)i * ldc + j] += sum;
+                                float sum = load_c ? c[(size_t)i * ldc + j] : 0.0f;
+                                for (k = 0; k < kc; k++) sum += a[(size_t)i * rs + (size_t)k * cs] * b[(size_t)k * bs + j];
+                                c[(size_t)i * ldc + j] = sum;
                             }
                     } else { /* an edge tile: through a full-size scratch tile */
-                        int nn = nc - jr < nr ? nc - jr : nr;
                         for (i = 0; i < mr; i++)
-                            for (j = 0; j < nr; j++) tile[i * nr + j] = i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
-                        g->uk(kc, a, rs, cs, b, tile, (size_t)nr);
+                            for (j = 0; j < nr; j++)
+                                tile[i * nr + j] = load_c && i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
+                        g->uk(kc, a, rs, cs, b, bs, tile, (size_t)nr, 1, mr, nr);
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
                     }
@@ -3779,23 +4121,18 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
 /* One thread's rows (or columns) of the product. The split never cuts the
  * K loop, so every element of C is summed in the same order whatever the
  * number of threads. */
-static void acn__gemm_task(void *arg, int tid, int nt)
+static void acn__gemm_task(void *arg, int part, int parts, int tid)
 {
     const acn__gemm_job *g = (const acn__gemm_job *)arg;
-    size_t lo, hi, r;
+    size_t lo, hi;
     float *buf = g->packbuf + (size_t)tid * ACN__PACK_FLOATS;
     if (g->split_rows) {
-        acn__share((size_t)g->M, (size_t)g->mr, tid, nt, &lo, &hi);
-        if (lo >= hi) return;
-        if (!g->accumulate)
-            for (r = lo; r < hi; r++) memset(g->C + r * (size_t)g->N, 0, (size_t)g->N * sizeof(float));
-        acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->C + lo * (size_t)g->N, (size_t)g->N, buf);
+        acn__share((size_t)g->M, (size_t)g->mr, part, parts, &lo, &hi);
+        if (lo < hi)
+            acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->C + lo * (size_t)g->N, (size_t)g->N, buf);
     } else {
-        acn__share((size_t)g->N, (size_t)g->nr, tid, nt, &lo, &hi);
-        if (lo >= hi) return;
-        if (!g->accumulate)
-            for (r = 0; r < (size_t)g->M; r++) memset(g->C + r * (size_t)g->N + lo, 0, (hi - lo) * sizeof(float));
-        acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->C + lo, (size_t)g->N, buf);
+        acn__share((size_t)g->N, (size_t)g->nr, part, parts, &lo, &hi);
+        if (lo < hi) acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->C + lo, (size_t)g->N, buf);
     }
 }
 
@@ -3809,10 +4146,11 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
     }
 #ifdef ACN__X86
     g.uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
+    g.uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
     g.mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
     g.nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
 #else
-    g.uk = NULL;
+    g.uk = g.uk16 = NULL;
     g.mr = g.nr = 1;
 #endif
     g.M = M; g.N = N; g.K = K;
@@ -3826,7 +4164,39 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
         g.split_rows = rows <= cols;
     }
     g.packbuf = ctx->packbuf;
-    acn__parallel(ctx, acn__gemm_task, &g);
+    acn__parallel(ctx, acn__gemm_task, &g, 2.0 * M * N * K * ACN__NS_FLOP, 1);
+}
+
+static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float *A, size_t ar, size_t ac,
+                         const float *B, size_t br, size_t bc, float *C, size_t ldc, int accumulate)
+{
+    acn__gemm_job g;
+    int i, j, k;
+    if (ctx->simd == ACN_SIMD_PORTABLE || K < 1) { /* the definition, as in acn__gemm_ref */
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float sum = 0.0f;
+                for (k = 0; k < K; k++) sum += A[(size_t)i * ar + (size_t)k * ac] * B[(size_t)k * br + (size_t)j * bc];
+                C[(size_t)i * ldc + j] = accumulate ? C[(size_t)i * ldc + j] + sum : sum;
+            }
+        return;
+    }
+#ifdef ACN__X86
+    g.uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
+    g.uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
+    g.mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
+    g.nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
+#else
+    g.uk = g.uk16 = NULL;
+    g.mr = g.nr = 1;
+#endif
+    g.M = M; g.N = N; g.K = K;
+    g.A = A; g.B = B; g.C = C;
+    g.ar = ar; g.ac = ac; g.br = br; g.bc = bc;
+    g.accumulate = accumulate;
+    g.split_rows = 1;
+    g.packbuf = ctx->packbuf;
+    acn__gemm_part(&g, M, N, A, B, C, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -4368,7 +4738,7 @@ ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, floa
  * the parameters that overlap it for their decay setting. The padding
  * between parameters is zero in w, g, m and v, and stays zero. */
 typedef struct acn__adamw_job { acn_ctx *ctx; acn_adamw *opt; float step_size, bc2_sqrt, decay_keep; } acn__adamw_job;
-static void acn__adamw_task(void *arg, int tid, int nt)
+static void acn__adamw_task(void *arg, int part, int parts, int tid)
 {
     const acn__adamw_job *j = (const acn__adamw_job *)arg;
     const acn_ctx *ctx = j->ctx;
@@ -4376,7 +4746,8 @@ static void acn__adamw_task(void *arg, int tid, int nt)
     float b1 = opt->beta1, b2 = opt->beta2, *w = acn__pblock(ctx), *g = acn__gblock(ctx);
     size_t lo, hi, i;
     int k;
-    acn__share(opt->n, 16, tid, nt, &lo, &hi);
+    (void)tid;
+    acn__share(opt->n, 16, part, parts, &lo, &hi);
     for (k = 0; k < ctx->n_params && lo < hi; k++) {
         const acn_tensor *p = &ctx->ptab[k];
         size_t end = k + 1 < ctx->n_params ? ctx->ptab[k + 1].offset : opt->n;
@@ -4404,7 +4775,7 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
     j.step_size = (float)(lr / bc1);
     j.bc2_sqrt = (float)sqrt(bc2);
     j.decay_keep = (float)(1.0 - (double)lr * opt->weight_decay);
-    acn__parallel(ctx, acn__adamw_task, &j);
+    acn__parallel(ctx, acn__adamw_task, &j, (double)opt->n * ACN__NS_ELEM_HEAVY, 4);
     return ACN_OK;
 }
 ACNDEF void acn_adamw_free(acn_adamw *opt)

@@ -7,6 +7,11 @@
  *   bench_acn gemm                  acn.h's matrix kernel and OpenBLAS's sgemm
  *                                   (loaded with dlopen) on every product of one
  *                                   Mixer training step
+ *   bench_acn calibrate             OpenBLAS as the environment sets it up
+ *                                   (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE): the
+ *                                   kernel it loaded, whether a small sgemm is
+ *                                   right (against float64), and a 2048^3
+ *                                   sgemm's GFLOP/s on 1 and on 2 threads
  *
  * MODEL is "mixer" (the paper's CIFAR-10 Mixer) or "vit" (width 192, 6
  * blocks, 3 heads, 4 x 4 patches on 32 x 32). A step is what train_mixer
@@ -230,11 +235,71 @@ static int gemm(void)
     return 0;
 }
 
+/* ---- OpenBLAS calibration (tests/bench/bench_cpu.sh runs one process per
+ * setting, since OpenBLAS reads its settings when it loads) ------------- */
+static void *open_blas(sgemm_fn *blas, const char **core)
+{
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW);
+    const char *(*corename)(void) = lib ? (const char *(*)(void))(size_t)dlsym(lib, "openblas_get_corename") : NULL;
+    *blas = lib ? (sgemm_fn)(size_t)dlsym(lib, "cblas_sgemm") : NULL;
+    *core = corename ? corename() : "?";
+    return lib;
+}
+static int calibrate(void)
+{
+    enum { m = 67, n = 53, k = 71, BIG = 2048 };
+    sgemm_fn blas;
+    const char *core;
+    void *lib = open_blas(&blas, &core);
+    void (*set_threads)(int) = lib ? (void (*)(int))(size_t)dlsym(lib, "openblas_set_num_threads") : NULL;
+    static float a[m * k], b[k * n], c[m * n];
+    float *A, *B, *C;
+    double gf[3] = {0.0, 0.0, 0.0}, worst = 0.0;
+    int i, j, l, t, r, ok = 1;
+    if (!blas || !set_threads) {
+        fprintf(stderr, "bench_acn: cannot load libopenblas.so.0 (apt-get install libopenblas0-pthread)\n");
+        return 1;
+    }
+    /* a small product with both operands transposed, against float64 */
+    for (i = 0; i < m * k; i++) a[i] = (float)((i * 7919) % 201 - 100) / 64.0f;
+    for (i = 0; i < k * n; i++) b[i] = (float)((i * 104729) % 197 - 98) / 64.0f;
+    blas(101, 112, 112, m, n, k, 1.0f, a, m, b, k, 0.0f, c, n);
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            double ref = 0.0, err;
+            for (l = 0; l < k; l++) ref += (double)a[l * m + i] * b[j * k + l];
+            err = fabs(ref - c[i * n + j]) / (1.0 + fabs(ref));
+            if (!(err <= worst)) worst = err;
+        }
+    ok = worst < 1e-4;
+    A = (float *)malloc((size_t)BIG * BIG * 4);
+    B = (float *)malloc((size_t)BIG * BIG * 4);
+    C = (float *)malloc((size_t)BIG * BIG * 4);
+    if (!A || !B || !C) return 1;
+    for (i = 0; i < BIG * BIG; i++) { A[i] = (float)(i % 17) * 0.1f; B[i] = (float)(i % 13) * 0.1f; }
+    for (t = 1; t <= 2 && ok; t++) { /* best of 3 after a warm-up call */
+        set_threads(t);
+        blas(101, 111, 111, BIG, BIG, BIG, 1.0f, A, BIG, B, BIG, 0.0f, C, BIG);
+        for (r = 0; r < 3; r++) {
+            double t0 = now(), g;
+            blas(101, 111, 111, BIG, BIG, BIG, 1.0f, A, BIG, B, BIG, 0.0f, C, BIG);
+            g = 2.0 * BIG * BIG * BIG / (now() - t0) / 1e9;
+            if (g > gf[t]) gf[t] = g;
+        }
+    }
+    printf("corename %s correct %d max_rel_err %.2e gflops_1t %.1f gflops_2t %.1f\n", core, ok, worst, gf[1], gf[2]);
+    free(A);
+    free(B);
+    free(C);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "init")) return init(argv[2], argv[3]);
     if (argc >= 5 && !strcmp(argv[1], "run")) return run(argv[2], argv[3], atoi(argv[4]));
     if (argc >= 2 && !strcmp(argv[1], "gemm")) return gemm();
-    fprintf(stderr, "usage: bench_acn init MODEL DIR | run MODEL DIR STEPS | gemm   (MODEL: mixer or vit)\n");
+    if (argc >= 2 && !strcmp(argv[1], "calibrate")) return calibrate();
+    fprintf(stderr, "usage: bench_acn init MODEL DIR | run MODEL DIR STEPS | gemm | calibrate   (MODEL: mixer or vit)\n");
     return 2;
 }

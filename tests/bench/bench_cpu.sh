@@ -1,24 +1,82 @@
 #!/usr/bin/env bash
-# make bench-cpu: acn.h against PyTorch on this machine's CPU, side by side in one run.
+# make bench-cpu: acn.h against PyTorch and OpenBLAS on this machine's CPU, side by side in one run.
 #
-# For the paper's Mixer and a small ViT (batch 64; forward, loss, backward, clipping, AdamW), the
-# acn.h program and the PyTorch reference module run in alternating processes, REPS times each
-# (default 5), each a warm-up step then STEPS timed steps (default 5); PyTorch at 1 and at 2 threads,
-# its better kept. Both start from the same weights and batch (acn.h writes them; PyTorch loads them
-# with strict=True) and must report the same first-step loss. Then acn.h's matrix kernel against
-# OpenBLAS's sgemm on every product of one Mixer step. Prints medians and ends with the summary lines.
+# 1. The peer at its best. OpenBLAS picks its kernels by the CPU it recognises and falls back silently
+#    (to a generic kernel on a CPU it does not know), and its settings come from the environment when it
+#    loads. For the environment's OPENBLAS_CORETYPE, for none, and for each of Haswell SkylakeX Cooperlake
+#    Zen, with OPENBLAS_L2_SIZE as the environment has it and unset, one process reports the kernel
+#    OpenBLAS loaded, checks a small sgemm against float64 (a wrong result or a crash rules the setting
+#    out) and times a 2048^3 sgemm on 1 and on 2 threads. The fastest correct setting is kept for every
+#    PyTorch and OpenBLAS run that follows; its best sgemm rate is the machine's ceiling.
+# 2. Training steps. For the paper's Mixer and a small ViT (batch 64; forward, loss, backward, clipping,
+#    AdamW), the acn.h program and the PyTorch reference module run in alternating processes, REPS times
+#    each (default 5), each a warm-up step then STEPS timed steps (default 5); PyTorch at 1 and at 2
+#    threads, its better kept. Both start from the same weights and batch (acn.h writes them; PyTorch
+#    loads them with strict=True) and must report the same first-step loss.
+# 3. acn.h's matrix kernel against OpenBLAS's sgemm on every product of one Mixer step.
+# 4. make demo's wall time with ACN_THREADS=1 and 2, alternating, DEMO_REPS times each (default 3).
+# Prints medians and ends with the summary lines. Tests and CI never change the OpenBLAS settings; only
+# this benchmark does, for its own processes.
 set -eu
 cd "$(dirname "$0")/../.."
 B=build/bench
 PY=${PYTHON:-/usr/bin/python3}
 REPS=${REPS:-5}
 STEPS=${STEPS:-5}
+DEMO_REPS=${DEMO_REPS:-3}
 mkdir -p "$B"
 "$PY" -c "import torch" 2> /dev/null || { echo "bench-cpu needs PyTorch: apt-get install python3-torch libopenblas0-pthread" >&2; exit 1; }
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Werror tests/bench/bench_acn.c -o "$B/bench_acn" -lm
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores;" \
-     "torch $("$PY" -c 'import torch; print(torch.__version__)');" \
-     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+${CC:-cc} -std=c99 -O2 -Wall -Wextra -Werror -pedantic examples/demo.c -o "$B/demo" -lm
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo "machine: $cpu, $(nproc) cores; torch $("$PY" -c 'import torch; print(torch.__version__)');" \
+     "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-unset}"
+
+# ---- 1. OpenBLAS: the fastest correct setting -------------------------------------------------------
+# with_blas CORE L2 CMD...: CMD with OPENBLAS_CORETYPE=CORE and OPENBLAS_L2_SIZE=L2 ("unset": neither set)
+with_blas() {
+    local core=$1 l2=$2 args=()
+    shift 2
+    if [ "$core" = unset ]; then args+=(-u OPENBLAS_CORETYPE); else args+=("OPENBLAS_CORETYPE=$core"); fi
+    if [ "$l2" = unset ]; then args+=(-u OPENBLAS_L2_SIZE); else args+=("OPENBLAS_L2_SIZE=$l2"); fi
+    env "${args[@]}" "$@"
+}
+env_core=${OPENBLAS_CORETYPE-unset}
+env_l2=${OPENBLAS_L2_SIZE-unset}
+echo
+echo "== OpenBLAS settings (2048^3 sgemm, GFLOP/s; best of 3)"
+printf '%-12s %-8s %-14s %-8s %10s %10s\n' CORETYPE L2_SIZE loaded correct 1-thread 2-thread
+best="" best_gf=0 seen=""
+for core in "$env_core" unset Haswell SkylakeX Cooperlake Zen; do
+    for l2 in "$env_l2" unset; do
+        key="$core/$l2"
+        case " $seen " in *" $key "*) continue ;; esac
+        seen="${seen:-} $key"
+        if out=$(with_blas "$core" "$l2" timeout 300 "$B/bench_acn" calibrate 2> /dev/null); then
+            set -- $out
+            name=$2 ok=$4 g1=$8 g2=${10}
+        else
+            name="(crashed)" ok=0 g1=0 g2=0
+        fi
+        printf '%-12s %-8s %-14s %-8s %10s %10s\n' "$core" "$l2" "$name" "$ok" "$g1" "$g2"
+        if [ "$ok" = 1 ]; then
+            g=$(echo "$g1 $g2" | awk '{print ($1 > $2) ? $1 : $2}')
+            if awk -v a="$g" -v b="$best_gf" 'BEGIN { exit !(a > b) }'; then
+                best="$core $l2 $name $g1 $g2" best_gf=$g
+            fi
+        fi
+    done
+done
+[ -n "$best" ] || { echo "no OpenBLAS setting computed a correct sgemm" >&2; exit 1; }
+set -- $best
+keep_core=$1 keep_l2=$2 keep_name=$3 keep_g1=$4 keep_g2=$5
+echo "kept: OPENBLAS_CORETYPE=$keep_core OPENBLAS_L2_SIZE=$keep_l2 ($keep_name); ceiling $best_gf GFLOP/s"
+if [ "$keep_core" = unset ]; then unset OPENBLAS_CORETYPE; else export OPENBLAS_CORETYPE=$keep_core; fi
+if [ "$keep_l2" = unset ]; then unset OPENBLAS_L2_SIZE; else export OPENBLAS_L2_SIZE=$keep_l2; fi
+
+# ---- 2. training steps, side by side ----------------------------------------------------------------
+echo
+echo "== training steps (batch 64), alternating processes, $REPS repetitions"
 for model in mixer vit; do
     "$B/bench_acn" init $model "$B"
     rm -f "$B/$model".acn "$B/$model".torch1 "$B/$model".torch2
@@ -28,14 +86,29 @@ for model in mixer vit; do
         "$PY" tests/bench/bench_torch.py $model "$B" "$STEPS" 2 >> "$B/$model.torch2"
     done
 done
+
+# ---- 3. the matrix kernel ---------------------------------------------------------------------------
+echo
 "$B/bench_acn" gemm | tee "$B/gemm"
-"$PY" - "$B" <<'PYEOF'
+
+# ---- 4. make demo at 1 and 2 threads ----------------------------------------------------------------
+rm -f "$B/demo.times"
+for r in $(seq "$DEMO_REPS"); do
+    for t in 1 2; do
+        t0=$(date +%s.%N)
+        ACN_THREADS=$t "$B/demo" --out "$B/demo-out" > /dev/null
+        echo "$t $(echo "$(date +%s.%N) $t0" | awk '{printf "%.2f", $1 - $2}')" >> "$B/demo.times"
+    done
+done
+
+"$PY" - "$B" "$cpu" "$keep_core" "$keep_name" "$keep_g1" "$keep_g2" <<'PYEOF'
 import statistics, sys
-B = sys.argv[1]
+B, cpu, core, name, g1, g2 = sys.argv[1:7]
+ceiling = max(float(g1), float(g2))
+MIXER_GFLOP_PER_IMAGE = 1.025  # forward and backward of the paper's Mixer (docs/performance.md)
 
 def runs(path):
-    rows = [dict(zip(l.split()[0::2], l.split()[1::2])) for l in open(path) if l.strip()]
-    return rows
+    return [dict(zip(l.split()[0::2], l.split()[1::2])) for l in open(path) if l.strip()]
 
 def summary(model):
     acn = runs("%s/%s.acn" % (B, model))
@@ -53,12 +126,24 @@ def summary(model):
         sys.exit(1)
     return ips(acn), ips(torch[best]), med(acn, "rss_mb"), med(torch[best], "rss_mb")
 
+print()
 va, vt, _, _ = summary("vit")
 ma, mt, ra, rt = summary("mixer")
 frac = [l.split()[1] for l in open(B + "/gemm") if l.startswith("gemm_fraction")][0]
+demo = {1: [], 2: []}
+for l in open(B + "/demo.times"):
+    t, s = l.split()
+    demo[int(t)].append(float(s))
+print("demo wall seconds, 1 thread: %s; 2 threads: %s" % (demo[1], demo[2]))
+print()
+print("cpu_model: %s" % cpu)
+print("openblas_coretype: %s corename: %s sgemm_gflops_1t: %s sgemm_gflops_2t: %s" % (core, name, g1, g2))
 print("vit_train_img_per_s: %.1f pytorch: %.1f" % (va, vt))
+print("vit_speedup_vs_pytorch: %.2f" % (va / vt))
 print("mixer_train_img_per_s: %.1f pytorch: %.1f" % (ma, mt))
 print("speedup_vs_pytorch: %.2f" % (ma / mt))
+print("mixer_fraction_of_sgemm_ceiling: %.2f" % (ma * MIXER_GFLOP_PER_IMAGE / ceiling))
 print("gemm_fraction_of_openblas: %s" % frac)
 print("peak_rss_ratio_vs_pytorch: %.2f" % (ra / rt))
+print("demo_seconds_1t: %.2f demo_seconds_2t: %.2f" % (statistics.median(demo[1]), statistics.median(demo[2])))
 PYEOF
