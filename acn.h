@@ -290,6 +290,12 @@ ACNDEF acn_tensor *acn_mean(acn_ctx *ctx, acn_tensor *x, int axis);
 ACNDEF acn_tensor *acn_matmul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b, int ta, int tb);
 /* x (..., in) W (out, in) b (out) or NULL -> (..., out) = x W^T + b */
 ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
+/* A Linear along the middle axis, with no transposed copies:
+ * x (B, T, D), W (J, T), b (J) or NULL -> (B, J, D),
+ * out[b, j, d] = sum_t W[j, t] x[b, t, d] + b[j]; the same values as
+ * acn_transpose(acn_linear(acn_transpose(x, 1, 2), W, b), 1, 2) (the token
+ * mixing of an MLP-Mixer). */
+ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
 /* GELU(x W^T + b) in one op: the bias add and the exact GELU share one pass
  * over the product (flags: ACN_RECOMPUTE recomputes only the GELU). */
 ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, int flags);
@@ -1449,6 +1455,7 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd)        \
     X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd)        \
     X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd) \
+    X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd)    \
     X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd)                \
     X(RELU, "relu", acn__relu_fwd, acn__relu_bwd)                \
     X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd)                \
@@ -1504,6 +1511,7 @@ static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
                                size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb);
 static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out);
+static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n); /* y[i] += x[i], i < n */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd);
 static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);
@@ -1511,6 +1519,9 @@ static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, a
  * threads, or acn__gemm_ref (see "Fast paths"). */
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate);
+/* C (M, N) = op(A) op(B) + bias, the bias (N) added to every row */
+static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                           const float *bias, float *C);
 /* The same on the calling thread (tid: whose packing buffer), for operands
  * that lie inside larger arrays: op(A)(i, k) = A[i ar + k ac],
  * op(B)(k, j) = B[k br + j bc], C rows ldc apart. */
@@ -2148,22 +2159,13 @@ ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_te
     shape[x->ndim - 1] = W->shape[0];
     return acn__run(ctx, acn__node_new(ctx, ACN__OP_LINEAR, in, 3, x->ndim, shape, 0));
 }
-/* out[r, :] += b, rows [lo, hi) */
-static void acn__linear_bias(acn__node *n, size_t lo, size_t hi)
-{
-    size_t O = (size_t)n->in[1]->shape[0], r, o;
-    const float *b = n->in[2]->data;
-    for (r = lo; r < hi; r++)
-        for (o = 0; o < O; o++) n->out->data[r * O + o] += b[o];
-}
 /* out (R, O) = x (R, I) W^T + b      W (O, I), b (O) */
 static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
 {
     const float *x = acn__val(ctx, n->in[0]), *W = acn__val(ctx, n->in[1]);
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O);
-    acn__gemm(ctx, R, O, I, x, 0, W, 1, n->out->data, 0);
-    if (n->in[2]) acn__par(ctx, n, (size_t)R, O * ACN__NS_ELEM, acn__linear_bias);
+    acn__gemm_bias(ctx, R, O, I, x, 0, W, 1, n->in[2] ? acn__val(ctx, n->in[2]) : NULL, n->out->data);
 }
 /* dx (R, I) += d (R, O) W;   dW (O, I) += d^T x;   db (O) += sum_r d[r, :] */
 static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
@@ -2175,6 +2177,95 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
     if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
     if (gb) acn__colsums(ctx, d, (size_t)R, (size_t)O, gb);                        /* db[o] += sum_r d[r, o] */
+}
+
+/* ---- linear along the middle axis ----------------------------------------- */
+ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b)
+{
+    acn_tensor *in[3];
+    int shape[3];
+    char s1[64], s2[64], s3[64];
+    in[0] = x;
+    in[1] = W;
+    in[2] = b;
+    if (acn__inputs_ok(ctx, "linear_mid", in, 2)) return NULL;
+    if (x->ndim != 3 || W->ndim != 2 || x->shape[1] != W->shape[1] ||
+        (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "linear_mid: x %s, W %s, b %s: need x (B, T, D), W (J, T) and b (J) or NULL",
+                  ACN__SHAPE(x, s1), ACN__SHAPE(W, s2), b ? ACN__SHAPE(b, s3) : "NULL");
+        return NULL;
+    }
+    shape[0] = x->shape[0];
+    shape[1] = W->shape[0];
+    shape[2] = x->shape[2];
+    return acn__run(ctx, acn__node_new(ctx, ACN__OP_LINEAR_MID, in, 3, 3, shape, 0));
+}
+/* Per batch element b, with x_b (T, D), out_b (J, D), d_b = d out_b:
+ *   out_b = W x_b + b 1^T                    (fwd: rows start from the bias)
+ *   dx_b += W^T d_b;   dW += d_b x_b^T (b in order);   db[j] += sum_{b, d} d_b[j, d]
+ * Parts are batch elements (fwd, dx) or rows of dW, so no sum is split. */
+typedef struct acn__lmid_job { acn__node *n; int dir; } acn__lmid_job;
+static void acn__lmid_task(void *arg, int part, int parts, int tid)
+{
+    const acn__lmid_job *j = (const acn__lmid_job *)arg;
+    acn__node *n = j->n;
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0], r;
+    const float *x = n->in[0]->data, *W = n->in[1]->data, *bias = n->in[2] ? n->in[2]->data : NULL;
+    size_t lo, hi, b;
+    if (j->dir == 2) { /* dW rows [lo, hi): d_b[lo:hi] x_b^T, summed over b in order */
+        float *gW = n->in[1]->grad;
+        acn__share((size_t)J, 12, part, parts, &lo, &hi);
+        for (b = 0; lo < hi && b < (size_t)B; b++)
+            acn__gemm_on(n->ctx, tid, (int)(hi - lo), T, D, n->out->grad + (b * J + lo) * D, (size_t)D, 1,
+                         x + b * T * D, 1, (size_t)D, gW + lo * T, (size_t)T, 1);
+        return;
+    }
+    acn__share((size_t)B, 1, part, parts, &lo, &hi);
+    for (b = lo; b < hi; b++) {
+        if (j->dir == 0) {
+            float *o = n->out->data + b * J * D;
+            if (bias)
+                for (r = 0; r < J; r++) {
+                    int c;
+                    for (c = 0; c < D; c++) o[(size_t)r * D + c] = bias[r];
+                }
+            acn__gemm_on(n->ctx, tid, J, D, T, W, (size_t)T, 1, x + b * T * D, (size_t)D, 1, o, (size_t)D, bias != NULL);
+        } else {
+            acn__gemm_on(n->ctx, tid, T, D, J, W, 1, (size_t)T, n->out->grad + b * J * D, (size_t)D, 1,
+                         n->in[0]->grad + b * T * D, (size_t)D, 1);
+        }
+    }
+}
+static double acn__lmid_work(const acn__node *n)
+{
+    return 2.0 * n->out->numel * n->in[1]->shape[1] * ACN__NS_FLOP;
+}
+static void acn__lmid_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__lmid_job j;
+    acn__val(ctx, n->in[0]);
+    j.n = n;
+    j.dir = 0;
+    acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4);
+}
+static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__lmid_job j;
+    float *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    int J = n->in[1]->shape[0], D = n->in[0]->shape[2], r, c;
+    acn__val(ctx, n->in[0]);
+    j.n = n;
+    if (acn__g(n->in[0])) { j.dir = 1; acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4); }
+    if (acn__g(n->in[1])) { j.dir = 2; acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 1); }
+    if (gb) { /* S[j, d] = sum_b d_b[j, d] (column sums), then db[j] += sum_d S[j, d] */
+        float *S = acn__galloc(ctx, ctx->gheap, (size_t)J * D);
+        if (!S) return;
+        acn__colsums(ctx, n->out->grad, (size_t)n->in[0]->shape[0], (size_t)J * D, S);
+        for (r = 0; r < J; r++)
+            for (c = 0; c < D; c++) gb[r] += S[(size_t)r * D + c];
+        acn__gfree(ctx->gheap, S, (size_t)J * D);
+    }
 }
 
 /* ---- the exact GELU, one value (used by acn_gelu and acn_linear_gelu) -- */
@@ -2212,25 +2303,26 @@ ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, a
     if (!n || !(n->aux = acn__alloc_floats(ctx, n->out->numel, "linear_gelu"))) return NULL;
     return acn__run(ctx, n);
 }
-/* z[r, :] += b; out[r, :] = z Phi(z), rows [lo, hi): one pass */
+/* out[r, :] = z Phi(z), rows [lo, hi) */
 static void acn__lgelu_fwd_rows(acn__node *n, size_t lo, size_t hi)
 {
     size_t O = (size_t)n->in[1]->shape[0], r, o;
-    float *z = (float *)n->aux, *out = n->out->data;
-    const float *b = n->in[2] ? n->in[2]->data : NULL;
+    const float *z = (const float *)n->aux;
+    float *out = n->out->data;
     for (r = lo; r < hi; r++) {
-        float *zr = z + r * O, *yr = out + r * O;
-        if (b && !n->iarg[1]) for (o = 0; o < O; o++) zr[o] += b[o];
+        const float *zr = z + r * O;
+        float *yr = out + r * O;
         for (o = acn__gelu_fast(n->ctx, 0, zr, NULL, yr, 0, O); o < O; o++)
             yr[o] = acn__gelu1(zr[o]);
     }
 }
-/* z = x W^T + b;  out = GELU(z)          x (R, I), W (O, I) -> (R, O) */
+/* z = x W^T + b (the matrix kernel adds b);  out = GELU(z)     x (R, I), W (O, I) -> (R, O) */
 static void acn__lgelu_fwd(acn_ctx *ctx, acn__node *n)
 {
     size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O;
     if (!n->iarg[1])
-        acn__gemm(ctx, (int)R, (int)O, n->in[1]->shape[1], n->in[0]->data, 0, n->in[1]->data, 1, (float *)n->aux, 0);
+        acn__gemm_bias(ctx, (int)R, (int)O, n->in[1]->shape[1], n->in[0]->data, 0, n->in[1]->data, 1,
+                       n->in[2] ? n->in[2]->data : NULL, (float *)n->aux);
     acn__par(ctx, n, R, (double)O * ACN__NS_ELEM_HEAVY, acn__lgelu_fwd_rows);
     n->iarg[1] = 1;
 }
@@ -2935,15 +3027,14 @@ static void acn__concat_fwd(acn_ctx *ctx, acn__node *n)
 static void acn__concat_bwd(acn_ctx *ctx, acn__node *n)
 {
     int a = n->iarg[0], k;
-    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o, j;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o;
     size_t row = (size_t)n->out->shape[a] * inner, off = 0;
-    (void)ctx;
     for (k = 0; k < n->n_in; k++) {
         size_t len = (size_t)n->in[k]->shape[a] * inner;
         float *g = acn__g(n->in[k]);
         if (g)
             for (o = 0; o < outer; o++)
-                for (j = 0; j < len; j++) g[o * len + j] += n->out->grad[o * row + off + j];
+                acn__add_to(ctx, g + o * len, n->out->grad + o * row + off, len);
         off += len;
     }
 }
@@ -2981,13 +3072,11 @@ static void acn__slice_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *gx = acn__g(n->in[0]);
     int a = n->iarg[0];
-    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o, j;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim), o;
     size_t len = (size_t)n->out->shape[a] * inner, row = (size_t)n->in[0]->shape[a] * inner;
     size_t off = (size_t)n->iarg[1] * inner;
-    (void)ctx;
     if (gx)
-        for (o = 0; o < outer; o++)
-            for (j = 0; j < len; j++) gx[o * row + off + j] += n->out->grad[o * len + j];
+        for (o = 0; o < outer; o++) acn__add_to(ctx, gx + o * row + off, n->out->grad + o * len, len);
 }
 
 /* ---- patches ------------------------------------------------------------ */
@@ -3847,6 +3936,13 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
     return i;
 }
 
+/* y[i] += x[i], 16 at a time; returns where it stopped */
+ACN__AVX512 static size_t acn__add512(float *y, const float *x, size_t n)
+{
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
+    return i;
+}
 /* ReLU: y = x > 0 ? x : 0 (dir 0), or y += x > 0 ? d : 0 (dir 1), for i in
  * [lo, hi); returns where it stopped. (Masks, not a branch per value.) */
 ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
@@ -3860,34 +3956,40 @@ ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, 
     }
     return i;
 }
-/* Column sums over R rows of C floats, rows in order, 16 columns at a time
- * for c in [lo, hi): gb[c] += sum_r d[r, c], and, when x is given (the
- * LayerNorm weight), gg[c] += sum_r d[r, c] ((x[r, c] - mean[r]) rstd[r]),
- * with the operations of the scalar loops. Returns where it stopped. */
+/* Column sums over R rows of C floats, rows in order, for c in [lo, hi):
+ * gb[c] += sum_r d[r, c], and, when x is given (the LayerNorm weight),
+ * gg[c] += sum_r d[r, c] ((x[r, c] - mean[r]) rstd[r]), with the operations
+ * of the scalar loops. 32 columns at a time (two independent chains), the
+ * last strip masked; returns hi. */
 ACN__AVX512 static size_t acn__colsum512(const float *d, const float *x, const float *mean, const float *rstd,
                                          size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
 {
     size_t c, r;
-    for (c = lo; c + 32 <= hi; c += 32) { /* two strips at once: independent chains */
+    for (c = lo; c < hi; c += 32) {
+        size_t w = hi - c < 32 ? hi - c : 32;
+        __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1u);
+        __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
         __m512 b0 = _mm512_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
-        if (gb) { b0 = _mm512_loadu_ps(gb + c); b1 = _mm512_loadu_ps(gb + c + 16); }
-        if (x) { g0 = _mm512_loadu_ps(gg + c); g1 = _mm512_loadu_ps(gg + c + 16); }
+        if (gb) { b0 = _mm512_maskz_loadu_ps(m0, gb + c); b1 = _mm512_maskz_loadu_ps(m1, gb + c + 16); }
+        if (x) { g0 = _mm512_maskz_loadu_ps(m0, gg + c); g1 = _mm512_maskz_loadu_ps(m1, gg + c + 16); }
         for (r = 0; r < R; r++) {
-            __m512 d0 = _mm512_loadu_ps(d + r * C + c), d1 = _mm512_loadu_ps(d + r * C + c + 16);
+            const float *dr = d + r * C + c;
+            __m512 d0 = _mm512_maskz_loadu_ps(m0, dr), d1 = _mm512_maskz_loadu_ps(m1, dr + 16);
             b0 = _mm512_add_ps(b0, d0);
             b1 = _mm512_add_ps(b1, d1);
             if (x) {
+                const float *xr = x + r * C + c;
                 __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(rstd[r]);
-                __m512 h0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + r * C + c), m), s);
-                __m512 h1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + r * C + c + 16), m), s);
+                __m512 h0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, xr), m), s);
+                __m512 h1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, xr + 16), m), s);
                 g0 = _mm512_add_ps(g0, _mm512_mul_ps(d0, h0));
                 g1 = _mm512_add_ps(g1, _mm512_mul_ps(d1, h1));
             }
         }
-        if (gb) { _mm512_storeu_ps(gb + c, b0); _mm512_storeu_ps(gb + c + 16, b1); }
-        if (x) { _mm512_storeu_ps(gg + c, g0); _mm512_storeu_ps(gg + c + 16, g1); }
+        if (gb) { _mm512_mask_storeu_ps(gb + c, m0, b0); _mm512_mask_storeu_ps(gb + c + 16, m1, b1); }
+        if (x) { _mm512_mask_storeu_ps(gg + c, m0, g0); _mm512_mask_storeu_ps(gg + c + 16, m1, g1); }
     }
-    return c;
+    return hi;
 }
 
 /* The sum of 16 lanes, in lane order. (GCC's _mm512_reduce_add_ps draws a
@@ -3972,6 +4074,16 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
     return 0;
 }
 
+/* y[i] += x[i] for i < n: AVX-512 where there is one (the same sums). */
+static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) i = acn__add512(y, x, n);
+#endif
+    (void)ctx;
+    for (; i < n; i++) y[i] += x[i];
+}
 /* The SIMD parts of ReLU and of column sums, as for GELU below. */
 static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
@@ -4020,6 +4132,7 @@ typedef struct acn__gemm_job {
     size_t ar, ac, br, bc;
     float *C;
     int accumulate;
+    const float *bias;         /* (N) or NULL: C starts from it, not zero   */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
     float *packbuf;            /* ACN__PACK_FLOATS per thread              */
@@ -4069,17 +4182,18 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
  * contiguous and this part has few rows (under ACN__B_INPLACE_ROWS): then
  * a packed block would be used too few times to repay its copy, and the
  * kernel reads B where it lies (all but a last panel narrower than nr).
- * The first K block writes C (C = ...) unless the job accumulates. */
+ * The first K block writes C (C = ...) unless the job accumulates: from
+ * zero, or from the bias row (bias, for this part's N columns). */
 #define ACN__B_INPLACE_ROWS 256
-static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, float *C,
-                           size_t ldc, float *buf)
+static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
+                           float *C, size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
     int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS, jc, pc, jr, ir, i, j;
     for (jc = 0; jc < N; jc += ACN__NC) {
         int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
         for (pc = 0; pc < g->K; pc += ACN__KC) {
-            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c = g->accumulate || pc > 0;
+            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
             if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb);
             if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
@@ -4091,7 +4205,11 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     float *c = C + (size_t)ir * ldc + jc + jr;
                     const float *b = jr < nin ? Bk + jr : pb + (size_t)(jr - nin) * kc;
                     size_t bs = jr < nin ? g->br : (size_t)nr;
-                    int nn = nc - jr < nr ? nc - jr : nr;
+                    int nn = nc - jr < nr ? nc - jr : nr, load_c = load_c0;
+                    if (!load_c && bias) { /* start the tile from the bias */
+                        for (i = 0; i < mm; i++) memcpy(c + (size_t)i * ldc, bias + jc + jr, (size_t)nn * sizeof(float));
+                        load_c = 1;
+                    }
                     if (g->uk16 && nn > nr / 4) {
                         (nn <= 16 ? g->uk16 : g->uk)(kc, a, rs, cs, b, bs, c, ldc, load_c, mm, nn);
                     } else if (mm == mr && nn == nr) {
@@ -4129,19 +4247,26 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
     if (g->split_rows) {
         acn__share((size_t)g->M, (size_t)g->mr, part, parts, &lo, &hi);
         if (lo < hi)
-            acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->C + lo * (size_t)g->N, (size_t)g->N, buf);
+            acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->bias, g->C + lo * (size_t)g->N,
+                           (size_t)g->N, buf);
     } else {
         acn__share((size_t)g->N, (size_t)g->nr, part, parts, &lo, &hi);
-        if (lo < hi) acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->C + lo, (size_t)g->N, buf);
+        if (lo < hi)
+            acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->bias ? g->bias + lo : NULL, g->C + lo,
+                           (size_t)g->N, buf);
     }
 }
 
-static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
-                      float *C, int accumulate)
+static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                          const float *bias, float *C, int accumulate)
 {
     acn__gemm_job g;
     if (ctx->simd == ACN_SIMD_PORTABLE || (double)M * N * K < 16384.0 || K < 1) {
+        int i, j;
         acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
+        if (bias)
+            for (i = 0; i < M; i++)
+                for (j = 0; j < N; j++) C[(size_t)i * N + j] += bias[j];
         return;
     }
 #ifdef ACN__X86
@@ -4158,6 +4283,7 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
     g.ar = ta ? 1 : (size_t)K;  g.ac = ta ? (size_t)M : 1;
     g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
     g.accumulate = accumulate;
+    g.bias = bias;
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
         double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
@@ -4165,6 +4291,16 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
     }
     g.packbuf = ctx->packbuf;
     acn__parallel(ctx, acn__gemm_task, &g, 2.0 * M * N * K * ACN__NS_FLOP, 1);
+}
+static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                      float *C, int accumulate)
+{
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, NULL, C, accumulate);
+}
+static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                           const float *bias, float *C)
+{
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, bias, C, 0);
 }
 
 static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float *A, size_t ar, size_t ac,
@@ -4196,7 +4332,8 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
     g.accumulate = accumulate;
     g.split_rows = 1;
     g.packbuf = ctx->packbuf;
-    acn__gemm_part(&g, M, N, A, B, C, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
+    g.bias = NULL;
+    acn__gemm_part(&g, M, N, A, B, NULL, C, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -5162,13 +5299,14 @@ ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_co
     return ctx->status;
 }
 
-/* tok(x): LN over D, then across tokens: Linear(T -> Th), GELU, Linear(Th -> T)
- *   x (B, T, D) -> LN -> (B, D, T) -> (B, D, Th) -> (B, D, T) -> (B, T, D) */
+/* tok(x): LN over D, then across tokens: Linear(T -> Th), GELU, Linear(Th -> T),
+ * each Linear along the token axis where it lies (acn_linear_mid, the same
+ * values as transposing to (B, D, T) and back, without the copies)
+ *   x (B, T, D) -> LN -> (B, Th, D) -> GELU -> (B, T, D) */
 static acn_tensor *acn__mixer_tok(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
 {
-    acn_tensor *h = acn_transpose(ctx, acn__norm(ctx, x, &b->tok_ln, f), 1, 2);
-    h = acn__lin(ctx, acn_linear_gelu(ctx, h, b->tok_fc1.weight, b->tok_fc1.bias, f), &b->tok_fc2);
-    return acn_transpose(ctx, h, 1, 2);
+    acn_tensor *h = acn_linear_mid(ctx, acn__norm(ctx, x, &b->tok_ln, f), b->tok_fc1.weight, b->tok_fc1.bias);
+    return acn_linear_mid(ctx, acn_gelu_ex(ctx, h, f), b->tok_fc2.weight, b->tok_fc2.bias);
 }
 /* ch(x): LN, Linear(D -> Dc), GELU, Linear(Dc -> D)       x (B, T, D) */
 static acn_tensor *acn__mixer_ch(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)

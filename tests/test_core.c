@@ -375,6 +375,93 @@ static void test_gemm_levels(void)
     acn_set_simd(ctx, best);
 }
 
+/* acn_linear_mid gives the values and gradients of transpose, linear,
+ * transpose (the Mixer's token mixing), and refuses bad shapes. */
+static void test_linear_mid(void)
+{
+    int xs[3] = {3, 65, 33}, ws[2] = {20, 65}, bs[1] = {20}, with_bias, i;
+    for (with_bias = 0; with_bias < 2; with_bias++) {
+        acn_tensor *x = acn_new(ctx, 3, xs, ACN_F_GRAD), *W = acn_new(ctx, 2, ws, ACN_F_GRAD);
+        acn_tensor *b = with_bias ? acn_new(ctx, 1, bs, ACN_F_GRAD) : NULL, *y1, *y2, *l;
+        float *g1[3], *g2[3], *up;
+        size_t n[3];
+        int k;
+        acn_init_normal(ctx, x, 0.0f, 1.0f);
+        acn_init_normal(ctx, W, 0.0f, 0.2f);
+        if (b) acn_init_normal(ctx, b, 0.0f, 1.0f);
+        n[0] = x->numel; n[1] = W->numel; n[2] = b ? b->numel : 0;
+        y1 = acn_linear_mid(ctx, x, W, b);
+        y2 = acn_transpose(ctx, acn_linear(ctx, acn_transpose(ctx, x, 1, 2), W, b), 1, 2);
+        CHECK(y1 && y2 && y1->shape[0] == 3 && y1->shape[1] == 20 && y1->shape[2] == 33, "linear_mid: shape");
+        if (!y1 || !y2) return;
+        CHECK(t_relerr(y1->data, y2->data, y1->numel) < 1e-6, "linear_mid: values differ from the transposed linear");
+        up = (float *)malloc(y1->numel * sizeof(float));
+        for (i = 0; i < (int)y1->numel; i++) up[i] = (float)(i % 11) * 0.1f - 0.5f;
+        for (k = 0; k < 2; k++) {
+            acn_tensor *t[3];
+            float **g = k ? g2 : g1;
+            t[0] = x; t[1] = W; t[2] = b;
+            acn_zero_grad(ctx);
+            memset(x->grad, 0, n[0] * sizeof(float));
+            memset(W->grad, 0, n[1] * sizeof(float));
+            if (b) memset(b->grad, 0, n[2] * sizeof(float));
+            l = k ? y2 : y1;
+            CHECK(acn_backward_with(ctx, l, up) == ACN_OK, "linear_mid: backward: %s", acn_error(ctx));
+            for (i = 0; i < 3; i++) {
+                g[i] = t[i] ? (float *)malloc(n[i] * sizeof(float)) : NULL;
+                if (t[i]) memcpy(g[i], t[i]->grad, n[i] * sizeof(float));
+            }
+        }
+        for (i = 0; i < 3; i++)
+            if (n[i]) {
+                CHECK(t_relerr(g1[i], g2[i], n[i]) < 1e-5, "linear_mid: gradient %d differs by %g", i,
+                      t_relerr(g1[i], g2[i], n[i]));
+            }
+        for (i = 0; i < 3; i++) free(g1[i]), free(g2[i]);
+        free(up);
+        acn_reset(ctx);
+    }
+    {
+        int bad[2] = {20, 64};
+        acn_tensor *x = acn_new(ctx, 3, xs, 0), *W = acn_new(ctx, 2, bad, 0);
+        CHECK(!acn_linear_mid(ctx, x, W, NULL) && acn_status_of(ctx) == ACN_ERR_SHAPE &&
+              has(acn_error(ctx), "linear_mid: x (3, 65, 33), W (20, 64)"),
+              "linear_mid: a bad shape: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        acn_reset(ctx);
+    }
+}
+
+/* The strided product on one thread (attention, linear_mid) against the
+ * definition, on blocks inside larger arrays, at every SIMD level. */
+static void test_gemm_on(void)
+{
+    enum { LD = 80 };
+    static float A[LD * LD], B[LD * LD], C1[LD * LD], C2[LD * LD];
+    int level, best = acn_set_simd(ctx, ACN_SIMD_AVX512), i, j, k, M = 37, N = 45, K = 29, acc;
+    for (i = 0; i < LD * LD; i++) {
+        A[i] = (float)(i * 37 % 101 - 50) / 50.0f;
+        B[i] = (float)(i * 53 % 97 - 48) / 48.0f;
+    }
+    for (level = ACN_SIMD_PORTABLE; level <= best; level++)
+        for (acc = 0; acc < 2; acc++) {
+            double e;
+            acn_set_simd(ctx, level);
+            for (i = 0; i < LD * LD; i++) C1[i] = C2[i] = (float)(i % 7);
+            /* op(A)(i, k) = A[3 + i + k LD] (a transposed block), op(B)(k, j) = B[5 + k LD + j] */
+            acn__gemm_on(ctx, 0, M, N, K, A + 3, 1, LD, B + 5, LD, 1, C2 + 2, LD, acc);
+            for (i = 0; i < M; i++)
+                for (j = 0; j < N; j++) {
+                    double s = 0.0;
+                    for (k = 0; k < K; k++) s += (double)A[3 + i + k * LD] * B[5 + k * LD + j];
+                    C1[2 + i * LD + j] = (float)(acc ? C1[2 + i * LD + j] + s : s);
+                }
+            e = t_relerr(C2, C1, (size_t)LD * LD);
+            CHECK(e < 1e-6, "gemm_on %s acc %d: relative error %g", acn_simd_name(level), acc, e);
+        }
+    acn_set_simd(ctx, best);
+}
+
 /* A training step allocates nothing once the first step has run. */
 static void test_no_malloc(void)
 {
@@ -740,6 +827,8 @@ int main(void)
     test_rewind_transient();
     test_backward_memory();
     test_gemm_levels();
+    test_gemm_on();
+    test_linear_mid();
     test_no_malloc();
     test_finite();
     test_rng_init();

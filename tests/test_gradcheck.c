@@ -71,6 +71,7 @@ static acn_tensor *b_sum(acn_ctx *c, void *u) { G *g = (G *)u; return acn_sum(c,
 static acn_tensor *b_mean(acn_ctx *c, void *u) { G *g = (G *)u; return acn_mean(c, g->x[0], g->a[0]); }
 static acn_tensor *b_matmul(acn_ctx *c, void *u) { G *g = (G *)u; return acn_matmul(c, g->x[0], g->x[1], g->a[0], g->a[1]); }
 static acn_tensor *b_linear(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL); }
+static acn_tensor *b_lmid(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear_mid(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL); }
 static acn_tensor *b_lgelu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_linear_gelu(c, g->x[0], g->x[1], g->n > 2 ? g->x[2] : NULL, g->flags); }
 static acn_tensor *b_gelu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_gelu_ex(c, g->x[0], g->flags); }
 static acn_tensor *b_relu(acn_ctx *c, void *u) { G *g = (G *)u; return acn_relu(c, g->x[0]); }
@@ -207,6 +208,15 @@ int main(void)
             g.n = 3; g.flags = 0; sprintf(what, "linear_gelu %d-d x", nd); run(what, b_lgelu, &g, 3);
             g.flags = ACN_RECOMPUTE; sprintf(what, "linear_gelu recompute %d-d x", nd); run(what, b_lgelu, &g, 3);
             g.n = 2; g.flags = 0; sprintf(what, "linear_gelu no bias %d-d x", nd); run(what, b_lgelu, &g, 2);
+        }
+        /* linear along the middle axis, with and without bias */
+        {
+            int xs[3], ws[2];
+            xs[0] = rdim(); xs[1] = rdim(); xs[2] = rdim();
+            ws[0] = rdim(); ws[1] = xs[1];
+            g.x[0] = leaf(3, xs, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(1, ws, 0);
+            g.n = 3; run("linear_mid", b_lmid, &g, 3);
+            g.n = 2; run("linear_mid no bias", b_lmid, &g, 2);
         }
         /* activations */
         random_shape(&nd, s, 1, 3);

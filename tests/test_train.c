@@ -197,8 +197,63 @@ static void resume_task(void)
     acn_ctx_free(a); acn_ctx_free(b);
 }
 
+/* The thread pool: every part of every task runs exactly once, whether the
+ * worker is awake (tasks back to back) or asleep (after a pause longer than
+ * its spin), and work under the grain runs as one part on the caller. On
+ * Linux, a pool pins its creator to one core and gives the mask back when it
+ * stops, and ACN_AFFINITY=0 leaves it alone. */
+static unsigned pool_runs[ACN__PARTS_MAX];
+static int pool_bad_parts;
+static void pool_task(void *arg, int part, int parts, int tid)
+{
+    (void)tid;
+    if (parts != *(int *)arg) pool_bad_parts++;
+    __atomic_add_fetch(&pool_runs[part], 1u, __ATOMIC_SEQ_CST);
+}
+static void pool_task_checks(void)
+{
+    acn_ctx *ctx;
+    int r, p, wrong = 0, parts;
+    struct timespec pause = {0, 2000000};
+    CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "pool: a context of 2 threads");
+    for (r = 0; r < 3000; r++) {
+        int per = 1 + r % 4, big = r % 7 != 0;
+        parts = big && acn_threads(ctx) > 1 ? acn_threads(ctx) * per : 1;
+        memset(pool_runs, 0, sizeof pool_runs);
+        if (r % 100 == 0) nanosleep(&pause, NULL); /* let the worker fall asleep */
+        acn__parallel(ctx, pool_task, &parts, big ? 1e6 : 1.0, per);
+        for (p = 0; p < ACN__PARTS_MAX; p++)
+            if (pool_runs[p] != (p < parts ? 1u : 0u)) wrong++;
+    }
+    CHECK(!wrong && !pool_bad_parts, "pool: %d parts ran other than once, %d saw another count of parts", wrong,
+          pool_bad_parts);
+    acn_ctx_free(ctx);
+}
+static void pool_affinity_checks(void)
+{
+#ifdef ACN__AFFINITY
+    cpu_set_t before, during, after;
+    acn_ctx *ctx;
+    if (sched_getaffinity(0, sizeof before, &before) || CPU_COUNT(&before) < 2) return; /* nothing to pin */
+    CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "affinity: a context");
+    sched_getaffinity(0, sizeof during, &during);
+    CHECK(CPU_COUNT(&during) == 1, "affinity: the caller is on %d cores with a pool of 2", CPU_COUNT(&during));
+    acn_ctx_free(ctx);
+    sched_getaffinity(0, sizeof after, &after);
+    CHECK(CPU_EQUAL(&before, &after), "affinity: the caller's mask was not given back");
+    setenv("ACN_AFFINITY", "0", 1);
+    CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "affinity: a context");
+    sched_getaffinity(0, sizeof during, &during);
+    CHECK(CPU_EQUAL(&before, &during), "affinity: ACN_AFFINITY=0 still pinned the caller");
+    acn_ctx_free(ctx);
+    unsetenv("ACN_AFFINITY");
+#endif
+}
+
 int main(void)
 {
+    pool_task_checks();
+    pool_affinity_checks();
     xor_task();
     sine_task();
     resume_task();

@@ -29,17 +29,18 @@ mkdir -p "$B"
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Werror tests/bench/bench_acn.c -o "$B/bench_acn" -lm
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Werror -pedantic examples/demo.c -o "$B/demo" -lm
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-echo "machine: $cpu, $(nproc) cores; torch $("$PY" -c 'import torch; print(torch.__version__)');" \
+fms="family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ') model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
+echo "machine: $cpu ($fms), $(nproc) cores; torch $("$PY" -c 'import torch; print(torch.__version__)');" \
      "environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-unset}"
 
 # ---- 1. OpenBLAS: the fastest correct setting -------------------------------------------------------
 # with_blas CORE L2 CMD...: CMD with OPENBLAS_CORETYPE=CORE and OPENBLAS_L2_SIZE=L2 ("unset": neither set)
 with_blas() {
-    local core=$1 l2=$2 args=()
+    local core=$1 l2=$2 unset=() set=()
     shift 2
-    if [ "$core" = unset ]; then args+=(-u OPENBLAS_CORETYPE); else args+=("OPENBLAS_CORETYPE=$core"); fi
-    if [ "$l2" = unset ]; then args+=(-u OPENBLAS_L2_SIZE); else args+=("OPENBLAS_L2_SIZE=$l2"); fi
-    env "${args[@]}" "$@"
+    if [ "$core" = unset ]; then unset+=(-u OPENBLAS_CORETYPE); else set+=("OPENBLAS_CORETYPE=$core"); fi
+    if [ "$l2" = unset ]; then unset+=(-u OPENBLAS_L2_SIZE); else set+=("OPENBLAS_L2_SIZE=$l2"); fi
+    env ${unset[@]+"${unset[@]}"} ${set[@]+"${set[@]}"} "$@"   # (env takes its options first)
 }
 env_core=${OPENBLAS_CORETYPE-unset}
 env_l2=${OPENBLAS_L2_SIZE-unset}
