@@ -3936,6 +3936,23 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
     return i;
 }
 
+/* A panel of w <= 32 vectors, each contiguous along k and `outer` apart,
+ * laid out [k][32] (zeros past w): two gathers per k instead of 32 scalar
+ * copies (the matrix kernel's transposed packing, as acn__pack_panel). */
+ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t outer, float *dst)
+{
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32((int)outer));
+    __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1u);
+    __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
+    const float *hi = src + 16 * outer;
+    int k;
+    for (k = 0; k < len; k++, dst += 32) {
+        _mm512_storeu_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, src + k, 4));
+        _mm512_storeu_ps(dst + 16, m1 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx, hi + k, 4)
+                                      : _mm512_setzero_ps());
+    }
+}
 /* y[i] += x[i], 16 at a time; returns where it stopped */
 ACN__AVX512 static size_t acn__add512(float *y, const float *x, size_t n)
 {
@@ -4127,7 +4144,7 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 /* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
  * say how each operand is stored. */
 typedef struct acn__gemm_job {
-    int M, N, K, mr, nr, split_rows;
+    int M, N, K, mr, nr, split_rows, simd;
     const float *A, *B;
     size_t ar, ac, br, bc;
     float *C;
@@ -4142,9 +4159,17 @@ typedef struct acn__gemm_job {
  * stride `outer` between them and `inner` along them, laid out [k][i] with
  * `width` slots per k (the slots past w are zero). The loop order follows
  * whichever stride is 1, so the reads are contiguous. */
-static void acn__pack_panel(int w, int width, int len, const float *src, size_t outer, size_t inner, float *dst)
+static void acn__pack_panel(int w, int width, int len, const float *src, size_t outer, size_t inner, float *dst,
+                            int simd)
 {
     int i, k;
+#ifdef ACN__X86
+    if (simd == ACN_SIMD_AVX512 && inner == 1 && width == 32 && outer < ((size_t)1 << 26)) {
+        acn__pack_t512(w, len, src, outer, dst);
+        return;
+    }
+#endif
+    (void)simd;
     if (w < width)
         for (k = 0; k < len; k++)
             for (i = w; i < width; i++) dst[(size_t)k * width + i] = 0.0f;
@@ -4166,14 +4191,14 @@ static void acn__pack_a(int mc, int kc, int mr, const float *A, size_t ar, size_
 {
     int p;
     for (p = 0; p < mc; p += mr, dst += (size_t)mr * kc)
-        acn__pack_panel(mc - p < mr ? mc - p : mr, mr, kc, A + (size_t)p * ar, ar, ac, dst);
+        acn__pack_panel(mc - p < mr ? mc - p : mr, mr, kc, A + (size_t)p * ar, ar, ac, dst, ACN_SIMD_PORTABLE);
 }
 /* Panels of nr columns of op(B)[0..kc, 0..nc]: dst[q][k][j], zero-padded. */
-static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_t bc, float *dst)
+static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_t bc, float *dst, int simd)
 {
     int q;
     for (q = 0; q < nc; q += nr, dst += (size_t)nr * kc)
-        acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst);
+        acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst, simd);
 }
 
 /* C[0..M, 0..N] (ldc) (+)= op(A) op(B) for one thread's part. A is read in
@@ -4195,7 +4220,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
         for (pc = 0; pc < g->K; pc += ACN__KC) {
             int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
-            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb);
+            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->simd);
             if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
             for (ir = 0; ir < M; ir += mr) {
                 const float *a = ir < mfull ? A + (size_t)ir * g->ar + (size_t)pc * g->ac : pa;
@@ -4280,6 +4305,7 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
 #endif
     g.M = M; g.N = N; g.K = K;
     g.A = A; g.B = B; g.C = C;
+    g.simd = ctx->simd;
     g.ar = ta ? 1 : (size_t)K;  g.ac = ta ? (size_t)M : 1;
     g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
     g.accumulate = accumulate;
@@ -4290,7 +4316,10 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
         g.split_rows = rows <= cols;
     }
     g.packbuf = ctx->packbuf;
-    acn__parallel(ctx, acn__gemm_task, &g, 2.0 * M * N * K * ACN__NS_FLOP, 1);
+    /* two parts per thread (a late thread costs less) when each still has
+     * enough rows or columns to repay its own packing of B */
+    acn__parallel(ctx, acn__gemm_task, &g, 2.0 * M * N * K * ACN__NS_FLOP,
+                  (g.split_rows ? M : N) >= 1024 * ctx->threads ? 2 : 1);
 }
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate)
@@ -4328,6 +4357,7 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
 #endif
     g.M = M; g.N = N; g.K = K;
     g.A = A; g.B = B; g.C = C;
+    g.simd = ctx->simd;
     g.ar = ar; g.ac = ac; g.br = br; g.bc = bc;
     g.accumulate = accumulate;
     g.split_rows = 1;
