@@ -1430,9 +1430,10 @@ ACNDEF void acn_param_set_decay(acn_tensor *p, int on)
     if (on) p->flags &= ~ACN_F_NODECAY;
     else p->flags |= ACN_F_NODECAY;
 }
+static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums); /* "Optimizers" */
 ACNDEF void acn_zero_grad(acn_ctx *ctx)
 {
-    memset(acn__gblock(ctx), 0, ctx->param_used * sizeof(float));
+    acn__gblock_pass(ctx, 0, 0.0f, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1512,6 +1513,7 @@ static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, con
                                size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb);
 static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out);
 static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n); /* y[i] += x[i], i < n */
+static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n);          /* y[i] = v, i < n */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd);
 static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);
@@ -1519,9 +1521,11 @@ static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, a
  * threads, or acn__gemm_ref (see "Fast paths"). */
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate);
-/* C (M, N) = op(A) op(B) + bias, the bias (N) added to every row */
+/* C (M, N) = op(A) op(B) + bias, the bias (N) added to every row (or
+ * NULL); and, when gelu_out is given, gelu_out (M, N) = GELU(C), each tile
+ * while it is still in cache */
 static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
-                           const float *bias, float *C);
+                           const float *bias, float *C, float *gelu_out);
 /* The same on the calling thread (tid: whose packing buffer), for operands
  * that lie inside larger arrays: op(A)(i, k) = A[i ar + k ac],
  * op(B)(k, j) = B[k br + j bc], C rows ldc apart. */
@@ -2165,7 +2169,7 @@ static void acn__linear_fwd(acn_ctx *ctx, acn__node *n)
     const float *x = acn__val(ctx, n->in[0]), *W = acn__val(ctx, n->in[1]);
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O);
-    acn__gemm_bias(ctx, R, O, I, x, 0, W, 1, n->in[2] ? acn__val(ctx, n->in[2]) : NULL, n->out->data);
+    acn__gemm_bias(ctx, R, O, I, x, 0, W, 1, n->in[2] ? acn__val(ctx, n->in[2]) : NULL, n->out->data, NULL);
 }
 /* dx (R, I) += d (R, O) W;   dW (O, I) += d^T x;   db (O) += sum_r d[r, :] */
 static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
@@ -2226,10 +2230,7 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
         if (j->dir == 0) {
             float *o = n->out->data + b * J * D;
             if (bias)
-                for (r = 0; r < J; r++) {
-                    int c;
-                    for (c = 0; c < D; c++) o[(size_t)r * D + c] = bias[r];
-                }
+                for (r = 0; r < J; r++) acn__fill(n->ctx, o + (size_t)r * D, bias[r], (size_t)D);
             acn__gemm_on(n->ctx, tid, J, D, T, W, (size_t)T, 1, x + b * T * D, (size_t)D, 1, o, (size_t)D, bias != NULL);
         } else {
             acn__gemm_on(n->ctx, tid, T, D, J, W, 1, (size_t)T, n->out->grad + b * J * D, (size_t)D, 1,
@@ -2316,14 +2317,16 @@ static void acn__lgelu_fwd_rows(acn__node *n, size_t lo, size_t hi)
             yr[o] = acn__gelu1(zr[o]);
     }
 }
-/* z = x W^T + b (the matrix kernel adds b);  out = GELU(z)     x (R, I), W (O, I) -> (R, O) */
+/* z = x W^T + b, out = GELU(z): the matrix kernel adds b and applies the GELU to each finished tile
+ *                                                 x (R, I), W (O, I) -> (R, O) */
 static void acn__lgelu_fwd(acn_ctx *ctx, acn__node *n)
 {
     size_t O = (size_t)n->in[1]->shape[0], R = n->out->numel / O;
-    if (!n->iarg[1])
+    if (!n->iarg[1]) /* the product, with the GELU as its epilogue */
         acn__gemm_bias(ctx, (int)R, (int)O, n->in[1]->shape[1], n->in[0]->data, 0, n->in[1]->data, 1,
-                       n->in[2] ? n->in[2]->data : NULL, (float *)n->aux);
-    acn__par(ctx, n, R, (double)O * ACN__NS_ELEM_HEAVY, acn__lgelu_fwd_rows);
+                       n->in[2] ? n->in[2]->data : NULL, (float *)n->aux, n->out->data);
+    else             /* recomputing the output of z */
+        acn__par(ctx, n, R, (double)O * ACN__NS_ELEM_HEAVY, acn__lgelu_fwd_rows);
     n->iarg[1] = 1;
 }
 /* dz = d GELU'(z) into j->dz (zeroed), over this thread's share */
@@ -3953,6 +3956,14 @@ ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t 
                                       : _mm512_setzero_ps());
     }
 }
+/* y[i] = v, 16 at a time; returns where it stopped */
+ACN__AVX512 static size_t acn__fill512(float *y, float v, size_t n)
+{
+    size_t i;
+    __m512 x = _mm512_set1_ps(v);
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, x);
+    return i;
+}
 /* y[i] += x[i], 16 at a time; returns where it stopped */
 ACN__AVX512 static size_t acn__add512(float *y, const float *x, size_t n)
 {
@@ -4091,6 +4102,16 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
     return 0;
 }
 
+/* y[i] = v for i < n */
+static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n)
+{
+    size_t i = 0;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) i = acn__fill512(y, v, n);
+#endif
+    (void)ctx;
+    for (; i < n; i++) y[i] = v;
+}
 /* y[i] += x[i] for i < n: AVX-512 where there is one (the same sums). */
 static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n)
 {
@@ -4150,6 +4171,8 @@ typedef struct acn__gemm_job {
     float *C;
     int accumulate;
     const float *bias;         /* (N) or NULL: C starts from it, not zero   */
+    float *gelu_out;           /* (M, N) or NULL: GELU(C) after the last K  */
+    acn_ctx *ctx;              /* (its SIMD level, for the GELU)            */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
     float *packbuf;            /* ACN__PACK_FLOATS per thread              */
@@ -4211,7 +4234,7 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
  * zero, or from the bias row (bias, for this part's N columns). */
 #define ACN__B_INPLACE_ROWS 256
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
-                           float *C, size_t ldc, float *buf)
+                           float *C, float *E, size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
     int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS, jc, pc, jr, ir, i, j;
@@ -4255,6 +4278,13 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
                     }
+                    if (E && pc + kc == g->K) /* the epilogue: GELU of the finished tile */
+                        for (i = 0; i < mm; i++) {
+                            float *e = E + (size_t)(ir + i) * ldc + jc + jr;
+                            const float *z = c + (size_t)i * ldc;
+                            for (j = (int)acn__gelu_fast(g->ctx, 0, z, NULL, e, 0, (size_t)nn); j < nn; j++)
+                                e[j] = acn__gelu1(z[j]);
+                        }
                 }
             }
         }
@@ -4273,25 +4303,28 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
         acn__share((size_t)g->M, (size_t)g->mr, part, parts, &lo, &hi);
         if (lo < hi)
             acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->bias, g->C + lo * (size_t)g->N,
-                           (size_t)g->N, buf);
+                           g->gelu_out ? g->gelu_out + lo * (size_t)g->N : NULL, (size_t)g->N, buf);
     } else {
         acn__share((size_t)g->N, (size_t)g->nr, part, parts, &lo, &hi);
         if (lo < hi)
             acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->bias ? g->bias + lo : NULL, g->C + lo,
-                           (size_t)g->N, buf);
+                           g->gelu_out ? g->gelu_out + lo : NULL, (size_t)g->N, buf);
     }
 }
 
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
-                          const float *bias, float *C, int accumulate)
+                          const float *bias, float *C, float *gelu_out, int accumulate)
 {
     acn__gemm_job g;
     if (ctx->simd == ACN_SIMD_PORTABLE || (double)M * N * K < 16384.0 || K < 1) {
-        int i, j;
+        size_t i, j;
         acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
         if (bias)
-            for (i = 0; i < M; i++)
-                for (j = 0; j < N; j++) C[(size_t)i * N + j] += bias[j];
+            for (i = 0; i < (size_t)M; i++)
+                for (j = 0; j < (size_t)N; j++) C[i * N + j] += bias[j];
+        if (gelu_out)
+            for (i = acn__gelu_fast(ctx, 0, C, NULL, gelu_out, 0, (size_t)M * N); i < (size_t)M * N; i++)
+                gelu_out[i] = acn__gelu1(C[i]);
         return;
     }
 #ifdef ACN__X86
@@ -4310,6 +4343,8 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
     g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
     g.accumulate = accumulate;
     g.bias = bias;
+    g.gelu_out = gelu_out;
+    g.ctx = ctx;
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
         double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
@@ -4324,12 +4359,12 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate)
 {
-    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, NULL, C, accumulate);
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, NULL, C, NULL, accumulate);
 }
 static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
-                           const float *bias, float *C)
+                           const float *bias, float *C, float *gelu_out)
 {
-    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, bias, C, 0);
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, bias, C, gelu_out, 0);
 }
 
 static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float *A, size_t ar, size_t ac,
@@ -4363,7 +4398,9 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
     g.split_rows = 1;
     g.packbuf = ctx->packbuf;
     g.bias = NULL;
-    acn__gemm_part(&g, M, N, A, B, NULL, C, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
+    g.gelu_out = NULL;
+    g.ctx = ctx;
+    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -5001,26 +5038,66 @@ ACNDEF void acn_sgd_free(acn_sgd *opt)
     opt->buf = NULL;
 }
 
+/* Whole-block passes over the flat gradient block, on the pool: zero it
+ * (op 0), sum its squares in double per chunk of ACN__CHUNK floats (op 1;
+ * the chunks are the same for every thread count, and their sums are added
+ * in order by the caller), or scale it (op 2). */
+#define ACN__CHUNK 65536
+typedef struct acn__gblock_job { acn_ctx *ctx; int op; float coef; double *sums; } acn__gblock_job;
+static void acn__gblock_task(void *arg, int part, int parts, int tid)
+{
+    const acn__gblock_job *j = (const acn__gblock_job *)arg;
+    float *g = acn__gblock(j->ctx);
+    size_t n = j->ctx->param_used, chunks = (n + ACN__CHUNK - 1) / ACN__CHUNK, lo, hi, c, i;
+    (void)tid;
+    acn__share(chunks, 1, part, parts, &lo, &hi);
+    for (c = lo; c < hi; c++) {
+        size_t a = c * ACN__CHUNK, b = a + ACN__CHUNK < n ? a + ACN__CHUNK : n;
+        if (j->op == 0) {
+            memset(g + a, 0, (b - a) * sizeof(float));
+        } else if (j->op == 1) {
+            double s = 0.0;
+            for (i = a; i < b; i++) s += (double)g[i] * g[i];
+            j->sums[c] = s;
+        } else {
+            for (i = a; i < b; i++) g[i] *= j->coef;
+        }
+    }
+}
+static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums)
+{
+    acn__gblock_job j;
+    j.ctx = ctx;
+    j.op = op;
+    j.coef = coef;
+    j.sums = sums;
+    acn__parallel(ctx, acn__gblock_task, &j, (double)ctx->param_used * ACN__NS_ELEM * (op == 0 ? 0.5 : 2.0), 4);
+}
+/* The norm of the flat gradient block (the padding between parameters is
+ * zero): squares summed in double per chunk, the chunks in order. */
 ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_out)
 {
-    double s = 0.0;
+    double s = 0.0, sums[64];
     float norm, coef;
-    size_t i;
-    int k;
+    size_t i, chunks;
     if (!ctx) return ACN_ERR_ARG;
     if (ctx->status) return ctx->status;
     if (!(max_norm > 0.0f)) {
         acn__fail(ctx, ACN_ERR_ARG, "clip_grad_norm: max_norm must be > 0 (got %g)", (double)max_norm);
         return ctx->status;
     }
-    for (k = 0; k < ctx->n_params; k++)
-        for (i = 0; i < ctx->ptab[k].numel; i++) s += (double)ctx->ptab[k].grad[i] * ctx->ptab[k].grad[i];
+    chunks = (ctx->param_used + ACN__CHUNK - 1) / ACN__CHUNK;
+    if (chunks <= sizeof sums / sizeof sums[0]) {
+        acn__gblock_pass(ctx, 1, 0.0f, sums);
+        for (i = 0; i < chunks; i++) s += sums[i];
+    } else { /* a very large model: the chunks on the caller, in order */
+        const float *g = acn__gblock(ctx);
+        for (i = 0; i < ctx->param_used; i++) s += (double)g[i] * g[i];
+    }
     norm = (float)sqrt(s);
     if (norm_out) *norm_out = norm;
     coef = max_norm / (norm + 1e-6f);
-    if (coef < 1.0f)
-        for (k = 0; k < ctx->n_params; k++)
-            for (i = 0; i < ctx->ptab[k].numel; i++) ctx->ptab[k].grad[i] *= coef;
+    if (coef < 1.0f) acn__gblock_pass(ctx, 2, coef, NULL);
     return ACN_OK;
 }
 
