@@ -3940,22 +3940,76 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
 }
 
 /* A panel of w <= 32 vectors, each contiguous along k and `outer` apart,
- * laid out [k][32] (zeros past w): two gathers per k instead of 32 scalar
- * copies (the matrix kernel's transposed packing, as acn__pack_panel). */
+ * laid out [k][32] (zeros past w), 16 x 16 blocks at a time: 16 loads, an
+ * in-register transpose, 16 stores (the matrix kernel's transposed packing,
+ * as acn__pack_panel does it one value at a time). The transpose: within
+ * each 128-bit lane, interleave pairs of rows (unpack ps), then pairs of
+ * pairs (unpack pd); then gather lanes across registers (two rounds of
+ * shuffle_f32x4). (The masked forms, with every lane selected, spare GCC's
+ * headers a false "uninitialized" warning in C++.) */
+#define ACN__UNPACK(x, y, i, j) x##i = _mm512_mask_unpacklo_ps(y##i, 0xFFFF, y##i, y##j); \
+                                x##j = _mm512_mask_unpackhi_ps(y##i, 0xFFFF, y##i, y##j);
+#define ACN__UNPD(lh, p, q) _mm512_castpd_ps(_mm512_mask_unpack##lh##_pd(_mm512_castps_pd(p), 0xFF, _mm512_castps_pd(p), \
+                                                                      _mm512_castps_pd(q)))
+#define ACN__SHUF(p, q, imm) _mm512_mask_shuffle_f32x4(p, 0xFFFF, p, q, imm)
+#define ACN__LANES(x, y, i, j, p, q) x##i = ACN__SHUF(y##p, y##q, 0x88); x##j = ACN__SHUF(y##p, y##q, 0xdd);
 ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t outer, float *dst)
 {
-    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                     _mm512_set1_epi32((int)outer));
-    __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1u);
-    __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
-    const float *hi = src + 16 * outer;
-    int k;
-    for (k = 0; k < len; k++, dst += 32) {
-        _mm512_storeu_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, src + k, 4));
-        _mm512_storeu_ps(dst + 16, m1 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx, hi + k, 4)
-                                      : _mm512_setzero_ps());
+    int h, k0, k, i;
+    for (h = 0; h < 2; h++) {
+        int wh = w - 16 * h < 0 ? 0 : w - 16 * h > 16 ? 16 : w - 16 * h;
+        float *d = dst + 16 * h;
+        for (k0 = 0; k0 < len; k0 += 16) {
+            int kn = len - k0 < 16 ? len - k0 : 16;
+            __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1u);
+            __m512 r[16], o[16];
+            __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
+            __m512 b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15;
+            for (i = 0; i < 16; i++)
+                r[i] = i < wh ? _mm512_maskz_loadu_ps(km, src + (size_t)(16 * h + i) * outer + k0) : _mm512_setzero_ps();
+            b0 = r[0]; b1 = r[1]; b2 = r[2]; b3 = r[3]; b4 = r[4]; b5 = r[5]; b6 = r[6]; b7 = r[7];
+            b8 = r[8]; b9 = r[9]; b10 = r[10]; b11 = r[11]; b12 = r[12]; b13 = r[13]; b14 = r[14]; b15 = r[15];
+            /* a: [r0[c] r1[c] r0[c+1] r1[c+1]] per lane, rows paired */
+            ACN__UNPACK(a, b, 0, 1) ACN__UNPACK(a, b, 2, 3) ACN__UNPACK(a, b, 4, 5) ACN__UNPACK(a, b, 6, 7)
+            ACN__UNPACK(a, b, 8, 9) ACN__UNPACK(a, b, 10, 11) ACN__UNPACK(a, b, 12, 13) ACN__UNPACK(a, b, 14, 15)
+            /* b: columns 4l + c of four rows, lane l (b0: c = 0, b1: 1, b2: 2, b3: 3 for rows 0-3; ...) */
+            b0 = ACN__UNPD(lo, a0, a2);
+            b1 = ACN__UNPD(hi, a0, a2);
+            b2 = ACN__UNPD(lo, a1, a3);
+            b3 = ACN__UNPD(hi, a1, a3);
+            b4 = ACN__UNPD(lo, a4, a6);
+            b5 = ACN__UNPD(hi, a4, a6);
+            b6 = ACN__UNPD(lo, a5, a7);
+            b7 = ACN__UNPD(hi, a5, a7);
+            b8 = ACN__UNPD(lo, a8, a10);
+            b9 = ACN__UNPD(hi, a8, a10);
+            b10 = ACN__UNPD(lo, a9, a11);
+            b11 = ACN__UNPD(hi, a9, a11);
+            b12 = ACN__UNPD(lo, a12, a14);
+            b13 = ACN__UNPD(hi, a12, a14);
+            b14 = ACN__UNPD(lo, a13, a15);
+            b15 = ACN__UNPD(hi, a13, a15);
+            /* a: lanes (c, c + 8) of rows 0-3 and 4-7 (a0..a7), of rows 8-11 and 12-15 (a8..a15) */
+            ACN__LANES(a, b, 0, 4, 0, 4) ACN__LANES(a, b, 1, 5, 1, 5) ACN__LANES(a, b, 2, 6, 2, 6)
+            ACN__LANES(a, b, 3, 7, 3, 7) ACN__LANES(a, b, 8, 12, 8, 12) ACN__LANES(a, b, 9, 13, 9, 13)
+            ACN__LANES(a, b, 10, 14, 10, 14) ACN__LANES(a, b, 11, 15, 11, 15)
+            /* column c of the 16 rows */
+            o[0] = ACN__SHUF(a0, a8, 0x88); o[8] = ACN__SHUF(a0, a8, 0xdd);
+            o[1] = ACN__SHUF(a1, a9, 0x88); o[9] = ACN__SHUF(a1, a9, 0xdd);
+            o[2] = ACN__SHUF(a2, a10, 0x88); o[10] = ACN__SHUF(a2, a10, 0xdd);
+            o[3] = ACN__SHUF(a3, a11, 0x88); o[11] = ACN__SHUF(a3, a11, 0xdd);
+            o[4] = ACN__SHUF(a4, a12, 0x88); o[12] = ACN__SHUF(a4, a12, 0xdd);
+            o[5] = ACN__SHUF(a5, a13, 0x88); o[13] = ACN__SHUF(a5, a13, 0xdd);
+            o[6] = ACN__SHUF(a6, a14, 0x88); o[14] = ACN__SHUF(a6, a14, 0xdd);
+            o[7] = ACN__SHUF(a7, a15, 0x88); o[15] = ACN__SHUF(a7, a15, 0xdd);
+            for (k = 0; k < kn; k++) _mm512_storeu_ps(d + (size_t)(k0 + k) * 32, o[k]);
+        }
     }
 }
+#undef ACN__UNPACK
+#undef ACN__LANES
+#undef ACN__UNPD
+#undef ACN__SHUF
 /* y[i] = v, 16 at a time; returns where it stopped */
 ACN__AVX512 static size_t acn__fill512(float *y, float v, size_t n)
 {
@@ -4187,7 +4241,7 @@ static void acn__pack_panel(int w, int width, int len, const float *src, size_t 
 {
     int i, k;
 #ifdef ACN__X86
-    if (simd == ACN_SIMD_AVX512 && inner == 1 && width == 32 && outer < ((size_t)1 << 26)) {
+    if (simd == ACN_SIMD_AVX512 && inner == 1 && width == 32) {
         acn__pack_t512(w, len, src, outer, dst);
         return;
     }
