@@ -94,11 +94,12 @@
  *   worker woken for a task runs beside the caller instead of taking turns
  *   with it on one core (which Linux does on some virtual machines). The
  *   caller's own setting is restored when the pool stops (acn_ctx_free,
- *   acn_set_threads) in the same thread. Nothing is pinned when the
- *   process may use fewer cores than n, when acn.h is not the first header
- *   of the implementation file (GNU's extensions are then off, unless the
- *   file defines _GNU_SOURCE), with ACN_NO_AFFINITY, or with the
- *   environment variable ACN_AFFINITY=0.
+ *   acn_set_threads) in the same thread. Threads the caller starts while
+ *   it is pinned inherit its one core: start them first, or set
+ *   ACN_AFFINITY=0. Nothing is pinned when the process may use fewer cores
+ *   than n, when acn.h is not the first header of the implementation file
+ *   (GNU's extensions are then off, unless the file defines _GNU_SOURCE),
+ *   with ACN_NO_AFFINITY, or with the environment variable ACN_AFFINITY=0.
  *
  * LICENSE: MIT, at the end of this file.
  */
@@ -343,6 +344,11 @@ ACNDEF acn_tensor *acn_dropout(acn_ctx *ctx, acn_tensor *x, float p);
  * mask: additive (B, Tk) over keys (padding), or NULL. */
 ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
                                  int heads, acn_tensor *mask);
+/* The same with q, k and v the three column blocks of one tensor, as a fused
+ * projection makes them: qkv (B, T, 3D) -> (B, T, D); the same values as
+ * acn_attention on acn_slice(qkv, 2, 0, D), (.., D, D), (.., 2D, D), without
+ * the three copies. */
+ACNDEF acn_tensor *acn_attention_qkv(acn_ctx *ctx, acn_tensor *qkv, int heads, acn_tensor *mask);
 /* The same values, cut from the tape: no gradient flows back through it. */
 ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x);
 
@@ -3236,11 +3242,26 @@ static void acn__dropout_bwd(acn_ctx *ctx, acn__node *n)
  * (batch, head) pairs run on the pool; within a pair, the two products of
  * each direction go through the matrix kernel (acn__gemm_on), on the
  * columns h dh .. h dh + dh - 1 of q, k and v where they lie. */
+/* The node: output (B, Tq, D); fused: q, k, v are column blocks of in[0]. */
+static acn_tensor *acn__attn_node(acn_ctx *ctx, acn_tensor **in, int B, int Tq, int Tk, int D, int heads, int fused)
+{
+    int shape[3];
+    acn__node *n;
+    shape[0] = B;
+    shape[1] = Tq;
+    shape[2] = D;
+    n = acn__node_new(ctx, ACN__OP_ATTENTION, in, 4, 3, shape, 0);
+    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)(B * heads + ctx->threads) * Tq * Tk, "attention")))
+        return NULL;
+    n->iarg[0] = heads;
+    n->iarg[1] = ctx->threads;
+    n->iarg[2] = fused;
+    return acn__run(ctx, n);
+}
 ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn_tensor *v,
                                  int heads, acn_tensor *mask)
 {
     acn_tensor *in[4];
-    acn__node *n;
     char s1[64], s2[64], s3[64], s4[64];
     int B, Tq, Tk, D;
     in[0] = q;
@@ -3260,13 +3281,41 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
         return NULL;
     }
     B = q->shape[0]; Tq = q->shape[1]; Tk = k->shape[1]; D = q->shape[2];
-    n = acn__node_new(ctx, ACN__OP_ATTENTION, in, 4, 3, q->shape, 0);
-    if (!n || !(n->aux = acn__alloc_floats(ctx, (size_t)(B * heads + ctx->threads) * Tq * Tk, "attention")))
+    return acn__attn_node(ctx, in, B, Tq, Tk, D, heads, 0);
+}
+ACNDEF acn_tensor *acn_attention_qkv(acn_ctx *ctx, acn_tensor *qkv, int heads, acn_tensor *mask)
+{
+    acn_tensor *in[4];
+    char s1[64], s2[64];
+    int D;
+    in[0] = in[1] = in[2] = qkv;
+    in[3] = mask;
+    if (acn__inputs_ok(ctx, "attention_qkv", in, 1)) return NULL;
+    D = qkv->ndim == 3 ? qkv->shape[2] / 3 : 0;
+    if (qkv->ndim != 3 || heads < 1 || D < 1 || qkv->shape[2] != 3 * D || D % heads ||
+        (mask && (mask->ndim != 2 || mask->shape[0] != qkv->shape[0] || mask->shape[1] != qkv->shape[1]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "attention_qkv: qkv %s, mask %s, %d heads: need qkv (B, T, 3 D), D divisible by heads, "
+                  "mask (B, T) or NULL",
+                  ACN__SHAPE(qkv, s1), mask ? ACN__SHAPE(mask, s2) : "NULL", heads);
         return NULL;
-    n->iarg[0] = heads;
-    n->iarg[1] = ctx->threads;
-    (void)D;
-    return acn__run(ctx, n);
+    }
+    return acn__attn_node(ctx, in, qkv->shape[0], qkv->shape[1], qkv->shape[1], D, heads, 1);
+}
+/* Where q, k and v lie: q[b, i, c] = in[0]->data[b Tq lq + i lq + qo + c],
+ * and so on; the row strides are D (three tensors) or 3 D (fused). */
+typedef struct acn__attn_geom { int Tq, Tk, D; size_t qo, ko, vo, lq, lk, lv; } acn__attn_geom;
+static acn__attn_geom acn__attn_where(const acn__node *n)
+{
+    acn__attn_geom g;
+    g.Tq = n->in[0]->shape[1];
+    g.Tk = n->in[1]->shape[1];
+    g.D = n->out->shape[2];
+    g.qo = 0;
+    g.ko = n->iarg[2] ? (size_t)g.D : 0;
+    g.vo = n->iarg[2] ? 2 * (size_t)g.D : 0;
+    g.lq = g.lk = g.lv = n->iarg[2] ? 3 * (size_t)g.D : (size_t)g.D;
+    return g;
 }
 /* Per batch b and head h (columns h*dh .. h*dh+dh-1 of D), s = 1/sqrt(dh):
  *   S = q[b, :, h] k[b, :, h]^T                   (Tq, Tk)   the kernel
@@ -3275,17 +3324,17 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
  * for the pairs bh = b * heads + h in [lo, hi), on thread tid. */
 static void acn__attn_fwd_pairs(const acn__node *n, size_t lo, size_t hi, int tid)
 {
-    const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data;
+    acn__attn_geom g = acn__attn_where(n);
+    const float *q = n->in[0]->data + g.qo, *k = n->in[1]->data + g.ko, *v = n->in[2]->data + g.vo;
     const float *m = n->in[3] ? n->in[3]->data : NULL;
-    int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j;
+    int Tq = g.Tq, Tk = g.Tk, D = g.D, H = n->iarg[0], dh = D / H, i, j;
     float s = 1.0f / sqrtf((float)dh), *P = (float *)n->aux, *out = n->out->data;
     size_t bh;
     for (bh = lo; bh < hi; bh++) {
         size_t b = bh / (size_t)H, h = bh % (size_t)H;
-        const float *qh = q + b * Tq * D + h * dh, *kh = k + b * Tk * D + h * dh, *vh = v + b * Tk * D + h * dh;
+        const float *qh = q + b * Tq * g.lq + h * dh, *kh = k + b * Tk * g.lk + h * dh, *vh = v + b * Tk * g.lv + h * dh;
         float *Pb = P + bh * Tq * Tk;
-        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, qh, (size_t)D, 1, kh, 1, (size_t)D, Pb, (size_t)Tk, 0);
+        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, qh, g.lq, 1, kh, 1, g.lk, Pb, (size_t)Tk, 0);
         for (i = 0; i < Tq; i++) {
             float *p = Pb + (size_t)i * Tk, mx = -INFINITY, sum = 0.0f;
             for (j = 0; j < Tk; j++) {
@@ -3295,8 +3344,7 @@ static void acn__attn_fwd_pairs(const acn__node *n, size_t lo, size_t hi, int ti
             for (j = 0; j < Tk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
             for (j = 0; j < Tk; j++) p[j] /= sum;
         }
-        acn__gemm_on(n->ctx, tid, Tq, dh, Tk, Pb, (size_t)Tk, 1, vh, (size_t)D, 1, out + b * Tq * D + h * dh,
-                     (size_t)D, 0);
+        acn__gemm_on(n->ctx, tid, Tq, dh, Tk, Pb, (size_t)Tk, 1, vh, g.lv, 1, out + b * Tq * D + h * dh, (size_t)D, 0);
     }
 }
 typedef struct acn__attn_job { acn__node *n; size_t pairs; } acn__attn_job;
@@ -3310,7 +3358,7 @@ static void acn__attn_fwd_task(void *arg, int part, int parts, int tid)
 /* 4 flops for each (i, j, c) of a pair: the two products */
 static double acn__attn_work(const acn__node *n)
 {
-    return 4.0 * n->in[0]->shape[0] * n->in[0]->shape[1] * n->in[1]->shape[1] * n->in[0]->shape[2] * ACN__NS_FLOP;
+    return 4.0 * n->out->shape[0] * n->in[0]->shape[1] * n->in[1]->shape[1] * n->out->shape[2] * ACN__NS_FLOP;
 }
 static void acn__attn_fwd(acn_ctx *ctx, acn__node *n)
 {
@@ -3329,19 +3377,23 @@ static void acn__attn_fwd(acn_ctx *ctx, acn__node *n)
  * for the pairs [lo, hi). */
 static void acn__attn_bwd_pairs(const acn__node *n, size_t lo, size_t hi, float *dS, int tid)
 {
-    const float *q = n->in[0]->data, *k = n->in[1]->data, *v = n->in[2]->data, *G = n->out->grad;
+    acn__attn_geom g = acn__attn_where(n);
+    const float *q = n->in[0]->data + g.qo, *k = n->in[1]->data + g.ko, *v = n->in[2]->data + g.vo, *G = n->out->grad;
     float *gq = acn__g(n->in[0]), *gk = acn__g(n->in[1]), *gv = acn__g(n->in[2]);
     float *gm = n->in[3] ? acn__g(n->in[3]) : NULL;
-    int Tq = n->in[0]->shape[1], Tk = n->in[1]->shape[1];
-    int D = n->in[0]->shape[2], H = n->iarg[0], dh = D / H, i, j;
+    int Tq = g.Tq, Tk = g.Tk, D = g.D, H = n->iarg[0], dh = D / H, i, j;
     float s = 1.0f / sqrtf((float)dh);
     const float *P = (const float *)n->aux;
     size_t bh;
+    if (gq) gq += g.qo;
+    if (gk) gk += g.ko;
+    if (gv) gv += g.vo;
     for (bh = lo; bh < hi; bh++) {
-        size_t b = bh / (size_t)H, h = bh % (size_t)H, off_q = b * Tq * D + h * dh, off_k = b * Tk * D + h * dh;
+        size_t b = bh / (size_t)H, h = bh % (size_t)H, off_g = b * Tq * D + h * dh;
+        size_t off_q = b * Tq * g.lq + h * dh, off_k = b * Tk * g.lk + h * dh, off_v = b * Tk * g.lv + h * dh;
         const float *Pb = P + bh * Tq * Tk;
-        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, G + off_q, (size_t)D, 1, v + off_k, 1, (size_t)D, dS, (size_t)Tk, 0);
-        if (gv) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, Pb, 1, (size_t)Tk, G + off_q, (size_t)D, 1, gv + off_k, (size_t)D, 1);
+        acn__gemm_on(n->ctx, tid, Tq, Tk, dh, G + off_g, (size_t)D, 1, v + off_v, 1, g.lv, dS, (size_t)Tk, 0);
+        if (gv) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, Pb, 1, (size_t)Tk, G + off_g, (size_t)D, 1, gv + off_v, g.lv, 1);
         for (i = 0; i < Tq; i++) {
             const float *p = Pb + (size_t)i * Tk;
             float *d = dS + (size_t)i * Tk, dot = 0.0f;
@@ -3352,8 +3404,8 @@ static void acn__attn_bwd_pairs(const acn__node *n, size_t lo, size_t hi, float 
             for (i = 0; i < Tq; i++)
                 for (j = 0; j < Tk; j++) gm[b * Tk + j] += dS[(size_t)i * Tk + j];
         for (i = 0; i < Tq * Tk; i++) dS[i] *= s;
-        if (gq) acn__gemm_on(n->ctx, tid, Tq, dh, Tk, dS, (size_t)Tk, 1, k + off_k, (size_t)D, 1, gq + off_q, (size_t)D, 1);
-        if (gk) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, dS, 1, (size_t)Tk, q + off_q, (size_t)D, 1, gk + off_k, (size_t)D, 1);
+        if (gq) acn__gemm_on(n->ctx, tid, Tq, dh, Tk, dS, (size_t)Tk, 1, k + off_k, g.lk, 1, gq + off_q, g.lq, 1);
+        if (gk) acn__gemm_on(n->ctx, tid, Tk, dh, Tq, dS, 1, (size_t)Tk, q + off_q, g.lq, 1, gk + off_k, g.lk, 1);
     }
 }
 static void acn__attn_bwd_task(void *arg, int part, int parts, int tid)
@@ -5640,10 +5692,8 @@ ACNDEF acn_status acn_vit_build(acn_ctx *ctx, acn_vit *m, const acn_vit_config *
 /* Attn(x) = proj(MHA(q, k, v)), [q k v] = qkv(x)          x (B, T, D) */
 static acn_tensor *acn__vit_attn(acn_ctx *ctx, const acn_vit *m, const acn_vit_block *b, acn_tensor *x)
 {
-    int D = m->cfg.width;
     acn_tensor *qkv = acn__lin(ctx, x, &b->qkv);                            /* (B, T, 3D) */
-    acn_tensor *a = acn_attention(ctx, acn_slice(ctx, qkv, 2, 0, D), acn_slice(ctx, qkv, 2, D, D),
-                                  acn_slice(ctx, qkv, 2, 2 * D, D), m->cfg.heads, NULL);
+    acn_tensor *a = acn_attention_qkv(ctx, qkv, m->cfg.heads, NULL);        /* q, k, v where they lie */
     return acn__lin(ctx, a, &b->proj);
 }
 /* residual: h = x + Attn(LN1(x)), x_i = h + MLP(LN2(h));  ACN, plain: x_i = MLP(LN2(Attn(LN1(x)))) */

@@ -432,6 +432,43 @@ static void test_linear_mid(void)
     }
 }
 
+/* acn_attention_qkv gives the values and gradients of acn_attention on the
+ * three column blocks (with a padding mask), and refuses bad shapes. */
+static void test_attention_qkv(void)
+{
+    int xs[3] = {2, 9, 3 * 12}, ms[2] = {2, 9}, i, k;
+    acn_tensor *x = acn_new(ctx, 3, xs, ACN_F_GRAD), *m = acn_new(ctx, 2, ms, ACN_F_GRAD), *y[2];
+    float *gx[2], *gm[2], *up;
+    acn_init_normal(ctx, x, 0.0f, 1.0f);
+    for (i = 0; i < 18; i++) m->data[i] = i % 5 == 4 ? -1e4f : 0.0f;
+    y[0] = acn_attention_qkv(ctx, x, 3, m);
+    y[1] = acn_attention(ctx, acn_slice(ctx, x, 2, 0, 12), acn_slice(ctx, x, 2, 12, 12), acn_slice(ctx, x, 2, 24, 12), 3, m);
+    CHECK(y[0] && y[1] && y[0]->shape[2] == 12, "attention_qkv: %s", acn_error(ctx));
+    if (!y[0] || !y[1]) return;
+    CHECK(t_relerr(y[0]->data, y[1]->data, y[0]->numel) < 1e-6, "attention_qkv: values differ from acn_attention");
+    up = (float *)malloc(y[0]->numel * sizeof(float));
+    for (i = 0; i < (int)y[0]->numel; i++) up[i] = (float)(i % 7) * 0.2f - 0.6f;
+    for (k = 0; k < 2; k++) {
+        memset(x->grad, 0, x->numel * sizeof(float));
+        memset(m->grad, 0, m->numel * sizeof(float));
+        CHECK(acn_backward_with(ctx, y[k], up) == ACN_OK, "attention_qkv: backward: %s", acn_error(ctx));
+        gx[k] = (float *)malloc(x->numel * sizeof(float));
+        gm[k] = (float *)malloc(m->numel * sizeof(float));
+        memcpy(gx[k], x->grad, x->numel * sizeof(float));
+        memcpy(gm[k], m->grad, m->numel * sizeof(float));
+    }
+    CHECK(t_relerr(gx[0], gx[1], x->numel) < 1e-5 && t_relerr(gm[0], gm[1], m->numel) < 1e-5,
+          "attention_qkv: gradients differ (%g, %g)", t_relerr(gx[0], gx[1], x->numel), t_relerr(gm[0], gm[1], m->numel));
+    for (k = 0; k < 2; k++) free(gx[k]), free(gm[k]);
+    free(up);
+    xs[2] = 35;
+    x = acn_new(ctx, 3, xs, 0);
+    CHECK(!acn_attention_qkv(ctx, x, 3, NULL) && acn_status_of(ctx) == ACN_ERR_SHAPE &&
+          has(acn_error(ctx), "attention_qkv: qkv (2, 9, 35)"), "attention_qkv: a bad shape: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    acn_reset(ctx);
+}
+
 /* The strided product on one thread (attention, linear_mid) against the
  * definition, on blocks inside larger arrays, at every SIMD level. */
 static void test_gemm_on(void)
@@ -829,6 +866,7 @@ int main(void)
     test_gemm_levels();
     test_gemm_on();
     test_linear_mid();
+    test_attention_qkv();
     test_no_malloc();
     test_finite();
     test_rng_init();

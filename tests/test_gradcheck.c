@@ -98,6 +98,7 @@ static acn_tensor *b_slice(acn_ctx *c, void *u) { G *g = (G *)u; return acn_slic
 static acn_tensor *b_patches(acn_ctx *c, void *u) { G *g = (G *)u; return acn_patches(c, g->x[0], g->a[0]); }
 static acn_tensor *b_embed(acn_ctx *c, void *u) { G *g = (G *)u; int s[2]; s[0] = g->a[0]; s[1] = g->a[1]; return acn_embedding(c, g->x[0], g->labels, 2, s); }
 static acn_tensor *b_dropout(acn_ctx *c, void *u) { G *g = (G *)u; return acn_dropout(c, g->x[0], g->f); }
+static acn_tensor *b_attn_qkv(acn_ctx *c, void *u) { G *g = (G *)u; return acn_attention_qkv(c, g->x[0], g->a[0], g->n > 1 ? g->x[1] : NULL); }
 static acn_tensor *b_attn(acn_ctx *c, void *u) { G *g = (G *)u; return acn_attention(c, g->x[0], g->x[1], g->x[2], g->a[0], g->n > 3 ? g->x[3] : NULL); }
 /* A chain with long connections: x1 = tanh(x0 W1), x2 = tanh(x1 W2),
  * y = x0 + x1 + x2 (the ACN output), so x0 and x1 fan out. */
@@ -311,6 +312,11 @@ int main(void)
             g.a[0] = H; g.n = 4;
             sprintf(what, "attention B=%d H=%d Tq=%d Tk=%d", B, H, Tq, Tk); run(what, b_attn, &g, 4);
             g.n = 3; sprintf(what, "attention no mask trial %d", trial); run(what, b_attn, &g, 3);
+            /* q, k, v as the column blocks of one tensor */
+            qs[2] = 3 * H * dh; ms[1] = Tq;
+            g.x[0] = leaf(3, qs, 0); g.x[1] = leaf(2, ms, 0);
+            g.n = 2; sprintf(what, "attention_qkv B=%d H=%d T=%d", B, H, Tq); run(what, b_attn_qkv, &g, 2);
+            g.n = 1; sprintf(what, "attention_qkv no mask trial %d", trial); run(what, b_attn_qkv, &g, 1);
         }
         /* fan-out: an ACN chain summed at the output */
         {
