@@ -93,10 +93,11 @@
  *   core it is on and each worker to another core it may use, so that a
  *   worker woken for a task runs beside the caller instead of taking turns
  *   with it on one core (which Linux does on some virtual machines). The
- *   caller's own setting is restored when the pool stops (acn_ctx_free,
- *   acn_set_threads) in the same thread. Threads the caller starts while
- *   it is pinned inherit its one core: start them first, or set
- *   ACN_AFFINITY=0. Nothing is pinned when the process may use fewer cores
+ *   caller's own setting is restored when the last pool that pinned it
+ *   stops (acn_ctx_free, acn_set_threads) in that thread; the workers of a
+ *   second context made meanwhile get cores of their own too. Threads the
+ *   caller starts while it is pinned inherit its one core: start them
+ *   first, or set ACN_AFFINITY=0. Nothing is pinned when the process may use fewer cores
  *   than n, when acn.h is not the first header of the implementation file
  *   (GNU's extensions are then off, unless the file defines _GNU_SOURCE),
  *   with ACN_NO_AFFINITY, or with the environment variable ACN_AFFINITY=0.
@@ -293,9 +294,9 @@ ACNDEF acn_tensor *acn_matmul(acn_ctx *ctx, acn_tensor *a, acn_tensor *b, int ta
 ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
 /* A Linear along the middle axis, with no transposed copies:
  * x (B, T, D), W (J, T), b (J) or NULL -> (B, J, D),
- * out[b, j, d] = sum_t W[j, t] x[b, t, d] + b[j]; the same values as
- * acn_transpose(acn_linear(acn_transpose(x, 1, 2), W, b), 1, 2) (the token
- * mixing of an MLP-Mixer). */
+ * out[b, j, d] = sum_t W[j, t] x[b, t, d] + b[j]: the function
+ * acn_transpose(acn_linear(acn_transpose(x, 1, 2), W, b), 1, 2) computes
+ * (the token mixing of an MLP-Mixer), equal to it up to rounding. */
 ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b);
 /* GELU(x W^T + b) in one op: the bias add and the exact GELU share one pass
  * over the product (flags: ACN_RECOMPUTE recomputes only the GELU). */
@@ -957,7 +958,7 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
 #if defined(__USE_POSIX)
 #define ACN__HAVE_FSYNC 1
 #endif
-#elif (defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L) || defined(__APPLE__)
+#elif (defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L) || defined(_GNU_SOURCE) || defined(__APPLE__)
 #define ACN__HAVE_FSYNC 1
 #endif
 #endif
@@ -1646,8 +1647,10 @@ static acn__node *acn__node_new(acn_ctx *ctx, int op, acn_tensor *const *in, int
     const char *name = acn__op_name(op);
     for (i = 0; i < n_in; i++)
         if (in[i]) {
+            int k, again = 0; /* a tensor given twice takes one slot */
+            for (k = 0; k < i; k++) again |= in[k] == in[i];
             grad |= in[i]->flags & ACN_F_GRAD;
-            transient_in += !!(in[i]->flags & ACN_F_TRANSIENT);
+            transient_in += !again && (in[i]->flags & ACN_F_TRANSIENT);
         }
     if (transient_in > ACN__SLOTS - 1) {
         acn__fail(ctx, ACN_ERR_ARG,
@@ -3564,12 +3567,18 @@ typedef struct acn__pool {
     unsigned quit;              /* atomic                                  */
     struct acn__who who[ACN__MAX_THREADS];
 #ifdef ACN__AFFINITY
-    int pinned;                 /* the caller's mask below is to restore   */
+    int pinned;                 /* counted in the caller's acn__pins       */
     pthread_t caller;
-    cpu_set_t caller_mask;
 #endif
 #endif
 } acn__pool;
+#ifdef ACN__AFFINITY
+/* Per thread: how many live pools have pinned it, and the cores it could
+ * use before the first of them. A second pool made by a pinned thread picks
+ * its workers' cores from that set, not from the one core it is left. */
+static __thread int acn__pins;
+static __thread cpu_set_t acn__mask_before;
+#endif
 
 #ifdef ACN__THREADS
 #define ACN__LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
@@ -3619,14 +3628,6 @@ static void *acn__worker(void *p)
     struct acn__who *w = (struct acn__who *)p;
     acn__pool *pool = w->pool;
     unsigned seen = 0;
-#ifdef ACN__AFFINITY
-    if (w->cpu >= 0) {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(w->cpu, &one);
-        sched_setaffinity(0, sizeof one, &one);
-    }
-#endif
     for (;;) {
         unsigned gen;
         if (acn__spin(&pool->gen, seen, 1) == seen) { /* nothing came: sleep */
@@ -3660,8 +3661,8 @@ static void acn__pool_stop(acn__pool *pool)
         pthread_mutex_unlock(&pool->mu);
         for (t = 1; t < pool->n; t++) pthread_join(pool->th[t], NULL);
 #ifdef ACN__AFFINITY
-        if (pool->pinned && pthread_equal(pool->caller, pthread_self()))
-            sched_setaffinity(0, sizeof pool->caller_mask, &pool->caller_mask);
+        if (pool->pinned && pthread_equal(pool->caller, pthread_self()) && --acn__pins == 0)
+            sched_setaffinity(0, sizeof acn__mask_before, &acn__mask_before);
 #endif
         pthread_mutex_destroy(&pool->mu);
         pthread_cond_destroy(&pool->go);
@@ -3679,23 +3680,49 @@ static void acn__pin(acn__pool *pool, int n)
     cpu_set_t all, one;
     int me = sched_getcpu(), k = 1, c, t;
     const char *e = getenv("ACN_AFFINITY");
-    if ((e && !strcmp(e, "0")) || me < 0 || me >= CPU_SETSIZE || sched_getaffinity(0, sizeof all, &all) ||
-        !CPU_ISSET(me, &all) || CPU_COUNT(&all) < n)
-        return;
+    if ((e && !strcmp(e, "0")) || me < 0 || me >= CPU_SETSIZE) return;
+    if (acn__pins) all = acn__mask_before;
+    else if (sched_getaffinity(0, sizeof all, &all)) return;
+    if (!CPU_ISSET(me, &all) || CPU_COUNT(&all) < n) return;
     for (c = (me + 1) % CPU_SETSIZE; k < n && c != me; c = (c + 1) % CPU_SETSIZE)
         if (CPU_ISSET(c, &all)) pool->who[k++].cpu = c;
-    CPU_ZERO(&one);
-    CPU_SET(me, &one);
-    if (sched_setaffinity(0, sizeof one, &one)) {
-        for (t = 1; t < n; t++) pool->who[t].cpu = -1;
-        return;
+    if (!acn__pins) {
+        CPU_ZERO(&one);
+        CPU_SET(me, &one);
+        if (sched_setaffinity(0, sizeof one, &one)) {
+            for (t = 1; t < n; t++) pool->who[t].cpu = -1;
+            return;
+        }
+        acn__mask_before = all;
     }
-    pool->caller_mask = all;
+    acn__pins++;
     pool->caller = pthread_self();
     pool->pinned = 1;
 }
 #endif
 
+#ifdef ACN__THREADS
+/* Starts worker t, on its own core when acn__pin picked one (it starts
+ * there: no moment on the caller's core); 0 on success. */
+static int acn__spawn(acn__pool *pool, int t)
+{
+#ifdef ACN__AFFINITY
+    if (pool->who[t].cpu >= 0) {
+        pthread_attr_t attr;
+        cpu_set_t one;
+        int r;
+        CPU_ZERO(&one);
+        CPU_SET(pool->who[t].cpu, &one);
+        if (pthread_attr_init(&attr)) return 1;
+        r = pthread_attr_setaffinity_np(&attr, sizeof one, &one) ||
+            pthread_create(&pool->th[t], &attr, acn__worker, &pool->who[t]);
+        pthread_attr_destroy(&attr);
+        return r;
+    }
+#endif
+    return pthread_create(&pool->th[t], NULL, acn__worker, &pool->who[t]) != 0;
+}
+#endif
 /* A pool of n threads (n - 1 workers); NULL when n is 1 or on failure. */
 static acn__pool *acn__pool_start(int n)
 {
@@ -3717,7 +3744,7 @@ static acn__pool *acn__pool_start(int n)
         pool->who[t].pool = pool;
         pool->who[t].tid = t;
         pool->n = t + 1;
-        if (pthread_create(&pool->th[t], NULL, acn__worker, &pool->who[t])) {
+        if (acn__spawn(pool, t)) {
             pool->n = t;
             break;
         }
@@ -4418,6 +4445,29 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
     }
 }
 
+/* A job for the context's SIMD level, with the operands' strides (see
+ * acn__gemm_job); no bias, no epilogue. */
+static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K, const float *A, size_t ar, size_t ac,
+                            const float *B, size_t br, size_t bc, float *C, int accumulate)
+{
+    memset(g, 0, sizeof *g);
+#ifdef ACN__X86
+    g->uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
+    g->uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
+    g->mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
+    g->nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
+#else
+    g->uk = g->uk16 = NULL;
+    g->mr = g->nr = 1;
+#endif
+    g->M = M; g->N = N; g->K = K;
+    g->A = A; g->B = B; g->C = C;
+    g->simd = ctx->simd;
+    g->ar = ar; g->ac = ac; g->br = br; g->bc = bc;
+    g->accumulate = accumulate;
+    g->packbuf = ctx->packbuf;
+    g->ctx = ctx;
+}
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                           const float *bias, float *C, float *gelu_out, int accumulate)
 {
@@ -4428,35 +4478,21 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
         if (bias)
             for (i = 0; i < (size_t)M; i++)
                 for (j = 0; j < (size_t)N; j++) C[i * N + j] += bias[j];
-        if (gelu_out)
-            for (i = acn__gelu_fast(ctx, 0, C, NULL, gelu_out, 0, (size_t)M * N); i < (size_t)M * N; i++)
-                gelu_out[i] = acn__gelu1(C[i]);
+        if (gelu_out) /* row by row, as a recompute does it (acn__lgelu_fwd_rows) */
+            for (i = 0; i < (size_t)M; i++)
+                for (j = acn__gelu_fast(ctx, 0, C + i * N, NULL, gelu_out + i * N, 0, (size_t)N); j < (size_t)N; j++)
+                    gelu_out[i * N + j] = acn__gelu1(C[i * N + j]);
         return;
     }
-#ifdef ACN__X86
-    g.uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
-    g.uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
-    g.mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
-    g.nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
-#else
-    g.uk = g.uk16 = NULL;
-    g.mr = g.nr = 1;
-#endif
-    g.M = M; g.N = N; g.K = K;
-    g.A = A; g.B = B; g.C = C;
-    g.simd = ctx->simd;
-    g.ar = ta ? 1 : (size_t)K;  g.ac = ta ? (size_t)M : 1;
-    g.br = tb ? 1 : (size_t)N;  g.bc = tb ? (size_t)K : 1;
-    g.accumulate = accumulate;
+    acn__gemm_setup(ctx, &g, M, N, K, A, ta ? 1 : (size_t)K, ta ? (size_t)M : 1, B, tb ? 1 : (size_t)N,
+                     tb ? (size_t)K : 1, C, accumulate);
     g.bias = bias;
     g.gelu_out = gelu_out;
-    g.ctx = ctx;
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
         double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
         g.split_rows = rows <= cols;
     }
-    g.packbuf = ctx->packbuf;
     /* two parts per thread (a late thread costs less) when each still has
      * enough rows or columns to repay its own packing of B */
     acn__parallel(ctx, acn__gemm_task, &g, 2.0 * M * N * K * ACN__NS_FLOP,
@@ -4487,25 +4523,8 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
             }
         return;
     }
-#ifdef ACN__X86
-    g.uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
-    g.uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
-    g.mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
-    g.nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
-#else
-    g.uk = g.uk16 = NULL;
-    g.mr = g.nr = 1;
-#endif
-    g.M = M; g.N = N; g.K = K;
-    g.A = A; g.B = B; g.C = C;
-    g.simd = ctx->simd;
-    g.ar = ar; g.ac = ac; g.br = br; g.bc = bc;
-    g.accumulate = accumulate;
+    acn__gemm_setup(ctx, &g, M, N, K, A, ar, ac, B, br, bc, C, accumulate);
     g.split_rows = 1;
-    g.packbuf = ctx->packbuf;
-    g.bias = NULL;
-    g.gelu_out = NULL;
-    g.ctx = ctx;
     acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
@@ -5513,8 +5532,8 @@ ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_co
 }
 
 /* tok(x): LN over D, then across tokens: Linear(T -> Th), GELU, Linear(Th -> T),
- * each Linear along the token axis where it lies (acn_linear_mid, the same
- * values as transposing to (B, D, T) and back, without the copies)
+ * each Linear along the token axis where it lies (acn_linear_mid: what
+ * transposing to (B, D, T) and back computes, without the copies)
  *   x (B, T, D) -> LN -> (B, Th, D) -> GELU -> (B, T, D) */
 static acn_tensor *acn__mixer_tok(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
 {

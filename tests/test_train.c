@@ -241,6 +241,24 @@ static void pool_affinity_checks(void)
     acn_ctx_free(ctx);
     sched_getaffinity(0, sizeof after, &after);
     CHECK(CPU_EQUAL(&before, &after), "affinity: the caller's mask was not given back");
+    { /* a second context made meanwhile: its worker gets a core of its own, and the
+       * caller's mask comes back when the last of the two stops */
+        acn_ctx *c2;
+        cpu_set_t w;
+        CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK &&
+              acn_ctx_new(&c2, NULL) == ACN_OK && acn_set_threads(c2, 2) == ACN_OK, "affinity: two contexts");
+        sched_getaffinity(0, sizeof during, &during);
+        CPU_ZERO(&w);
+        if (c2->pool) pthread_getaffinity_np(c2->pool->th[1], sizeof w, &w);
+        CHECK(c2->pool && CPU_COUNT(&w) == 1 && !CPU_EQUAL(&w, &during),
+              "affinity: the second context's worker shares the caller's core (or is not pinned)");
+        acn_ctx_free(ctx);
+        sched_getaffinity(0, sizeof after, &after);
+        CHECK(CPU_COUNT(&after) == 1, "affinity: the caller was unpinned while a pool still counts on it");
+        acn_ctx_free(c2);
+        sched_getaffinity(0, sizeof after, &after);
+        CHECK(CPU_EQUAL(&before, &after), "affinity: two contexts: the caller's mask was not given back");
+    }
     setenv("ACN_AFFINITY", "0", 1);
     CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "affinity: a context");
     sched_getaffinity(0, sizeof during, &during);
