@@ -494,6 +494,11 @@ static void test_attention_qkv(void)
           "attention_qkv: gradients differ (%g, %g)", t_relerr(gx[0], gx[1], x->numel), t_relerr(gm[0], gm[1], m->numel));
     for (k = 0; k < 2; k++) free(gx[k]), free(gm[k]);
     free(up);
+    { /* a recomputed qkv (given three times) and a recomputed mask take two recompute slots, not four */
+        acn_tensor *q2 = acn_gelu_ex(ctx, x, ACN_RECOMPUTE), *m2 = acn_gelu_ex(ctx, m, ACN_RECOMPUTE);
+        CHECK(acn_attention_qkv(ctx, q2, 3, m2) != NULL, "attention_qkv: recomputed inputs refused: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+    }
     xs[2] = 35;
     x = acn_new(ctx, 3, xs, 0);
     CHECK(!acn_attention_qkv(ctx, x, 3, NULL) && acn_status_of(ctx) == ACN_ERR_SHAPE &&
