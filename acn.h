@@ -97,10 +97,11 @@
  *   stops (acn_ctx_free, acn_set_threads) in that thread; the workers of a
  *   second context made meanwhile get cores of their own too. Threads the
  *   caller starts while it is pinned inherit its one core: start them
- *   first, or set ACN_AFFINITY=0. Nothing is pinned when the process may use fewer cores
- *   than n, when acn.h is not the first header of the implementation file
- *   (GNU's extensions are then off, unless the file defines _GNU_SOURCE),
- *   with ACN_NO_AFFINITY, or with the environment variable ACN_AFFINITY=0.
+ *   first, or set ACN_AFFINITY=0. Nothing is pinned when the process may
+ *   use fewer cores than n, when acn.h is not the first header of the
+ *   implementation file (GNU's extensions are then off, unless the file
+ *   defines _GNU_SOURCE), with ACN_NO_AFFINITY, or with the environment
+ *   variable ACN_AFFINITY=0.
  *
  * LICENSE: MIT, at the end of this file.
  */
@@ -3240,12 +3241,14 @@ static void acn__dropout_bwd(acn_ctx *ctx, acn__node *n)
 
 /* ---- multi-head attention ----------------------------------------------- */
 /* in = {q, k, v, mask or NULL}; iarg[0] = heads, iarg[1] = the threads the
- * backward scratch was sized for; aux = the attention weights P (B, heads,
- * Tq, Tk), then a (Tq, Tk) block of scratch per thread for backward. The
- * (batch, head) pairs run on the pool; within a pair, the two products of
- * each direction go through the matrix kernel (acn__gemm_on), on the
- * columns h dh .. h dh + dh - 1 of q, k and v where they lie. */
-/* The node: output (B, Tq, D); fused: q, k, v are column blocks of in[0]. */
+ * backward scratch was sized for, iarg[2] = 1 when q, k and v are the
+ * column blocks of one tensor (acn_attention_qkv: in[0..2] are that
+ * tensor); aux = the attention weights P (B, heads, Tq, Tk), then a
+ * (Tq, Tk) block of scratch per thread for backward. The (batch, head)
+ * pairs run on the pool; within a pair, the two products of each direction
+ * go through the matrix kernel (acn__gemm_on), on the columns
+ * h dh .. h dh + dh - 1 of q, k and v where they lie.
+ * acn__attn_node makes the node, with output (B, Tq, D). */
 static acn_tensor *acn__attn_node(acn_ctx *ctx, acn_tensor **in, int B, int Tq, int Tk, int D, int heads, int fused)
 {
     int shape[3];
@@ -3541,10 +3544,10 @@ static const char *acn__op_name(int op) { return acn__ops[op].name; }
  * thread claims a part with a compare-and-swap that fails once the task has
  * changed or has no part left. The caller writes a new task only after the
  * last one is done, so a worker that wakes late and reads a newer fn with
- * an older number cannot run it. A sleeper
- * announces itself (`sleepers`) and looks at `gen` again under the mutex;
- * the caller looks at `sleepers` after publishing `gen`: with sequentially
- * consistent atomics one of the two sees the other, and no wake-up is lost.
+ * an older number cannot run it. A sleeper announces itself (`sleepers`)
+ * and looks at `gen` again under the mutex; the caller looks at `sleepers`
+ * after publishing `gen`: with sequentially consistent atomics one of the
+ * two sees the other, and no wake-up is lost.
  * `done` and `waiting` pair the same way at the end of a task. */
 #define ACN__PARTS_MAX (4 * ACN__MAX_THREADS)
 
@@ -3605,17 +3608,15 @@ static unsigned acn__spin(const unsigned *p, unsigned v, int equal)
     return x;
 }
 /* Claims and runs parts of task `gen` until none is left (or the task has
- * moved on); returns how many this thread ran. */
-static unsigned acn__run_parts(acn__pool *pool, unsigned gen, acn__task fn, void *arg, int tid)
+ * moved on). */
+static void acn__run_parts(acn__pool *pool, unsigned gen, acn__task fn, void *arg, int tid)
 {
-    unsigned ran = 0;
     for (;;) {
         unsigned long long c = ACN__LOAD(&pool->claim);
         unsigned parts = (unsigned)(c >> 16) & 0xFFFFu, next = (unsigned)c & 0xFFFFu;
-        if ((unsigned)(c >> 32) != gen || next >= parts) return ran;
+        if ((unsigned)(c >> 32) != gen || next >= parts) return;
         if (!__atomic_compare_exchange_n(&pool->claim, &c, c + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
         fn(arg, (int)next, (int)parts, tid);
-        ran++;
         if (ACN__ADD(&pool->done, 1u) == parts && ACN__LOAD(&pool->waiting)) {
             pthread_mutex_lock(&pool->mu);
             pthread_cond_signal(&pool->done_cv);
@@ -3639,8 +3640,8 @@ static void *acn__worker(void *p)
         }
         if (ACN__LOAD(&pool->quit)) break;
         seen = gen = ACN__LOAD(&pool->gen);
-        /* fn, arg and parts may already belong to a later task: the claim
-         * (tagged with gen) then fails, and nothing runs */
+        /* fn and arg may already belong to a later task: the claim (tagged
+         * with gen) then fails, and nothing runs */
         acn__run_parts(pool, gen, __atomic_load_n(&pool->fn, __ATOMIC_SEQ_CST),
                        __atomic_load_n(&pool->arg, __ATOMIC_SEQ_CST), w->tid);
     }
@@ -4298,14 +4299,14 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 /* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
  * say how each operand is stored. */
 typedef struct acn__gemm_job {
-    int M, N, K, mr, nr, split_rows, simd;
+    int M, N, K, mr, nr, split_rows;
     const float *A, *B;
     size_t ar, ac, br, bc;
     float *C;
     int accumulate;
     const float *bias;         /* (N) or NULL: C starts from it, not zero   */
     float *gelu_out;           /* (M, N) or NULL: GELU(C) after the last K  */
-    acn_ctx *ctx;              /* (its SIMD level, for the GELU)            */
+    acn_ctx *ctx;              /* its SIMD level (packing, the GELU)        */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
     float *packbuf;            /* ACN__PACK_FLOATS per thread              */
@@ -4376,7 +4377,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
         for (pc = 0; pc < g->K; pc += ACN__KC) {
             int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
-            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->simd);
+            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->ctx->simd);
             if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
             for (ir = 0; ir < M; ir += mr) {
                 const float *a = ir < mfull ? A + (size_t)ir * g->ar + (size_t)pc * g->ac : pa;
@@ -4462,7 +4463,6 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
 #endif
     g->M = M; g->N = N; g->K = K;
     g->A = A; g->B = B; g->C = C;
-    g->simd = ctx->simd;
     g->ar = ar; g->ac = ac; g->br = br; g->bc = bc;
     g->accumulate = accumulate;
     g->packbuf = ctx->packbuf;
@@ -5164,20 +5164,25 @@ ACNDEF void acn_sgd_free(acn_sgd *opt)
 }
 
 /* Whole-block passes over the flat gradient block, on the pool: zero it
- * (op 0), sum its squares in double per chunk of ACN__CHUNK floats (op 1;
- * the chunks are the same for every thread count, and their sums are added
- * in order by the caller), or scale it (op 2). */
-#define ACN__CHUNK 65536
+ * (op 0), sum its squares in double per chunk (op 1; the caller adds the
+ * chunks' sums in order), or scale it (op 2). The chunks depend on the
+ * block's size only: at least 65536 floats, at most ACN__CHUNKS of them. */
+#define ACN__CHUNKS 64
+static size_t acn__chunk(size_t n)
+{
+    size_t c = (n + ACN__CHUNKS - 1) / ACN__CHUNKS;
+    return c < 65536 ? 65536 : c;
+}
 typedef struct acn__gblock_job { acn_ctx *ctx; int op; float coef; double *sums; } acn__gblock_job;
 static void acn__gblock_task(void *arg, int part, int parts, int tid)
 {
     const acn__gblock_job *j = (const acn__gblock_job *)arg;
     float *g = acn__gblock(j->ctx);
-    size_t n = j->ctx->param_used, chunks = (n + ACN__CHUNK - 1) / ACN__CHUNK, lo, hi, c, i;
+    size_t n = j->ctx->param_used, len = acn__chunk(n), chunks = (n + len - 1) / len, lo, hi, c, i;
     (void)tid;
     acn__share(chunks, 1, part, parts, &lo, &hi);
     for (c = lo; c < hi; c++) {
-        size_t a = c * ACN__CHUNK, b = a + ACN__CHUNK < n ? a + ACN__CHUNK : n;
+        size_t a = c * len, b = a + len < n ? a + len : n;
         if (j->op == 0) {
             memset(g + a, 0, (b - a) * sizeof(float));
         } else if (j->op == 1) {
@@ -5202,7 +5207,7 @@ static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums)
  * zero): squares summed in double per chunk, the chunks in order. */
 ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_out)
 {
-    double s = 0.0, sums[64];
+    double s = 0.0, sums[ACN__CHUNKS];
     float norm, coef;
     size_t i, chunks;
     if (!ctx) return ACN_ERR_ARG;
@@ -5211,14 +5216,9 @@ ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_o
         acn__fail(ctx, ACN_ERR_ARG, "clip_grad_norm: max_norm must be > 0 (got %g)", (double)max_norm);
         return ctx->status;
     }
-    chunks = (ctx->param_used + ACN__CHUNK - 1) / ACN__CHUNK;
-    if (chunks <= sizeof sums / sizeof sums[0]) {
-        acn__gblock_pass(ctx, 1, 0.0f, sums);
-        for (i = 0; i < chunks; i++) s += sums[i];
-    } else { /* a very large model: the chunks on the caller, in order */
-        const float *g = acn__gblock(ctx);
-        for (i = 0; i < ctx->param_used; i++) s += (double)g[i] * g[i];
-    }
+    chunks = (ctx->param_used + acn__chunk(ctx->param_used) - 1) / acn__chunk(ctx->param_used);
+    acn__gblock_pass(ctx, 1, 0.0f, sums);
+    for (i = 0; i < chunks; i++) s += sums[i];
     norm = (float)sqrt(s);
     if (norm_out) *norm_out = norm;
     coef = max_norm / (norm + 1e-6f);

@@ -187,6 +187,15 @@ static void time_gemm(acn_ctx *ctx, sgemm_fn blas, const shape *sh, const float 
     *gb = f / tb[7] / 1e9;
 }
 
+/* libopenblas.so.0, its cblas_sgemm (NULL if missing) and the kernel it loaded */
+static void *open_blas(sgemm_fn *blas, const char **core)
+{
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW);
+    const char *(*corename)(void) = lib ? (const char *(*)(void))(size_t)dlsym(lib, "openblas_get_corename") : NULL;
+    *blas = lib ? (sgemm_fn)(size_t)dlsym(lib, "cblas_sgemm") : NULL;
+    *core = corename ? corename() : "?";
+    return lib;
+}
 static int gemm(void)
 {
     /* B = 64 images, T = 65 tokens, D = 128, token MLP 64, channel MLP 512 */
@@ -201,12 +210,12 @@ static int gemm(void)
         {128, 128, 4160, 1, 0, 16, "linear dW"},       {4096, 128, 48, 0, 1, 1, "embed forward"},
         {128, 48, 4096, 1, 0, 1, "embed dW"},
     };
-    void *lib = dlopen("libopenblas.so.0", RTLD_NOW);
-    sgemm_fn blas = lib ? (sgemm_fn)(size_t)dlsym(lib, "cblas_sgemm") : NULL;
-    const char *(*corename)(void) = lib ? (const char *(*)(void))(size_t)dlsym(lib, "openblas_get_corename") : NULL;
+    sgemm_fn blas;
+    const char *core;
     acn_ctx *ctx;
     double flops = 0.0, weighted = 0.0;
     size_t i;
+    open_blas(&blas, &core);
     if (!blas) {
         fprintf(stderr, "bench_acn: cannot load cblas_sgemm from libopenblas.so.0 (apt-get install libopenblas0-pthread)\n");
         return 1;
@@ -228,7 +237,7 @@ static int gemm(void)
         free(B);
         free(C);
     }
-    printf("openblas_core %s  acn_simd %s  threads %d\n", corename ? corename() : "?", acn_simd_name(acn_simd(ctx)),
+    printf("openblas_core %s  acn_simd %s  threads %d\n", core, acn_simd_name(acn_simd(ctx)),
            acn_threads(ctx));
     printf("gemm_fraction %.3f\n", weighted / flops);
     acn_ctx_free(ctx);
@@ -237,14 +246,6 @@ static int gemm(void)
 
 /* ---- OpenBLAS calibration (tests/bench/bench_cpu.sh runs one process per
  * setting, since OpenBLAS reads its settings when it loads) ------------- */
-static void *open_blas(sgemm_fn *blas, const char **core)
-{
-    void *lib = dlopen("libopenblas.so.0", RTLD_NOW);
-    const char *(*corename)(void) = lib ? (const char *(*)(void))(size_t)dlsym(lib, "openblas_get_corename") : NULL;
-    *blas = lib ? (sgemm_fn)(size_t)dlsym(lib, "cblas_sgemm") : NULL;
-    *core = corename ? corename() : "?";
-    return lib;
-}
 static int calibrate(void)
 {
     enum { m = 67, n = 53, k = 71, BIG = 2048 };
