@@ -4209,6 +4209,133 @@ ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const flo
     }
 }
 
+/* ---- the same helpers on AVX2 (8 lanes), for CPUs without AVX-512 ------- */
+/* The element-wise ones and AdamW are compiled without FMA, so a compiler
+ * that contracts a*b+c cannot change their rounding: they give the scalar
+ * loops' results. */
+#define ACN__AVX2_NOFMA __attribute__((target("avx2")))
+ACN__AVX2 static __m256 acn__exp256(__m256 x) /* as acn__exp512 */
+{
+    __m256 n, r, p;
+    __m256i e;
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* times 2^n: n (>= -126 here) goes into the exponent field */
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+ACN__AVX2 static void acn__phi256(__m256 x, __m256 *cdf, __m256 *pdf) /* as acn__phi512 */
+{
+    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678f)), sign = _mm256_set1_ps(-0.0f);
+    __m256 az = _mm256_andnot_ps(sign, z), t, p, e, erf;
+    t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(az, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    p = _mm256_fmadd_ps(_mm256_set1_ps(1.061405429f), t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    e = acn__exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), z)); /* exp(-x^2 / 2) */
+    erf = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));                  /* erf(|z|) */
+    erf = _mm256_or_ps(erf, _mm256_and_ps(z, sign));                      /* sign of z */
+    *cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+    *pdf = _mm256_mul_ps(_mm256_set1_ps(0.39894228f), e);
+}
+ACN__AVX2 static size_t acn__gelu256(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+    size_t i;
+    for (i = lo; i + 8 <= hi; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), cdf, pdf;
+        acn__phi256(v, &cdf, &pdf);
+        if (dir) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf),
+                                                         _mm256_loadu_ps(y + i)));
+        else _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
+    }
+    return i;
+}
+ACN__AVX2_NOFMA static size_t acn__fill256(float *y, float v, size_t n)
+{
+    size_t i;
+    __m256 x = _mm256_set1_ps(v);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, x);
+    return i;
+}
+ACN__AVX2_NOFMA static size_t acn__add256(float *y, const float *x, size_t n)
+{
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    return i;
+}
+ACN__AVX2_NOFMA static size_t acn__relu256(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
+{
+    size_t i;
+    for (i = lo; i + 8 <= hi; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+        if (dir) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_and_ps(pos, _mm256_loadu_ps(d + i))));
+        else _mm256_storeu_ps(y + i, _mm256_and_ps(pos, v));
+    }
+    return i;
+}
+/* as acn__colsum512, 16 columns at a time; returns where it stopped (the
+ * columns past the last whole strip of 8 are left to the scalar loop) */
+ACN__AVX2_NOFMA static size_t acn__colsum256(const float *d, const float *x, const float *mean, const float *rstd,
+                                            size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+{
+    size_t c, r;
+    for (c = lo; c + 8 <= hi; c += 16) {
+        int two = c + 16 <= hi; /* a second strip of 8 */
+        __m256 b0 = _mm256_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
+        if (gb) { b0 = _mm256_loadu_ps(gb + c); if (two) b1 = _mm256_loadu_ps(gb + c + 8); }
+        if (x) { g0 = _mm256_loadu_ps(gg + c); if (two) g1 = _mm256_loadu_ps(gg + c + 8); }
+        for (r = 0; r < R; r++) {
+            const float *dr = d + r * C + c;
+            __m256 d0 = _mm256_loadu_ps(dr), d1 = two ? _mm256_loadu_ps(dr + 8) : d0;
+            b0 = _mm256_add_ps(b0, d0);
+            b1 = _mm256_add_ps(b1, d1);
+            if (x) {
+                const float *xr = x + r * C + c;
+                __m256 m = _mm256_set1_ps(mean[r]), s = _mm256_set1_ps(rstd[r]);
+                __m256 h0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr), m), s);
+                __m256 h1 = two ? _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + 8), m), s) : h0;
+                g0 = _mm256_add_ps(g0, _mm256_mul_ps(d0, h0));
+                g1 = _mm256_add_ps(g1, _mm256_mul_ps(d1, h1));
+            }
+        }
+        if (gb) { _mm256_storeu_ps(gb + c, b0); if (two) _mm256_storeu_ps(gb + c + 8, b1); }
+        if (x) { _mm256_storeu_ps(gg + c, g0); if (two) _mm256_storeu_ps(gg + c + 8, g1); }
+        if (!two) return c + 8;
+    }
+    return c;
+}
+/* AdamW on [lo, hi) of one parameter, 8 at a time, with the scalar loop's
+ * operations in its order (see acn__adamw_task); returns where it stopped. */
+ACN__AVX2_NOFMA static size_t acn__adamw256(float *w, float *m, float *v, const float *g, size_t lo, size_t hi, float keep,
+                                           float b1, float b2, float step_size, float bc2_sqrt, float eps)
+{
+    __m256 K = _mm256_set1_ps(keep), B1 = _mm256_set1_ps(b1), B2 = _mm256_set1_ps(b2);
+    __m256 C1 = _mm256_set1_ps(1.0f - b1), C2 = _mm256_set1_ps(1.0f - b2), S = _mm256_set1_ps(step_size);
+    __m256 Q = _mm256_set1_ps(bc2_sqrt), E = _mm256_set1_ps(eps);
+    size_t i;
+    for (i = lo; i + 8 <= hi; i += 8) {
+        __m256 gi = _mm256_loadu_ps(g + i), wi = _mm256_mul_ps(_mm256_loadu_ps(w + i), K), mi, vi;
+        mi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), B1), _mm256_mul_ps(gi, C1));
+        vi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), B2), _mm256_mul_ps(_mm256_mul_ps(gi, gi), C2));
+        wi = _mm256_sub_ps(wi, _mm256_mul_ps(S, _mm256_div_ps(mi, _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), Q), E))));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, wi);
+    }
+    return i;
+}
+
 static int acn__cpu_level(void)
 {
     __builtin_cpu_init();
@@ -4242,6 +4369,7 @@ static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n)
     size_t i = 0;
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512) i = acn__fill512(y, v, n);
+    if (ctx->simd == ACN_SIMD_AVX2) i = acn__fill256(y, v, n);
 #endif
     (void)ctx;
     for (; i < n; i++) y[i] = v;
@@ -4252,6 +4380,7 @@ static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n)
     size_t i = 0;
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512) i = acn__add512(y, x, n);
+    if (ctx->simd == ACN_SIMD_AVX2) i = acn__add256(y, x, n);
 #endif
     (void)ctx;
     for (; i < n; i++) y[i] += x[i];
@@ -4261,6 +4390,7 @@ static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512) return acn__relu512(dir, x, d, y, lo, hi);
+    if (ctx->simd == ACN_SIMD_AVX2) return acn__relu256(dir, x, d, y, lo, hi);
 #endif
     (void)ctx; (void)dir; (void)x; (void)d; (void)y; (void)hi;
     return lo;
@@ -4270,6 +4400,7 @@ static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, con
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512) return acn__colsum512(d, x, mean, rstd, R, C, lo, hi, gg, gb);
+    if (ctx->simd == ACN_SIMD_AVX2) return acn__colsum256(d, x, mean, rstd, R, C, lo, hi, gg, gb);
 #endif
     (void)ctx; (void)d; (void)x; (void)mean; (void)rstd; (void)R; (void)C; (void)hi; (void)gg; (void)gb;
     return lo;
@@ -4280,6 +4411,7 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512) return acn__gelu512(dir, x, d, y, lo, hi);
+    if (ctx->simd == ACN_SIMD_AVX2) return acn__gelu256(dir, x, d, y, lo, hi);
 #endif
     (void)ctx; (void)dir; (void)x; (void)d; (void)y; (void)hi;
     return lo;
@@ -5082,7 +5214,13 @@ static void acn__adamw_task(void *arg, int part, int parts, int tid)
         size_t end = k + 1 < ctx->n_params ? ctx->ptab[k + 1].offset : opt->n;
         float keep = (p->flags & ACN_F_NODECAY) ? 1.0f : j->decay_keep;
         if (end <= lo) continue;
-        for (i = lo; i < hi && i < end; i++) {
+        i = lo;
+#ifdef ACN__X86
+        if (ctx->simd >= ACN_SIMD_AVX2) /* the same operations, 8 at a time */
+            i = acn__adamw256(w, opt->m, opt->v, g, lo, hi < end ? hi : end, keep, b1, b2, j->step_size, j->bc2_sqrt,
+                              opt->eps);
+#endif
+        for (; i < hi && i < end; i++) {
             w[i] *= keep;                                        /* decoupled decay */
             opt->m[i] = opt->m[i] * b1 + g[i] * (1.0f - b1);
             opt->v[i] = opt->v[i] * b2 + g[i] * g[i] * (1.0f - b2);

@@ -537,6 +537,95 @@ static void test_gemm_on(void)
     acn_set_simd(ctx, best);
 }
 
+/* The SIMD element-wise helpers at every level the CPU has, against the
+ * definitions: GELU forward and backward within 1e-6 (x 1 + |x|) of the
+ * double-precision formula over [-12, 12]; ReLU, column sums, fill and
+ * add equal to the portable loops bit for bit; AdamW (parameters with and
+ * without decay, lengths not a multiple of 8) bit for bit the portable
+ * step. Lengths leave scalar tails. */
+static float simd_adamw_run(int level, float *out)
+{
+    acn_ctx *c;
+    acn_adamw opt;
+    int n1 = 37, n2 = 13, i, s;
+    acn_tensor *a, *b;
+    acn_ctx_new(&c, NULL);
+    acn_set_simd(c, level);
+    a = acn_param(c, "a", 1, &n1);
+    b = acn_param(c, "b", 1, &n2);
+    acn_param_set_decay(b, 0);
+    acn_adamw_init(c, &opt, 0.9f, 0.95f, 1e-6f, 0.1f);
+    for (i = 0; i < n1; i++) a->data[i] = (float)(i % 9 - 4) / 3.0f;
+    for (i = 0; i < n2; i++) b->data[i] = (float)(i % 5 - 2) / 7.0f;
+    for (s = 1; s <= 3; s++) {
+        for (i = 0; i < n1; i++) a->grad[i] = (float)((i * s) % 11 - 5) / 4.0f;
+        for (i = 0; i < n2; i++) b->grad[i] = (float)((i + s) % 7 - 3) / 5.0f;
+        acn_adamw_step(c, &opt, 0.01f);
+    }
+    memcpy(out, a->data, (size_t)n1 * sizeof(float));
+    memcpy(out + n1, b->data, (size_t)n2 * sizeof(float));
+    acn_adamw_free(&opt);
+    acn_ctx_free(c);
+    return out[0];
+}
+static void test_simd_elementwise(void)
+{
+    enum { N = 1003, R = 7, C = 45, D = 48 };
+    static float x[N], d[N], y[N], g[N], cs[2][2 * C], ad[2][50];
+    int level, best = acn_set_simd(ctx, ACN_SIMD_AVX512), i, k;
+    for (i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        d[i] = (float)(i * 29 % 17 - 8) / 8.0f;
+    }
+    simd_adamw_run(ACN_SIMD_PORTABLE, ad[0]);
+    for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+        double worst = 0.0, worstb = 0.0;
+        size_t j;
+        acn_set_simd(ctx, level);
+        /* GELU: y = x Phi(x);  g = 0.5 + d (Phi(x) + x phi(x)) */
+        for (j = acn__gelu_fast(ctx, 0, x, NULL, y, 0, N); j < N; j++) y[j] = acn__gelu1(x[j]);
+        for (i = 0; i < N; i++) g[i] = 0.5f;
+        for (j = acn__gelu_fast(ctx, 1, x, d, g, 0, N); j < N; j++) g[j] += d[j] * acn__dgelu1(x[j]);
+        for (i = 0; i < N; i++) {
+            double xv = x[i], cdf = 0.5 * (1.0 + erf(xv / sqrt(2.0))), pdf = exp(-0.5 * xv * xv) / sqrt(2.0 * 3.14159265358979324);
+            double e1 = fabs(y[i] - xv * cdf) / (1.0 + fabs(xv)), e2 = fabs(g[i] - (0.5 + d[i] * (cdf + xv * pdf))) / (1.0 + fabs(xv));
+            if (e1 > worst) worst = e1;
+            if (e2 > worstb) worstb = e2;
+        }
+        CHECK(worst < 1e-6 && worstb < 1e-6, "GELU at %s: error %g forward, %g backward", acn_simd_name(level), worst, worstb);
+        /* ReLU forward and backward against the definition */
+        for (j = acn__relu_fast(ctx, 0, x, NULL, y, 0, N); j < N; j++) y[j] = x[j] > 0.0f ? x[j] : 0.0f;
+        for (i = 0; i < N; i++) g[i] = 0.25f;
+        for (j = acn__relu_fast(ctx, 1, x, d, g, 0, N); j < N; j++) g[j] += x[j] > 0.0f ? d[j] : 0.0f;
+        for (i = 0, k = 0; i < N; i++)
+            k += y[i] != (x[i] > 0.0f ? x[i] : 0.0f) || g[i] != 0.25f + (x[i] > 0.0f ? d[i] : 0.0f);
+        CHECK(k == 0, "ReLU at %s: %d values differ", acn_simd_name(level), k);
+        /* column sums of R x C (C not a multiple of 8), with the LayerNorm weight's sums */
+        {
+            float mean[R], rstd[R], *gg = cs[level > 0], *gb = gg + C;
+            size_t r, c, lo;
+            for (r = 0; r < R; r++) { mean[r] = 0.1f * (float)r; rstd[r] = 1.0f + 0.5f * (float)r; }
+            for (c = 0; c < 2 * C; c++) gg[c] = 1.0f;
+            lo = acn__colsum_fast(ctx, d, x, mean, rstd, R, C, 0, C, gg, gb);
+            for (r = 0; r < R; r++)
+                for (c = lo; c < C; c++) {
+                    gg[c] += d[r * C + c] * ((x[r * C + c] - mean[r]) * rstd[r]);
+                    gb[c] += d[r * C + c];
+                }
+            if (level > 0) CHECK(!memcmp(cs[0], cs[1], sizeof cs[0]), "column sums at %s differ", acn_simd_name(level));
+        }
+        /* fill and add */
+        acn__fill(ctx, y, 1.5f, N);
+        acn__add_to(ctx, y, d, N);
+        for (i = 0, k = 0; i < N; i++) k += y[i] != 1.5f + d[i];
+        CHECK(k == 0, "fill and add at %s: %d values differ", acn_simd_name(level), k);
+        /* AdamW: bit for bit the portable step */
+        simd_adamw_run(level, ad[1]);
+        CHECK(!memcmp(ad[0], ad[1], sizeof ad[0]), "AdamW at %s differs from the portable step", acn_simd_name(level));
+    }
+    acn_set_simd(ctx, best);
+}
+
 /* A training step allocates nothing once the first step has run. */
 static void test_no_malloc(void)
 {
@@ -903,6 +992,7 @@ int main(void)
     test_backward_memory();
     test_gemm_levels();
     test_gemm_on();
+    test_simd_elementwise();
     test_linear_mid();
     test_recompute_small();
     test_attention_qkv();
