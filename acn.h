@@ -4210,9 +4210,10 @@ ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const flo
 }
 
 /* ---- the same helpers on AVX2 (8 lanes), for CPUs without AVX-512 ------- */
-/* The element-wise ones and AdamW are compiled without FMA, so a compiler
- * that contracts a*b+c cannot change their rounding: they give the scalar
- * loops' results. */
+/* Fill, add, ReLU, column sums and AdamW are compiled without FMA in their
+ * target, so a compiler that contracts a*b+c cannot change their rounding
+ * (unless the whole build enables FMA): they give the scalar loops'
+ * results. GELU uses FMA, as acn__gelu512 does. */
 #define ACN__AVX2_NOFMA __attribute__((target("avx2")))
 ACN__AVX2 static __m256 acn__exp256(__m256 x) /* as acn__exp512 */
 {
@@ -4284,36 +4285,39 @@ ACN__AVX2_NOFMA static size_t acn__relu256(int dir, const float *x, const float 
     }
     return i;
 }
-/* as acn__colsum512, 16 columns at a time; returns where it stopped (the
- * columns past the last whole strip of 8 are left to the scalar loop) */
+/* as acn__colsum512, 16 columns at a time, the last strip masked; returns hi */
+ACN__AVX2_NOFMA static __m256i acn__mask256(size_t w) /* lanes i < w */
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w < 8 ? w : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 ACN__AVX2_NOFMA static size_t acn__colsum256(const float *d, const float *x, const float *mean, const float *rstd,
                                             size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
 {
     size_t c, r;
-    for (c = lo; c + 8 <= hi; c += 16) {
-        int two = c + 16 <= hi; /* a second strip of 8 */
+    for (c = lo; c < hi; c += 16) {
+        size_t w = hi - c < 16 ? hi - c : 16;
+        __m256i m0 = acn__mask256(w), m1 = acn__mask256(w > 8 ? w - 8 : 0);
         __m256 b0 = _mm256_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
-        if (gb) { b0 = _mm256_loadu_ps(gb + c); if (two) b1 = _mm256_loadu_ps(gb + c + 8); }
-        if (x) { g0 = _mm256_loadu_ps(gg + c); if (two) g1 = _mm256_loadu_ps(gg + c + 8); }
+        if (gb) { b0 = _mm256_maskload_ps(gb + c, m0); b1 = _mm256_maskload_ps(gb + c + 8, m1); }
+        if (x) { g0 = _mm256_maskload_ps(gg + c, m0); g1 = _mm256_maskload_ps(gg + c + 8, m1); }
         for (r = 0; r < R; r++) {
             const float *dr = d + r * C + c;
-            __m256 d0 = _mm256_loadu_ps(dr), d1 = two ? _mm256_loadu_ps(dr + 8) : d0;
+            __m256 d0 = _mm256_maskload_ps(dr, m0), d1 = _mm256_maskload_ps(dr + 8, m1);
             b0 = _mm256_add_ps(b0, d0);
             b1 = _mm256_add_ps(b1, d1);
             if (x) {
                 const float *xr = x + r * C + c;
                 __m256 m = _mm256_set1_ps(mean[r]), s = _mm256_set1_ps(rstd[r]);
-                __m256 h0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr), m), s);
-                __m256 h1 = two ? _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + 8), m), s) : h0;
+                __m256 h0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr, m0), m), s);
+                __m256 h1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + 8, m1), m), s);
                 g0 = _mm256_add_ps(g0, _mm256_mul_ps(d0, h0));
                 g1 = _mm256_add_ps(g1, _mm256_mul_ps(d1, h1));
             }
         }
-        if (gb) { _mm256_storeu_ps(gb + c, b0); if (two) _mm256_storeu_ps(gb + c + 8, b1); }
-        if (x) { _mm256_storeu_ps(gg + c, g0); if (two) _mm256_storeu_ps(gg + c + 8, g1); }
-        if (!two) return c + 8;
+        if (gb) { _mm256_maskstore_ps(gb + c, m0, b0); _mm256_maskstore_ps(gb + c + 8, m1, b1); }
+        if (x) { _mm256_maskstore_ps(gg + c, m0, g0); _mm256_maskstore_ps(gg + c + 8, m1, g1); }
     }
-    return c;
+    return hi;
 }
 /* AdamW on [lo, hi) of one parameter, 8 at a time, with the scalar loop's
  * operations in its order (see acn__adamw_task); returns where it stopped. */
