@@ -2218,21 +2218,38 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
 /* Per batch element b, with x_b (T, D), out_b (J, D), d_b = d out_b:
  *   out_b = W x_b + b 1^T                    (fwd: rows start from the bias)
  *   dx_b += W^T d_b;   dW += d_b x_b^T (b in order);   db[j] += sum_{b, d} d_b[j, d]
- * Parts are batch elements (fwd, dx) or rows of dW, so no sum is split. */
-typedef struct acn__lmid_job { acn__node *n; int dir; } acn__lmid_job;
+ * Parts are batch elements (fwd, dx) or columns of the dW product, so no
+ * sum is split. The dW product is formed as whichever of
+ *   dW   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
+ *   dW^T (T, J) = sum_b x_b d_b^T        (d_b^T packed: its J columns)
+ * has fewer columns past a multiple of the kernel's width (the Mixer's
+ * T = 65 would leave one column for plain loops and a packed panel that is
+ * all padding); each part packs only its own columns, once per b, and the
+ * transposed form sums into scratch that is added to dW at the end. */
+typedef struct acn__lmid_job { acn__node *n; int dir, transposed; float *S; } acn__lmid_job;
 static void acn__lmid_task(void *arg, int part, int parts, int tid)
 {
     const acn__lmid_job *j = (const acn__lmid_job *)arg;
     acn__node *n = j->n;
     int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0], r;
     const float *x = n->in[0]->data, *W = n->in[1]->data, *bias = n->in[2] ? n->in[2]->data : NULL;
-    size_t lo, hi, b;
-    if (j->dir == 2) { /* dW rows [lo, hi): d_b[lo:hi] x_b^T, summed over b in order */
+    size_t lo, hi, b, t;
+    if (j->dir == 2) { /* columns [lo, hi) of the dW product, summed over b in order */
         float *gW = n->in[1]->grad;
-        acn__share((size_t)J, 12, part, parts, &lo, &hi);
+        const float *d = n->out->grad;
+        if (!j->transposed) {
+            acn__share((size_t)T, 32, part, parts, &lo, &hi);  /* dW[:, lo:hi] += d_b x_b[lo:hi]^T */
+            for (b = 0; lo < hi && b < (size_t)B; b++)
+                acn__gemm_on(n->ctx, tid, J, (int)(hi - lo), D, d + b * J * D, (size_t)D, 1, x + (b * T + lo) * D,
+                             1, (size_t)D, gW + lo, (size_t)T, 1);
+            return;
+        }
+        acn__share((size_t)J, 32, part, parts, &lo, &hi);      /* S[:, lo:hi] = sum_b x_b d_b[lo:hi]^T */
         for (b = 0; lo < hi && b < (size_t)B; b++)
-            acn__gemm_on(n->ctx, tid, (int)(hi - lo), T, D, n->out->grad + (b * J + lo) * D, (size_t)D, 1,
-                         x + b * T * D, 1, (size_t)D, gW + lo * T, (size_t)T, 1);
+            acn__gemm_on(n->ctx, tid, T, (int)(hi - lo), D, x + b * T * D, (size_t)D, 1, d + (b * J + lo) * D, 1,
+                         (size_t)D, j->S + lo, (size_t)J, b > 0);
+        for (r = (int)lo; r < (int)hi; r++)                   /* dW[r, t] += S[t, r] */
+            for (t = 0; t < (size_t)T; t++) gW[(size_t)r * T + t] += j->S[t * J + (size_t)r];
         return;
     }
     acn__share((size_t)B, 1, part, parts, &lo, &hi);
@@ -2268,7 +2285,15 @@ static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
     acn__val(ctx, n->in[0]);
     j.n = n;
     if (acn__g(n->in[0])) { j.dir = 1; acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4); }
-    if (acn__g(n->in[1])) { j.dir = 2; acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 1); }
+    if (acn__g(n->in[1])) {
+        int T = n->in[1]->shape[1];
+        j.dir = 2;
+        j.transposed = (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T;
+        j.S = NULL;
+        if (j.transposed && !(j.S = acn__galloc(ctx, ctx->gheap, (size_t)J * T))) return;
+        acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 1);
+        if (j.S) acn__gfree(ctx->gheap, j.S, (size_t)J * T);
+    }
     if (gb) { /* S[j, d] = sum_b d_b[j, d] (column sums), then db[j] += sum_d S[j, d] */
         float *S = acn__galloc(ctx, ctx->gheap, (size_t)J * D);
         if (!S) return;

@@ -409,11 +409,15 @@ static void test_gemm_levels(void)
 }
 
 /* acn_linear_mid gives the values and gradients of transpose, linear,
- * transpose (the Mixer's token mixing), and refuses bad shapes. */
-static void test_linear_mid(void)
+ * transpose (the Mixer's token mixing), and refuses bad shapes. Its dW is
+ * formed directly (J = 65 rows of 64 tokens) or transposed (J = 20 rows
+ * of 65 tokens): both forms are compared. */
+static void linear_mid_case(int T, int J, int with_bias)
 {
-    int xs[3] = {3, 65, 33}, ws[2] = {20, 65}, bs[1] = {20}, with_bias, i;
-    for (with_bias = 0; with_bias < 2; with_bias++) {
+    int xs[3] = {3, 0, 33}, ws[2], bs[1], i;
+    xs[1] = ws[1] = T;
+    ws[0] = bs[0] = J;
+    {
         acn_tensor *x = acn_new(ctx, 3, xs, ACN_F_GRAD), *W = acn_new(ctx, 2, ws, ACN_F_GRAD);
         acn_tensor *b = with_bias ? acn_new(ctx, 1, bs, ACN_F_GRAD) : NULL, *y1, *y2, *l;
         float *g1[3], *g2[3], *up;
@@ -425,7 +429,7 @@ static void test_linear_mid(void)
         n[0] = x->numel; n[1] = W->numel; n[2] = b ? b->numel : 0;
         y1 = acn_linear_mid(ctx, x, W, b);
         y2 = acn_transpose(ctx, acn_linear(ctx, acn_transpose(ctx, x, 1, 2), W, b), 1, 2);
-        CHECK(y1 && y2 && y1->shape[0] == 3 && y1->shape[1] == 20 && y1->shape[2] == 33, "linear_mid: shape");
+        CHECK(y1 && y2 && y1->shape[0] == 3 && y1->shape[1] == ws[0] && y1->shape[2] == 33, "linear_mid: shape");
         if (!y1 || !y2) return;
         CHECK(t_relerr(y1->data, y2->data, y1->numel) < 1e-6, "linear_mid: values differ from the transposed linear");
         up = (float *)malloc(y1->numel * sizeof(float));
@@ -454,6 +458,11 @@ static void test_linear_mid(void)
         free(up);
         acn_reset(ctx);
     }
+}
+static void test_linear_mid(void)
+{
+    int xs[3] = {3, 65, 33}, form;
+    for (form = 0; form < 4; form++) linear_mid_case(form < 2 ? 65 : 64, form < 2 ? 20 : 65, form & 1);
     {
         int bad[2] = {20, 64};
         acn_tensor *x = acn_new(ctx, 3, xs, 0), *W = acn_new(ctx, 2, bad, 0);
