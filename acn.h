@@ -1042,7 +1042,8 @@ struct acn_ctx {
 struct acn__pool;
 struct acn__gheap;
 static acn_status acn__fast_init(acn_ctx *ctx);        /* "Fast paths" */
-static float *acn__galloc(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* "Backward" */
+static float *acn__galloc(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* "Backward": zeroed */
+static float *acn__galloc_raw(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* not zeroed */
 static void acn__gfree(struct acn__gheap *h, float *p, size_t numel);
 static void acn__pool_stop(struct acn__pool *pool);
 
@@ -1616,6 +1617,24 @@ static int acn__ready(acn_ctx *ctx, acn__node *n, int with_out)
 
 /* The gradient buffer of an input, or NULL when it takes no gradient. */
 static float *acn__g(const acn_tensor *t) { return t && (t->flags & ACN_F_GRAD) ? t->grad : NULL; }
+/* An activation's gradient is allocated when the first of its consumers
+ * runs backward. For the ops that can write it rather than add to it (the
+ * products: acn__writes_first), it is left unwritten and marked fresh; the
+ * op's backward asks acn__fresh (1: write it, and it is no longer fresh) or
+ * acn__zeroed (clear it first) for each input it adds to. Any other op, and
+ * any input the op left alone, gets the buffer zeroed (acn_backward_with). */
+#define ACN__F_FRESH (1 << 8)  /* internal: grad allocated, not yet written */
+static int acn__fresh(acn_tensor *t)
+{
+    int fresh = t && (t->flags & ACN__F_FRESH);
+    if (fresh) t->flags &= ~ACN__F_FRESH;
+    return fresh;
+}
+static float *acn__zeroed(acn_tensor *t)
+{
+    if (acn__fresh(t)) memset(t->grad, 0, t->numel * sizeof(float));
+    return acn__g(t);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Running an op                                                            */
@@ -2188,9 +2207,9 @@ static void acn__linear_bwd(acn_ctx *ctx, acn__node *n)
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1];
     int R = (int)(n->out->numel / (size_t)O);
     const float *d = n->out->grad;
-    if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, 1);
-    if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, 1);
-    if (gb) acn__colsums(ctx, d, (size_t)R, (size_t)O, gb);                        /* db[o] += sum_r d[r, o] */
+    if (gx) acn__gemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]));
+    if (gW) acn__gemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]));
+    if (gb) acn__colsums(ctx, d, (size_t)R, (size_t)O, acn__zeroed(n->in[2]));    /* db[o] += sum_r d[r, o] */
 }
 
 /* ---- linear along the middle axis ----------------------------------------- */
@@ -2226,7 +2245,7 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * T = 65 would leave one column for plain loops and a packed panel that is
  * all padding); each part packs only its own columns, once per b, and the
  * transposed form sums into scratch that is added to dW at the end. */
-typedef struct acn__lmid_job { acn__node *n; int dir, transposed; float *S; } acn__lmid_job;
+typedef struct acn__lmid_job { acn__node *n; int dir, transposed, add; float *S; } acn__lmid_job;
 static void acn__lmid_task(void *arg, int part, int parts, int tid)
 {
     const acn__lmid_job *j = (const acn__lmid_job *)arg;
@@ -2241,15 +2260,16 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
             acn__share((size_t)T, 32, part, parts, &lo, &hi);  /* dW[:, lo:hi] += d_b x_b[lo:hi]^T */
             for (b = 0; lo < hi && b < (size_t)B; b++)
                 acn__gemm_on(n->ctx, tid, J, (int)(hi - lo), D, d + b * J * D, (size_t)D, 1, x + (b * T + lo) * D,
-                             1, (size_t)D, gW + lo, (size_t)T, 1);
+                             1, (size_t)D, gW + lo, (size_t)T, b > 0 || j->add);
             return;
         }
         acn__share((size_t)J, 32, part, parts, &lo, &hi);      /* S[:, lo:hi] = sum_b x_b d_b[lo:hi]^T */
         for (b = 0; lo < hi && b < (size_t)B; b++)
             acn__gemm_on(n->ctx, tid, T, (int)(hi - lo), D, x + b * T * D, (size_t)D, 1, d + (b * J + lo) * D, 1,
                          (size_t)D, j->S + lo, (size_t)J, b > 0);
-        for (r = (int)lo; r < (int)hi; r++)                   /* dW[r, t] += S[t, r] */
-            for (t = 0; t < (size_t)T; t++) gW[(size_t)r * T + t] += j->S[t * J + (size_t)r];
+        for (r = (int)lo; r < (int)hi; r++)                   /* dW[r, t] (+)= S[t, r] */
+            for (t = 0; t < (size_t)T; t++)
+                gW[(size_t)r * T + t] = j->add ? gW[(size_t)r * T + t] + j->S[t * J + (size_t)r] : j->S[t * J + (size_t)r];
         return;
     }
     acn__share((size_t)B, 1, part, parts, &lo, &hi);
@@ -2261,7 +2281,7 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
             acn__gemm_on(n->ctx, tid, J, D, T, W, (size_t)T, 1, x + b * T * D, (size_t)D, 1, o, (size_t)D, bias != NULL);
         } else {
             acn__gemm_on(n->ctx, tid, T, D, J, W, 1, (size_t)T, n->out->grad + b * J * D, (size_t)D, 1,
-                         n->in[0]->grad + b * T * D, (size_t)D, 1);
+                         n->in[0]->grad + b * T * D, (size_t)D, j->add);
         }
     }
 }
@@ -2280,14 +2300,19 @@ static void acn__lmid_fwd(acn_ctx *ctx, acn__node *n)
 static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
 {
     acn__lmid_job j;
-    float *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    float *gb = n->in[2] ? acn__zeroed(n->in[2]) : NULL;
     int J = n->in[1]->shape[0], D = n->in[0]->shape[2], r, c;
     acn__val(ctx, n->in[0]);
     j.n = n;
-    if (acn__g(n->in[0])) { j.dir = 1; acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4); }
+    if (acn__g(n->in[0])) {
+        j.dir = 1;
+        j.add = !acn__fresh(n->in[0]);
+        acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4);
+    }
     if (acn__g(n->in[1])) {
         int T = n->in[1]->shape[1];
         j.dir = 2;
+        j.add = !acn__fresh(n->in[1]);
         j.transposed = (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T;
         j.S = NULL;
         if (j.transposed && !(j.S = acn__galloc(ctx, ctx->gheap, (size_t)J * T))) return;
@@ -2364,7 +2389,7 @@ static void acn__lgelu_fwd(acn_ctx *ctx, acn__node *n)
         acn__par(ctx, n, R, (double)O * ACN__NS_ELEM_HEAVY, acn__lgelu_fwd_rows);
     n->iarg[1] = 1;
 }
-/* dz = d GELU'(z) into j->dz (zeroed), over this thread's share */
+/* dz = d GELU'(z) into j->dz (written, not added to), over this thread's share */
 typedef struct acn__lgelu_bwd_job { acn__node *n; float *dz; } acn__lgelu_bwd_job;
 static void acn__lgelu_dz(void *arg, int part, int parts, int tid)
 {
@@ -2374,7 +2399,7 @@ static void acn__lgelu_dz(void *arg, int part, int parts, int tid)
     size_t lo, hi, i;
     (void)tid;
     acn__share(n->out->numel, 16, part, parts, &lo, &hi);
-    for (i = acn__gelu_fast(n->ctx, 1, z, d, j->dz, lo, hi); i < hi; i++) j->dz[i] += d[i] * acn__dgelu1(z[i]);
+    for (i = acn__gelu_fast(n->ctx, 2, z, d, j->dz, lo, hi); i < hi; i++) j->dz[i] = d[i] * acn__dgelu1(z[i]);
 }
 /* dz = d GELU'(z) (scratch from the gradient heap, returned at the end);
  * then as linear: dx += dz W;  dW += dz^T x;  db += sum_r dz[r, :] */
@@ -2384,11 +2409,11 @@ static void acn__lgelu_bwd(acn_ctx *ctx, acn__node *n)
     size_t O = (size_t)n->in[1]->shape[0], I = (size_t)n->in[1]->shape[1], R = n->out->numel / O;
     acn__lgelu_bwd_job j;
     j.n = n;
-    if (!(j.dz = acn__galloc(ctx, ctx->gheap, n->out->numel))) return;
+    if (!(j.dz = acn__galloc_raw(ctx, ctx->gheap, n->out->numel))) return;
     acn__parallel(ctx, acn__lgelu_dz, &j, (double)n->out->numel * ACN__NS_ELEM_HEAVY, 4);
-    if (gx) acn__gemm(ctx, (int)R, (int)I, (int)O, j.dz, 0, n->in[1]->data, 0, gx, 1);
-    if (gW) acn__gemm(ctx, (int)O, (int)I, (int)R, j.dz, 1, n->in[0]->data, 0, gW, 1);
-    if (gb) acn__colsums(ctx, j.dz, R, O, gb);
+    if (gx) acn__gemm(ctx, (int)R, (int)I, (int)O, j.dz, 0, n->in[1]->data, 0, gx, !acn__fresh(n->in[0]));
+    if (gW) acn__gemm(ctx, (int)O, (int)I, (int)R, j.dz, 1, n->in[0]->data, 0, gW, !acn__fresh(n->in[1]));
+    if (gb) acn__colsums(ctx, j.dz, R, O, acn__zeroed(n->in[2]));
     acn__gfree(ctx->gheap, j.dz, n->out->numel);
 }
 
@@ -4029,16 +4054,18 @@ ACN__AVX512 static void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
     *cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
     *pdf = _mm512_mul_ps(_mm512_set1_ps(0.39894228f), e);
 }
-/* out = x Phi(x) (dir 0), or gx += d (Phi(x) + x phi(x)) (dir 1), for i in
- * [lo, hi); returns where it stopped (a tail shorter than 16 is left). */
+/* out = x Phi(x) (dir 0), gx += d (Phi(x) + x phi(x)) (dir 1) or
+ * gx = d (Phi(x) + x phi(x)) (dir 2), for i in [lo, hi); returns where it
+ * stopped (a tail shorter than 16 is left). */
 ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
     size_t i;
     for (i = lo; i + 16 <= hi; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i), cdf, pdf;
         acn__phi512(v, &cdf, &pdf);
-        if (dir) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf),
-                                                         _mm512_loadu_ps(y + i)));
+        if (dir == 1) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf),
+                                                              _mm512_loadu_ps(y + i)));
+        else if (dir == 2) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf)));
         else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
     }
     return i;
@@ -4281,8 +4308,9 @@ ACN__AVX2 static size_t acn__gelu256(int dir, const float *x, const float *d, fl
     for (i = lo; i + 8 <= hi; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), cdf, pdf;
         acn__phi256(v, &cdf, &pdf);
-        if (dir) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf),
-                                                         _mm256_loadu_ps(y + i)));
+        if (dir == 1) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf),
+                                                              _mm256_loadu_ps(y + i)));
+        else if (dir == 2) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf)));
         else _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
     }
     return i;
@@ -4767,7 +4795,7 @@ typedef struct acn__gheap {
     int n, max;
 } acn__gheap;
 
-static float *acn__galloc(acn_ctx *ctx, acn__gheap *h, size_t numel)
+static float *acn__galloc_raw(acn_ctx *ctx, acn__gheap *h, size_t numel)
 {
     size_t need = acn__round_up(numel * sizeof(float), ACN__ALIGN) + ACN__REDZONE, at = h->top;
     int i, k;
@@ -4794,8 +4822,16 @@ static float *acn__galloc(acn_ctx *ctx, acn__gheap *h, size_t numel)
         if (h->top > h->peak) h->peak = h->top;
     }
     ACN__UNPOISON(h->base + at, numel * sizeof(float));
-    memset(h->base + at, 0, numel * sizeof(float));
+#ifdef ACN__ASAN /* a sanitized build sees a read of an unwritten gradient as NaN, not as old zeros */
+    memset(h->base + at, 0xFF, numel * sizeof(float));
+#endif
     return (float *)(h->base + at);
+}
+static float *acn__galloc(acn_ctx *ctx, acn__gheap *h, size_t numel)
+{
+    float *p = acn__galloc_raw(ctx, h, numel);
+    if (p) memset(p, 0, numel * sizeof(float));
+    return p;
 }
 
 static void acn__gfree(acn__gheap *h, float *p, size_t numel)
@@ -4823,6 +4859,12 @@ static void acn__gfree(acn__gheap *h, float *p, size_t numel)
         h->top = h->off[h->n - 1];
         h->n--;
     }
+}
+
+/* The ops whose backward writes a fresh input gradient (see acn__fresh). */
+static int acn__writes_first(int op)
+{
+    return op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID;
 }
 
 ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout)
@@ -4862,11 +4904,17 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
         if (!n->out->grad) continue; /* nothing downstream of out used it */
         for (i = 0; i < n->n_in; i++) {
             acn_tensor *x = n->in[i];
-            if (x && (x->flags & ACN_F_GRAD) && !x->grad && !(x->grad = acn__galloc(ctx, &h, x->numel)))
-                break;
+            if (x && (x->flags & ACN_F_GRAD) && !x->grad) {
+                if (!(x->grad = acn__writes_first(n->op) ? acn__galloc_raw(ctx, &h, x->numel)
+                                                         : acn__galloc(ctx, &h, x->numel)))
+                    break;
+                if (acn__writes_first(n->op)) x->flags |= ACN__F_FRESH;
+            }
         }
         if (ctx->status || acn__ready(ctx, n, 1)) break;
         acn__ops[n->op].bwd(ctx, n);
+        for (i = 0; i < n->n_in; i++) /* an input the op did not write stays valid for the next one */
+            acn__zeroed(n->in[i]);
         if (ctx->check_finite)
             for (i = 0; i < n->n_in; i++) {
                 acn_tensor *x = n->in[i];
@@ -4879,8 +4927,10 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
     }
     /* every activation gradient is released: leave the arena as it was, and
      * count the heap's high water in the peak */
-    for (; n; n = n->prev) /* after an error, drop the pointers into the heap */
+    for (; n; n = n->prev) { /* after an error, drop the pointers into the heap */
         if (n->out->grad) n->out->grad = NULL;
+        n->out->flags &= ~ACN__F_FRESH;
+    }
     ctx->gheap = NULL;
     if (used + h.peak > ctx->arena_peak) ctx->arena_peak = used + h.peak;
     ACN__POISON(acn__ablock(ctx) + start, used - start); /* the span table too */

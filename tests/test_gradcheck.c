@@ -109,6 +109,26 @@ static acn_tensor *b_acn(acn_ctx *c, void *u)
     acn_tensor *x2 = acn_tanh(c, acn_linear(c, x1, g->x[2], NULL));
     return acn_add(c, acn_add(c, g->x[0], x1), x2);
 }
+/* A product whose every input is an activation: h = tanh(x0), W = tanh(x1),
+ * b = tanh(x2) (none for a[1] = 0), y = linear (a[0] = 0), linear_gelu (1)
+ * or linear_mid (2) of them. An older op also reads h and b, so the product's
+ * backward gets their gradients unwritten (fresh) and the older op adds to
+ * them; a newer op reads W, so the product adds to W's. The output is
+ * tanh(h), tanh(b), y and tanh(W), flattened, side by side. */
+static acn_tensor *flat(acn_ctx *c, acn_tensor *t) { int s[2] = {1, -1}; return acn_reshape(c, t, 2, s); }
+static acn_tensor *b_fresh(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    acn_tensor *h = acn_tanh(c, g->x[0]), *W = acn_tanh(c, g->x[1]), *b = g->a[1] ? acn_tanh(c, g->x[2]) : NULL, *y;
+    acn_tensor *parts[4];
+    int n = 0;
+    parts[n++] = flat(c, acn_tanh(c, h));
+    if (b) parts[n++] = flat(c, acn_tanh(c, b));
+    y = g->a[0] == 0 ? acn_linear(c, h, W, b) : g->a[0] == 1 ? acn_linear_gelu(c, h, W, b, 0) : acn_linear_mid(c, h, W, b);
+    parts[n++] = flat(c, y);
+    parts[n++] = flat(c, acn_tanh(c, W)); /* newer: W's gradient is written before the product adds to it */
+    return acn_concat(c, parts, n, 1);
+}
 /* A recomputed LayerNorm read by a linear (forward and backward), and a
  * recomputed GELU read by the next linear's backward. */
 static acn_tensor *b_recompute(acn_ctx *c, void *u)
@@ -324,6 +344,20 @@ int main(void)
             xs[0] = rdim(); xs[1] = rdim(); ws[0] = ws[1] = xs[1];
             g.x[0] = leaf(2, xs, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(2, ws, 0);
             sprintf(what, "acn chain trial %d", trial); run(what, b_acn, &g, 3);
+        }
+        /* products on activations (fresh gradients), at sizes for the SIMD kernel; linear_mid
+         * with its dW formed transposed (T = 33, J = 32) and directly (T = 32, J = 33) */
+        {
+            int xs[3], ws[2], op;
+            for (op = 0; op < 3; op++) {
+                xs[0] = 2; xs[1] = 33 - (op == 2 && trial % 2); xs[2] = 40;
+                ws[0] = op == 2 ? 65 - xs[1] : 36; ws[1] = op == 2 ? xs[1] : xs[2];
+                g.x[0] = leaf(3, xs, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(1, ws, 0);
+                g.a[0] = op; g.a[1] = trial < 2;
+                sprintf(what, "%s on activations, T %d J %d%s", op == 0 ? "linear" : op == 1 ? "linear_gelu" : "linear_mid",
+                        xs[1], ws[0], g.a[1] ? "" : " no bias");
+                run(what, b_fresh, &g, g.a[1] ? 3 : 2);
+            }
         }
         /* recomputed values read by a later op's backward */
         {
