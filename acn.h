@@ -4475,15 +4475,22 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 }
 
 /* ---- the packed matrix kernel ------------------------------------------- */
-/* Blocking: a KC x NC block of op(B) (512 KB) stays in L2, a micro-panel of
- * B (KC x nr) in L1; rows of A stream through (ACN__MC bounds the one short
- * panel that is packed). */
+/* Blocking: a kc x nc block of op(B) (ACN__B_BLOCK floats, 512 KB) stays in
+ * L2, a micro-panel of B (kc x nr) in L1; rows of A stream through, read
+ * where they lie. nc is at most ACN__NC; kc is ACN__KC, or up to ACN__KC_MAX
+ * when the product is narrower and A's rows are contiguous (a panel of mr
+ * rows x 512 floats still fits L1 beside B's): each row of A is then read in
+ * longer runs, which matters when A comes from memory rather than cache (a
+ * transposed A touches a cache line per k, so it keeps ACN__KC). The
+ * blocking does not change the result: the kernel adds along K in order,
+ * whatever kc is. */
 #define ACN__KC 256
-#define ACN__MC 120
+#define ACN__KC_MAX 512
 #define ACN__NC 512
+#define ACN__B_BLOCK ((size_t)ACN__KC * ACN__NC)
 #define ACN__MR_MAX 12
 #define ACN__NR_MAX 32
-#define ACN__PACK_FLOATS ((size_t)ACN__MC * ACN__KC + (size_t)ACN__KC * ACN__NC + ACN__MR_MAX * ACN__NR_MAX)
+#define ACN__PACK_FLOATS ((size_t)ACN__MR_MAX * ACN__KC_MAX + ACN__B_BLOCK + ACN__MR_MAX * ACN__NR_MAX)
 
 /* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
  * say how each operand is stored. */
@@ -4559,12 +4566,15 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
                            float *C, float *E, size_t ldc, float *buf)
 {
-    float *pa = buf, *pb = buf + (size_t)ACN__MC * ACN__KC, *tile = pb + (size_t)ACN__KC * ACN__NC;
+    float *pa = buf, *pb = buf + (size_t)ACN__MR_MAX * ACN__KC_MAX, *tile = pb + ACN__B_BLOCK;
     int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS, jc, pc, jr, ir, i, j;
+    int ncw = ((N < ACN__NC ? N : ACN__NC) + nr - 1) / nr * nr;   /* the widest block's packed columns */
+    int kcb = g->ac != 1 ? ACN__KC : (int)(ACN__B_BLOCK / (size_t)ncw) > ACN__KC_MAX ? ACN__KC_MAX
+                                                                                : (int)(ACN__B_BLOCK / (size_t)ncw);
     for (jc = 0; jc < N; jc += ACN__NC) {
         int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
-        for (pc = 0; pc < g->K; pc += ACN__KC) {
-            int kc = g->K - pc < ACN__KC ? g->K - pc : ACN__KC, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
+        for (pc = 0; pc < g->K; pc += kcb) {
+            int kc = g->K - pc < kcb ? g->K - pc : kcb, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
             if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->ctx->simd);
             if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
