@@ -302,6 +302,17 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
 /* GELU(x W^T + b) in one op: the bias add and the exact GELU share one pass
  * over the product (flags: ACN_RECOMPUTE recomputes only the GELU). */
 ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, int flags);
+/* The feed-forward block of a Transformer or Mixer in one op:
+ * GELU(x W1^T + b1) W2^T + b2, x (..., in), W1 (hidden, in), b1 (hidden)
+ * or NULL, W2 (out, hidden), b2 (out) or NULL -> (..., out): the values of
+ * acn_linear(acn_linear_gelu(x, W1, b1, 0), W2, b2), with the backward's
+ * GELU' applied inside the product that makes the hidden layer's gradient,
+ * so that gradient is never stored. With ACN_RECOMPUTE the hidden layer
+ * itself is not stored either (a quarter less memory for the Mixer): the
+ * products apply the GELU to the pre-activation as they read it, at the
+ * cost of one more GELU pass in backward (the portable level stores it). */
+ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tensor *b1, acn_tensor *W2,
+                           acn_tensor *b2, int flags);
 ACNDEF acn_tensor *acn_gelu(acn_ctx *ctx, acn_tensor *x);
 ACNDEF acn_tensor *acn_gelu_ex(acn_ctx *ctx, acn_tensor *x, int flags);
 ACNDEF acn_tensor *acn_relu(acn_ctx *ctx, acn_tensor *x);
@@ -1466,6 +1477,7 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd)        \
     X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd) \
     X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd)    \
+    X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd)                    \
     X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd)                \
     X(RELU, "relu", acn__relu_fwd, acn__relu_bwd)                \
     X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd)                \
@@ -1535,6 +1547,16 @@ static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta,
  * while it is still in cache */
 static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                            const float *bias, float *C, float *gelu_out);
+/* The GELU options of the packed kernel (acn_ffn), for acn__gemm_run:
+ * a: op(A) is GELU of what A holds (A not transposed); b: op(B) is GELU of
+ * what B holds (B not transposed); dz (M, N) or NULL: C *= GELU'(dz) once
+ * finished. They need a SIMD level (acn__gemm_fuses); the plain loops
+ * never see them. */
+typedef struct acn__gemm_gelu { int a, b; const float *dz; } acn__gemm_gelu;
+static int acn__gemm_fuses(const acn_ctx *ctx);
+static int acn__gemm_small(int M, int N, int K); /* the plain loops take it (unless fused) */
+static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
+                          const float *bias, float *C, float *gelu_out, int accumulate, const acn__gemm_gelu *fuse);
 /* The same on the calling thread (tid: whose packing buffer), for operands
  * that lie inside larger arrays: op(A)(i, k) = A[i ar + k ac],
  * op(B)(k, j) = B[k br + j bc], C rows ldc apart. */
@@ -2415,6 +2437,111 @@ static void acn__lgelu_bwd(acn_ctx *ctx, acn__node *n)
     if (gW) acn__gemm(ctx, (int)O, (int)I, (int)R, j.dz, 1, n->in[0]->data, 0, gW, !acn__fresh(n->in[1]));
     if (gb) acn__colsums(ctx, j.dz, R, O, acn__zeroed(n->in[2]));
     acn__gfree(ctx->gheap, j.dz, n->out->numel);
+}
+
+/* ---- the feed-forward block: Linear, GELU, Linear ------------------------ */
+/* in = {x, W1, b1 or NULL, W2, b2 or NULL}; aux = z = x W1^T + b1 (R, H),
+ * then h = GELU(z) (R, H) when it is stored (iarg[0] = 1: without
+ * ACN_RECOMPUTE, or at the portable level and for small products, which
+ * the plain loops compute: they cannot apply the GELU as they read). */
+ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tensor *b1, acn_tensor *W2,
+                           acn_tensor *b2, int flags)
+{
+    acn_tensor *in[5];
+    acn__node *n;
+    int shape[ACN_MAX_DIMS], d, store_h;
+    char s1[64], s2[64], s3[64], s4[64], s5[64];
+    if (!ctx || ctx->status) return NULL;
+    if (!x || !W1 || !W2) {
+        acn__fail(ctx, ACN_ERR_ARG, "ffn: %s is NULL (only the biases may be)", !x ? "x" : !W1 ? "W1" : "W2");
+        return NULL;
+    }
+    if (x->ndim < 1 || W1->ndim != 2 || W2->ndim != 2 || x->shape[x->ndim - 1] != W1->shape[1] ||
+        W2->shape[1] != W1->shape[0] || (b1 && (b1->ndim != 1 || b1->shape[0] != W1->shape[0])) ||
+        (b2 && (b2->ndim != 1 || b2->shape[0] != W2->shape[0]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "ffn: x %s, W1 %s, b1 %s, W2 %s, b2 %s: need x (..., in), W1 (hidden, in), b1 (hidden), "
+                  "W2 (out, hidden), b2 (out) (the biases may be NULL)",
+                  ACN__SHAPE(x, s1), ACN__SHAPE(W1, s2), b1 ? ACN__SHAPE(b1, s3) : "NULL", ACN__SHAPE(W2, s4),
+                  b2 ? ACN__SHAPE(b2, s5) : "NULL");
+        return NULL;
+    }
+    in[0] = x; in[1] = W1; in[2] = b1; in[3] = W2; in[4] = b2;
+    for (d = 0; d < x->ndim - 1; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = W2->shape[0];
+    n = acn__node_new(ctx, ACN__OP_FFN, in, 5, x->ndim, shape, 0);
+    if (!n) return NULL;
+    /* (a product small enough for the plain loops stores it too, so that
+     * ACN_RECOMPUTE never changes the result) */
+    store_h = !(flags & ACN_RECOMPUTE) || !acn__gemm_fuses(ctx) ||
+              acn__gemm_small((int)(x->numel / (size_t)W1->shape[1]), W2->shape[0], W1->shape[0]);
+    n->iarg[0] = store_h;
+    if (!(n->aux = acn__alloc_floats(ctx, (size_t)(1 + store_h) * (x->numel / (size_t)W1->shape[1]) *
+                                              (size_t)W1->shape[0], "ffn")))
+        return NULL;
+    return acn__run(ctx, n);
+}
+/* z = x W1^T + b1, and h = GELU(z) as the product's epilogue when it is
+ * stored;  y = h W2^T + b2, or GELU(z) W2^T + b2 with the second product
+ * applying the GELU to each panel of z it reads.
+ *                    x (R, I), W1 (H, I), W2 (O, H) -> (R, O) */
+static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
+    int R = (int)(n->out->numel / (size_t)O);
+    float *z = (float *)n->aux, *h = n->iarg[0] ? z + (size_t)R * H : NULL;
+    const float *b1 = n->in[2] ? acn__val(ctx, n->in[2]) : NULL, *b2 = n->in[4] ? acn__val(ctx, n->in[4]) : NULL;
+    acn__gemm_bias(ctx, R, H, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, b1, z, h);
+    if (h) {
+        acn__gemm_bias(ctx, R, O, H, h, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL);
+    } else {
+        acn__gemm_gelu f;
+        f.a = 1; f.b = 0; f.dz = NULL;
+        acn__gemm_run(ctx, R, O, H, z, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL, 0, &f);
+    }
+}
+/* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue: dz is
+ *                         the only scratch, R x H from the gradient heap)
+ * dW2 += d^T h;  db2 += sum_r d[r, :]   (h not stored: B packed with the
+ *                                        GELU of z)
+ * dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz[r, :]  (as linear_gelu)     */
+static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
+    int R = (int)(n->out->numel / (size_t)O), fuses = acn__gemm_fuses(ctx);
+    float *gx = acn__g(n->in[0]), *gW1 = acn__g(n->in[1]), *gb1 = acn__g(n->in[2]);
+    float *gW2 = acn__g(n->in[3]), *gb2 = acn__g(n->in[4]), *dz, *scratch = NULL;
+    const float *z = (const float *)n->aux, *d = n->out->grad, *x = acn__val(ctx, n->in[0]);
+    const float *W1 = acn__val(ctx, n->in[1]), *W2 = acn__val(ctx, n->in[3]);
+    const float *h = n->iarg[0] ? z + (size_t)R * H : NULL;
+    size_t RH = (size_t)R * H, i;
+    acn__gemm_gelu f;
+    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, RH))) return;
+    f.a = 0; f.b = 0; f.dz = z;
+    if (fuses) {
+        acn__gemm_run(ctx, R, H, O, d, 0, W2, 0, NULL, dz, NULL, 0, &f);
+    } else { /* the portable loops: the product, then the GELU' pass */
+        acn__gemm(ctx, R, H, O, d, 0, W2, 0, dz, 0);
+        for (i = 0; i < RH; i++) dz[i] *= acn__dgelu1(z[i]);
+    }
+    if (gW2) {
+        if (h) {
+            acn__gemm(ctx, O, H, R, d, 1, h, 0, gW2, !acn__fresh(n->in[3]));
+        } else if (fuses) {
+            f.b = 1; f.dz = NULL;
+            acn__gemm_run(ctx, O, H, R, d, 1, z, 0, NULL, gW2, NULL, !acn__fresh(n->in[3]), &f);
+        } else { /* h not stored, and the level changed since forward: the GELU again, into scratch */
+            if (!(scratch = acn__galloc_raw(ctx, ctx->gheap, RH))) { acn__gfree(ctx->gheap, dz, RH); return; }
+            for (i = 0; i < RH; i++) scratch[i] = acn__gelu1(z[i]);
+            acn__gemm(ctx, O, H, R, d, 1, scratch, 0, gW2, !acn__fresh(n->in[3]));
+            acn__gfree(ctx->gheap, scratch, RH);
+        }
+    }
+    if (gb2) acn__colsums(ctx, d, (size_t)R, (size_t)O, acn__zeroed(n->in[4]));
+    if (gx) acn__gemm(ctx, R, I, H, dz, 0, W1, 0, gx, !acn__fresh(n->in[0]));
+    if (gW1) acn__gemm(ctx, H, I, R, dz, 1, x, 0, gW1, !acn__fresh(n->in[1]));
+    if (gb1) acn__colsums(ctx, dz, (size_t)R, (size_t)H, acn__zeroed(n->in[2]));
+    acn__gfree(ctx->gheap, dz, RH);
 }
 
 /* ---- GELU, ReLU, tanh --------------------------------------------------- */
@@ -3920,6 +4047,14 @@ typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const
 #ifdef ACN__X86
 #define ACN__AVX2 __attribute__((target("avx2,fma")))
 #define ACN__AVX512 __attribute__((target("avx512f")))
+/* For helpers that must equal the portable loops bit for bit: no fused
+ * multiply-adds, even where the compiler would contract a mul and an add
+ * (GCC does in C++, whose default is -ffp-contract=fast; AVX-512 implies FMA). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ACN__AVX512_NOFMA __attribute__((target("avx512f"), optimize("fp-contract=off")))
+#else
+#define ACN__AVX512_NOFMA ACN__AVX512
+#endif
 
 /* 6 x 16: twelve 8-float accumulators */
 #define ACN__LOAD256(i) c##i##0 = _mm256_loadu_ps(c + i * ldc); c##i##1 = _mm256_loadu_ps(c + i * ldc + 8);
@@ -4057,18 +4192,28 @@ ACN__AVX512 static void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
 /* out = x Phi(x) (dir 0), gx += d (Phi(x) + x phi(x)) (dir 1) or
  * gx = d (Phi(x) + x phi(x)) (dir 2), for i in [lo, hi); returns where it
  * stopped (a tail shorter than 16 is left). */
+/* The same over `rows` rows of n values, rows ldx, ldd and ldy apart in x,
+ * d and y (one call for a block of a matrix: the constants are set up
+ * once); returns how many values of each row it did (a multiple of 16). */
+ACN__AVX512 static size_t acn__gelu512_rows(int dir, int rows, size_t n, const float *x, size_t ldx, const float *d,
+                                            size_t ldd, float *y, size_t ldy)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, x += ldx, d = d ? d + ldd : NULL, y += ldy)
+        for (i = 0; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i), cdf, pdf;
+            acn__phi512(v, &cdf, &pdf);
+            if (dir == 1) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf),
+                                                                  _mm512_loadu_ps(y + i)));
+            else if (dir == 2) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf)));
+            else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
+        }
+    return n - n % 16;
+}
 ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
-    size_t i;
-    for (i = lo; i + 16 <= hi; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i), cdf, pdf;
-        acn__phi512(v, &cdf, &pdf);
-        if (dir == 1) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf),
-                                                              _mm512_loadu_ps(y + i)));
-        else if (dir == 2) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf)));
-        else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
-    }
-    return i;
+    return lo + acn__gelu512_rows(dir, 1, hi - lo, x + lo, 0, d ? d + lo : NULL, 0, y + lo, 0);
 }
 
 /* A panel of w <= 32 vectors, each contiguous along k and `outer` apart,
@@ -4175,8 +4320,8 @@ ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, 
  * gg[c] += sum_r d[r, c] ((x[r, c] - mean[r]) rstd[r]), with the operations
  * of the scalar loops. 32 columns at a time (two independent chains), the
  * last strip masked; returns hi. */
-ACN__AVX512 static size_t acn__colsum512(const float *d, const float *x, const float *mean, const float *rstd,
-                                         size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+ACN__AVX512_NOFMA static size_t acn__colsum512(const float *d, const float *x, const float *mean, const float *rstd,
+                                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
 {
     size_t c, r;
     for (c = lo; c < hi; c += 32) {
@@ -4302,18 +4447,25 @@ ACN__AVX2 static void acn__phi256(__m256 x, __m256 *cdf, __m256 *pdf) /* as acn_
     *cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
     *pdf = _mm256_mul_ps(_mm256_set1_ps(0.39894228f), e);
 }
+ACN__AVX2 static size_t acn__gelu256_rows(int dir, int rows, size_t n, const float *x, size_t ldx, const float *d,
+                                          size_t ldd, float *y, size_t ldy)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, x += ldx, d = d ? d + ldd : NULL, y += ldy)
+        for (i = 0; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), cdf, pdf;
+            acn__phi256(v, &cdf, &pdf);
+            if (dir == 1) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf),
+                                                                  _mm256_loadu_ps(y + i)));
+            else if (dir == 2) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf)));
+            else _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
+        }
+    return n - n % 8;
+}
 ACN__AVX2 static size_t acn__gelu256(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
-    size_t i;
-    for (i = lo; i + 8 <= hi; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i), cdf, pdf;
-        acn__phi256(v, &cdf, &pdf);
-        if (dir == 1) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf),
-                                                              _mm256_loadu_ps(y + i)));
-        else if (dir == 2) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(d + i), _mm256_fmadd_ps(v, pdf, cdf)));
-        else _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
-    }
-    return i;
+    return lo + acn__gelu256_rows(dir, 1, hi - lo, x + lo, 0, d ? d + lo : NULL, 0, y + lo, 0);
 }
 ACN__AVX2_NOFMA static size_t acn__fill256(float *y, float v, size_t n)
 {
@@ -4462,6 +4614,26 @@ static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, con
     (void)ctx; (void)d; (void)x; (void)mean; (void)rstd; (void)R; (void)C; (void)hi; (void)gg; (void)gb;
     return lo;
 }
+/* The exact GELU over a block of `rows` rows of n values, rows ldx, ldd and
+ * ldy apart in x, d and y: dir 0 y = GELU(x), dir 2 y = d GELU'(x) (d may
+ * be y). The SIMD code does what it can of each row, the scalar loops the
+ * rest. */
+static void acn__gelu_block(acn_ctx *ctx, int dir, int rows, size_t n, const float *x, size_t ldx, const float *d,
+                            size_t ldd, float *y, size_t ldy)
+{
+    size_t done = 0, i;
+    int r;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) done = acn__gelu512_rows(dir, rows, n, x, ldx, d, ldd, y, ldy);
+    else if (ctx->simd == ACN_SIMD_AVX2) done = acn__gelu256_rows(dir, rows, n, x, ldx, d, ldd, y, ldy);
+#endif
+    (void)ctx;
+    for (r = 0; r < rows; r++)
+        for (i = done; i < n; i++) {
+            float v = x[(size_t)r * ldx + i];
+            y[(size_t)r * ldy + i] = dir ? d[(size_t)r * ldd + i] * acn__dgelu1(v) : acn__gelu1(v);
+        }
+}
 /* The SIMD part of an exact-GELU range: returns the first index it left for
  * the scalar loop (lo when there is no SIMD GELU at this level). */
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
@@ -4502,6 +4674,9 @@ typedef struct acn__gemm_job {
     int accumulate;
     const float *bias;         /* (N) or NULL: C starts from it, not zero   */
     float *gelu_out;           /* (M, N) or NULL: GELU(C) after the last K  */
+    const float *dgelu_z;      /* (M, N) or NULL: C *= GELU'(z) after it    */
+    int a_gelu, b_gelu;        /* op(A) (op(B)) is GELU of what is stored:
+                                * rows contiguous, copied with the GELU     */
     acn_ctx *ctx;              /* its SIMD level (packing, the GELU)        */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
@@ -4554,6 +4729,31 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
         acn__pack_panel(nc - q < nr ? nc - q : nr, nr, kc, B + (size_t)q * bc, bc, br, dst, simd);
 }
 
+/* GELU while packing (acn_ffn: the hidden layer is never stored). The K
+ * blocks and column panels do not depend on the number of threads, so
+ * every value is computed by the same code (SIMD or scalar tail) whatever
+ * the split. */
+/* dst[i][0..kp) = GELU(src row i [0..kc)), zeros past kc; rows mm..mr-1 zero */
+static void acn__gelu_rows(acn_ctx *ctx, int mm, int mr, int kc, int kp, const float *src, size_t stride, float *dst)
+{
+    int i;
+    acn__gelu_block(ctx, 0, mm, (size_t)kc, src, stride, NULL, 0, dst, (size_t)kp);
+    for (i = 0; i < mr; i++)
+        memset(dst + (size_t)i * kp + (i < mm ? kc : 0), 0, (size_t)(i < mm ? kp - kc : kp) * sizeof(float));
+}
+/* Panels of nr columns of GELU(B)[0..kc, 0..nc], B's rows contiguous
+ * (stride br): dst[q][k][j], zero-padded, as acn__pack_b lays them out. */
+static void acn__pack_b_gelu(acn_ctx *ctx, int kc, int nc, int nr, const float *B, size_t br, float *dst)
+{
+    int q, k;
+    for (q = 0; q < nc; q += nr, dst += (size_t)nr * kc) {
+        int w = nc - q < nr ? nc - q : nr;
+        acn__gelu_block(ctx, 0, kc, (size_t)w, B + q, br, NULL, 0, dst, (size_t)nr);
+        if (w < nr)
+            for (k = 0; k < kc; k++) memset(dst + (size_t)k * nr + w, 0, (size_t)(nr - w) * sizeof(float));
+    }
+}
+
 /* C[0..M, 0..N] (ldc) (+)= op(A) op(B) for one thread's part. A is read in
  * place, but for a last row panel shorter than mr, which is packed with
  * zeros below it. B is packed block by block, except when its rows are
@@ -4564,24 +4764,34 @@ static void acn__pack_b(int kc, int nc, int nr, const float *B, size_t br, size_
  * zero, or from the bias row (bias, for this part's N columns). */
 #define ACN__B_INPLACE_ROWS 256
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
-                           float *C, float *E, size_t ldc, float *buf)
+                           float *C, float *E, const float *Z, size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MR_MAX * ACN__KC_MAX, *tile = pb + ACN__B_BLOCK;
-    int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS, jc, pc, jr, ir, i, j;
-    int ncw = ((N < ACN__NC ? N : ACN__NC) + nr - 1) / nr * nr;   /* the widest block's packed columns */
+    int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS && !g->b_gelu, jc, pc, jr, ir, i, j;
+    /* the K blocks follow the whole product's width, not this part's, so
+     * they do not depend on the number of threads */
+    int ncw = ((g->N < ACN__NC ? g->N : ACN__NC) + nr - 1) / nr * nr;
     int kcb = g->ac != 1 ? ACN__KC : (int)(ACN__B_BLOCK / (size_t)ncw) > ACN__KC_MAX ? ACN__KC_MAX
-                                                                                : (int)(ACN__B_BLOCK / (size_t)ncw);
+                                                                                : (int)(ACN__B_BLOCK / (size_t)ncw) / 16 * 16;
     for (jc = 0; jc < N; jc += ACN__NC) {
         int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
         for (pc = 0; pc < g->K; pc += kcb) {
             int kc = g->K - pc < kcb ? g->K - pc : kcb, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
-            if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->ctx->simd);
-            if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
+            if (g->b_gelu) acn__pack_b_gelu(g->ctx, kc, nc, nr, Bk, g->br, pb);
+            else if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->ctx->simd);
+            if (g->a_gelu) mfull = 0; /* every panel is copied, with the GELU */
+            else if (mfull < M) acn__pack_a(M - mfull, kc, mr, A + (size_t)mfull * g->ar + (size_t)pc * g->ac, g->ar, g->ac, pa);
             for (ir = 0; ir < M; ir += mr) {
                 const float *a = ir < mfull ? A + (size_t)ir * g->ar + (size_t)pc * g->ac : pa;
                 size_t rs = ir < mfull ? g->ar : 1, cs = ir < mfull ? g->ac : (size_t)mr;
                 int mm = M - ir < mr ? M - ir : mr;
+                if (g->a_gelu) { /* rows of GELU(A), each kc long (padded to 16), zeros below the last */
+                    int kp = (kc + 15) / 16 * 16;
+                    acn__gelu_rows(g->ctx, mm, mr, kc, kp, A + (size_t)ir * g->ar + (size_t)pc, g->ar, pa);
+                    rs = (size_t)kp;
+                    cs = 1;
+                }
                 for (jr = 0; jr < nc; jr += nr) {
                     float *c = C + (size_t)ir * ldc + jc + jr;
                     const float *b = jr < nin ? Bk + jr : pb + (size_t)(jr - nin) * kc;
@@ -4611,13 +4821,11 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
                     }
-                    if (E && pc + kc == g->K) /* the epilogue: GELU of the finished tile */
-                        for (i = 0; i < mm; i++) {
-                            float *e = E + (size_t)(ir + i) * ldc + jc + jr;
-                            const float *z = c + (size_t)i * ldc;
-                            for (j = (int)acn__gelu_fast(g->ctx, 0, z, NULL, e, 0, (size_t)nn); j < nn; j++)
-                                e[j] = acn__gelu1(z[j]);
-                        }
+                    if (pc + kc == g->K) { /* the epilogues, on the finished tile while it is in cache */
+                        size_t at = (size_t)ir * ldc + jc + jr;
+                        if (E) acn__gelu_block(g->ctx, 0, mm, (size_t)nn, c, ldc, NULL, 0, E + at, ldc); /* GELU(C) */
+                        if (Z) acn__gelu_block(g->ctx, 2, mm, (size_t)nn, Z + at, ldc, c, ldc, c, ldc);  /* C GELU'(z) */
+                    }
                 }
             }
         }
@@ -4636,12 +4844,13 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
         acn__share((size_t)g->M, (size_t)g->mr, part, parts, &lo, &hi);
         if (lo < hi)
             acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->bias, g->C + lo * (size_t)g->N,
-                           g->gelu_out ? g->gelu_out + lo * (size_t)g->N : NULL, (size_t)g->N, buf);
+                           g->gelu_out ? g->gelu_out + lo * (size_t)g->N : NULL,
+                           g->dgelu_z ? g->dgelu_z + lo * (size_t)g->N : NULL, (size_t)g->N, buf);
     } else {
         acn__share((size_t)g->N, (size_t)g->nr, part, parts, &lo, &hi);
         if (lo < hi)
             acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->bias ? g->bias + lo : NULL, g->C + lo,
-                           g->gelu_out ? g->gelu_out + lo : NULL, (size_t)g->N, buf);
+                           g->gelu_out ? g->gelu_out + lo : NULL, g->dgelu_z ? g->dgelu_z + lo : NULL, (size_t)g->N, buf);
     }
 }
 
@@ -4667,11 +4876,14 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
     g->packbuf = ctx->packbuf;
     g->ctx = ctx;
 }
+static int acn__gemm_fuses(const acn_ctx *ctx) { return ctx->simd != ACN_SIMD_PORTABLE; }
+static int acn__gemm_small(int M, int N, int K) { return (double)M * N * K < 16384.0 || K < 1; }
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
-                          const float *bias, float *C, float *gelu_out, int accumulate)
+                          const float *bias, float *C, float *gelu_out, int accumulate, const acn__gemm_gelu *fuse)
 {
     acn__gemm_job g;
-    if (ctx->simd == ACN_SIMD_PORTABLE || (double)M * N * K < 16384.0 || K < 1) {
+    if (fuse) ACN_ASSERT(acn__gemm_fuses(ctx) && (!fuse->a || !ta) && (!fuse->b || !tb));
+    if (!fuse && (ctx->simd == ACN_SIMD_PORTABLE || acn__gemm_small(M, N, K))) {
         size_t i, j;
         acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
         if (bias)
@@ -4687,6 +4899,11 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
                      tb ? (size_t)K : 1, C, accumulate);
     g.bias = bias;
     g.gelu_out = gelu_out;
+    if (fuse) {
+        g.a_gelu = fuse->a;
+        g.b_gelu = fuse->b;
+        g.dgelu_z = fuse->dz;
+    }
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
         double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
@@ -4700,12 +4917,12 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                       float *C, int accumulate)
 {
-    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, NULL, C, NULL, accumulate);
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, NULL, C, NULL, accumulate, NULL);
 }
 static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                            const float *bias, float *C, float *gelu_out)
 {
-    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, bias, C, gelu_out, 0);
+    acn__gemm_run(ctx, M, N, K, A, ta, B, tb, bias, C, gelu_out, 0, NULL);
 }
 
 static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float *A, size_t ar, size_t ac,
@@ -4724,7 +4941,7 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
     }
     acn__gemm_setup(ctx, &g, M, N, K, A, ar, ac, B, br, bc, C, accumulate);
     g.split_rows = 1;
-    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
+    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -4874,7 +5091,7 @@ static void acn__gfree(acn__gheap *h, float *p, size_t numel)
 /* The ops whose backward writes a fresh input gradient (see acn__fresh). */
 static int acn__writes_first(int op)
 {
-    return op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID;
+    return op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN;
 }
 
 ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout)
@@ -5770,8 +5987,8 @@ static acn_tensor *acn__mixer_tok(acn_ctx *ctx, const acn_mixer_block *b, acn_te
 /* ch(x): LN, Linear(D -> Dc), GELU, Linear(Dc -> D)       x (B, T, D) */
 static acn_tensor *acn__mixer_ch(acn_ctx *ctx, const acn_mixer_block *b, acn_tensor *x, int f)
 {
-    acn_tensor *h = acn_linear_gelu(ctx, acn__norm(ctx, x, &b->ch_ln, f), b->ch_fc1.weight, b->ch_fc1.bias, f);
-    return acn__lin(ctx, h, &b->ch_fc2);
+    return acn_ffn(ctx, acn__norm(ctx, x, &b->ch_ln, f), b->ch_fc1.weight, b->ch_fc1.bias, b->ch_fc2.weight,
+                   b->ch_fc2.bias, f);
 }
 /* Authors':  ACN, plain  u = ch(tok(x))
  *            residual    y1 = x + tok(x), u = y1 + ch(y1)
@@ -5950,7 +6167,7 @@ static acn_tensor *acn__vit_block(acn_ctx *ctx, const void *mv, int i, acn_tenso
     int f = m->cfg.recompute ? ACN_RECOMPUTE : 0;
     acn_tensor *h = acn__vit_attn(ctx, m, b, acn__norm(ctx, x, &b->ln1, f)), *o;
     if (residual) h = acn_add(ctx, x, h);
-    o = acn__lin(ctx, acn_linear_gelu(ctx, acn__norm(ctx, h, &b->ln2, f), b->fc1.weight, b->fc1.bias, f), &b->fc2);
+    o = acn_ffn(ctx, acn__norm(ctx, h, &b->ln2, f), b->fc1.weight, b->fc1.bias, b->fc2.weight, b->fc2.bias, f);
     return residual ? acn_add(ctx, h, o) : o;
 }
 /* logits = head(mean_t LN(y))                           y (B, T, D) -> (B, classes) */
@@ -6061,7 +6278,7 @@ static acn_tensor *acn__bert_block(acn_ctx *ctx, const void *rv, int i, acn_tens
     acn_tensor *h;
     a = acn_dropout(ctx, acn__lin(ctx, a, &b->o), p);
     a = acn__norm(ctx, residual ? acn_add(ctx, x, a) : a, &b->ln_a, f);
-    h = acn_dropout(ctx, acn__lin(ctx, acn_linear_gelu(ctx, a, b->fc1.weight, b->fc1.bias, f), &b->fc2), p);
+    h = acn_dropout(ctx, acn_ffn(ctx, a, b->fc1.weight, b->fc1.bias, b->fc2.weight, b->fc2.bias, f), p);
     return acn__norm(ctx, residual ? acn_add(ctx, a, h) : h, &b->ln_b, f);
 }
 /* MLM: decoder(LN(GELU(dense(y))))             y (B, T, D) -> (B, T, V)

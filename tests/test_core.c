@@ -516,6 +516,84 @@ static void test_attention_qkv(void)
     acn_reset(ctx);
 }
 
+/* acn_ffn against acn_linear(acn_linear_gelu(...)) (values and gradients,
+ * to rounding), with the hidden layer stored and recomputed (ACN_RECOMPUTE),
+ * at every SIMD level on one and two threads; at each level, recomputing
+ * and the thread count change no bit. Sizes are odd (tails everywhere) and
+ * large enough for the packed kernels: R = 111, in = 29, hidden = 45, out = 21. */
+static void ffn_run(int level, int threads, int flags, int reference, float *out, size_t *n_out, size_t *arena)
+{
+    acn_ctx *c;
+    acn_stats st;
+    int xs[3] = {3, 37, 29}, w1[2] = {45, 29}, w2[2] = {21, 45}, i, k;
+    acn_tensor *t[5], *y;
+    float *up;
+    size_t n = 0;
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "ffn: a context");
+    acn_set_simd(c, level);
+    acn_set_threads(c, threads);
+    t[0] = acn_new(c, 3, xs, ACN_F_GRAD);
+    t[1] = acn_new(c, 2, w1, ACN_F_GRAD); t[2] = acn_new(c, 1, w1, ACN_F_GRAD);
+    t[3] = acn_new(c, 2, w2, ACN_F_GRAD); t[4] = acn_new(c, 1, w2, ACN_F_GRAD);
+    for (k = 0; k < 5; k++)
+        for (i = 0; i < (int)t[k]->numel; i++)
+            t[k]->data[i] = (float)((i * (7 + 2 * k) + 3 * k) % 23 - 11) / (k == 0 ? 4.0f : 12.0f);
+    y = reference ? acn_linear(c, acn_linear_gelu(c, t[0], t[1], t[2], 0), t[3], t[4])
+                  : acn_ffn(c, t[0], t[1], t[2], t[3], t[4], flags);
+    CHECK(y && y->shape[0] == 3 && y->shape[1] == 37 && y->shape[2] == 21, "ffn: output shape (%s)", acn_error(c));
+    if (!y) { acn_ctx_free(c); return; }
+    acn_stats_get(c, &st);
+    *arena = st.arena_used;
+    up = (float *)malloc(y->numel * sizeof(float));
+    for (i = 0; i < (int)y->numel; i++) up[i] = (float)(i % 13) * 0.1f - 0.6f;
+    CHECK(acn_backward_with(c, y, up) == ACN_OK, "ffn: backward: %s", acn_error(c));
+    memcpy(out, y->data, y->numel * sizeof(float));
+    n = y->numel;
+    for (k = 0; k < 5; k++) {
+        memcpy(out + n, t[k]->grad, t[k]->numel * sizeof(float));
+        n += t[k]->numel;
+    }
+    *n_out = n;
+    free(up);
+    acn_ctx_free(c);
+}
+static void test_ffn(void)
+{
+    enum { MAXN = 8000 };
+    static float ref[MAXN], base[MAXN], got[MAXN];
+    size_t n = 0, m = 0, a0, a1;
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, flags;
+    acn_set_simd(ctx, best);
+    for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+        ffn_run(level, 1, 0, 1, ref, &n, &a0);
+        ffn_run(level, 1, 0, 0, base, &m, &a0);
+        CHECK(m == n && t_relerr(base, ref, n) < 1e-5, "ffn %s: differs from linear(linear_gelu) by %g",
+              acn_simd_name(level), m == n ? t_relerr(base, ref, n) : 1.0);
+        for (threads = 1; threads <= 2; threads++)
+            for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
+                ffn_run(level, threads, flags, 0, got, &m, &a1);
+                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "ffn %s, %d threads%s: the bits changed",
+                      acn_simd_name(level), threads, flags ? ", recomputed" : "");
+                /* recomputed, the hidden layer (111 x 45 floats) is not in the arena (but at the portable level) */
+                CHECK(flags && level != ACN_SIMD_PORTABLE ? a0 - a1 + 64 >= 111 * 45 * 4 && a0 - a1 <= 111 * 45 * 4 + 64
+                                                          : a0 == a1,
+                      "ffn %s%s: the forward used %zu bytes of arena, %zu without recompute", acn_simd_name(level),
+                      flags ? ", recomputed" : "", a1, a0);
+            }
+    }
+    { /* bad shapes and NULLs are refused with the reason */
+        int xs[2] = {4, 6}, w1[2] = {5, 7}, w2[2] = {3, 5};
+        acn_tensor *x = acn_new(ctx, 2, xs, 0), *W1 = acn_new(ctx, 2, w1, 0), *W2 = acn_new(ctx, 2, w2, 0);
+        CHECK(!acn_ffn(ctx, x, W1, NULL, W2, NULL, 0) && acn_status_of(ctx) == ACN_ERR_SHAPE &&
+              has(acn_error(ctx), "ffn: x (4, 6), W1 (5, 7), b1 NULL, W2 (3, 5)"), "ffn: a bad shape: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        CHECK(!acn_ffn(ctx, x, W1, NULL, NULL, NULL, 0) && acn_status_of(ctx) == ACN_ERR_ARG &&
+              has(acn_error(ctx), "W2 is NULL"), "ffn: a NULL weight: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        acn_reset(ctx);
+    }
+}
+
 /* The strided product on one thread (attention, linear_mid) against the
  * definition, on blocks inside larger arrays, at every SIMD level. */
 static void test_gemm_on(void)
@@ -1002,6 +1080,7 @@ int main(void)
     test_gemm_on();
     test_simd_elementwise();
     test_linear_mid();
+    test_ffn();
     test_recompute_small();
     test_attention_qkv();
     test_no_malloc();

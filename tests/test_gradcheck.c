@@ -11,7 +11,7 @@ static acn_rng R; /* shapes and values */
 
 /* The inputs of one case and its arguments, read by the build functions. */
 typedef struct G {
-    acn_tensor *x[4];
+    acn_tensor *x[5];
     int n, a[4];
     float f;
     int labels[512];
@@ -128,6 +128,21 @@ static acn_tensor *b_fresh(acn_ctx *c, void *u)
     parts[n++] = flat(c, y);
     parts[n++] = flat(c, acn_tanh(c, W)); /* newer: W's gradient is written before the product adds to it */
     return acn_concat(c, parts, n, 1);
+}
+/* The feed-forward op on x[0..4] = x, W1, b1, W2, b2 (flags: g->flags);
+ * with a[0], each input goes through tanh first, so the op's backward gets
+ * fresh (unwritten) gradients for all of them, and tanh(x) is also read by
+ * an older op that adds to its gradient after the op has written it. */
+static acn_tensor *b_ffn(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    acn_tensor *t[5], *parts[2];
+    int i;
+    for (i = 0; i < 5; i++) t[i] = g->a[0] ? acn_tanh(c, g->x[i]) : g->x[i];
+    if (!g->a[0]) return acn_ffn(c, t[0], t[1], t[2], t[3], t[4], g->flags);
+    parts[0] = flat(c, acn_tanh(c, t[0]));
+    parts[1] = flat(c, acn_ffn(c, t[0], t[1], t[2], t[3], t[4], g->flags));
+    return acn_concat(c, parts, 2, 1);
 }
 /* A recomputed LayerNorm read by a linear (forward and backward), and a
  * recomputed GELU read by the next linear's backward. */
@@ -358,6 +373,24 @@ int main(void)
                         xs[1], ws[0], g.a[1] ? "" : " no bias");
                 run(what, b_fresh, &g, g.a[1] ? 3 : 2);
             }
+        }
+        /* the feed-forward op: random small shapes, then sizes for the packed kernels (R 2 x 33,
+         * in 20, hidden 37, out 27), stored and recomputed, on leaves and on activations */
+        {
+            int xs[3], w1[2], w2[2], big, act;
+            for (big = 0; big < 2; big++)
+                for (act = 0; act < 2; act++) {
+                    xs[0] = big ? 2 : rdim(); xs[1] = big ? 33 : rdim(); xs[2] = big ? 20 : rdim();
+                    w1[0] = big ? 37 : rdim(); w1[1] = xs[2]; w2[0] = big ? 27 : rdim(); w2[1] = w1[0];
+                    g.x[0] = leaf(3, xs, 0); g.x[1] = leaf(2, w1, 0); g.x[2] = leaf(1, w1, 0);
+                    g.x[3] = leaf(2, w2, 0); g.x[4] = leaf(1, w2, 0);
+                    g.a[0] = act;
+                    g.flags = trial % 2 ? ACN_RECOMPUTE : 0;
+                    sprintf(what, "ffn%s%s%s trial %d", big ? " (packed sizes)" : "", act ? " on activations" : "",
+                            g.flags ? " recomputed" : "", trial);
+                    run(what, b_ffn, &g, 5);
+                }
+            g.flags = 0;
         }
         /* recomputed values read by a later op's backward */
         {
