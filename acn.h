@@ -3029,12 +3029,19 @@ static void acn__ln_bwd_cols(acn__node *n, size_t lo, size_t hi)
             if (gb) gb[c] += d[r * D + c];
         }
 }
+/* The same over strips [lo, hi) of 32 columns (the SIMD column sums' width,
+ * so no part leaves a strip half-masked). */
+static void acn__ln_bwd_strips(acn__node *n, size_t lo, size_t hi)
+{
+    size_t D = (size_t)n->out->shape[n->out->ndim - 1];
+    acn__ln_bwd_cols(n, 32 * lo, 32 * hi < D ? 32 * hi : D);
+}
 static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
 {
     size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D;
     if (acn__g(n->in[0])) acn__par(ctx, n, R, 4.0 * D * ACN__NS_ELEM, acn__ln_bwd_rows);
     if ((n->in[1] && acn__g(n->in[1])) || (n->in[2] && acn__g(n->in[2])))
-        acn__par(ctx, n, D, 2.0 * R * ACN__NS_ELEM, acn__ln_bwd_cols);
+        acn__par(ctx, n, (D + 31) / 32, 64.0 * R * ACN__NS_ELEM, acn__ln_bwd_strips);
 }
 
 /* ---- transpose ---------------------------------------------------------- */
@@ -4013,7 +4020,7 @@ static void acn__colsum_task(void *arg, int part, int parts, int tid)
     const acn__colsum_job *j = (const acn__colsum_job *)arg;
     size_t lo, hi, r, c;
     (void)tid;
-    acn__share(j->C, 16, part, parts, &lo, &hi);
+    acn__share(j->C, 32, part, parts, &lo, &hi); /* whole 32-column strips (acn__colsum512) */
     lo = acn__colsum_fast(j->ctx, j->src, NULL, NULL, NULL, j->R, j->C, lo, hi, NULL, j->out);
     for (r = 0; r < j->R; r++)
         for (c = lo; c < hi; c++) j->out[c] += j->src[r * j->C + c];
