@@ -4196,12 +4196,11 @@ ACN__AVX512 static void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
     *cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
     *pdf = _mm512_mul_ps(_mm512_set1_ps(0.39894228f), e);
 }
-/* out = x Phi(x) (dir 0), gx += d (Phi(x) + x phi(x)) (dir 1) or
- * gx = d (Phi(x) + x phi(x)) (dir 2), for i in [lo, hi); returns where it
- * stopped (a tail shorter than 16 is left). */
-/* The same over `rows` rows of n values, rows ldx, ldd and ldy apart in x,
- * d and y (one call for a block of a matrix: the constants are set up
- * once); returns how many values of each row it did (a multiple of 16). */
+/* y = x Phi(x) (dir 0), y += d (Phi(x) + x phi(x)) (dir 1) or
+ * y = d (Phi(x) + x phi(x)) (dir 2), over `rows` rows of n values, rows
+ * ldx, ldd and ldy apart in x, d and y (one call for a block of a matrix:
+ * the constants are set up once); returns how many values of each row it
+ * did (a multiple of 16: a shorter tail is left). */
 ACN__AVX512 static size_t acn__gelu512_rows(int dir, int rows, size_t n, const float *x, size_t ldx, const float *d,
                                             size_t ldd, float *y, size_t ldy)
 {
@@ -4218,6 +4217,7 @@ ACN__AVX512 static size_t acn__gelu512_rows(int dir, int rows, size_t n, const f
         }
     return n - n % 16;
 }
+/* The same over [lo, hi) of one row; returns where it stopped. */
 ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
     return lo + acn__gelu512_rows(dir, 1, hi - lo, x + lo, 0, d ? d + lo : NULL, 0, y + lo, 0);
