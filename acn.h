@@ -1551,8 +1551,10 @@ static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, in
  * a: op(A) is GELU of what A holds (A not transposed); b: op(B) is GELU of
  * what B holds (B not transposed); dz (M, N) or NULL: C *= GELU'(dz) once
  * finished. They need a SIMD level (acn__gemm_fuses); the plain loops
- * never see them. */
-typedef struct acn__gemm_gelu { int a, b; const float *dz; } acn__gemm_gelu;
+ * never see them. slope: z is kept as its slope GELU'(z), the one value
+ * the backward needs of it: with gelu_out, C = GELU'(C) once GELU(C) is
+ * written (at any level); with dz, dz holds the slopes: C *= dz. */
+typedef struct acn__gemm_gelu { int a, b; const float *dz; int slope; } acn__gemm_gelu;
 static int acn__gemm_fuses(const acn_ctx *ctx);
 static int acn__gemm_small(int M, int N, int K); /* the plain loops take it (unless fused) */
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
@@ -2443,7 +2445,9 @@ static void acn__lgelu_bwd(acn_ctx *ctx, acn__node *n)
 /* in = {x, W1, b1 or NULL, W2, b2 or NULL}; aux = z = x W1^T + b1 (R, H),
  * then h = GELU(z) (R, H) when it is stored (iarg[0] = 1: without
  * ACN_RECOMPUTE, or at the portable level and for small products, which
- * the plain loops compute: they cannot apply the GELU as they read). */
+ * the plain loops compute: they cannot apply the GELU as they read). With
+ * h stored, aux keeps GELU'(z) in place of z: all the backward needs of z,
+ * computed with GELU(z) from one evaluation of Phi and phi. */
 ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tensor *b1, acn_tensor *W2,
                            acn_tensor *b2, int flags)
 {
@@ -2481,9 +2485,9 @@ ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tens
         return NULL;
     return acn__run(ctx, n);
 }
-/* z = x W1^T + b1, and h = GELU(z) as the product's epilogue when it is
- * stored;  y = h W2^T + b2, or GELU(z) W2^T + b2 with the second product
- * applying the GELU to each panel of z it reads.
+/* z = x W1^T + b1, and h = GELU(z), z = GELU'(z) as the product's epilogue
+ * when h is stored;  y = h W2^T + b2, or GELU(z) W2^T + b2 with the second
+ * product applying the GELU to each panel of z it reads.
  *                    x (R, I), W1 (H, I), W2 (O, H) -> (R, O) */
 static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
 {
@@ -2491,17 +2495,20 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
     int R = (int)(n->out->numel / (size_t)O);
     float *z = (float *)n->aux, *h = n->iarg[0] ? z + (size_t)R * H : NULL;
     const float *b1 = n->in[2] ? acn__val(ctx, n->in[2]) : NULL, *b2 = n->in[4] ? acn__val(ctx, n->in[4]) : NULL;
-    acn__gemm_bias(ctx, R, H, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, b1, z, h);
+    acn__gemm_gelu s;
+    s.a = 0; s.b = 0; s.dz = NULL; s.slope = h != NULL;
+    acn__gemm_run(ctx, R, H, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, b1, z, h, 0, &s);
     if (h) {
         acn__gemm_bias(ctx, R, O, H, h, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL);
     } else {
         acn__gemm_gelu f;
-        f.a = 1; f.b = 0; f.dz = NULL;
+        f.a = 1; f.b = 0; f.dz = NULL; f.slope = 0;
         acn__gemm_run(ctx, R, O, H, z, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL, 0, &f);
     }
 }
 /* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue: dz is
- *                         the only scratch, R x H from the gradient heap)
+ *                         the only scratch, R x H from the gradient heap;
+ *                         GELU'(z) as kept when h is stored)
  * dW2 += d^T h;  db2 += sum_r d[r, :]   (h not stored: B packed with the
  *                                        GELU of z)
  * dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz[r, :]  (as linear_gelu)     */
@@ -2517,18 +2524,18 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
     size_t RH = (size_t)R * H, i;
     acn__gemm_gelu f;
     if (!(dz = acn__galloc_raw(ctx, ctx->gheap, RH))) return;
-    f.a = 0; f.b = 0; f.dz = z;
+    f.a = 0; f.b = 0; f.dz = z; f.slope = h != NULL; /* z holds GELU'(z) when h is stored */
     if (fuses) {
         acn__gemm_run(ctx, R, H, O, d, 0, W2, 0, NULL, dz, NULL, 0, &f);
     } else { /* the portable loops: the product, then the GELU' pass */
         acn__gemm(ctx, R, H, O, d, 0, W2, 0, dz, 0);
-        for (i = 0; i < RH; i++) dz[i] *= acn__dgelu1(z[i]);
+        for (i = 0; i < RH; i++) dz[i] *= h ? z[i] : acn__dgelu1(z[i]);
     }
     if (gW2) {
         if (h) {
             acn__gemm(ctx, O, H, R, d, 1, h, 0, gW2, !acn__fresh(n->in[3]));
         } else if (fuses) {
-            f.b = 1; f.dz = NULL;
+            f.b = 1; f.dz = NULL; f.slope = 0;
             acn__gemm_run(ctx, O, H, R, d, 1, z, 0, NULL, gW2, NULL, !acn__fresh(n->in[3]), &f);
         } else { /* h not stored, and the level changed since forward: the GELU again, into scratch */
             if (!(scratch = acn__galloc_raw(ctx, ctx->gheap, RH))) { acn__gfree(ctx->gheap, dz, RH); return; }
@@ -4054,6 +4061,9 @@ typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const
 #ifdef ACN__X86
 #define ACN__AVX2 __attribute__((target("avx2,fma")))
 #define ACN__AVX512 __attribute__((target("avx512f")))
+/* for the small vector helpers of the element-wise loops (a call per vector
+ * costs more than the helper) */
+#define ACN__INLINE __attribute__((always_inline)) inline
 /* For helpers that must equal the portable loops bit for bit: no fused
  * multiply-adds, even where the compiler would contract a mul and an add
  * (GCC does in C++, whose default is -ffp-contract=fast; AVX-512 implies FMA). */
@@ -4160,7 +4170,7 @@ ACN__AVX512 static void acn__uk_avx512_n16(int kc, const float *a, size_t rs, si
  * (|error| < 1.5e-7), whose exp(-z^2) also gives the normal density that
  * the backward needs; exp by range reduction to [-ln2/2, ln2/2], a degree-6
  * polynomial and scaling by 2^n. */
-ACN__AVX512 static __m512 acn__exp512(__m512 x)
+ACN__AVX512 static ACN__INLINE __m512 acn__exp512(__m512 x)
 {
     __m512 n, r, p;
     /* (the masked forms, with every lane selected, spare GCC's headers a
@@ -4180,10 +4190,14 @@ ACN__AVX512 static __m512 acn__exp512(__m512 x)
     return _mm512_mask_scalef_ps(p, 0xFFFF, p, n);
 }
 /* Phi(x) = (1 + erf(x / sqrt 2)) / 2 and phi(x) = exp(-x^2/2) / sqrt(2 pi) */
-ACN__AVX512 static void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
+ACN__AVX512 static ACN__INLINE void acn__phi512(__m512 x, __m512 *cdf, __m512 *pdf)
 {
-    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678f)), az = _mm512_abs_ps(z), t, p, e, erf;
-    t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678f)), az = _mm512_abs_ps(z), q, t, p, e, erf;
+    /* t = 1 / (1 + 0.3275911 |z|): the 14-bit reciprocal estimate and one
+     * Newton step, t (2 - q t), good to about 2^-27 (a division costs far more) */
+    q = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
+    t = _mm512_mask_rcp14_ps(q, 0xFFFF, q); /* (masked: see acn__exp512) */
+    t = _mm512_fmadd_ps(t, _mm512_fnmadd_ps(q, t, _mm512_set1_ps(1.0f)), t);
     p = _mm512_fmadd_ps(_mm512_set1_ps(1.061405429f), t, _mm512_set1_ps(-1.453152027f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
@@ -4215,6 +4229,33 @@ ACN__AVX512 static size_t acn__gelu512_rows(int dir, int rows, size_t n, const f
             else if (dir == 2) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(d + i), _mm512_fmadd_ps(v, pdf, cdf)));
             else _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
         }
+    return n - n % 16;
+}
+/* y = GELU(x), then x = GELU'(x), over `rows` rows of n values (acn_ffn's
+ * forward: the backward then needs only the slope); returns how many
+ * values of each row it did (a multiple of 16). */
+ACN__AVX512 static size_t acn__gelu512_pair(int rows, size_t n, float *x, size_t ldx, float *y, size_t ldy)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, x += ldx, y += ldy)
+        for (i = 0; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i), cdf, pdf;
+            acn__phi512(v, &cdf, &pdf);
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(v, cdf));
+            _mm512_storeu_ps(x + i, _mm512_fmadd_ps(v, pdf, cdf));
+        }
+    return n - n % 16;
+}
+/* c *= s over `rows` rows of n values (rows lds and ldc apart); returns
+ * how many values of each row it did (a multiple of 16). */
+ACN__AVX512 static size_t acn__mul512_rows(int rows, size_t n, const float *s, size_t lds, float *c, size_t ldc)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, s += lds, c += ldc)
+        for (i = 0; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(c + i, _mm512_mul_ps(_mm512_loadu_ps(c + i), _mm512_loadu_ps(s + i)));
     return n - n % 16;
 }
 /* The same over [lo, hi) of one row; returns where it stopped. */
@@ -4470,6 +4511,28 @@ ACN__AVX2 static size_t acn__gelu256_rows(int dir, int rows, size_t n, const flo
         }
     return n - n % 8;
 }
+ACN__AVX2 static size_t acn__gelu256_pair(int rows, size_t n, float *x, size_t ldx, float *y, size_t ldy)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, x += ldx, y += ldy)
+        for (i = 0; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), cdf, pdf;
+            acn__phi256(v, &cdf, &pdf);
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(v, cdf));
+            _mm256_storeu_ps(x + i, _mm256_fmadd_ps(v, pdf, cdf));
+        }
+    return n - n % 8;
+}
+ACN__AVX2 static size_t acn__mul256_rows(int rows, size_t n, const float *s, size_t lds, float *c, size_t ldc)
+{
+    size_t i = 0;
+    int r;
+    for (r = 0; r < rows; r++, s += lds, c += ldc)
+        for (i = 0; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(c + i, _mm256_mul_ps(_mm256_loadu_ps(c + i), _mm256_loadu_ps(s + i)));
+    return n - n % 8;
+}
 ACN__AVX2 static size_t acn__gelu256(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
     return lo + acn__gelu256_rows(dir, 1, hi - lo, x + lo, 0, d ? d + lo : NULL, 0, y + lo, 0);
@@ -4641,6 +4704,38 @@ static void acn__gelu_block(acn_ctx *ctx, int dir, int rows, size_t n, const flo
             y[(size_t)r * ldy + i] = dir ? d[(size_t)r * ldd + i] * acn__dgelu1(v) : acn__gelu1(v);
         }
 }
+/* y = GELU(x), then x = GELU'(x), over a block as acn__gelu_block's: the
+ * slope is what the backward multiplies by (dz = dh GELU'(z)), computed
+ * here with the same code that computes it there. */
+static void acn__gelu_pair_block(acn_ctx *ctx, int rows, size_t n, float *x, size_t ldx, float *y, size_t ldy)
+{
+    size_t done = 0, i;
+    int r;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) done = acn__gelu512_pair(rows, n, x, ldx, y, ldy);
+    else if (ctx->simd == ACN_SIMD_AVX2) done = acn__gelu256_pair(rows, n, x, ldx, y, ldy);
+#endif
+    (void)ctx;
+    for (r = 0; r < rows; r++)
+        for (i = done; i < n; i++) {
+            float v = x[(size_t)r * ldx + i];
+            y[(size_t)r * ldy + i] = acn__gelu1(v);
+            x[(size_t)r * ldx + i] = acn__dgelu1(v);
+        }
+}
+/* c *= s over a block of `rows` rows of n values, rows lds and ldc apart */
+static void acn__mul_block(acn_ctx *ctx, int rows, size_t n, const float *s, size_t lds, float *c, size_t ldc)
+{
+    size_t done = 0, i;
+    int r;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) done = acn__mul512_rows(rows, n, s, lds, c, ldc);
+    else if (ctx->simd == ACN_SIMD_AVX2) done = acn__mul256_rows(rows, n, s, lds, c, ldc);
+#endif
+    (void)ctx;
+    for (r = 0; r < rows; r++)
+        for (i = done; i < n; i++) c[(size_t)r * ldc + i] *= s[(size_t)r * lds + i];
+}
 /* The SIMD part of an exact-GELU range: returns the first index it left for
  * the scalar loop (lo when there is no SIMD GELU at this level). */
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
@@ -4684,6 +4779,8 @@ typedef struct acn__gemm_job {
     const float *dgelu_z;      /* (M, N) or NULL: C *= GELU'(z) after it    */
     int a_gelu, b_gelu;        /* op(A) (op(B)) is GELU of what is stored:
                                 * rows contiguous, copied with the GELU     */
+    int slope;                 /* with gelu_out: then C = GELU'(C); with
+                                * dgelu_z: it holds GELU'(z), C *= it       */
     acn_ctx *ctx;              /* its SIMD level (packing, the GELU)        */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
@@ -4830,8 +4927,11 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     }
                     if (pc + kc == g->K) { /* the epilogues, on the finished tile while it is in cache */
                         size_t at = (size_t)ir * ldc + jc + jr;
-                        if (E) acn__gelu_block(g->ctx, 0, mm, (size_t)nn, c, ldc, NULL, 0, E + at, ldc); /* GELU(C) */
-                        if (Z) acn__gelu_block(g->ctx, 2, mm, (size_t)nn, Z + at, ldc, c, ldc, c, ldc);  /* C GELU'(z) */
+                        if (E && g->slope) /* GELU(C), then C = GELU'(C) */
+                            acn__gelu_pair_block(g->ctx, mm, (size_t)nn, c, ldc, E + at, ldc);
+                        else if (E) acn__gelu_block(g->ctx, 0, mm, (size_t)nn, c, ldc, NULL, 0, E + at, ldc); /* GELU(C) */
+                        if (Z && g->slope) acn__mul_block(g->ctx, mm, (size_t)nn, Z + at, ldc, c, ldc); /* C GELU'(z), kept */
+                        else if (Z) acn__gelu_block(g->ctx, 2, mm, (size_t)nn, Z + at, ldc, c, ldc, c, ldc); /* C GELU'(z) */
                     }
                 }
             }
@@ -4889,14 +4989,17 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
                           const float *bias, float *C, float *gelu_out, int accumulate, const acn__gemm_gelu *fuse)
 {
     acn__gemm_job g;
-    if (fuse) ACN_ASSERT(acn__gemm_fuses(ctx) && (!fuse->a || !ta) && (!fuse->b || !tb));
-    if (!fuse && (ctx->simd == ACN_SIMD_PORTABLE || acn__gemm_small(M, N, K))) {
+    int packed = fuse && (fuse->a || fuse->b || fuse->dz), slope = fuse && fuse->slope;
+    if (packed) ACN_ASSERT(acn__gemm_fuses(ctx) && (!fuse->a || !ta) && (!fuse->b || !tb));
+    if (!packed && (ctx->simd == ACN_SIMD_PORTABLE || acn__gemm_small(M, N, K))) {
         size_t i, j;
         acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
         if (bias)
             for (i = 0; i < (size_t)M; i++)
                 for (j = 0; j < (size_t)N; j++) C[i * N + j] += bias[j];
-        if (gelu_out) /* row by row, as a recompute does it (acn__lgelu_fwd_rows) */
+        if (gelu_out && slope) /* row by row, each row's SIMD part and tail as the packed kernel's tiles */
+            acn__gelu_pair_block(ctx, M, (size_t)N, C, (size_t)N, gelu_out, (size_t)N);
+        else if (gelu_out) /* row by row, as a recompute does it (acn__lgelu_fwd_rows) */
             for (i = 0; i < (size_t)M; i++)
                 for (j = acn__gelu_fast(ctx, 0, C + i * N, NULL, gelu_out + i * N, 0, (size_t)N); j < (size_t)N; j++)
                     gelu_out[i * N + j] = acn__gelu1(C[i * N + j]);
@@ -4910,6 +5013,7 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
         g.a_gelu = fuse->a;
         g.b_gelu = fuse->b;
         g.dgelu_z = fuse->dz;
+        g.slope = fuse->slope;
     }
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
