@@ -1210,6 +1210,7 @@ static float *acn__alloc_floats(acn_ctx *ctx, size_t n, const char *what)
 ACNDEF void acn_reset(acn_ctx *ctx)
 {
     int s;
+    if (!ctx) return;
     ACN__POISON(acn__ablock(ctx), ctx->arena_used);
     ctx->arena_used = 0;
     ctx->tape = NULL;
@@ -1252,6 +1253,9 @@ ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
 
 ACNDEF void acn_stats_get(const acn_ctx *ctx, acn_stats *o)
 {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    if (!ctx) return;
     o->arena_used = ctx->arena_used;
     o->arena_peak = ctx->arena_peak;
     o->arena_bytes = ctx->arena_cap;
@@ -1453,6 +1457,7 @@ ACNDEF void acn_param_set_decay(acn_tensor *p, int on)
 static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums); /* "Optimizers" */
 ACNDEF void acn_zero_grad(acn_ctx *ctx)
 {
+    if (!ctx) return;
     acn__gblock_pass(ctx, 0, 0.0f, NULL);
 }
 
@@ -5543,7 +5548,7 @@ ACNDEF acn_status acn_init_kaiming_uniform(acn_ctx *ctx, acn_tensor *t, float a)
 ACNDEF acn_status acn_init_linear(acn_ctx *ctx, acn_tensor *W, acn_tensor *b)
 {
     double fi = 1.0, fo = 1.0, bound;
-    if (acn_init_kaiming_uniform(ctx, W, (float)sqrt(5.0))) return ctx->status;
+    if (acn_init_kaiming_uniform(ctx, W, (float)sqrt(5.0))) return acn_status_of(ctx);
     if (!b) return ACN_OK;
     acn__fans(ctx, W, "init_linear", &fi, &fo);
     bound = 1.0 / sqrt(fi);
@@ -5579,9 +5584,13 @@ static float *acn__opt_block(acn_ctx *ctx, size_t k, const char *who)
     memset(p, 0, k * ctx->param_used * sizeof(float));
     return p;
 }
-static int acn__opt_matches(acn_ctx *ctx, int n_params, const char *who)
+static int acn__opt_matches(acn_ctx *ctx, const void *opt, int n_params, const char *who)
 {
-    if (ctx->status) return -1;
+    if (!ctx || ctx->status) return -1;
+    if (!opt) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the optimizer is NULL (set it up with acn_%s_init after the model)", who, who);
+        return -1;
+    }
     if (ctx->n_params != n_params) {
         acn__fail(ctx, ACN_ERR_STATE,
                   "%s: the optimizer was made for %d parameters and the context now has %d; "
@@ -5594,7 +5603,11 @@ static int acn__opt_matches(acn_ctx *ctx, int n_params, const char *who)
 ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2, float eps,
                                  float weight_decay)
 {
-    if (!ctx || !opt) return ACN_ERR_ARG;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!opt) {
+        acn__fail(ctx, ACN_ERR_ARG, "adamw_init: the optimizer struct is NULL (pass the address of one)");
+        return acn_status_of(ctx);
+    }
     memset(opt, 0, sizeof *opt);
     if (ctx->status) return ctx->status;
     if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f) || !(eps >= 0.0f) ||
@@ -5650,7 +5663,7 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
 {
     acn__adamw_job j;
     double bc1, bc2;
-    if (acn__opt_matches(ctx, opt->n_params, "adamw")) return ctx->status;
+    if (acn__opt_matches(ctx, opt, opt ? opt->n_params : 0, "adamw")) return acn_status_of(ctx);
     opt->step++;
     bc1 = 1.0 - pow(opt->beta1, (double)opt->step);
     bc2 = 1.0 - pow(opt->beta2, (double)opt->step);
@@ -5672,7 +5685,11 @@ ACNDEF void acn_adamw_free(acn_adamw *opt)
 ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float dampening,
                                float weight_decay, int nesterov)
 {
-    if (!ctx || !opt) return ACN_ERR_ARG;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!opt) {
+        acn__fail(ctx, ACN_ERR_ARG, "sgd_init: the optimizer struct is NULL (pass the address of one)");
+        return acn_status_of(ctx);
+    }
     memset(opt, 0, sizeof *opt);
     if (ctx->status) return ctx->status;
     if (!(momentum >= 0.0f) || !(weight_decay >= 0.0f) || (nesterov && (momentum <= 0.0f || dampening != 0.0f))) {
@@ -5693,7 +5710,7 @@ ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float
 ACNDEF acn_status acn_sgd_step(acn_ctx *ctx, acn_sgd *opt, float lr)
 {
     int k;
-    if (acn__opt_matches(ctx, opt->n_params, "sgd")) return ctx->status;
+    if (acn__opt_matches(ctx, opt, opt ? opt->n_params : 0, "sgd")) return acn_status_of(ctx);
     for (k = 0; k < ctx->n_params; k++) {
         acn_tensor *p = &ctx->ptab[k];
         float *w = p->data, *g = p->grad, *buf = opt->buf ? opt->buf + p->offset : NULL;
@@ -5888,6 +5905,16 @@ typedef acn_tensor *(*acn__block_fn)(acn_ctx *ctx, const void *m, int i, acn_ten
 typedef acn_tensor *(*acn__head_fn)(acn_ctx *ctx, const void *m, acn_tensor *y);
 
 /* Check a forward's wiring and k (-1: all `depth` blocks). */
+/* A model's forward given no model: refused with the reason. */
+static int acn__model_ok(acn_ctx *ctx, const char *who, const void *model)
+{
+    if (!ctx || ctx->status) return -1;
+    if (!model) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the model is NULL (build it first with its _build function)", who);
+        return -1;
+    }
+    return 0;
+}
 static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int *k)
 {
     if (!ctx || ctx->status) return -1;
@@ -6005,7 +6032,7 @@ ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x
                                    acn_tensor **probes)
 {
     char sh[64];
-    if (acn__inputs_ok(ctx, "mlp_forward", &x, 1)) return NULL;
+    if (acn__model_ok(ctx, "mlp_forward", m) || acn__inputs_ok(ctx, "mlp_forward", &x, 1)) return NULL;
     if (acn__run_ok(ctx, "mlp_forward", m->cfg.wiring, m->cfg.depth, &k)) return NULL;
     if (x->ndim < 1 || x->shape[x->ndim - 1] != m->cfg.in) {
         acn__fail(ctx, ACN_ERR_SHAPE, "mlp_forward: x %s must end in the model's %d inputs",
@@ -6159,10 +6186,11 @@ static int acn__images_ok(acn_ctx *ctx, const char *who, const acn_tensor *x, in
 ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
                                      acn_tensor **probes)
 {
-    const acn_mixer_config *c = &m->cfg;
+    const acn_mixer_config *c;
     acn_tensor *x, *parts[2];
     int s[3];
-    if (acn__inputs_ok(ctx, "mixer_forward", &images, 1)) return NULL;
+    if (acn__model_ok(ctx, "mixer_forward", m) || acn__inputs_ok(ctx, "mixer_forward", &images, 1)) return NULL;
+    c = &m->cfg;
     if (acn__run_ok(ctx, "mixer_forward", c->wiring, c->depth, &k)) return NULL;
     if (acn__images_ok(ctx, "mixer_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
     x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch);   /* (B, N, D) */
@@ -6290,10 +6318,11 @@ static acn_tensor *acn__vit_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
 ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
                                    acn_tensor **probes)
 {
-    const acn_vit_config *c = &m->cfg;
+    const acn_vit_config *c;
     acn_tensor *pe;
     int s[2];
-    if (acn__inputs_ok(ctx, "vit_forward", &images, 1)) return NULL;
+    if (acn__model_ok(ctx, "vit_forward", m) || acn__inputs_ok(ctx, "vit_forward", &images, 1)) return NULL;
+    c = &m->cfg;
     if (acn__run_ok(ctx, "vit_forward", c->wiring, c->depth, &k)) return NULL;
     if (acn__images_ok(ctx, "vit_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
     s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
@@ -6419,11 +6448,12 @@ ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *
                                     const int *mask, int B, int T, int head, int k,
                                     acn_tensor **probes)
 {
-    const acn_bert_config *c = &m->cfg;
+    const acn_bert_config *c;
     acn__bert_run r;
     acn_tensor *x;
     int s[2], i, *pos;
-    if (!ctx || ctx->status) return NULL;
+    if (acn__model_ok(ctx, "bert_forward", m)) return NULL;
+    c = &m->cfg;
     if (acn__run_ok(ctx, "bert_forward", c->wiring, c->depth, &k)) return NULL;
     if (!tokens || B < 1 || T < 1 || T > c->max_pos || head < ACN_BERT_MLM || head > ACN_BERT_NONE) {
         acn__fail(ctx, ACN_ERR_ARG,

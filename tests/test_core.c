@@ -1066,6 +1066,55 @@ static void test_custom(void)
           x->grad[0], x->grad[1]);
 }
 
+/* NULL contexts and structs: no crash, and the reason where a context can
+ * hold one. */
+static void test_null_args(void)
+{
+    acn_ctx *c = NULL;
+    acn_stats st;
+    acn_adamw opt;
+    int xs[2] = {2, 64}, ws[2] = {3, 4};
+    acn_tensor *x, *W;
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "null args: a context");
+    acn_reset(NULL);
+    acn_zero_grad(NULL);
+    memset(&opt, 0, sizeof opt);
+    memset(&st, 0x5a, sizeof st);
+    acn_stats_get(NULL, &st);
+    CHECK(st.arena_used == 0 && st.n_params == 0 && st.tape_nodes == 0, "acn_stats_get(NULL): the stats are zeroed");
+    acn_stats_get(c, NULL);
+    W = acn_param(c, "w", 2, ws);
+    CHECK(acn_init_linear(NULL, W, NULL) == ACN_ERR_ARG, "acn_init_linear(NULL, ...) returns ACN_ERR_ARG");
+    CHECK(acn_adamw_step(NULL, &opt, 0.1f) == ACN_ERR_ARG, "acn_adamw_step(NULL, ...) returns ACN_ERR_ARG");
+    CHECK(acn_adamw_step(c, NULL, 0.1f) == ACN_ERR_ARG && has(acn_error(c), "adamw: the optimizer is NULL"),
+          "acn_adamw_step(ctx, NULL): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(acn_sgd_step(c, NULL, 0.1f) == ACN_ERR_ARG && has(acn_error(c), "sgd: the optimizer is NULL"),
+          "acn_sgd_step(ctx, NULL): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(acn_adamw_init(c, NULL, 0.9f, 0.999f, 1e-8f, 0.0f) == ACN_ERR_ARG &&
+          has(acn_error(c), "adamw_init: the optimizer struct is NULL"), "acn_adamw_init(ctx, NULL): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(acn_sgd_init(c, NULL, 0.9f, 0.0f, 0.0f, 0) == ACN_ERR_ARG &&
+          has(acn_error(c), "sgd_init: the optimizer struct is NULL"), "acn_sgd_init(ctx, NULL): %s", acn_error(c));
+    acn_clear_error(c);
+    x = acn_new(c, 2, xs, 0);
+    CHECK(!acn_mlp_forward(c, NULL, x, -1, NULL) && acn_status_of(c) == ACN_ERR_ARG &&
+          has(acn_error(c), "mlp_forward: the model is NULL"), "acn_mlp_forward(ctx, NULL, ...): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(!acn_mixer_forward(c, NULL, x, -1, NULL) && has(acn_error(c), "mixer_forward: the model is NULL"),
+          "acn_mixer_forward(ctx, NULL, ...): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(!acn_vit_forward(c, NULL, x, -1, NULL) && has(acn_error(c), "vit_forward: the model is NULL"),
+          "acn_vit_forward(ctx, NULL, ...): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(!acn_bert_forward(c, NULL, NULL, NULL, 1, 1, 0, -1, NULL) && has(acn_error(c), "bert_forward: the model is NULL"),
+          "acn_bert_forward(ctx, NULL, ...): %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(!acn_mlp_forward(NULL, NULL, NULL, -1, NULL), "acn_mlp_forward(NULL, NULL, ...) returns NULL");
+    acn_ctx_free(c);
+}
+
 int main(void)
 {
     if (acn_ctx_new(&ctx, NULL)) return 1;
@@ -1089,6 +1138,7 @@ int main(void)
     test_optim_sched();
     test_safetensors();
     test_custom();
+    test_null_args();
     acn_ctx_free(ctx);
     return t_done("core");
 }
