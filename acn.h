@@ -1284,9 +1284,14 @@ static int acn__set_shape(acn_ctx *ctx, acn_tensor *t, int ndim, const int *shap
 {
     int d;
     size_t n = 1;
-    if (ndim < 0 || ndim > ACN_MAX_DIMS || (ndim > 0 && !shape)) {
+    if (ndim < 0 || ndim > ACN_MAX_DIMS) {
         acn__fail(ctx, ACN_ERR_SHAPE, "%s: %d dimensions; acn.h tensors have 0 to %d", who, ndim,
                   ACN_MAX_DIMS);
+        return -1;
+    }
+    if (ndim > 0 && !shape) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the shape is NULL for %d dimensions (pass an array of %d sizes)", who,
+                  ndim, ndim);
         return -1;
     }
     for (d = 0; d < ACN_MAX_DIMS; d++) {
@@ -1294,6 +1299,11 @@ static int acn__set_shape(acn_ctx *ctx, acn_tensor *t, int ndim, const int *shap
         if (s <= 0) {
             acn__fail(ctx, ACN_ERR_SHAPE, "%s: dimension %d has size %d; sizes must be positive",
                       who, d, s);
+            return -1;
+        }
+        if (n > ((size_t)-1 / sizeof(float)) / (size_t)s) { /* the bytes of the product would not fit a size_t */
+            acn__fail(ctx, ACN_ERR_SHAPE, "%s: a shape of more elements than an address space holds (dimension %d "
+                      "of size %d overflows the count); use smaller sizes", who, d, s);
             return -1;
         }
         t->shape[d] = s;
@@ -1627,7 +1637,11 @@ static float *acn__val(acn_ctx *ctx, acn_tensor *t)
 
 ACNDEF float *acn_data(acn_ctx *ctx, acn_tensor *t)
 {
-    if (!ctx || !t) return NULL;
+    if (!ctx) return NULL;
+    if (!t) {
+        acn__fail(ctx, ACN_ERR_ARG, "data: the tensor is NULL (an op before it failed? see the error it set)");
+        return NULL;
+    }
     ctx->stamp++;
     return acn__val(ctx, t);
 }

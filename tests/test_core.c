@@ -1112,6 +1112,28 @@ static void test_null_args(void)
           "acn_bert_forward(ctx, NULL, ...): %s", acn_error(c));
     acn_clear_error(c);
     CHECK(!acn_mlp_forward(NULL, NULL, NULL, -1, NULL), "acn_mlp_forward(NULL, NULL, ...) returns NULL");
+    { /* shapes: NULL, too many dimensions, an element count that overflows */
+        int big[4] = {65536, 65536, 65536, 65536}, five[5] = {1, 1, 1, 1, 1};
+        CHECK(!acn_new(c, 2, NULL, 0) && acn_status_of(c) == ACN_ERR_ARG &&
+              has(acn_error(c), "the shape is NULL for 2 dimensions"), "acn_new with a NULL shape: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(!acn_new(c, 5, five, 0) && acn_status_of(c) == ACN_ERR_SHAPE &&
+              has(acn_error(c), "5 dimensions; acn.h tensors have 0 to 4"), "acn_new with 5 dimensions: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(!acn_new(c, 4, big, 0) && acn_status_of(c) == ACN_ERR_SHAPE &&
+              has(acn_error(c), "more elements than an address space holds"), "65536^4 elements: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(!acn_param(c, "big", 4, big) && acn_status_of(c) == ACN_ERR_SHAPE, "a 65536^4 parameter: %s",
+              acn_error(c));
+        acn_clear_error(c);
+        /* acn_data of NULL says so, and keeps an earlier op's error */
+        CHECK(!acn_data(c, NULL) && acn_status_of(c) == ACN_ERR_ARG && has(acn_error(c), "data: the tensor is NULL"),
+              "acn_data(ctx, NULL): %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(!acn_data(c, acn_new(c, 4, big, 0)) && has(acn_error(c), "more elements than"),
+              "acn_data after a failed op keeps its error: %s", acn_error(c));
+        acn_clear_error(c);
+    }
     acn_ctx_free(c);
 }
 
