@@ -15,7 +15,10 @@
  *
  *   A training step:
  *
- *       acn_ctx *ctx;  acn_ctx_new(&ctx, NULL);          // NULL: default sizes
+ *       acn_ctx *ctx;
+ *       char why[256];
+ *       if (acn_ctx_new_ex(&ctx, NULL, why, sizeof why))  // NULL: default sizes
+ *           { puts(why); return 1; }                     // why it failed
  *       int ws[2] = {16, 2};
  *       acn_tensor *W = acn_param(ctx, "fc.weight", 2, ws);
  *       ...                                              // init, optimizer
@@ -168,6 +171,7 @@ enum {
     ACN_F_TRANSIENT = 1 << 3  /* value recomputed on demand (ACN_RECOMPUTE) */
 };
 enum { ACN_DEVICE_CPU = 0, ACN_DEVICE_CUDA = 1 };
+typedef struct acn_ctx acn_ctx;
 
 /* A float32 tensor, contiguous and row-major. Parameters live in the
  * context's parameter block; every other tensor lives in the per-step arena
@@ -185,9 +189,13 @@ typedef struct acn_tensor {
     struct acn__node *node;    /* tape node that made it (NULL for leaves)    */
     size_t offset;             /* parameter: offset in the parameter block    */
     int slot;                  /* transient: scratch slot, -1 when evicted    */
+    /* private: set by acn.h, so that a tensor of another context, or one
+     * made before the last acn_reset or past an acn_mark_rewind, is refused
+     * (ACN_ERR_STATE) rather than read (see acn__live) */
+    acn_ctx *ctx;              /* the context that made it                    */
+    uintptr_t seal;            /* its address and context, mixed; 0: gone     */
+    struct acn_tensor *older;  /* arena: the tensor made before it            */
 } acn_tensor;
-
-typedef struct acn_ctx acn_ctx;
 
 typedef struct acn_ctx_config {
     size_t param_floats;  /* first capacity of the parameter block (floats);
@@ -204,10 +212,18 @@ typedef struct acn_stats {
     size_t persistent_bytes;   /* parameter + gradient blocks and table      */
     int n_params;              /* parameter tensors                          */
     size_t tape_nodes;         /* ops recorded since the last acn_reset      */
+    size_t backward_nodes;     /* tape nodes the last acn_backward visited   */
+    size_t backwards;          /* acn_backward calls since the last reset    */
 } acn_stats;
 
+#define ACN_ARENA_MIN 4096 /* the smallest arena_bytes a context accepts  */
 ACNDEF acn_ctx_config acn_ctx_defaults(void);
+/* A new context (cfg NULL: the defaults). On failure *out is NULL and the
+ * status says why in a word (ACN_ERR_ARG, ACN_ERR_NOMEM); acn_ctx_new_ex
+ * also writes the reason, a sentence, into why (why_cap bytes), since there
+ * is no context to keep it. */
 ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg);
+ACNDEF acn_status acn_ctx_new_ex(acn_ctx **out, const acn_ctx_config *cfg, char *why, size_t why_cap);
 ACNDEF void       acn_ctx_free(acn_ctx *ctx);
 ACNDEF void       acn_reset(acn_ctx *ctx);     /* empty arena and tape       */
 ACNDEF void       acn_stats_get(const acn_ctx *ctx, acn_stats *out);
@@ -215,6 +231,14 @@ ACNDEF void       acn_stats_get(const acn_ctx *ctx, acn_stats *out);
 ACNDEF acn_status  acn_status_of(const acn_ctx *ctx);
 ACNDEF const char *acn_error(const acn_ctx *ctx);  /* "" when no error        */
 ACNDEF void        acn_clear_error(acn_ctx *ctx);
+/* Set the context's error from your own code (a custom op's callback, a
+ * loader of your own), printf-style; the first error stays, as with acn.h's
+ * own. code is an ACN_ERR_*; ACN_OK is taken as ACN_ERR_ARG. */
+ACNDEF void        acn_set_error(acn_ctx *ctx, acn_status code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 ACNDEF const char *acn_status_name(acn_status s);  /* "ACN_ERR_SHAPE", ...    */
 
 /* Modes. no_grad: ops record nothing (evaluation). train: dropout active.
@@ -261,7 +285,7 @@ ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t);
 
 /* Arena marks: rewind the arena and the tape to an earlier point (everything
  * made after the mark is gone). Used by the gradient checker and eval loops. */
-typedef struct acn_mark { size_t arena_used; struct acn__node *tape; size_t tape_len; } acn_mark;
+typedef struct acn_mark { size_t arena_used; struct acn__node *tape; size_t tape_len; unsigned resets; } acn_mark;
 ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx);
 ACNDEF void     acn_mark_rewind(acn_ctx *ctx, acn_mark m);
 
@@ -367,7 +391,19 @@ ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x);
 
 /* A user-defined op. fwd fills out->data from the inputs' data; bwd adds
  * each input's gradient (in[i]->grad, NULL when not needed) from
- * out->grad. Both may run again (fwd when recomputing), so keep them pure. */
+ * out->grad. Both may run again (fwd when recomputing), so keep them pure.
+ * They get the context and return ACN_OK, or an error: the op (or the
+ * backward) then fails, with the message the callback set through
+ * acn_set_error, or else one naming the op and the code. */
+typedef acn_status (*acn_custom_fwd_ex)(acn_ctx *ctx, acn_tensor *const *in, int n_in, acn_tensor *out,
+                                        void *user);
+typedef acn_status (*acn_custom_bwd_ex)(acn_ctx *ctx, acn_tensor *const *in, int n_in, acn_tensor *out,
+                                        void *user);
+ACNDEF acn_tensor *acn_custom_ex(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
+                                 int ndim, const int *shape, acn_custom_fwd_ex fwd,
+                                 acn_custom_bwd_ex bwd, void *user);
+/* The older form, kept for its callers: callbacks without the context that
+ * cannot fail. */
 typedef void (*acn_custom_fwd)(acn_tensor *const *in, int n_in, acn_tensor *out, void *user);
 typedef void (*acn_custom_bwd)(acn_tensor *const *in, int n_in, acn_tensor *out, void *user);
 ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
@@ -514,9 +550,12 @@ typedef struct acn_ln { acn_tensor *weight, *bias; float eps; } acn_ln; /* nn.La
 /* Forward functions share one contract:
  *   k       blocks to run, 0..depth, or -1 for all: truncated inference, whose
  *           cost grows with k;
- *   probes  NULL, or an array of k+1 tensors that receives the head's output
- *           after 0, 1, ..., k blocks, all in the same pass (ACN: the head of
- *           the partial sum x_0 + ... + x_j; plain and residual: of x_j);
+ *   probes  NULL, or an array that receives the head's output after 0, 1,
+ *           ..., k blocks, all in the same pass (ACN: the head of the partial
+ *           sum x_0 + ... + x_j; plain and residual: of x_j);
+ *   n_probes  the length of probes; shorter than k + 1 is an error
+ *           (ACN_ERR_ARG). The forms without _ex and n_probes are kept for
+ *           older callers: they trust probes to hold k + 1 tensors;
  *   return  the head's output after k blocks (probes[k]), or NULL on error. */
 
 /* Deep MLP: x_0 = embed(x); block f(x) = LN(act(W x + b)) (LN optional);
@@ -544,6 +583,8 @@ typedef struct acn_mlp {
 ACNDEF acn_mlp_config acn_mlp_defaults(void); /* 64 -> 12 x 128 -> 10, GELU, LN */
 ACNDEF acn_status acn_mlp_build(acn_ctx *ctx, acn_mlp *m, const acn_mlp_config *cfg);
 /* x (B, in) -> logits (B, classes) */
+ACNDEF acn_tensor *acn_mlp_forward_ex(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
+                                      acn_tensor **probes, int n_probes);
 ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
                                    acn_tensor **probes);
 
@@ -584,6 +625,8 @@ typedef struct acn_mixer {
 ACNDEF acn_mixer_config acn_mixer_defaults(void);
 ACNDEF acn_status acn_mixer_build(acn_ctx *ctx, acn_mixer *m, const acn_mixer_config *cfg);
 /* images (B, C, H, W) -> logits (B, classes) */
+ACNDEF acn_tensor *acn_mixer_forward_ex(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
+                                        acn_tensor **probes, int n_probes);
 ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
                                      acn_tensor **probes);
 
@@ -616,6 +659,8 @@ typedef struct acn_vit {
 } acn_vit;
 ACNDEF acn_vit_config acn_vit_defaults(void);
 ACNDEF acn_status acn_vit_build(acn_ctx *ctx, acn_vit *m, const acn_vit_config *cfg);
+ACNDEF acn_tensor *acn_vit_forward_ex(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
+                                      acn_tensor **probes, int n_probes);
 ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
                                    acn_tensor **probes);
 /* The fixed position embedding, (gh * gw, D): for patch (r, c) and
@@ -656,6 +701,9 @@ ACNDEF acn_status acn_bert_build(acn_ctx *ctx, acn_bert *m, const acn_bert_confi
 /* tokens (B*T ids), mask (B*T: 1 real, 0 padding; NULL: all real) ->
  * ACN_BERT_MLM: logits (B, T, vocab); ACN_BERT_CLS: logits (B, classes);
  * ACN_BERT_NONE: y (B, T, width), what the heads read. */
+ACNDEF acn_tensor *acn_bert_forward_ex(acn_ctx *ctx, const acn_bert *m, const int *tokens,
+                                       const int *mask, int B, int T, int head, int k,
+                                       acn_tensor **probes, int n_probes);
 ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *tokens,
                                     const int *mask, int B, int T, int head, int k,
                                     acn_tensor **probes);
@@ -1033,6 +1081,15 @@ struct acn_ctx {
     size_t arena_cap, arena_used, arena_peak;
     acn__node *tape;           /* newest node                                */
     size_t tape_len;
+    acn_tensor *newest;        /* newest arena tensor (their ->older chain)  */
+    unsigned resets, rewinds;  /* counts: the arena's start alternates        */
+    size_t rewound_lo, rewound_hi; /* the span the last rewind freed (bytes) */
+    size_t backwards;          /* acn_backward calls since the last reset    */
+    size_t bwd_nodes;          /* nodes the last backward ran                */
+    /* the owner check: the thread inside a call, and a second one's call */
+    uintptr_t owner;           /* 0, or the calling thread (acn__enter)      */
+    int depth;                 /* nested calls of the owner                  */
+    const char *intruder;      /* what a second thread called meanwhile      */
     /* scratch slots for transient outputs (see acn__val) */
     float *slot[ACN__SLOTS];
     acn_tensor *slot_owner[ACN__SLOTS];
@@ -1072,6 +1129,44 @@ static void acn__fail(acn_ctx *ctx, acn_status code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The owner check. A context belongs to one thread at a time: the calls
+ * that change it (allocation, running an op, backward, reset, rewind, the
+ * optimizers) enter and leave it, and a call from a second thread that
+ * finds it entered fails without touching it (NULL or ACN_ERR_STATE); the
+ * context's error names that call when the first thread's call ends.
+ * Nested calls of the owner (a custom op's callback reading acn_data) are
+ * fine. Without the thread pool (ACN_NO_THREADS, or a compiler without
+ * GCC's atomics) nothing is checked. */
+#ifdef ACN__THREADS
+static __thread char acn__me; /* one per thread: its address names the thread */
+static int acn__enter(acn_ctx *ctx, const char *who)
+{
+    uintptr_t me = (uintptr_t)&acn__me, cur = 0;
+    if (__atomic_compare_exchange_n(&ctx->owner, &cur, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+        ctx->depth = 1;
+        return 0;
+    }
+    if (cur == me) { ctx->depth++; return 0; }
+    __atomic_store_n(&ctx->intruder, who, __ATOMIC_RELEASE); /* the owner reports it */
+    return -1;
+}
+static void acn__leave(acn_ctx *ctx)
+{
+    const char *who;
+    if (--ctx->depth > 0) return;
+    who = __atomic_exchange_n(&ctx->intruder, (const char *)NULL, __ATOMIC_ACQ_REL);
+    if (who)
+        acn__fail(ctx, ACN_ERR_STATE,
+                  "%s: called from a second thread while this context was busy in another; a context "
+                  "belongs to one thread at a time (give each thread its own context, or hand it over "
+                  "between calls)", who);
+    __atomic_store_n(&ctx->owner, (uintptr_t)0, __ATOMIC_RELEASE);
+}
+#else
+static int acn__enter(acn_ctx *ctx, const char *who) { (void)ctx; (void)who; return 0; }
+static void acn__leave(acn_ctx *ctx) { (void)ctx; }
+#endif
+
 /* "(64, 128)" into buf; a scalar is "()" */
 static const char *acn__shape_str(const acn_tensor *t, char *buf, size_t cap)
 {
@@ -1090,8 +1185,19 @@ ACNDEF const char *acn_error(const acn_ctx *ctx)
 {
     return !ctx ? "no context (acn_ctx_new failed or was not called)" : ctx->msg;
 }
+ACNDEF void acn_set_error(acn_ctx *ctx, acn_status code, const char *fmt, ...)
+{
+    va_list ap;
+    if (!ctx || ctx->status != ACN_OK) return;
+    ctx->status = code == ACN_OK ? ACN_ERR_ARG : code;
+    if (!fmt) { ctx->msg[0] = '\0'; return; }
+    va_start(ap, fmt);
+    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    va_end(ap);
+}
 ACNDEF void acn_clear_error(acn_ctx *ctx)
 {
+    if (!ctx) return;
     ctx->status = ACN_OK;
     ctx->msg[0] = '\0';
 }
@@ -1118,15 +1224,41 @@ ACNDEF acn_ctx_config acn_ctx_defaults(void)
 
 static size_t acn__round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
-ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg_in)
+/* A failed creation has no context to keep its message: it goes to why. */
+static acn_status acn__ctx_fail(char *why, size_t cap, acn_status code, const char *fmt, ...)
+{
+    va_list ap;
+    if (why && cap) {
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg) { return acn_ctx_new_ex(out, cfg, NULL, 0); }
+
+ACNDEF acn_status acn_ctx_new_ex(acn_ctx **out, const acn_ctx_config *cfg_in, char *why, size_t why_cap)
 {
     acn_ctx_config cfg = cfg_in ? *cfg_in : acn_ctx_defaults();
     acn_ctx *ctx;
-    if (!out) return ACN_ERR_ARG;
+    if (why && why_cap) why[0] = '\0';
+    if (!out) return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: out is NULL (pass the address of an acn_ctx *)");
     *out = NULL;
-    if (cfg.max_params <= 0 || cfg.arena_bytes < 4096) return ACN_ERR_ARG;
+    if (cfg.max_params <= 0)
+        return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: max_params is %d; it must be positive (the "
+                             "default is %d)", cfg.max_params, acn_ctx_defaults().max_params);
+    if (cfg.arena_bytes < ACN_ARENA_MIN)
+        return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: arena_bytes is %zu; the arena needs at least "
+                             "ACN_ARENA_MIN = %d bytes (the default is %zu)", cfg.arena_bytes, ACN_ARENA_MIN,
+                             acn_ctx_defaults().arena_bytes);
+    if (cfg.arena_bytes > ((size_t)-1) / 2 || cfg.param_floats > ((size_t)-1) / (2 * sizeof(float)) ||
+        (size_t)cfg.max_params > ((size_t)-1) / (2 * (sizeof(acn_tensor) + ACN_NAME_MAX)))
+        return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: the sizes asked for (arena_bytes %zu, "
+                             "param_floats %zu, max_params %d) overflow the address space", cfg.arena_bytes,
+                             cfg.param_floats, cfg.max_params);
     ctx = (acn_ctx *)ACN_MALLOC(sizeof *ctx);
-    if (!ctx) return ACN_ERR_NOMEM;
+    if (!ctx) return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the context itself");
     memset(ctx, 0, sizeof *ctx);
     ctx->param_cap = acn__round_up(cfg.param_floats, ACN__ALIGN / sizeof(float));
     ctx->max_params = cfg.max_params;
@@ -1139,13 +1271,15 @@ ACNDEF acn_status acn_ctx_new(acn_ctx **out, const acn_ctx_config *cfg_in)
     ctx->arena = (unsigned char *)ACN_MALLOC(ctx->arena_cap + ACN__ALIGN);
     if (!ctx->params || !ctx->grads || !ctx->ptab || !ctx->pnames || !ctx->arena) {
         acn_ctx_free(ctx);
-        return ACN_ERR_NOMEM;
+        return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the arena (%zu bytes) or "
+                             "the parameter blocks (2 x %zu floats, %d tensors); ask for less in acn_ctx_config",
+                             cfg.arena_bytes, cfg.param_floats, cfg.max_params);
     }
     ctx->train = 1;
     acn_rng_seed(&ctx->rng, cfg.seed);
     if (acn__fast_init(ctx)) {
         acn_ctx_free(ctx);
-        return ACN_ERR_NOMEM;
+        return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the thread pool's buffers");
     }
     ACN__POISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
     ACN__POISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN); /* until carved */
@@ -1189,17 +1323,27 @@ static void *acn__alloc(acn_ctx *ctx, size_t bytes, const char *what)
 {
     size_t need = acn__round_up(bytes ? bytes : 1, ACN__ALIGN) + ACN__REDZONE;
     unsigned char *p;
+    if (acn__enter(ctx, what)) return NULL;
     if (need > ctx->arena_cap - ctx->arena_used) {
-        acn__fail(ctx, ACN_ERR_ARENA,
-                  "%s: the arena is full (%zu bytes needed, %zu of %zu free); create the "
-                  "context with a larger acn_ctx_config.arena_bytes, or use a smaller batch",
-                  what, need, ctx->arena_cap - ctx->arena_used, ctx->arena_cap);
+        if (ctx->backwards > 1) /* the likely cause: no acn_reset between steps */
+            acn__fail(ctx, ACN_ERR_ARENA,
+                      "%s: the arena is full (%zu bytes needed, %zu of %zu free) after %zu backward passes "
+                      "since the last acn_reset: every earlier step's tape and activations are still held; "
+                      "call acn_reset(ctx) once per step (after the optimizer step)",
+                      what, need, ctx->arena_cap - ctx->arena_used, ctx->arena_cap, ctx->backwards);
+        else
+            acn__fail(ctx, ACN_ERR_ARENA,
+                      "%s: the arena is full (%zu bytes needed, %zu of %zu free); create the "
+                      "context with a larger acn_ctx_config.arena_bytes, or use a smaller batch",
+                      what, need, ctx->arena_cap - ctx->arena_used, ctx->arena_cap);
+        acn__leave(ctx);
         return NULL;
     }
     p = acn__ablock(ctx) + ctx->arena_used;
     ctx->arena_used += need;
     if (ctx->arena_used > ctx->arena_peak) ctx->arena_peak = ctx->arena_used;
     ACN__UNPOISON(p, bytes);
+    acn__leave(ctx);
     return p;
 }
 static float *acn__alloc_floats(acn_ctx *ctx, size_t n, const char *what)
@@ -1207,34 +1351,75 @@ static float *acn__alloc_floats(acn_ctx *ctx, size_t n, const char *what)
     return (float *)acn__alloc(ctx, n * sizeof(float), what);
 }
 
+/* Tensors that are gone. Every arena tensor carries a seal (its address
+ * mixed with its context's), and the arena's tensors are chained newest
+ * first; acn_reset and acn_mark_rewind break the seals of the tensors they
+ * free, and acn__live refuses a tensor whose seal is broken, or which lies
+ * outside the arena's used part. An address can be reused, so a freed
+ * tensor could be mistaken for a new one at the same place: to prevent
+ * that for the common case (the previous step's tensors, the previous
+ * pass of an evaluation loop), each reset and each rewind starts the arena
+ * 64 bytes away from where the one before started. Every tensor header
+ * takes 128 bytes or more, so a step laid out as the one before never puts
+ * a header where a header of that step was. */
+static uintptr_t acn__seal_of(const acn_ctx *ctx, const acn_tensor *t)
+{
+    return ((uintptr_t)t ^ ((uintptr_t)ctx * (uintptr_t)0x9E3779B1u) ^ (uintptr_t)0x5AC3u) | 1u;
+}
+static void acn__unseal_from(acn_ctx *ctx, const unsigned char *cut) /* tensors at cut or above */
+{
+    acn_tensor *t = ctx->newest;
+    while (t && (const unsigned char *)t >= cut) {
+        acn_tensor *next = t->older;
+        t->seal = 0;
+        t = next;
+    }
+    ctx->newest = t;
+}
+
 ACNDEF void acn_reset(acn_ctx *ctx)
 {
     int s;
-    if (!ctx) return;
+    if (!ctx || acn__enter(ctx, "reset")) return;
+    acn__unseal_from(ctx, acn__ablock(ctx));
     ACN__POISON(acn__ablock(ctx), ctx->arena_used);
-    ctx->arena_used = 0;
+    ctx->arena_used = (ctx->resets++ & 1u) ? 0 : ACN__ALIGN; /* see acn__seal_of */
+    ctx->rewound_lo = ctx->rewound_hi = 0;
+    ctx->backwards = 0;
     ctx->tape = NULL;
     ctx->tape_len = 0;
     for (s = 0; s < ACN__SLOTS; s++) {
         ctx->slot[s] = NULL;
         ctx->slot_owner[s] = NULL;
     }
+    acn__leave(ctx);
 }
 
 ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx)
 {
     acn_mark m;
+    memset(&m, 0, sizeof m);
+    if (!ctx) return m;
     m.arena_used = ctx->arena_used;
     m.tape = ctx->tape;
     m.tape_len = ctx->tape_len;
+    m.resets = ctx->resets;
     return m;
 }
 
 ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
 {
-    unsigned char *cut = acn__ablock(ctx) + m.arena_used;
+    unsigned char *cut;
     int s;
-    if (m.arena_used > ctx->arena_used) return; /* a mark from a later point */
+    if (!ctx) return;
+    if (m.resets != ctx->resets || m.arena_used > ctx->arena_used) {
+        acn__fail(ctx, ACN_ERR_STATE, "mark_rewind: the mark was taken %s; take marks in the step that "
+                  "rewinds to them", m.resets != ctx->resets ? "before the last acn_reset" : "after this point");
+        return;
+    }
+    if (acn__enter(ctx, "mark_rewind")) return;
+    cut = acn__ablock(ctx) + m.arena_used;
+    acn__unseal_from(ctx, cut);
     /* Slots owned by tensors made after the mark forget them; slots carved
      * after the mark are gone, and their (older) owners are evicted. */
     for (s = 0; s < ACN__SLOTS; s++) {
@@ -1246,9 +1431,15 @@ ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
         }
     }
     ACN__POISON(acn__ablock(ctx) + m.arena_used, ctx->arena_used - m.arena_used);
-    ctx->arena_used = m.arena_used;
+    if (ctx->arena_used > m.arena_used) { /* what the message of acn__live calls "past a rewind" */
+        ctx->rewound_lo = m.arena_used;
+        ctx->rewound_hi = ctx->arena_used;
+    }
+    /* the next pass starts 64 bytes away (see acn__seal_of), room allowing */
+    ctx->arena_used = m.arena_used + ((ctx->rewinds++ & 1u) || ctx->arena_cap - m.arena_used < ACN__ALIGN ? 0 : ACN__ALIGN);
     ctx->tape = m.tape;
     ctx->tape_len = m.tape_len;
+    acn__leave(ctx);
 }
 
 ACNDEF void acn_stats_get(const acn_ctx *ctx, acn_stats *o)
@@ -1265,13 +1456,32 @@ ACNDEF void acn_stats_get(const acn_ctx *ctx, acn_stats *o)
                           (size_t)ctx->max_params * (sizeof(acn_tensor) + ACN_NAME_MAX);
     o->n_params = ctx->n_params;
     o->tape_nodes = ctx->tape_len;
+    o->backward_nodes = ctx->bwd_nodes;
+    o->backwards = ctx->backwards;
 }
 
-ACNDEF int acn_set_no_grad(acn_ctx *ctx, int on) { int o = ctx->no_grad; ctx->no_grad = !!on; return o; }
-ACNDEF int acn_set_train(acn_ctx *ctx, int on) { int o = ctx->train; ctx->train = !!on; return o; }
+/* (a NULL context: nothing to set, 0 returned) */
+ACNDEF int acn_set_no_grad(acn_ctx *ctx, int on)
+{
+    int o;
+    if (!ctx) return 0;
+    o = ctx->no_grad;
+    ctx->no_grad = !!on;
+    return o;
+}
+ACNDEF int acn_set_train(acn_ctx *ctx, int on)
+{
+    int o;
+    if (!ctx) return 0;
+    o = ctx->train;
+    ctx->train = !!on;
+    return o;
+}
 ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on)
 {
-    int o = ctx->check_finite;
+    int o;
+    if (!ctx) return 0;
+    o = ctx->check_finite;
     ctx->check_finite = !!on;
     return o;
 }
@@ -1326,7 +1536,51 @@ static acn_tensor *acn__header(acn_ctx *ctx, int ndim, const int *shape, const c
     t->name = who;
     t->slot = -1;
     t->device = ACN_DEVICE_CPU;
+    t->ctx = ctx;
+    t->seal = acn__seal_of(ctx, t);
+    t->older = ctx->newest;
+    ctx->newest = t;
     return t;
+}
+
+/* 0 when t is a tensor of this context that is still alive: a parameter of
+ * its table, or an arena tensor with its seal intact (see acn__seal_of);
+ * else ACN_ERR_STATE, saying which of the three it is. Nothing outside
+ * this context's own memory is read. */
+static int acn__poisoned(const void *p, size_t n)
+{
+#ifdef ACN__ASAN
+    return __asan_region_is_poisoned((void *)(uintptr_t)p, n) != NULL;
+#else
+    (void)p; (void)n;
+    return 0;
+#endif
+}
+static int acn__live(acn_ctx *ctx, const acn_tensor *t, const char *who, int index)
+{
+    const unsigned char *a = (const unsigned char *)t, *base = acn__ablock(ctx);
+    const unsigned char *ptab = (const unsigned char *)ctx->ptab;
+    size_t off;
+    if (a >= ptab && a < ptab + (size_t)ctx->n_params * sizeof(acn_tensor) &&
+        (size_t)(a - ptab) % sizeof(acn_tensor) == 0)
+        return 0; /* a parameter: alive as long as the context */
+    if (a >= base && a < base + ctx->arena_cap) {
+        off = (size_t)(a - base);
+        if (off + sizeof *t <= ctx->arena_used && off % ACN__ALIGN == 0 && !acn__poisoned(t, sizeof *t) &&
+            t->seal == acn__seal_of(ctx, t))
+            return 0;
+        if (off >= ctx->rewound_lo && off < ctx->rewound_hi)
+            acn__fail(ctx, ACN_ERR_STATE, "%s: input %d was made after an acn_mark and is gone since "
+                      "acn_mark_rewind went back to it; make it again after the rewind", who, index);
+        else
+            acn__fail(ctx, ACN_ERR_STATE, "%s: input %d was made before the last acn_reset and is gone "
+                      "(the arena holds one step); make it again in this step, or copy the values out "
+                      "before the reset", who, index);
+        return -1;
+    }
+    acn__fail(ctx, ACN_ERR_STATE, "%s: input %d is not a tensor of this context: it belongs to another "
+              "context (ops combine tensors of one context only), or its context was freed", who, index);
+    return -1;
 }
 
 ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags)
@@ -1429,6 +1683,8 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
     t->device = ACN_DEVICE_CPU;
     t->offset = off;
     t->slot = -1;
+    t->ctx = ctx;
+    t->seal = acn__seal_of(ctx, t);
     t->data = acn__pblock(ctx) + off;
     t->grad = acn__gblock(ctx) + off;
     /* the view and its alignment padding (zeroed by acn_zero_grad's memset) */
@@ -1443,32 +1699,35 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
 ACNDEF acn_tensor *acn_param_find(acn_ctx *ctx, const char *name)
 {
     int i;
+    if (!ctx || !name) return NULL;
     for (i = 0; i < ctx->n_params; i++)
         if (!strcmp(ctx->ptab[i].name, name)) return &ctx->ptab[i];
     return NULL;
 }
 ACNDEF acn_tensor *acn_params(acn_ctx *ctx, int *count)
 {
-    if (count) *count = ctx->n_params;
-    return ctx->ptab;
+    if (count) *count = ctx ? ctx->n_params : 0;
+    return ctx ? ctx->ptab : NULL;
 }
 ACNDEF size_t acn_param_numel(const acn_ctx *ctx)
 {
     size_t n = 0;
     int i;
-    for (i = 0; i < ctx->n_params; i++) n += ctx->ptab[i].numel;
+    for (i = 0; ctx && i < ctx->n_params; i++) n += ctx->ptab[i].numel;
     return n;
 }
 ACNDEF void acn_param_set_decay(acn_tensor *p, int on)
 {
+    if (!p) return;
     if (on) p->flags &= ~ACN_F_NODECAY;
     else p->flags |= ACN_F_NODECAY;
 }
 static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums); /* "Optimizers" */
 ACNDEF void acn_zero_grad(acn_ctx *ctx)
 {
-    if (!ctx) return;
+    if (!ctx || acn__enter(ctx, "zero_grad")) return;
     acn__gblock_pass(ctx, 0, 0.0f, NULL);
+    acn__leave(ctx);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1637,13 +1896,17 @@ static float *acn__val(acn_ctx *ctx, acn_tensor *t)
 
 ACNDEF float *acn_data(acn_ctx *ctx, acn_tensor *t)
 {
+    float *v;
     if (!ctx) return NULL;
     if (!t) {
         acn__fail(ctx, ACN_ERR_ARG, "data: the tensor is NULL (an op before it failed? see the error it set)");
         return NULL;
     }
+    if (acn__live(ctx, t, "data", 0) || acn__enter(ctx, "data")) return NULL;
     ctx->stamp++;
-    return acn__val(ctx, t);
+    v = acn__val(ctx, t);
+    acn__leave(ctx);
+    return v;
 }
 
 /* Make the values a kernel of node n reads available (the inputs, and for
@@ -1690,12 +1953,19 @@ static int acn__inputs_ok(acn_ctx *ctx, const char *op, acn_tensor *const *in, i
     int i;
     if (!ctx) return -1;
     if (ctx->status) return -1;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (!in[i]) {
             acn__fail(ctx, ACN_ERR_ARG, "%s: input %d is NULL", op, i);
             return -1;
         }
+        if (acn__live(ctx, in[i], op, i)) return -1;
+    }
     return 0;
+}
+/* The same for an optional input (a bias, a mask): NULL is fine. */
+static int acn__optional_ok(acn_ctx *ctx, const char *op, const acn_tensor *t, int index)
+{
+    return t ? acn__live(ctx, t, op, index) : 0;
 }
 
 /* A node for `op` on inputs in[0..n_in-1] (entries may be NULL for optional
@@ -1708,6 +1978,8 @@ static acn__node *acn__node_new(acn_ctx *ctx, int op, acn_tensor *const *in, int
     acn_tensor *out;
     int i, grad = 0, transient_in = 0;
     const char *name = acn__op_name(op);
+    for (i = 0; i < n_in; i++) /* the optional inputs too */
+        if (acn__optional_ok(ctx, name, in[i], i)) return NULL;
     for (i = 0; i < n_in; i++)
         if (in[i]) {
             int k, again = 0; /* a tensor given twice takes one slot */
@@ -1769,20 +2041,20 @@ static int acn__finite(acn_ctx *ctx, const float *p, size_t n, const char *op, c
 static acn_tensor *acn__run(acn_ctx *ctx, acn__node *n)
 {
     acn_tensor *out;
-    if (!n) return NULL;
+    if (!n || acn__enter(ctx, acn__op_name(n->op))) return NULL;
     out = n->out;
-    if (acn__ready(ctx, n, 0)) return NULL;
-    if (out->flags & ACN_F_TRANSIENT) acn__val(ctx, out);
+    if (acn__ready(ctx, n, 0)) out = NULL;
+    else if (out->flags & ACN_F_TRANSIENT) acn__val(ctx, out);
     else acn__forward(ctx, n);
-    if (ctx->status) return NULL;
-    if (ctx->check_finite && acn__finite(ctx, out->data, out->numel, acn__op_name(n->op), "output", out))
-        return NULL;
-    if (out->flags & ACN_F_GRAD) {
+    if (out && !ctx->status && ctx->check_finite)
+        acn__finite(ctx, out->data, out->numel, acn__op_name(n->op), "output", out);
+    if (out && !ctx->status && (out->flags & ACN_F_GRAD)) {
         n->prev = ctx->tape;
         ctx->tape = n;
         ctx->tape_len++;
     }
-    return out;
+    acn__leave(ctx);
+    return ctx->status ? NULL : out;
 }
 
 /* Negative axes count from the end; -1 when out of range (with an error). */
@@ -2222,7 +2494,7 @@ ACNDEF acn_tensor *acn_linear(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_te
     in[0] = x;
     in[1] = W;
     in[2] = b;
-    if (acn__inputs_ok(ctx, "linear", in, 2)) return NULL;
+    if (acn__inputs_ok(ctx, "linear", in, 2) || acn__optional_ok(ctx, "linear", b, 2)) return NULL;
     if (x->ndim < 1 || W->ndim != 2 || x->shape[x->ndim - 1] != W->shape[1] ||
         (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
         acn__fail(ctx, ACN_ERR_SHAPE,
@@ -2264,7 +2536,7 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
     in[0] = x;
     in[1] = W;
     in[2] = b;
-    if (acn__inputs_ok(ctx, "linear_mid", in, 2)) return NULL;
+    if (acn__inputs_ok(ctx, "linear_mid", in, 2) || acn__optional_ok(ctx, "linear_mid", b, 2)) return NULL;
     if (x->ndim != 3 || W->ndim != 2 || x->shape[1] != W->shape[1] ||
         (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
         acn__fail(ctx, ACN_ERR_SHAPE,
@@ -2393,7 +2665,7 @@ ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, a
     in[0] = x;
     in[1] = W;
     in[2] = b;
-    if (acn__inputs_ok(ctx, "linear_gelu", in, 2)) return NULL;
+    if (acn__inputs_ok(ctx, "linear_gelu", in, 2) || acn__optional_ok(ctx, "linear_gelu", b, 2)) return NULL;
     if (x->ndim < 1 || W->ndim != 2 || x->shape[x->ndim - 1] != W->shape[1] ||
         (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
         acn__fail(ctx, ACN_ERR_SHAPE,
@@ -2479,6 +2751,9 @@ ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tens
         acn__fail(ctx, ACN_ERR_ARG, "ffn: %s is NULL (only the biases may be)", !x ? "x" : !W1 ? "W1" : "W2");
         return NULL;
     }
+    if (acn__live(ctx, x, "ffn", 0) || acn__live(ctx, W1, "ffn", 1) || acn__optional_ok(ctx, "ffn", b1, 2) ||
+        acn__live(ctx, W2, "ffn", 3) || acn__optional_ok(ctx, "ffn", b2, 4))
+        return NULL;
     if (x->ndim < 1 || W1->ndim != 2 || W2->ndim != 2 || x->shape[x->ndim - 1] != W1->shape[1] ||
         W2->shape[1] != W1->shape[0] || (b1 && (b1->ndim != 1 || b1->shape[0] != W1->shape[0])) ||
         (b2 && (b2->ndim != 1 || b2->shape[0] != W2->shape[0]))) {
@@ -2672,7 +2947,7 @@ ACNDEF acn_tensor *acn_softmax(acn_ctx *ctx, acn_tensor *x, acn_tensor *mask)
     char s1[64], s2[64];
     in[0] = x;
     in[1] = mask;
-    if (acn__inputs_ok(ctx, "softmax", in, 1)) return NULL;
+    if (acn__inputs_ok(ctx, "softmax", in, 1) || acn__optional_ok(ctx, "softmax", mask, 1)) return NULL;
     if (x->ndim < 1) {
         acn__fail(ctx, ACN_ERR_SHAPE, "softmax: a scalar has no last axis");
         return NULL;
@@ -2779,10 +3054,14 @@ ACNDEF acn_tensor *acn_cross_entropy(acn_ctx *ctx, acn_tensor *logits, const int
     int C, valid = 0;
     size_t R, r;
     if (acn__inputs_ok(ctx, "cross_entropy", &logits, 1)) return NULL;
-    if (!labels || logits->ndim < 1 || !(smoothing >= 0.0f && smoothing <= 1.0f)) {
+    if (!labels) {
+        acn__fail(ctx, ACN_ERR_ARG, "cross_entropy: labels is NULL; pass one class index per row of the logits");
+        return NULL;
+    }
+    if (logits->ndim < 1 || !(smoothing >= 0.0f && smoothing <= 1.0f)) {
         acn__fail(ctx, ACN_ERR_ARG,
-                  "cross_entropy: need logits (..., C), labels (one per row) and smoothing in "
-                  "[0, 1] (got %g)", (double)smoothing);
+                  "cross_entropy: need logits (..., C) and smoothing in [0, 1] (got %d dimensions, "
+                  "smoothing %g)", logits->ndim, (double)smoothing);
         return NULL;
     }
     C = logits->shape[logits->ndim - 1];
@@ -2959,7 +3238,9 @@ ACNDEF acn_tensor *acn_layernorm_ex(acn_ctx *ctx, acn_tensor *x, acn_tensor *gam
     in[0] = x;
     in[1] = gamma;
     in[2] = beta;
-    if (acn__inputs_ok(ctx, "layernorm", in, 1)) return NULL;
+    if (acn__inputs_ok(ctx, "layernorm", in, 1) || acn__optional_ok(ctx, "layernorm", gamma, 1) ||
+        acn__optional_ok(ctx, "layernorm", beta, 2))
+        return NULL;
     if (x->ndim < 1) { acn__fail(ctx, ACN_ERR_SHAPE, "layernorm: a scalar has no last axis"); return NULL; }
     D = x->shape[x->ndim - 1];
     if ((gamma && (gamma->ndim != 1 || gamma->shape[0] != D)) ||
@@ -3156,7 +3437,7 @@ ACNDEF acn_tensor *acn_reshape(acn_ctx *ctx, acn_tensor *x, int ndim, const int 
     for (d = 0; d < ndim; d++) {
         s[d] = shape[d];
         if (s[d] == -1 && infer < 0) infer = d;
-        else if (s[d] <= 0) break;
+        else if (s[d] <= 0 || known > x->numel / (size_t)s[d]) break; /* (a product past numel cannot fit) */
         else known *= (size_t)s[d];
     }
     if (d == ndim && infer >= 0 && known && x->numel % known == 0) s[infer] = (int)(x->numel / known);
@@ -3484,7 +3765,7 @@ ACNDEF acn_tensor *acn_attention(acn_ctx *ctx, acn_tensor *q, acn_tensor *k, acn
     in[1] = k;
     in[2] = v;
     in[3] = mask;
-    if (acn__inputs_ok(ctx, "attention", in, 3)) return NULL;
+    if (acn__inputs_ok(ctx, "attention", in, 3) || acn__optional_ok(ctx, "attention", mask, 3)) return NULL;
     if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3 || heads < 1 || q->shape[2] % heads ||
         k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
         v->shape[2] != q->shape[2] || v->shape[1] != k->shape[1] ||
@@ -3506,7 +3787,7 @@ ACNDEF acn_tensor *acn_attention_qkv(acn_ctx *ctx, acn_tensor *qkv, int heads, a
     int D;
     in[0] = in[1] = in[2] = qkv;
     in[3] = mask;
-    if (acn__inputs_ok(ctx, "attention_qkv", in, 1)) return NULL;
+    if (acn__inputs_ok(ctx, "attention_qkv", in, 1) || acn__optional_ok(ctx, "attention_qkv", mask, 3)) return NULL;
     D = qkv->ndim == 3 ? qkv->shape[2] / 3 : 0;
     if (qkv->ndim != 3 || heads < 1 || D < 1 || qkv->shape[2] != 3 * D || D % heads ||
         (mask && (mask->ndim != 2 || mask->shape[0] != qkv->shape[0] || mask->shape[1] != qkv->shape[1]))) {
@@ -3665,37 +3946,70 @@ ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x)
 }
 
 /* ---- custom ops ----------------------------------------------------------- */
-typedef struct acn__custom { acn_custom_fwd fwd; acn_custom_bwd bwd; void *user; const char *name; } acn__custom;
+/* aux: the callbacks, of one form or the other */
+typedef struct acn__custom {
+    acn_custom_fwd fwd; acn_custom_bwd bwd;           /* acn_custom     */
+    acn_custom_fwd_ex fwd_ex; acn_custom_bwd_ex bwd_ex; /* acn_custom_ex */
+    void *user;
+    const char *name;
+} acn__custom;
 
-ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
-                              int ndim, const int *shape, acn_custom_fwd fwd, acn_custom_bwd bwd,
-                              void *user)
+static acn_tensor *acn__custom_op(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in, int ndim,
+                                  const int *shape, const acn__custom *cb)
 {
     acn__node *n;
     acn__custom *c;
     if (!ctx || ctx->status) return NULL;
-    if (!fwd || !bwd || n_in < 0 || (n_in && !in)) {
-        acn__fail(ctx, ACN_ERR_ARG, "custom op '%s': needs a forward and a backward function",
-                  name ? name : "?");
+    if (!(cb->fwd || cb->fwd_ex) || !(cb->bwd || cb->bwd_ex) || n_in < 0 || (n_in && !in)) {
+        acn__fail(ctx, ACN_ERR_ARG, "custom op '%s': needs a forward and a backward function, and the "
+                  "array of its %d inputs", name ? name : "?", n_in);
         return NULL;
     }
     if (acn__inputs_ok(ctx, name ? name : "custom", in, n_in)) return NULL;
     n = acn__node_new(ctx, ACN__OP_CUSTOM, in, n_in, ndim, shape, 0);
     if (!n || !(c = (acn__custom *)acn__alloc(ctx, sizeof *c, "custom"))) return NULL;
-    c->fwd = fwd;
-    c->bwd = bwd;
-    c->user = user;
+    *c = *cb;
     c->name = name ? name : "custom";
     n->aux = c;
     n->out->name = c->name;
     return acn__run(ctx, n);
+}
+ACNDEF acn_tensor *acn_custom_ex(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
+                                 int ndim, const int *shape, acn_custom_fwd_ex fwd, acn_custom_bwd_ex bwd,
+                                 void *user)
+{
+    acn__custom cb;
+    memset(&cb, 0, sizeof cb);
+    cb.fwd_ex = fwd;
+    cb.bwd_ex = bwd;
+    cb.user = user;
+    return acn__custom_op(ctx, name, in, n_in, ndim, shape, &cb);
+}
+ACNDEF acn_tensor *acn_custom(acn_ctx *ctx, const char *name, acn_tensor *const *in, int n_in,
+                              int ndim, const int *shape, acn_custom_fwd fwd, acn_custom_bwd bwd,
+                              void *user)
+{
+    acn__custom cb;
+    memset(&cb, 0, sizeof cb);
+    cb.fwd = fwd;
+    cb.bwd = bwd;
+    cb.user = user;
+    return acn__custom_op(ctx, name, in, n_in, ndim, shape, &cb);
+}
+/* A callback's failure becomes the context's error (unless it set one). */
+static void acn__custom_status(acn_ctx *ctx, const acn__custom *c, acn_status st, const char *dir)
+{
+    if (st != ACN_OK)
+        acn__fail(ctx, st, "custom op '%s': its %s returned %s (and set no message)", c->name, dir,
+                  acn_status_name(st));
 }
 static void acn__custom_fwd(acn_ctx *ctx, acn__node *n)
 {
     const acn__custom *c = (const acn__custom *)n->aux;
     int i;
     for (i = 0; i < n->n_in; i++) acn__val(ctx, n->in[i]);
-    c->fwd(n->in, n->n_in, n->out, c->user);
+    if (c->fwd_ex) acn__custom_status(ctx, c, c->fwd_ex(ctx, n->in, n->n_in, n->out, c->user), "forward");
+    else c->fwd(n->in, n->n_in, n->out, c->user);
 }
 static void acn__custom_bwd(acn_ctx *ctx, acn__node *n)
 {
@@ -3703,7 +4017,8 @@ static void acn__custom_bwd(acn_ctx *ctx, acn__node *n)
     int i;
     for (i = 0; i < n->n_in; i++) acn__val(ctx, n->in[i]);
     acn__val(ctx, n->out);
-    c->bwd(n->in, n->n_in, n->out, c->user);
+    if (c->bwd_ex) acn__custom_status(ctx, c, c->bwd_ex(ctx, n->in, n->n_in, n->out, c->user), "backward");
+    else c->bwd(n->in, n->n_in, n->out, c->user);
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -5079,14 +5394,15 @@ ACNDEF const char *acn_simd_name(int level)
 {
     return level == ACN_SIMD_AVX512 ? "avx512" : level == ACN_SIMD_AVX2 ? "avx2" : "portable";
 }
-ACNDEF int acn_simd(const acn_ctx *ctx) { return ctx->simd; }
+ACNDEF int acn_simd(const acn_ctx *ctx) { return ctx ? ctx->simd : ACN_SIMD_PORTABLE; }
 ACNDEF int acn_set_simd(acn_ctx *ctx, int level)
 {
     int best = acn__cpu_level();
+    if (!ctx) return ACN_SIMD_PORTABLE;
     ctx->simd = level < ACN_SIMD_PORTABLE ? ACN_SIMD_PORTABLE : level > best ? best : level;
     return ctx->simd;
 }
-ACNDEF int acn_threads(const acn_ctx *ctx) { return ctx->threads; }
+ACNDEF int acn_threads(const acn_ctx *ctx) { return ctx ? ctx->threads : 1; }
 ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
 {
     float *buf;
@@ -5224,18 +5540,33 @@ static int acn__writes_first(int op)
     return op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN;
 }
 
+static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout);
 ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *dout)
 {
-    acn__node *n;
-    acn__gheap h;
-    size_t used, start;
-    int i;
+    acn_status st;
     if (!ctx) return ACN_ERR_ARG;
     if (ctx->status) return ctx->status;
     if (!out || !dout) {
         acn__fail(ctx, ACN_ERR_ARG, "backward: %s is NULL", out ? "the upstream gradient" : "the output");
         return ctx->status;
     }
+    if (acn__live(ctx, out, "backward", 0)) return ctx->status;
+    if (acn__enter(ctx, "backward")) return ACN_ERR_STATE;
+    st = acn__backward(ctx, out, dout);
+    acn__leave(ctx);
+    return ctx->status ? ctx->status : st;
+}
+
+/* The walk. `pending` counts the activation gradients allocated and not yet
+ * released; when it falls to 0 nothing older can receive a gradient, so the
+ * walk stops there and never visits the tape of an earlier step (when a
+ * loop forgets acn_reset, each backward costs one step, not all of them). */
+static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout)
+{
+    acn__node *n;
+    acn__gheap h;
+    size_t used, start, pending = 1, visited = 0;
+    int i;
     if (!(out->flags & ACN_F_GRAD) || !out->node) {
         acn__fail(ctx, ACN_ERR_STATE,
                   "backward: '%s' does not depend on any tensor that takes a gradient (a "
@@ -5253,11 +5584,14 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
     used = ctx->arena_used;
     h.base = acn__ablock(ctx) + used;
     h.cap = ctx->arena_cap - used;
-    for (n = out->node; n; n = n->prev) n->out->grad = NULL; /* activations start with none */
+    ctx->backwards++;
     ctx->gheap = &h; /* a kernel's scratch comes from here too (acn_linear_gelu) */
     if (!(out->grad = acn__galloc(ctx, &h, out->numel))) { ctx->gheap = NULL; return ctx->status; }
     memcpy(out->grad, dout, out->numel * sizeof(float));
-    for (n = out->node; n && !ctx->status; n = n->prev) {
+    /* activations start with no gradient: each was released (or dropped
+     * after an error) by the walk that allocated it */
+    for (n = out->node; n && pending && !ctx->status; n = n->prev) {
+        visited++;
         if (!n->out->grad) continue; /* nothing downstream of out used it */
         for (i = 0; i < n->n_in; i++) {
             acn_tensor *x = n->in[i];
@@ -5266,6 +5600,7 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
                                                          : acn__galloc(ctx, &h, x->numel)))
                     break;
                 if (acn__writes_first(n->op)) x->flags |= ACN__F_FRESH;
+                if (x->node) pending++; /* an activation: released when its node has run */
             }
         }
         if (ctx->status || acn__ready(ctx, n, 1)) break;
@@ -5281,11 +5616,13 @@ ACNDEF acn_status acn_backward_with(acn_ctx *ctx, acn_tensor *out, const float *
             }
         acn__gfree(&h, n->out->grad, n->out->numel);
         n->out->grad = NULL;
+        pending--;
     }
+    ctx->bwd_nodes = visited;
     /* every activation gradient is released: leave the arena as it was, and
      * count the heap's high water in the peak */
-    for (; n; n = n->prev) { /* after an error, drop the pointers into the heap */
-        if (n->out->grad) n->out->grad = NULL;
+    for (; n && pending; n = n->prev) { /* after an error, drop the pointers into the heap */
+        if (n->out->grad) { n->out->grad = NULL; pending--; }
         n->out->flags &= ~ACN__F_FRESH;
     }
     ctx->gheap = NULL;
@@ -5299,7 +5636,7 @@ ACNDEF acn_status acn_backward(acn_ctx *ctx, acn_tensor *loss)
 {
     float one = 1.0f;
     char sh[64];
-    if (ctx && !ctx->status && loss && loss->numel != 1) {
+    if (ctx && !ctx->status && loss && !acn__live(ctx, loss, "backward", 0) && loss->numel != 1) {
         acn__fail(ctx, ACN_ERR_SHAPE,
                   "backward: the loss has shape %s; it must be a scalar (use acn_mean or "
                   "acn_sum, or acn_backward_with for an upstream gradient)", ACN__SHAPE(loss, sh));
@@ -5461,7 +5798,7 @@ ACNDEF float acn_rng_normal(acn_rng *r)
     double u2 = (double)(acn_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
-ACNDEF acn_rng *acn_ctx_rng(acn_ctx *ctx) { return &ctx->rng; }
+ACNDEF acn_rng *acn_ctx_rng(acn_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
 
 static int acn__init_ok(acn_ctx *ctx, const acn_tensor *t, const char *who)
 {
@@ -5678,6 +6015,7 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
     acn__adamw_job j;
     double bc1, bc2;
     if (acn__opt_matches(ctx, opt, opt ? opt->n_params : 0, "adamw")) return acn_status_of(ctx);
+    if (acn__enter(ctx, "adamw_step")) return ACN_ERR_STATE;
     opt->step++;
     bc1 = 1.0 - pow(opt->beta1, (double)opt->step);
     bc2 = 1.0 - pow(opt->beta2, (double)opt->step);
@@ -5687,7 +6025,8 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
     j.bc2_sqrt = (float)sqrt(bc2);
     j.decay_keep = (float)(1.0 - (double)lr * opt->weight_decay);
     acn__parallel(ctx, acn__adamw_task, &j, (double)opt->n * ACN__NS_ELEM_HEAVY, 4);
-    return ACN_OK;
+    acn__leave(ctx);
+    return ctx->status;
 }
 ACNDEF void acn_adamw_free(acn_adamw *opt)
 {
@@ -5725,6 +6064,7 @@ ACNDEF acn_status acn_sgd_step(acn_ctx *ctx, acn_sgd *opt, float lr)
 {
     int k;
     if (acn__opt_matches(ctx, opt, opt ? opt->n_params : 0, "sgd")) return acn_status_of(ctx);
+    if (acn__enter(ctx, "sgd_step")) return ACN_ERR_STATE;
     for (k = 0; k < ctx->n_params; k++) {
         acn_tensor *p = &ctx->ptab[k];
         float *w = p->data, *g = p->grad, *buf = opt->buf ? opt->buf + p->offset : NULL;
@@ -5740,7 +6080,8 @@ ACNDEF acn_status acn_sgd_step(acn_ctx *ctx, acn_sgd *opt, float lr)
         }
     }
     opt->step++;
-    return ACN_OK;
+    acn__leave(ctx);
+    return ctx->status;
 }
 ACNDEF void acn_sgd_free(acn_sgd *opt)
 {
@@ -5802,6 +6143,7 @@ ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_o
         acn__fail(ctx, ACN_ERR_ARG, "clip_grad_norm: max_norm must be > 0 (got %g)", (double)max_norm);
         return ctx->status;
     }
+    if (acn__enter(ctx, "clip_grad_norm")) return ACN_ERR_STATE;
     chunks = (ctx->param_used + acn__chunk(ctx->param_used) - 1) / acn__chunk(ctx->param_used);
     acn__gblock_pass(ctx, 1, 0.0f, sums);
     for (i = 0; i < chunks; i++) s += sums[i];
@@ -5809,7 +6151,8 @@ ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_o
     if (norm_out) *norm_out = norm;
     coef = max_norm / (norm + 1e-6f);
     if (coef < 1.0f) acn__gblock_pass(ctx, 2, coef, NULL);
-    return ACN_OK;
+    acn__leave(ctx);
+    return ctx->status;
 }
 
 ACNDEF acn_schedule acn_schedule_constant(float lr)
@@ -5929,7 +6272,9 @@ static int acn__model_ok(acn_ctx *ctx, const char *who, const void *model)
     }
     return 0;
 }
-static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int *k)
+/* n_probes < 0: the forms without _ex, which trust probes to hold k + 1. */
+static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int *k, acn_tensor **probes,
+                       int n_probes)
 {
     if (!ctx || ctx->status) return -1;
     if (wiring < ACN_PLAIN || wiring > ACN_ACN_DETACH) {
@@ -5939,6 +6284,11 @@ static int acn__run_ok(acn_ctx *ctx, const char *who, int wiring, int depth, int
     if (*k < 0) *k = depth;
     if (*k > depth) {
         acn__fail(ctx, ACN_ERR_ARG, "%s: k = %d blocks, but the model has %d", who, *k, depth);
+        return -1;
+    }
+    if (probes && n_probes >= 0 && n_probes < *k + 1) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the probes array holds %d tensors, but %d blocks make k + 1 = %d "
+                  "outputs; pass an array of ACN_MAX_BLOCKS + 1, or of k + 1", who, n_probes, *k, *k + 1);
         return -1;
     }
     return 0;
@@ -6042,12 +6392,16 @@ static acn_tensor *acn__mlp_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
     if (m->cfg.head_ln) y = acn__norm(ctx, y, &m->ln, 0);
     return acn__lin(ctx, y, &m->clf);
 }
-ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
-                                   acn_tensor **probes)
+ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k, acn_tensor **probes)
+{
+    return acn_mlp_forward_ex(ctx, m, x, k, probes, -1);
+}
+ACNDEF acn_tensor *acn_mlp_forward_ex(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
+                                      acn_tensor **probes, int n_probes)
 {
     char sh[64];
     if (acn__model_ok(ctx, "mlp_forward", m) || acn__inputs_ok(ctx, "mlp_forward", &x, 1)) return NULL;
-    if (acn__run_ok(ctx, "mlp_forward", m->cfg.wiring, m->cfg.depth, &k)) return NULL;
+    if (acn__run_ok(ctx, "mlp_forward", m->cfg.wiring, m->cfg.depth, &k, probes, n_probes)) return NULL;
     if (x->ndim < 1 || x->shape[x->ndim - 1] != m->cfg.in) {
         acn__fail(ctx, ACN_ERR_SHAPE, "mlp_forward: x %s must end in the model's %d inputs",
                   ACN__SHAPE(x, sh), m->cfg.in);
@@ -6200,12 +6554,17 @@ static int acn__images_ok(acn_ctx *ctx, const char *who, const acn_tensor *x, in
 ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
                                      acn_tensor **probes)
 {
+    return acn_mixer_forward_ex(ctx, m, images, k, probes, -1);
+}
+ACNDEF acn_tensor *acn_mixer_forward_ex(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
+                                        acn_tensor **probes, int n_probes)
+{
     const acn_mixer_config *c;
     acn_tensor *x, *parts[2];
     int s[3];
     if (acn__model_ok(ctx, "mixer_forward", m) || acn__inputs_ok(ctx, "mixer_forward", &images, 1)) return NULL;
     c = &m->cfg;
-    if (acn__run_ok(ctx, "mixer_forward", c->wiring, c->depth, &k)) return NULL;
+    if (acn__run_ok(ctx, "mixer_forward", c->wiring, c->depth, &k, probes, n_probes)) return NULL;
     if (acn__images_ok(ctx, "mixer_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
     x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch);   /* (B, N, D) */
     if (!c->textbook) {  /* CLS at index 0: the (1, 1, D) token broadcast to (B, 1, D) */
@@ -6332,12 +6691,17 @@ static acn_tensor *acn__vit_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
 ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
                                    acn_tensor **probes)
 {
+    return acn_vit_forward_ex(ctx, m, images, k, probes, -1);
+}
+ACNDEF acn_tensor *acn_vit_forward_ex(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
+                                      acn_tensor **probes, int n_probes)
+{
     const acn_vit_config *c;
     acn_tensor *pe;
     int s[2];
     if (acn__model_ok(ctx, "vit_forward", m) || acn__inputs_ok(ctx, "vit_forward", &images, 1)) return NULL;
     c = &m->cfg;
-    if (acn__run_ok(ctx, "vit_forward", c->wiring, c->depth, &k)) return NULL;
+    if (acn__run_ok(ctx, "vit_forward", c->wiring, c->depth, &k, probes, n_probes)) return NULL;
     if (acn__images_ok(ctx, "vit_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
     s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
     s[1] = c->width;
@@ -6453,7 +6817,7 @@ static acn_tensor *acn__bert_head(acn_ctx *ctx, const void *rv, acn_tensor *y)
 /* MLM head: decoder(LN(GELU(dense(y)))) */
 ACNDEF acn_tensor *acn_bert_mlm(acn_ctx *ctx, const acn_bert *m, acn_tensor *y)
 {
-    if (!ctx || ctx->status) return NULL;
+    if (acn__model_ok(ctx, "bert_mlm", m) || acn__inputs_ok(ctx, "bert_mlm", &y, 1)) return NULL;
     return acn__lin(ctx, acn__norm(ctx, acn_gelu(ctx, acn__lin(ctx, y, &m->mlm_dense)), &m->mlm_ln, 0),
                     &m->mlm_decoder);
 }
@@ -6462,13 +6826,19 @@ ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *
                                     const int *mask, int B, int T, int head, int k,
                                     acn_tensor **probes)
 {
+    return acn_bert_forward_ex(ctx, m, tokens, mask, B, T, head, k, probes, -1);
+}
+ACNDEF acn_tensor *acn_bert_forward_ex(acn_ctx *ctx, const acn_bert *m, const int *tokens,
+                                       const int *mask, int B, int T, int head, int k,
+                                       acn_tensor **probes, int n_probes)
+{
     const acn_bert_config *c;
     acn__bert_run r;
     acn_tensor *x;
     int s[2], i, *pos;
     if (acn__model_ok(ctx, "bert_forward", m)) return NULL;
     c = &m->cfg;
-    if (acn__run_ok(ctx, "bert_forward", c->wiring, c->depth, &k)) return NULL;
+    if (acn__run_ok(ctx, "bert_forward", c->wiring, c->depth, &k, probes, n_probes)) return NULL;
     if (!tokens || B < 1 || T < 1 || T > c->max_pos || head < ACN_BERT_MLM || head > ACN_BERT_NONE) {
         acn__fail(ctx, ACN_ERR_ARG,
                   "bert_forward: need tokens, B >= 1, 1 <= T <= max_pos (%d; got T = %d) and a "

@@ -38,7 +38,7 @@ static void probe(acn_ctx *ctx, const acn_mlp *m, const float *x, const int *y, 
         int b = n - i < BATCH ? n - i : BATCH;
         acn_reset(ctx);
         s[0] = b; s[1] = 64;
-        acn_mlp_forward(ctx, m, acn_input(ctx, 2, s, x + (size_t)i * 64), -1, probes);
+        acn_mlp_forward_ex(ctx, m, acn_input(ctx, 2, s, x + (size_t)i * 64), -1, probes, MAXL + 1);
         for (k = 0; k <= L && !acn_status_of(ctx); k++)
             for (c = 0; c < b; c++) {
                 const float *l = probes[k]->data + c * 10;
@@ -66,7 +66,10 @@ static int train(int wiring, int L, int epochs, uint64_t seed, const float *xtr,
     int yb[BATCH];
     cfg.seed = seed;
     cfg.arena_bytes = 64 << 20;
-    if (acn_ctx_new(&ctx, &cfg)) return 1;
+    {
+        char why[256];
+        if (acn_ctx_new_ex(&ctx, &cfg, why, sizeof why)) { fprintf(stderr, "error: %s\n", why); return 1; }
+    }
     mc.depth = L;
     mc.wiring = wiring;
     if (acn_mlp_build(ctx, &m, &mc) || acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f) ||

@@ -57,7 +57,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [L (1..64 blocks, default 8)] [w (every block's weight, default 0.5)]\n", argv[0]);
         return 2;
     }
-    if (acn_ctx_new(&ctx, NULL)) return 1;
+    {
+        char why[256];
+        if (acn_ctx_new_ex(&ctx, NULL, why, sizeof why)) { fprintf(stderr, "error: %s\n", why); return 1; }
+    }
     for (i = 0; i < L; i++) w[i] = wv;
     for (k = 0; k < 4; k++)
         if (grads(ctx, k, L, w, x0, g[k])) {

@@ -60,7 +60,10 @@ static int run(const char *which, int wiring)
     static acn_bert bert;
     acn_ctx_config cfg = acn_ctx_defaults();
     cfg.arena_bytes = (size_t)1 << 30; /* ViT-S with 13 probes needs ~0.5 GB; pages are touched as used */
-    if (acn_ctx_new(&ctx, &cfg)) return 1;
+    {
+        char why[256];
+        if (acn_ctx_new_ex(&ctx, &cfg, why, sizeof why)) { fprintf(stderr, "error: %s\n", why); return 1; }
+    }
     t0 = clock();
     if (!strcmp(which, "mlp")) {
         acn_mlp_config c = acn_mlp_defaults();
@@ -73,7 +76,7 @@ static int run(const char *which, int wiring)
         L = c.depth;
         printf(", %s wiring: %zu parameters\n", acn_wiring_name(wiring), acn_param_numel(ctx));
         t1 = clock();
-        acn_mlp_forward(ctx, &mlp, x, -1, probes);
+        acn_mlp_forward_ex(ctx, &mlp, x, -1, probes, ACN_MAX_BLOCKS + 1);
     } else if (!strcmp(which, "mixer") || !strcmp(which, "mixer-textbook")) {
         acn_mixer_config c = acn_mixer_defaults();
         c.wiring = wiring;
@@ -86,7 +89,7 @@ static int run(const char *which, int wiring)
         L = c.depth;
         printf(", %s wiring: %zu parameters\n", acn_wiring_name(wiring), acn_param_numel(ctx));
         t1 = clock();
-        acn_mixer_forward(ctx, &mixer, x, -1, probes);
+        acn_mixer_forward_ex(ctx, &mixer, x, -1, probes, ACN_MAX_BLOCKS + 1);
     } else if (!strcmp(which, "vit")) {
         acn_vit_config c = acn_vit_defaults();  /* ViT-S/16 on 224 x 224 */
         c.wiring = wiring;
@@ -100,7 +103,7 @@ static int run(const char *which, int wiring)
         /* the head starts at zero (the authors' init): give it values to show */
         acn_init_normal(ctx, vit.head.weight, 0.0f, 0.02f);
         t1 = clock();
-        acn_vit_forward(ctx, &vit, x, -1, probes);
+        acn_vit_forward_ex(ctx, &vit, x, -1, probes, ACN_MAX_BLOCKS + 1);
     } else if (!strcmp(which, "bert")) {
         acn_bert_config c = acn_bert_defaults();  /* BERT-base sizes */
         int tokens[BATCH * 16], mask[BATCH * 16], i;
@@ -115,7 +118,7 @@ static int run(const char *which, int wiring)
         printf(", %s wiring: %zu parameters\n", acn_wiring_name(wiring), acn_param_numel(ctx));
         acn_set_train(ctx, 0); /* no dropout */
         t1 = clock();
-        acn_bert_forward(ctx, &bert, tokens, mask, BATCH, 16, ACN_BERT_CLS, -1, probes);
+        acn_bert_forward_ex(ctx, &bert, tokens, mask, BATCH, 16, ACN_BERT_CLS, -1, probes, ACN_MAX_BLOCKS + 1);
     } else {
         fprintf(stderr, "unknown model '%s' (mlp, mixer, mixer-textbook, vit, bert or all)\n", which);
         acn_ctx_free(ctx);

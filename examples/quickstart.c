@@ -9,7 +9,8 @@ int main(void) {
     acn_ctx *ctx;
     acn_adamw opt;
     acn_tensor *W1, *b1, *W2, *b2, *loss = NULL;
-    if (acn_ctx_new(&ctx, NULL)) return 1;
+    char why[256];
+    if (acn_ctx_new_ex(&ctx, NULL, why, sizeof why)) { fprintf(stderr, "error: %s\n", why); return 1; }
     W1 = acn_param(ctx, "fc1.weight", 2, w1);  b1 = acn_param(ctx, "fc1.bias", 1, w1);
     W2 = acn_param(ctx, "fc2.weight", 2, w2);  b2 = acn_param(ctx, "fc2.bias", 1, w2);
     acn_init_linear(ctx, W1, b1);  acn_init_linear(ctx, W2, b2);  /* PyTorch's default */

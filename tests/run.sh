@@ -59,7 +59,7 @@ step "two files link, one implementation" sh -c "$CC -std=c99 -pedantic $WARN -I
 
 echo "== test programs"
 build() { $CC -std=c99 -pedantic $WARN -O2 -g "$@" -lm; }
-for t in core gradcheck torch models train data; do
+for t in core gradcheck torch models train data misuse; do
     if build tests/test_$t.c -o "$B/test_$t" 2> "$B/log"; then ok "build test_$t"; else bad "build test_$t" "$B/log"; fi
 done
 suite "core" "$B/test_core"
@@ -68,6 +68,7 @@ suite "torch parity (committed references)" "$B/test_torch" tests/ref
 suite "models vs torch (committed references)" "$B/test_models" tests/reference
 suite "train" "$B/test_train"
 suite "data loaders" "$B/test_data"
+suite "misuse: each caught with a clear error" "$B/test_misuse"
 if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; then
     suite "core, built as C++" "$B/test_core_cxx"
 else
@@ -94,7 +95,7 @@ step "portable build: -DACN_NO_SIMD -DACN_NO_THREADS" sh -c "$CC -std=c99 -pedan
 
 echo "== under AddressSanitizer and UndefinedBehaviorSanitizer"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-for t in core gradcheck torch models train data; do
+for t in core gradcheck torch models train data misuse; do
     if $CC -std=c99 $WARN -O1 -g $SAN tests/test_$t.c -o "$B/san_$t" -lm 2> "$B/log"; then :; else bad "build test_$t with sanitizers" "$B/log"; continue; fi
     case $t in
         torch) suite "$t (sanitized)" "$B/san_$t" tests/ref ;;
@@ -102,6 +103,12 @@ for t in core gradcheck torch models train data; do
         *) suite "$t (sanitized)" "$B/san_$t" ;;
     esac
 done
+# the owner check itself must be free of data races: the two-thread case under ThreadSanitizer
+if command -v clang > /dev/null && clang -std=c99 $WARN -O1 -g -fsanitize=thread tests/test_misuse.c -o "$B/tsan_misuse" -lm 2> "$B/log"; then
+    suite "misuse (ThreadSanitizer)" "$B/tsan_misuse"
+else
+    bad "build test_misuse with ThreadSanitizer" "$B/log"
+fi
 if $CC -std=c99 -O1 -g -fsanitize=address tests/asan_overread.c -o "$B/asan_overread" -lm 2> "$B/log"; then
     for where in arena param; do
         what="a read past a tensor's end ($where) is caught by ASan"

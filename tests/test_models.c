@@ -160,11 +160,12 @@ static void same(acn_ctx *ctx, const char *what, const char *name, const float *
 typedef struct batch { acn_tensor *x; int *labels, *tokens, *mask, *mlm, B, T; } batch;
 static acn_tensor *forward(acn_ctx *ctx, const model *m, const batch *b, int head, int k, acn_tensor **probes)
 {
+    int n = probes ? ACN_MAX_BLOCKS + 1 : 0; /* the arrays hold this many */
     switch (m->kind) {
-    case MLP: return acn_mlp_forward(ctx, &m->mlp, b->x, k, probes);
-    case MIXER: return acn_mixer_forward(ctx, &m->mixer, b->x, k, probes);
-    case VIT: return acn_vit_forward(ctx, &m->vit, b->x, k, probes);
-    default: return acn_bert_forward(ctx, &m->bert, b->tokens, b->mask, b->B, b->T, head, k, probes);
+    case MLP: return acn_mlp_forward_ex(ctx, &m->mlp, b->x, k, probes, n);
+    case MIXER: return acn_mixer_forward_ex(ctx, &m->mixer, b->x, k, probes, n);
+    case VIT: return acn_vit_forward_ex(ctx, &m->vit, b->x, k, probes, n);
+    default: return acn_bert_forward_ex(ctx, &m->bert, b->tokens, b->mask, b->B, b->T, head, k, probes, n);
     }
 }
 
