@@ -9,8 +9,9 @@
  *   runs      checkpoint pairs PREFIX.safetensors (the weights, loadable in
  *             PyTorch) and PREFIX.state.safetensors (optimizer, generator,
  *             data cursor), the pair before kept as PREFIX.prev.*, the
- *             model's settings kept in the weights' metadata and compared on
- *             --resume, and the epoch's running sums (loss, per-block
+ *             model's and the training's settings kept in the weights'
+ *             metadata and compared on --resume (each flag declares whether
+ *             it may differ), and the epoch's running sums (loss, per-block
  *             gradient norms) carried across a resume
  *
  * train_images.h builds the image programs' loop on top of it.
@@ -35,13 +36,60 @@
 
 /* ---- flags ---------------------------------------------------------------- */
 enum { FLAG_INT, FLAG_FLOAT, FLAG_STR, FLAG_SWITCH };
+
+/* What a flag may do on --resume. Every flag declares it (the two fields
+ * after hi, given by one of the RESUME_* macros below), so that a flag added
+ * later has to say:
+ *   RESUME_ANY          may differ: how the run is watched, housed or stopped
+ *                       (--threads, --log, --save, --eval-*, --epochs, ...)
+ *   RESUME_SAME(key)    a training setting: recorded in the checkpoint's
+ *                       metadata under key and compared on --resume; a
+ *                       difference is refused unless --force-resume
+ *   RESUME_FIXED(key)   the same, but --force-resume cannot override it
+ *                       (--seed: the data order of the checkpoint's epoch
+ *                       comes from it)
+ *   RESUME_MODEL(key)   part of the model: the program records the model's
+ *                       settings itself (run_meta) and they must match; key
+ *                       names the metadata entry, so that a difference is
+ *                       reported by the flag's name */
+enum { FLAG_RESUME_ANY, FLAG_RESUME_SAME, FLAG_RESUME_FIXED, FLAG_RESUME_MODEL };
+#define RESUME_ANY FLAG_RESUME_ANY, NULL
+#define RESUME_SAME(key) FLAG_RESUME_SAME, key
+#define RESUME_FIXED(key) FLAG_RESUME_FIXED, key
+#define RESUME_MODEL(key) FLAG_RESUME_MODEL, key
+#define TRAIN_MAX_THREADS 64 /* acn.h's limit (acn_set_threads refuses more); the help says "up to 64" */
+
 typedef struct flag {
     const char *name;      /* "--epochs"                                       */
     int type;              /* FLAG_*                                           */
     void *dst;             /* int *, float *, const char ** or int * (switch)  */
     double lo, hi;         /* the accepted range of a number                   */
+    int resume;            /* FLAG_RESUME_*                                    */
+    const char *key;       /* its metadata key (NULL for RESUME_ANY)           */
     const char *help;
 } flag;
+
+/* The flag's value as text, as the checkpoint's metadata records it. */
+static void flag_value(const flag *g, char *buf, size_t n)
+{
+    if (g->type == FLAG_FLOAT) snprintf(buf, n, "%g", *(float *)g->dst);
+    else if (g->type == FLAG_STR) snprintf(buf, n, "%s", *(const char **)g->dst ? *(const char **)g->dst : "(none)");
+    else snprintf(buf, n, "%d", *(int *)g->dst);
+}
+
+/* A whole number written as plain decimal digits (an optional sign), all of
+ * the text consumed: "0x2", "1e3", "2.0" and " 5" are not. */
+static int parse_decimal(const char *s, long long *v)
+{
+    const char *p = s + (*s == '-' || *s == '+');
+    char *end;
+    if (!*p) return 0;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return !errno && !*end;
+}
 
 /* 0: parsed; 1: --help was printed (exit 0); 2: an error was printed (exit 2). */
 static int flags_parse(int argc, char **argv, const flag *f, int n, const char *about)
@@ -58,6 +106,10 @@ static int flags_parse(int argc, char **argv, const flag *f, int n, const char *
                 if (f[j].type == FLAG_STR && *(const char **)f[j].dst) snprintf(def, sizeof def, "[%s]", *(const char **)f[j].dst);
                 printf("  %-18s %s %s\n", f[j].name, f[j].help, def);
             }
+            printf("On --resume, these may differ from the checkpoint's:");
+            for (j = 0; j < n; j++)
+                if (f[j].resume == FLAG_RESUME_ANY) printf(" %s", f[j].name);
+            printf("; every other flag must match (--force-resume overrides training settings, not the model or --seed)\n");
             return 1;
         }
         for (j = 0; j < n && !g; j++)
@@ -72,37 +124,68 @@ static int flags_parse(int argc, char **argv, const flag *f, int n, const char *
             return 2;
         }
         i++;
-        if (g->type == FLAG_STR) { *(const char **)g->dst = argv[i]; continue; }
-        {
-            char *end;
-            double v = strtod(argv[i], &end);
-            if (end == argv[i] || *end || v != v || v < g->lo || v > g->hi || (g->type == FLAG_INT && v != floor(v))) {
-                fprintf(stderr, "%s: %s %s: expected %s from %g to %g\n", argv[0], g->name, argv[i],
-                        g->type == FLAG_INT ? "a whole number" : "a number", g->lo, g->hi);
+        if (g->type == FLAG_STR) {
+            if (!argv[i][0]) {
+                fprintf(stderr, "%s: %s '': expected a value, not an empty string; try --help\n", argv[0], g->name);
                 return 2;
             }
-            if (g->type == FLAG_INT) *(int *)g->dst = (int)v;
-            else *(float *)g->dst = (float)v;
+            *(const char **)g->dst = argv[i];
+            continue;
+        }
+        if (g->type == FLAG_INT) {
+            long long v;
+            if (!parse_decimal(argv[i], &v) || (double)v < g->lo || (double)v > g->hi) {
+                fprintf(stderr, "%s: %s %s: expected a whole number from %.0f to %.0f, in decimal digits\n", argv[0],
+                        g->name, argv[i], g->lo, g->hi);
+                return 2;
+            }
+            *(int *)g->dst = (int)v;
+        } else {
+            char *end;
+            double v = strtod(argv[i], &end);
+            if (end == argv[i] || *end || v != v || v < g->lo || v > g->hi) {
+                fprintf(stderr, "%s: %s %s: expected a number from %g to %g\n", argv[0], g->name, argv[i], g->lo,
+                        g->hi);
+                return 2;
+            }
+            *(float *)g->dst = (float)v;
         }
     }
     return 0;
 }
 
 /* ---- the context and the wiring ---------------------------------------------- */
-/* A context seeded with seed, with an arena of arena_mb MB and threads
- * threads (0: ACN_THREADS or every core). NULL with a message on failure. */
-static acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads)
+static int train_arena_mb; /* the program's --arena-mb, for train_report */
+
+/* An acn.h error, as "PROG: WHAT<acn_error>"; when the step arena is full,
+ * also what a program user can do about it (acn.h's own message speaks of
+ * acn_ctx_config.arena_bytes, which is --arena-mb here). */
+static void train_report(acn_ctx *ctx, const char *prog, const char *what)
+{
+    fprintf(stderr, "%s: %s%s\n", prog, what, acn_error(ctx));
+    if (acn_status_of(ctx) == ACN_ERR_ARENA)
+        fprintf(stderr, "%s: the step needs more than the %d MB of the arena: raise --arena-mb (pages are only used "
+                "as needed, so a generous value costs nothing), or use a smaller batch\n", prog, train_arena_mb);
+}
+
+/* A context seeded with seed, with an arena of arena_mb MB, room for
+ * max_params parameter tensors (so that every depth the flags allow fits)
+ * and threads threads (0: ACN_THREADS or every core). NULL with a message on
+ * failure. */
+static acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads, int max_params)
 {
     acn_ctx *ctx;
     acn_ctx_config cc = acn_ctx_defaults();
     cc.seed = (uint64_t)seed;
     cc.arena_bytes = (size_t)arena_mb << 20;
+    if (cc.max_params < max_params) cc.max_params = max_params;
+    train_arena_mb = arena_mb;
     if (acn_ctx_new(&ctx, &cc)) {
         fprintf(stderr, "%s: cannot create the context (arena %d MB); try a smaller --arena-mb\n", prog, arena_mb);
         return NULL;
     }
     if (threads && acn_set_threads(ctx, threads)) {
-        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        train_report(ctx, prog, "");
         acn_ctx_free(ctx);
         return NULL;
     }
@@ -203,7 +286,7 @@ typedef struct run_files {
 
 /* Create the folder that will hold path (one level, as mkdir does; an
  * existing folder is fine), so that --save runs/mixer works in a fresh
- * clone. Failures show up when the file is written. */
+ * clone. Failures show up when the file is opened (run_can_write). */
 static void make_parent(const char *path)
 {
     char dir[1100];
@@ -224,6 +307,49 @@ static int run_files_of(const char *prefix, run_files *f)
            (size_t)snprintf(f->state, sizeof f->state, "%s.state.safetensors", prefix) < sizeof f->state &&
            (size_t)snprintf(f->prev_w, sizeof f->prev_w, "%s.prev.safetensors", prefix) < sizeof f->prev_w &&
            (size_t)snprintf(f->prev_s, sizeof f->prev_s, "%s.prev.state.safetensors", prefix) < sizeof f->prev_s;
+}
+
+/* The prefix given to flag (--save, --resume) as file names; 0, or 2 with
+ * a message: a prefix that names a folder ("runs/" would write the hidden
+ * files runs/.safetensors), or one too long. */
+static int run_prefix(const char *prog, const char *flag_name, const char *prefix, run_files *f)
+{
+    size_t n = strlen(prefix);
+    if (!n || prefix[n - 1] == '/' || (n >= 2 && !strcmp(prefix + n - 2, "/.")) || !strcmp(prefix, ".") ||
+        (n >= 3 && !strcmp(prefix + n - 3, "/..")) || !strcmp(prefix, "..")) {
+        fprintf(stderr, "%s: %s '%s': expected a checkpoint prefix that ends in a file name, e.g. runs/mixer "
+                "(for runs/mixer.safetensors)\n", prog, flag_name, prefix);
+        return 2;
+    }
+    if (!run_files_of(prefix, f)) {
+        fprintf(stderr, "%s: %s: the checkpoint prefix is too long (%zu characters; at most %zu)\n", prog, flag_name,
+                n, sizeof f->prefix - 30);
+        return 2;
+    }
+    return 0;
+}
+
+/* --save: whether PREFIX.safetensors can be written, before any training:
+ * the folder is created (one level), then PREFIX.safetensors.tmp (the name
+ * acn.h writes first) is created and removed. 0, or 1 with the system's
+ * reason (permission denied, a read-only file system, a missing folder). */
+static int run_can_write(const char *prog, const run_files *f)
+{
+    char tmp[1100];
+    FILE *t;
+    make_parent(f->weights);
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->weights);
+    errno = 0;
+    if (!(t = fopen(tmp, "ab"))) {
+        int e = errno;
+        fprintf(stderr, "%s: --save %s: cannot create %s: %s%s\n", prog, f->prefix, tmp, strerror(e),
+                e == ENOENT ? " (only the last folder of the prefix is created)"
+                            : "; give a prefix in a folder this user can write to");
+        return 1;
+    }
+    fclose(t);
+    remove(tmp);
+    return 0;
 }
 
 /* dst becomes another name of src's file, atomically (link, then rename). */
@@ -247,6 +373,21 @@ static int run_keep_previous(const char *prog, const run_files *f)
     if (link_over(f->weights, f->prev_w) || link_over(f->state, f->prev_s)) {
         fprintf(stderr, "%s: cannot keep the previous checkpoint as %s: %s; the folder must allow hard links\n",
                 prog, f->prev_w, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* acn_save_checkpoint with the message of a failure: acn.h's, and the
+ * system's reason when there is one. 0, or 1. */
+static int run_save(acn_ctx *ctx, const char *prog, const run_files *f, const acn_adamw *opt, const acn_sampler *smp,
+                    long step, const char *const *kv, int n_kv)
+{
+    errno = 0;
+    if (acn_save_checkpoint(ctx, f->weights, f->state, opt, smp, step, kv, n_kv)) {
+        int e = errno;
+        train_report(ctx, prog, "saving the checkpoint failed: ");
+        if (e) fprintf(stderr, "%s: the system says: %s\n", prog, strerror(e));
         return 1;
     }
     return 0;
@@ -276,8 +417,8 @@ static const char *last_good(const char *weights, long step)
     return buf;
 }
 
-/* The settings that define a model, as metadata key/value pairs. */
-#define RUN_META_MAX 128 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
+/* Settings as metadata key/value pairs. */
+#define RUN_META_MAX 160 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
 typedef struct run_meta {
     int n;
     char key[RUN_META_MAX][40], val[RUN_META_MAX][96];
@@ -306,27 +447,108 @@ static const char *const *meta_kv(run_meta *m)
     return m->kv;
 }
 
-/* On --resume: each model setting must be what the checkpoint was made
- * with. 0 if they agree; otherwise prints which differs and returns 1. */
-static int meta_check(acn_ctx *ctx, const char *prog, const run_files *f, const run_meta *model)
+/* The training settings the flags give (RESUME_SAME and RESUME_FIXED), for
+ * the checkpoint's metadata. */
+static void flags_meta(const flag *f, int n, run_meta *m)
+{
+    int j;
+    for (j = 0; j < n; j++)
+        if (f[j].resume == FLAG_RESUME_SAME || f[j].resume == FLAG_RESUME_FIXED) {
+            char v[96];
+            flag_value(&f[j], v, sizeof v);
+            meta_set(m, f[j].key, "%s", v);
+        }
+}
+
+/* Appends printf text to buf (capacity cap), cut if it does not fit. */
+static void buf_add(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    if (len + 1 >= cap) return;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* On --resume: this run's settings against those the checkpoint's metadata
+ * records, every difference listed ("--batch: checkpoint 16, now 32"):
+ *   model    the model's settings (must match; a RESUME_MODEL flag with the
+ *            same key names it);
+ *   f, n     the flags: RESUME_SAME and RESUME_FIXED ones under their keys;
+ *   derived  training settings that are no single flag (the number of
+ *            training images), compared like RESUME_SAME ones.
+ * A training setting the checkpoint does not record (one written by an
+ * older version) is named in a note and not checked; a model setting it
+ * does not record counts as a difference. With force (--force-resume),
+ * differences in RESUME_SAME and derived settings are accepted: the output
+ * says so and changes gets them ("--batch 16 -> 32, ..."), for the log.
+ * Returns 0 (resume), 1 (the checkpoint cannot be read) or 2 (refused). */
+static int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, const run_meta *model, const flag *f,
+                        int n, const run_meta *derived, int force, char *changes, size_t cap)
 {
     acn_st st;
-    int i, bad = 0;
-    if (acn_st_read(ctx, f->weights, &st)) {
+    char lines[6000] = "", missing[1000] = "", now[96];
+    int i, j, ndiff = 0, hard = 0;
+    changes[0] = 0;
+    if (acn_st_read(ctx, rf->weights, &st)) {
         fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
         return 1;
     }
-    for (i = 0; i < model->n && !bad; i++) {
-        const char *v = acn_st_meta(&st, model->key[i]);
-        if (!v || strcmp(v, model->val[i])) {
-            fprintf(stderr, "%s: cannot resume: %s was made with %s=%s, this run has %s=%s; pass the flags it was "
-                    "trained with, or start afresh without --resume\n", prog, f->weights, model->key[i], v ? v : "(none)",
-                    model->key[i], model->val[i]);
-            bad = 1;
+    for (i = 0; i < model->n; i++) {
+        const char *v = acn_st_meta(&st, model->key[i]), *name = model->key[i];
+        if (v && !strcmp(v, model->val[i])) continue;
+        for (j = 0; j < n; j++)
+            if (f[j].resume == FLAG_RESUME_MODEL && !strcmp(f[j].key, model->key[i])) name = f[j].name;
+        buf_add(lines, sizeof lines, "  %s: checkpoint %s, now %s (the model)\n", name, v ? v : "(not recorded)",
+                model->val[i]);
+        ndiff++;
+        hard = 1;
+    }
+    for (j = 0; j < n + (derived ? derived->n : 0); j++) {
+        const char *key, *name, *v;
+        int fixed = 0;
+        if (j < n) {
+            if (f[j].resume != FLAG_RESUME_SAME && f[j].resume != FLAG_RESUME_FIXED) continue;
+            key = f[j].key;
+            name = f[j].name;
+            fixed = f[j].resume == FLAG_RESUME_FIXED;
+            flag_value(&f[j], now, sizeof now);
+        } else {
+            key = name = derived->key[j - n];
+            snprintf(now, sizeof now, "%s", derived->val[j - n]);
         }
+        if (!(v = acn_st_meta(&st, key))) {
+            buf_add(missing, sizeof missing, "%s%s", missing[0] ? ", " : "", name);
+            continue;
+        }
+        if (!strcmp(v, now)) continue;
+        buf_add(lines, sizeof lines, "  %s: checkpoint %s, now %s%s\n", name, v, now,
+                fixed ? " (--force-resume cannot change it)" : "");
+        if (!fixed) buf_add(changes, cap, "%s%s %s -> %s", changes[0] ? ", " : "", name, v, now);
+        ndiff++;
+        hard |= fixed;
     }
     acn_st_free(&st);
-    return bad;
+    if (missing[0])
+        fprintf(stderr, "%s: note: %s does not record %s (it was written by an older version); %s not checked\n", prog,
+                rf->weights, missing, strchr(missing, ',') ? "these were" : "this was");
+    if (!ndiff) return 0;
+    if (hard || !force) {
+        fprintf(stderr, "%s: cannot resume from %s: %d setting%s differ%s from the checkpoint's:\n%s", prog,
+                rf->weights, ndiff, ndiff == 1 ? "" : "s", ndiff == 1 ? "s" : "", lines);
+        if (hard)
+            fprintf(stderr, "%s: give the checkpoint's values, or start afresh without --resume\n", prog);
+        else
+            fprintf(stderr, "%s: give the checkpoint's values, start afresh without --resume, or add --force-resume "
+                    "to continue with the new ones (the run is then not the one the checkpoint came from)\n", prog);
+        changes[0] = 0;
+        return 2;
+    }
+    printf("--force-resume: resuming from %s with %d setting%s that differ%s from the checkpoint's (the run is no "
+           "longer the one the checkpoint came from):\n%s", rf->weights, ndiff, ndiff == 1 ? "" : "s",
+           ndiff == 1 ? "s" : "", lines);
+    return 0;
 }
 
 /* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as
@@ -409,13 +631,13 @@ static int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_ad
     float gnorm = 0.0f;
     int finite;
     if (!loss) {
-        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        train_report(ctx, prog, "");
         return 1;
     }
     if ((finite = isfinite(loss->data[0]) != 0)) {
         acn_zero_grad(ctx);
         if (acn_backward(ctx, loss)) {
-            fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+            train_report(ctx, prog, "");
             return 1;
         }
         sums_add_gnorms(es, gw, L);
@@ -428,7 +650,7 @@ static int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_ad
         return 3;
     }
     if (acn_adamw_step(ctx, opt, lr)) {
-        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        train_report(ctx, prog, "");
         return 1;
     }
     es->loss += loss->data[0];

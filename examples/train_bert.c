@@ -34,7 +34,7 @@ static const char *const phase_name[2] = {"mlm", "cls"};
 
 typedef struct bert_opts {
     const char *data_dir, *wiring, *save, *resume, *log;
-    int width, depth, heads, mlp, seq, min_count, batch, seed, threads, save_every, limit, stop_after;
+    int width, depth, heads, mlp, seq, min_count, batch, seed, threads, save_every, limit, stop_after, force_resume;
     int epochs[2], warmup[2];
     float lr[2], wd, clip, dropout, mask_p;
 } bert_opts;
@@ -45,13 +45,15 @@ typedef struct bert_run {
     acn_vocab vocab;
     acn_textset train, dev;
     bert_opts o;
-    run_meta meta;
+    run_meta meta;        /* the model's settings (must match on --resume)   */
+    run_meta train_meta;  /* the training's (compared on --resume, but the epochs) */
     const char *prog;
     int *tok, *mask, *lab, *idx, *mlm_lab;
     int *rows, *row_lab;  /* (B*T) the masked positions and their words */
     FILE *log;
     long steps_run;   /* steps run by this process, both phases */
     long saved_step;  /* the step of the last checkpoint written or resumed from, or -1 */
+    long saves;       /* checkpoints written by this process */
 } bert_run;
 
 /* MLM corruption of a batch of tokens (B*T) in place; labels get the
@@ -136,7 +138,7 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
             counted += n;
         } else {
             acn_tensor *lo;
-            if (!acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, probes)) break;
+            if (!acn_bert_forward_ex(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, probes, TRAIN_MAXL + 1)) break;
             if (!(lo = acn_cross_entropy(ctx, probes[L], R->lab, 0.0f, -1))) break;
             loss += (double)lo->data[0] * b;
             counted += b;
@@ -159,14 +161,14 @@ static int bert_save(bert_run *R, const run_files *f, const acn_adamw *opt, cons
                      int phase, const epoch_sums *es)
 {
     run_meta m = R->meta;
+    int i;
     if (run_keep_previous(R->prog, f)) return 1;
+    for (i = 0; i < R->train_meta.n; i++) meta_set(&m, R->train_meta.key[i], "%s", R->train_meta.val[i]);
     meta_set(&m, "phase", "%s", phase_name[phase]);
     sums_to_meta(es, R->o.depth, &m);
-    if (acn_save_checkpoint(R->ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
-        fprintf(stderr, "%s: saving the checkpoint failed: %s\n", R->prog, acn_error(R->ctx));
-        return 1;
-    }
+    if (run_save(R->ctx, R->prog, f, opt, smp, step, meta_kv(&m), m.n)) return 1;
     R->saved_step = step;
+    R->saves++;
     return 0;
 }
 
@@ -186,14 +188,14 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     epoch_sums es;
     acn_tensor *gw[TRAIN_MAXL];
     float acc[TRAIN_MAXL + 1];
-    if (!o->epochs[phase]) return 0;
+    if (!o->epochs[phase] && !resume) return 0; /* (a checkpoint of this phase still loads: its weights go on) */
     memset(&es, 0, sizeof es);
     sums_find_weights(ctx, "blocks.%d.mlp.fc1.weight", L, gw);
     memset(&opt, 0, sizeof opt);
     memset(&smp, 0, sizeof smp);
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
         acn_sampler_init(ctx, &smp, R->train.n, B, (uint64_t)o->seed + (uint64_t)phase, 0)) {
-        fprintf(stderr, "%s: %s\n", R->prog, acn_error(ctx));
+        train_report(ctx, R->prog, "");
         status = 1;
         goto done;
     }
@@ -237,7 +239,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             long e = (long)smp.epoch - 1;
             progress_end(&pg);
             if (bert_eval(R, phase, acc, &dev_loss)) {
-                fprintf(stderr, "%s: evaluation failed: %s\n", R->prog, acn_error(ctx));
+                train_report(ctx, R->prog, "evaluation failed: ");
                 status = 1;
                 break;
             }
@@ -289,7 +291,8 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             es.seconds = now_s() - t0;
             if (bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
         }
-        if (o->stop_after && ++R->steps_run == o->stop_after) raise(SIGINT);
+        R->steps_run++;
+        if (o->stop_after && R->steps_run == o->stop_after) raise(SIGINT);
     }
     progress_end(&pg);
 done:
@@ -298,15 +301,33 @@ done:
     return status;
 }
 
+/* Everything main allocated, freed (each part may be unset). */
+static void bert_free(bert_run *R)
+{
+    if (R->log) fclose(R->log);
+    free(R->tok);
+    free(R->mask);
+    free(R->mlm_lab);
+    free(R->lab);
+    free(R->idx);
+    free(R->rows);
+    free(R->row_lab);
+    acn_text_free(&R->train);
+    acn_text_free(&R->dev);
+    acn_vocab_free(&R->vocab);
+    if (R->ctx) acn_ctx_free(R->ctx);
+}
+
 int main(int argc, char **argv)
 {
-    bert_run R;
+    static bert_run R; /* static: two run_meta tables are large for a stack */
     bert_opts *o = &R.o;
     acn_bert_config bc = acn_bert_defaults();
     flag f[40];
     int n = 0, rc, resume_phase = PHASE_MLM, arena_mb = 2048;
-    char tr_path[1100], dv_path[1100];
+    char tr_path[1100], dv_path[1100], changes[2000] = "";
     run_files save, resume;
+    static run_meta derived; /* compared on --resume, not a flag: the training sentences */
     memset(&R, 0, sizeof R);
     R.prog = argv[0];
     R.saved_step = -1;
@@ -329,53 +350,79 @@ int main(int argc, char **argv)
     o->clip = 1.0f;
     o->dropout = 0.1f;
     o->mask_p = 0.15f;
-#define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
-    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the folder with SST-2's train.tsv and dev.tsv");
-    F_("--wiring", FLAG_STR, &o->wiring, 0, 0, "acn, residual, plain or acn-detach");
-    F_("--width", FLAG_INT, &o->width, 8, 65536, "hidden size (a multiple of --heads)");
-    F_("--depth", FLAG_INT, &o->depth, 1, TRAIN_MAXL, "blocks");
-    F_("--heads", FLAG_INT, &o->heads, 1, 256, "attention heads");
-    F_("--mlp", FLAG_INT, &o->mlp, 1, 65536, "hidden width of the MLP");
-    F_("--seq", FLAG_INT, &o->seq, 4, 4096, "tokens per sentence: [CLS] and the words, cut or padded");
-    F_("--min-count", FLAG_INT, &o->min_count, 1, 1e9, "words seen fewer times in training become [UNK]");
-    F_("--dropout", FLAG_FLOAT, &o->dropout, 0, 0.99, "dropout after the embedding and each sublayer");
-    F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size (both phases)");
-    F_("--mlm-epochs", FLAG_INT, &o->epochs[0], 0, 1e6, "epochs of masked-language-model pretraining");
-    F_("--mlm-lr", FLAG_FLOAT, &o->lr[0], 0, 1e30, "peak learning rate of pretraining");
-    F_("--mlm-warmup", FLAG_INT, &o->warmup[0], 0, 1e6, "warmup epochs of pretraining");
-    F_("--mask", FLAG_FLOAT, &o->mask_p, 0.01, 1, "share of words chosen for the MLM loss");
-    F_("--cls-epochs", FLAG_INT, &o->epochs[1], 0, 1e6, "epochs of fine-tuning on the labels");
-    F_("--cls-lr", FLAG_FLOAT, &o->lr[1], 0, 1e30, "peak learning rate of fine-tuning");
-    F_("--cls-warmup", FLAG_INT, &o->warmup[1], 0, 1e6, "warmup epochs of fine-tuning");
-    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, "AdamW weight decay");
-    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, "clip the gradient's global norm (0: no clipping)");
-    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, "seed of initialisation, shuffling, masks and dropout");
-    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, "use only the first N training sentences (0: all)");
-    F_("--threads", FLAG_INT, &o->threads, 0, 1024, "threads (0: ACN_THREADS or every core)");
-    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, "the step arena, in MB (pages are used as needed)");
-    F_("--save", FLAG_STR, &o->save, 0, 0, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
-    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, "also save every N steps (0: at each epoch's end only)");
-    F_("--resume", FLAG_STR, &o->resume, 0, 0, "continue from checkpoint PREFIX exactly (the same flags)");
-    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 1e12, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
-    F_("--log", FLAG_STR, &o->log, 0, 0, "CSV file: one row per epoch of either phase");
+    /* each flag says what it may do on --resume (train.h, RESUME_*); the epochs of either phase may differ, as
+     * --epochs may for the image programs */
+#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
+    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, RESUME_ANY, "the folder with SST-2's train.tsv and dev.tsv");
+    F_("--wiring", FLAG_STR, &o->wiring, 0, 0, RESUME_MODEL("wiring"), "acn, residual, plain or acn-detach");
+    F_("--width", FLAG_INT, &o->width, 8, 65536, RESUME_MODEL("width"), "hidden size (a multiple of --heads)");
+    F_("--depth", FLAG_INT, &o->depth, 1, TRAIN_MAXL, RESUME_MODEL("depth"), "blocks");
+    F_("--heads", FLAG_INT, &o->heads, 1, 256, RESUME_MODEL("heads"), "attention heads");
+    F_("--mlp", FLAG_INT, &o->mlp, 1, 65536, RESUME_MODEL("mlp"), "hidden width of the MLP");
+    F_("--seq", FLAG_INT, &o->seq, 4, 4096, RESUME_MODEL("seq"), "tokens per sentence: [CLS] and the words, cut or padded");
+    F_("--min-count", FLAG_INT, &o->min_count, 1, 1e9, RESUME_SAME("min_count"), "words seen fewer times in training become [UNK]");
+    F_("--dropout", FLAG_FLOAT, &o->dropout, 0, 0.99, RESUME_SAME("dropout"), "dropout after the embedding and each sublayer");
+    F_("--batch", FLAG_INT, &o->batch, 1, 4096, RESUME_SAME("batch"), "batch size (both phases)");
+    F_("--mlm-epochs", FLAG_INT, &o->epochs[0], 0, 1e6, RESUME_ANY, "epochs of masked-language-model pretraining");
+    F_("--mlm-lr", FLAG_FLOAT, &o->lr[0], 0, 1e30, RESUME_SAME("mlm_lr"), "peak learning rate of pretraining");
+    F_("--mlm-warmup", FLAG_INT, &o->warmup[0], 0, 1e6, RESUME_SAME("mlm_warmup_epochs"), "warmup epochs of pretraining");
+    F_("--mask", FLAG_FLOAT, &o->mask_p, 0.01, 1, RESUME_SAME("mask"), "share of words chosen for the MLM loss");
+    F_("--cls-epochs", FLAG_INT, &o->epochs[1], 0, 1e6, RESUME_ANY, "epochs of fine-tuning on the labels");
+    F_("--cls-lr", FLAG_FLOAT, &o->lr[1], 0, 1e30, RESUME_SAME("cls_lr"), "peak learning rate of fine-tuning");
+    F_("--cls-warmup", FLAG_INT, &o->warmup[1], 0, 1e6, RESUME_SAME("cls_warmup_epochs"), "warmup epochs of fine-tuning");
+    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, RESUME_SAME("weight_decay"), "AdamW weight decay");
+    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, RESUME_SAME("clip"), "clip the gradient's global norm (0: no clipping)");
+    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, RESUME_FIXED("seed"), "seed of initialisation, shuffling, masks and dropout");
+    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, RESUME_SAME("limit"), "use only the first N training sentences (0: all)");
+    F_("--threads", FLAG_INT, &o->threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads, up to 64 (0: ACN_THREADS or every core)");
+    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the step arena, in MB (pages are used as needed)");
+    F_("--save", FLAG_STR, &o->save, 0, 0, RESUME_ANY, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
+    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, RESUME_ANY, "also save every N steps (0: at each epoch's end only)");
+    F_("--resume", FLAG_STR, &o->resume, 0, 0, RESUME_ANY, "continue from checkpoint PREFIX exactly (the same flags)");
+    F_("--force-resume", FLAG_SWITCH, &o->force_resume, 0, 0, RESUME_ANY, "with --resume: continue even if training settings differ from the checkpoint's");
+    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
+    F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch of either phase");
 #undef F_
     rc = flags_parse(argc, argv, f, n,
                      "Pretrains a small BERT (masked words) on the SST-2 training sentences, fine-tunes it on\n"
                      "their sentiment labels, and reports the dev accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
+    /* the flags alone, before anything is allocated: exit 2 */
     if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0) return 2;
-    if ((o->save && !run_files_of(o->save, &save)) || (o->resume && !run_files_of(o->resume, &resume))) {
-        fprintf(stderr, "%s: the checkpoint prefix is too long\n", argv[0]);
+    if ((o->save && run_prefix(argv[0], "--save", o->save, &save)) ||
+        (o->resume && run_prefix(argv[0], "--resume", o->resume, &resume)))
+        return 2;
+    if (o->force_resume && !o->resume) {
+        fprintf(stderr, "%s: --force-resume goes with --resume PREFIX\n", argv[0]);
         return 2;
     }
-    if (!(R.ctx = train_ctx_new(argv[0], o->seed, arena_mb, o->threads))) return 1;
+    if (!o->epochs[PHASE_MLM] && !o->epochs[PHASE_CLS]) {
+        fprintf(stderr, "%s: nothing to train: --mlm-epochs and --cls-epochs are both 0; give either at least 1\n",
+                argv[0]);
+        return 2;
+    }
+    if (o->width % o->heads) {
+        fprintf(stderr, "%s: --width %d is not a multiple of --heads %d (each head gets width / heads channels)\n",
+                argv[0], o->width, o->heads);
+        return 2;
+    }
+    /* a block has 16 parameter tensors; the table is sized for the depth asked */
+    if (!(R.ctx = train_ctx_new(argv[0], o->seed, arena_mb, o->threads, 64 + 20 * o->depth))) return 1;
+    rc = 1; /* from here on, every exit goes through done */
     snprintf(tr_path, sizeof tr_path, "%s/train.tsv", o->data_dir);
     snprintf(dv_path, sizeof dv_path, "%s/dev.tsv", o->data_dir);
     if (acn_text_tsv(R.ctx, &R.train, tr_path, &R.vocab, 1, o->min_count) ||
         acn_text_tsv(R.ctx, &R.dev, dv_path, &R.vocab, 0, 1)) {
         fprintf(stderr, "%s: %s\n%s: SST-2 is GLUE's train.tsv and dev.tsv; point --data-dir at their folder\n",
                 argv[0], acn_error(R.ctx), argv[0]);
-        return 1;
+        goto done;
+    }
+    if (R.vocab.size <= ACN_TOK_SPECIAL) {
+        fprintf(stderr, "%s: --min-count %d: no training word is seen that often, so the vocabulary would hold only "
+                "the %d special tokens and every word would be [UNK]; lower --min-count\n", argv[0], o->min_count,
+                R.vocab.size);
+        rc = 2;
+        goto done;
     }
     if (o->limit && o->limit < R.train.n) R.train.n = o->limit;
     bc.vocab = R.vocab.size;
@@ -387,8 +434,9 @@ int main(int argc, char **argv)
     bc.classes = 2;
     bc.dropout = o->dropout;
     if (acn_bert_build(R.ctx, &R.m, &bc)) {
-        fprintf(stderr, "%s: %s\n", argv[0], acn_error(R.ctx));
-        return 2;
+        train_report(R.ctx, argv[0], "");
+        rc = 2;
+        goto done;
     }
     meta_set(&R.meta, "model", "bert");
     meta_set(&R.meta, "wiring", "%s", acn_wiring_name(bc.wiring));
@@ -398,6 +446,12 @@ int main(int argc, char **argv)
     meta_set(&R.meta, "depth", "%d", o->depth);
     meta_set(&R.meta, "heads", "%d", o->heads);
     meta_set(&R.meta, "mlp", "%d", o->mlp);
+    flags_meta(f, n, &R.train_meta);
+    meta_set(&R.train_meta, "mlm_epochs", "%d", o->epochs[PHASE_MLM]); /* for the record: they may differ */
+    meta_set(&R.train_meta, "cls_epochs", "%d", o->epochs[PHASE_CLS]);
+    meta_set(&R.train_meta, "train_sentences", "%d", R.train.n);
+    derived.n = 0;
+    meta_set(&derived, "train_sentences", "%d", R.train.n);
     R.tok = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
     R.mask = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
     R.mlm_lab = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
@@ -406,8 +460,8 @@ int main(int argc, char **argv)
     R.rows = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
     R.row_lab = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
     if (!R.tok || !R.mask || !R.mlm_lab || !R.lab || !R.idx || !R.rows || !R.row_lab) {
-        fprintf(stderr, "%s: out of memory\n", argv[0]);
-        return 1;
+        fprintf(stderr, "%s: out of memory for a batch of %d; try a smaller --batch\n", argv[0], o->batch);
+        goto done;
     }
     printf("SST-2: %d training and %d dev sentences, vocabulary %d (the training words seen at least %d time%s)\n",
            R.train.n, R.dev.n, R.vocab.size, o->min_count, o->min_count == 1 ? "" : "s");
@@ -417,19 +471,23 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (o->resume) {
         char ph[16];
-        if (meta_check(R.ctx, argv[0], &resume, &R.meta)) return 1;
+        if ((rc = resume_check(R.ctx, argv[0], &resume, &R.meta, f, n, &derived, o->force_resume, changes,
+                               sizeof changes))) {
+            goto done;
+        }
+        rc = 1;
         meta_get(R.ctx, resume.weights, "phase", ph, sizeof ph);
         resume_phase = !strcmp(ph, "cls") ? PHASE_CLS : PHASE_MLM;
     }
-    if (o->save) make_parent(save.weights);
+    if (o->save && run_can_write(argv[0], &save)) goto done;
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         int k;
         if (old) fclose(old);
         make_parent(o->log);
         if (!(R.log = fopen(o->log, old ? "a" : "w"))) {
-            fprintf(stderr, "%s: cannot open the log %s for writing\n", argv[0], o->log);
-            return 1;
+            fprintf(stderr, "%s: cannot open the log %s for writing: %s\n", argv[0], o->log, strerror(errno));
+            goto done;
         }
         if (!old) {
             fprintf(R.log, "phase,epoch,step,train_loss,dev_loss");
@@ -437,23 +495,18 @@ int main(int argc, char **argv)
             for (k = 0; k < o->depth; k++) fprintf(R.log, ",grad_norm_%d", k + 1);
             fprintf(R.log, ",seconds\n");
         }
+        if (changes[0]) fprintf(R.log, "# resumed from %s with --force-resume: %s\n", resume.weights, changes);
+        fflush(R.log);
     }
     train_catch_signals();
     rc = 0;
     if (resume_phase == PHASE_MLM) rc = bert_phase(&R, PHASE_MLM, o->resume ? &resume : NULL, &save);
     if (!rc) rc = bert_phase(&R, PHASE_CLS, o->resume && resume_phase == PHASE_CLS ? &resume : NULL, &save);
-    if (!rc && o->save) printf("saved %s and %s\n", save.weights, save.state);
-    if (R.log) fclose(R.log);
-    free(R.tok);
-    free(R.mask);
-    free(R.mlm_lab);
-    free(R.lab);
-    free(R.idx);
-    free(R.rows);
-    free(R.row_lab);
-    acn_text_free(&R.train);
-    acn_text_free(&R.dev);
-    acn_vocab_free(&R.vocab);
-    acn_ctx_free(R.ctx);
+    if (!rc && o->resume && !R.steps_run && !R.saves)
+        printf("the checkpoint has finished its epochs already; nothing to do\n");
+    else if (!rc && o->save && R.saves)
+        printf("saved %s and %s\n", save.weights, save.state);
+done:
+    bert_free(&R);
     return rc;
 }

@@ -19,7 +19,7 @@
 typedef struct image_opts {
     const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log, *plots;
     int epochs, batch, warmup, seed, low_data, eval_every, eval_batch, threads, save_every, limit, crop, flip,
-        autoaugment, stop_after;
+        autoaugment, stop_after, force_resume;
     float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
 } image_opts;
 
@@ -29,6 +29,7 @@ static image_opts image_opts_defaults(void)
     memset(&o, 0, sizeof o);
     o.dataset = "cifar10";
     o.recipe = "paper";
+    o.classes = "all";
     o.epochs = 10;
     o.batch = 64;
     o.warmup = 1;
@@ -43,43 +44,76 @@ static image_opts image_opts_defaults(void)
     return o;
 }
 
-/* The flags every image program takes; returns how many were written. */
+/* The flags every image program takes; returns how many were written. Each
+ * says what it may do on --resume (train.h, RESUME_*); the keys of the
+ * RESUME_SAME ones are those the checkpoints have always recorded. */
 static int image_flags(image_opts *o, flag *f)
 {
     int n = 0;
-#define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
-    F_("--data", FLAG_STR, &o->dataset, 0, 0, "cifar10 or fashion (Fashion-MNIST)");
-    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, "the data files' folder (if not given: data/cifar-10-batches-bin or data/fashion-mnist)");
-    F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, "epochs to train");
-    F_("--batch", FLAG_INT, &o->batch, 1, 4096, "batch size");
-    F_("--lr", FLAG_FLOAT, &o->lr, 0, 1e30, "peak learning rate (AdamW)");
-    F_("--min-lr", FLAG_FLOAT, &o->min_lr, 0, 10, "learning rate at the end of the cosine");
-    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, "AdamW weight decay");
-    F_("--warmup", FLAG_INT, &o->warmup, 0, 1e6, "epochs of linear warmup, then cosine decay (per step)");
-    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, "clip the gradient's global norm to this (0: no clipping)");
-    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, "seed of initialisation, shuffling and augmentation");
-    F_("--recipe", FLAG_STR, &o->recipe, 0, 0, "augmentation: paper, simple or none");
-    F_("--crop", FLAG_INT, &o->crop, -1, 8, "random crops with 4-pixel zero padding (-1: the recipe's)");
-    F_("--flip", FLAG_INT, &o->flip, -1, 1, "horizontal flips, 0 or 1 (-1: the recipe's)");
-    F_("--autoaugment", FLAG_INT, &o->autoaugment, -1, 1, "AutoAugment, CIFAR-10 policy, 0 or 1 (-1: the recipe's)");
-    F_("--cutmix", FLAG_FLOAT, &o->cutmix, -1, 1, "CutMix probability, beta 1 (-1: the recipe's)");
-    F_("--smoothing", FLAG_FLOAT, &o->smoothing, -1, 1, "label smoothing (-1: the recipe's)");
-    F_("--low-data", FLAG_INT, &o->low_data, 0, 1e9, "keep the first K training images of each class (0: all)");
-    F_("--classes", FLAG_STR, &o->classes, 0, 0, "train on these classes only, e.g. 3,5 (labels become 0, 1, ...)");
-    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, "use only the first N training images, for quick runs (0: all)");
-    F_("--eval-every", FLAG_INT, &o->eval_every, 0, 1e6, "evaluate with probes every N epochs (0: only at the end)");
-    F_("--eval-batch", FLAG_INT, &o->eval_batch, 1, 4096, "batch size of evaluation");
-    F_("--eval-noise", FLAG_FLOAT, &o->eval_noise, 0, 100, "Gaussian noise on test images, sigma in normalised units");
-    F_("--eval-sp", FLAG_FLOAT, &o->eval_sp, 0, 1, "salt-and-pepper noise on test images, probability per pixel");
-    F_("--threads", FLAG_INT, &o->threads, 0, 1024, "threads (0: ACN_THREADS or every core)");
-    F_("--save", FLAG_STR, &o->save, 0, 0, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
-    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, "also save every N steps (0: at each epoch's end only)");
-    F_("--resume", FLAG_STR, &o->resume, 0, 0, "continue from checkpoint PREFIX exactly (the same flags)");
-    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 1e12, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
-    F_("--log", FLAG_STR, &o->log, 0, 0, "CSV file: one row per epoch (appended to on --resume)");
-    F_("--plots", FLAG_STR, &o->plots, 0, 0, "folder for SVG plots of the probes and gradient norms, from --log");
+#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
+    F_("--data", FLAG_STR, &o->dataset, 0, 0, RESUME_SAME("data"), "cifar10 or fashion (Fashion-MNIST)");
+    F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, RESUME_ANY, "the data files' folder (if not given: data/cifar-10-batches-bin or data/fashion-mnist)");
+    F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, RESUME_ANY, "epochs to train");
+    F_("--batch", FLAG_INT, &o->batch, 1, 4096, RESUME_SAME("batch"), "batch size");
+    F_("--lr", FLAG_FLOAT, &o->lr, 0, 1e30, RESUME_SAME("lr"), "peak learning rate (AdamW)");
+    F_("--min-lr", FLAG_FLOAT, &o->min_lr, 0, 10, RESUME_SAME("min_lr"), "learning rate at the end of the cosine");
+    F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, RESUME_SAME("weight_decay"), "AdamW weight decay");
+    F_("--warmup", FLAG_INT, &o->warmup, 0, 1e6, RESUME_SAME("warmup_epochs"), "epochs of linear warmup, then cosine decay (per step)");
+    F_("--clip", FLAG_FLOAT, &o->clip, 0, 1e9, RESUME_SAME("clip"), "clip the gradient's global norm to this (0: no clipping)");
+    F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, RESUME_FIXED("seed"), "seed of initialisation, shuffling and augmentation");
+    F_("--recipe", FLAG_STR, &o->recipe, 0, 0, RESUME_SAME("recipe"), "augmentation: paper, simple or none");
+    F_("--crop", FLAG_INT, &o->crop, -1, 8, RESUME_SAME("crop"), "random crops with 4-pixel zero padding (-1: the recipe's)");
+    F_("--flip", FLAG_INT, &o->flip, -1, 1, RESUME_SAME("flip"), "horizontal flips, 0 or 1 (-1: the recipe's)");
+    F_("--autoaugment", FLAG_INT, &o->autoaugment, -1, 1, RESUME_SAME("autoaugment"), "AutoAugment, CIFAR-10 policy, 0 or 1 (-1: the recipe's)");
+    F_("--cutmix", FLAG_FLOAT, &o->cutmix, -1, 1, RESUME_SAME("cutmix"), "CutMix probability, beta 1 (-1: the recipe's)");
+    F_("--smoothing", FLAG_FLOAT, &o->smoothing, -1, 1, RESUME_SAME("smoothing"), "label smoothing (-1: the recipe's)");
+    F_("--low-data", FLAG_INT, &o->low_data, 0, 1e9, RESUME_SAME("low_data"), "keep the first K training images of each class (0: all)");
+    F_("--classes", FLAG_STR, &o->classes, 0, 0, RESUME_SAME("class_subset"), "train on these classes only, e.g. 3,5 (labels become 0, 1, ...), or all");
+    F_("--limit", FLAG_INT, &o->limit, 0, 1e9, RESUME_SAME("limit"), "use only the first N training images, for quick runs (0: all)");
+    F_("--eval-every", FLAG_INT, &o->eval_every, 0, 1e6, RESUME_ANY, "evaluate with probes every N epochs (0: only at the end)");
+    F_("--eval-batch", FLAG_INT, &o->eval_batch, 1, 4096, RESUME_ANY, "batch size of evaluation");
+    F_("--eval-noise", FLAG_FLOAT, &o->eval_noise, 0, 100, RESUME_ANY, "Gaussian noise on test images, sigma in normalised units");
+    F_("--eval-sp", FLAG_FLOAT, &o->eval_sp, 0, 1, RESUME_ANY, "salt-and-pepper noise on test images, probability per pixel");
+    F_("--threads", FLAG_INT, &o->threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads, up to 64 (0: ACN_THREADS or every core)");
+    F_("--save", FLAG_STR, &o->save, 0, 0, RESUME_ANY, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
+    F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, RESUME_ANY, "also save every N steps (0: at each epoch's end only)");
+    F_("--resume", FLAG_STR, &o->resume, 0, 0, RESUME_ANY, "continue from checkpoint PREFIX exactly (the same flags)");
+    F_("--force-resume", FLAG_SWITCH, &o->force_resume, 0, 0, RESUME_ANY, "with --resume: continue even if training settings differ from the checkpoint's");
+    F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
+    F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch (appended to on --resume)");
+    F_("--plots", FLAG_STR, &o->plots, 0, 0, RESUME_ANY, "folder for SVG plots of the probes and gradient norms, from --log");
 #undef F_
     return n;
+}
+
+/* The flags that need no data, checked before anything is loaded: 0, or 2
+ * with a message. Both data sets have 10 classes. */
+static int parse_classes(const char *prog, const char *s, int *cls, int max, int classes);
+static int image_opts_check(const char *prog, const image_opts *o, run_files *save, run_files *resume)
+{
+    acn_recipe r;
+    int cls[16];
+    if (strcmp(o->dataset, "cifar10") && strcmp(o->dataset, "fashion")) {
+        fprintf(stderr, "%s: --data %s: expected cifar10 or fashion\n", prog, o->dataset);
+        return 2;
+    }
+    if (acn_recipe_get(o->recipe, &r)) {
+        fprintf(stderr, "%s: --recipe %s: expected paper, simple or none\n", prog, o->recipe);
+        return 2;
+    }
+    if (parse_classes(prog, o->classes, cls, 16, 10) < 0) return 2;
+    if ((o->save && run_prefix(prog, "--save", o->save, save)) ||
+        (o->resume && run_prefix(prog, "--resume", o->resume, resume)))
+        return 2;
+    if (o->force_resume && !o->resume) {
+        fprintf(stderr, "%s: --force-resume goes with --resume PREFIX\n", prog);
+        return 2;
+    }
+    if (o->plots && !o->log) {
+        fprintf(stderr, "%s: --plots draws from the CSV log; give --log FILE too\n", prog);
+        return 2;
+    }
+    return 0;
 }
 
 /* The training and test sets, after the subsets asked for. */
@@ -108,32 +142,59 @@ static const char *data_path(char *buf, size_t n, const char *dir, const char *n
     return buf;
 }
 
-/* Parse "3,5" into classes; the count, or -1 (with a message). */
+/* Parse "3,5" into classes: the count (0 for "all"), or -1 with a message
+ * that says what is wrong. */
 static int parse_classes(const char *prog, const char *s, int *cls, int max, int classes)
 {
     const char *all = s;
     int n = 0, j;
-    while (s && *s) {
+    if (!strcmp(s, "all")) return 0;
+    while (*s) {
         char *end;
-        long v = strtol(s, &end, 10);
-        int dup = 0;
-        for (j = 0; j < n; j++) dup |= cls[j] == v;
-        if (end == s || v < 0 || v >= classes || n >= max || dup || (*end && *end != ',')) {
-            fprintf(stderr, "%s: --classes %s: expected distinct class numbers 0..%d separated by commas\n", prog,
-                    all, classes - 1);
+        long v;
+        if (*s < '0' || *s > '9') { /* no sign, no space: digits only */
+            if (*s == '-' && s[1] >= '0' && s[1] <= '9')
+                fprintf(stderr, "%s: --classes %s: class %s is not among 0..%d\n", prog, all, s, classes - 1);
+            else
+                fprintf(stderr, "%s: --classes %s: expected distinct class numbers 0..%d separated by commas, or "
+                        "all\n", prog, all, classes - 1);
+            return -1;
+        }
+        v = strtol(s, &end, 10);
+        if (*end && *end != ',') {
+            fprintf(stderr, "%s: --classes %s: expected distinct class numbers 0..%d separated by commas, or all\n",
+                    prog, all, classes - 1);
+            return -1;
+        }
+        if (v >= classes) {
+            fprintf(stderr, "%s: --classes %s: class %ld is not among 0..%d\n", prog, all, v, classes - 1);
+            return -1;
+        }
+        for (j = 0; j < n; j++)
+            if (cls[j] == v) {
+                fprintf(stderr, "%s: --classes %s: class %ld is listed twice\n", prog, all, v);
+                return -1;
+            }
+        if (n >= max) {
+            fprintf(stderr, "%s: --classes %s: at most %d classes\n", prog, all, max);
             return -1;
         }
         cls[n++] = (int)v;
+        if (*end == ',' && !end[1]) {
+            fprintf(stderr, "%s: --classes %s: a class number is missing after the last comma\n", prog, all);
+            return -1;
+        }
         s = *end ? end + 1 : end;
     }
     return n;
 }
 
-/* 0 on success; 1 with a message printed. */
+/* 0 on success; with a message printed, 1 (the data) or 2 (flags the data
+ * cannot meet: --classes it has no images of). */
 static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, image_data *d)
 {
     char p[6][1100];
-    int i;
+    int i, rc = 1;
     memset(d, 0, sizeof *d);
     if (!strcmp(o->dataset, "cifar10")) {
         const char *dir = o->data_dir ? o->data_dir : "data/cifar-10-batches-bin";
@@ -159,7 +220,7 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
         acn_recipe_get("none", &d->recipe);
         d->recipe.mean[0] = 0.2860f; /* Fashion-MNIST's training-set mean and std */
         d->recipe.std[0] = 0.3530f;
-    } else {
+    } else { /* image_opts_check refused it */
         fprintf(stderr, "%s: --data %s: expected cifar10 or fashion\n", prog, o->dataset);
         return 1;
     }
@@ -173,9 +234,29 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
                 d->train.c, d->train.h, d->train.w, d->test.c, d->test.h, d->test.w);
         goto fail;
     }
+    if (!strcmp(o->dataset, "fashion")) { /* its labels are 0..9, in both files, before any training */
+        const acn_dataset *s[2];
+        int k;
+        s[0] = &d->train;
+        s[1] = &d->test;
+        for (k = 0; k < 2; k++)
+            for (i = 0; i < s[k]->n; i++)
+                if (s[k]->labels[i] > 9) {
+                    fprintf(stderr, "%s: %s: label %d at image %d; Fashion-MNIST's labels are 0..9 (a damaged file, "
+                            "or not Fashion-MNIST)\n", prog, p[k ? 3 : 1], s[k]->labels[i], i);
+                    goto fail;
+                }
+        d->train.classes = d->test.classes = 10; /* the model has 10 outputs, even if a class is missing from a file */
+    }
+    if (d->test.classes > d->train.classes) {
+        fprintf(stderr, "%s: the test set has labels up to %d but the training set only 0..%d: the model would have "
+                "no output for them\n", prog, d->test.classes - 1, d->train.classes - 1);
+        goto fail;
+    }
+    d->test.classes = d->train.classes;
     { /* the recipe, then the switches over it; the data set's normalisation */
         acn_recipe r;
-        if (acn_recipe_get(o->recipe, &r)) {
+        if (acn_recipe_get(o->recipe, &r)) { /* image_opts_check refused it */
             fprintf(stderr, "%s: --recipe %s: expected paper, simple or none\n", prog, o->recipe);
             goto fail;
         }
@@ -188,19 +269,28 @@ static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, 
         if (o->smoothing >= 0) r.smoothing = o->smoothing;
         d->recipe = r;
     }
-    if (o->low_data || o->classes || o->limit) {
-        int cls[16], nc = 0;
+    {
+        int cls[16], nc;
         acn_dataset t;
-        if (o->classes && (nc = parse_classes(prog, o->classes, cls, 16, d->train.classes)) < 0) goto fail;
-        if (acn_data_select(ctx, &d->train, &t, o->low_data ? o->low_data : -1, nc ? cls : NULL, nc)) goto fail_ctx;
-        acn_data_free(&d->train);
-        d->train = t;
+        if ((nc = parse_classes(prog, o->classes, cls, 16, d->train.classes)) < 0) goto fail;
+        if (o->low_data || nc) {
+            if (acn_data_select(ctx, &d->train, &t, o->low_data ? o->low_data : -1, nc ? cls : NULL, nc))
+                goto fail_ctx;
+            acn_data_free(&d->train);
+            d->train = t;
+        }
         if (nc) {
             if (acn_data_select(ctx, &d->test, &t, -1, cls, nc)) goto fail_ctx;
             acn_data_free(&d->test);
             d->test = t;
         }
         if (o->limit && o->limit < d->train.n) d->train.n = o->limit; /* the first N, in file order */
+        if (!d->train.n || !d->test.n) { /* (only a class list can empty a set) */
+            fprintf(stderr, "%s: the %s set has no images of --classes %s; list classes it has\n", prog,
+                    d->train.n ? "test" : "training", o->classes);
+            rc = 2;
+            goto fail;
+        }
     }
     printf("%s: %d training and %d test images of %d x %d x %d, %d classes\n", d->name, d->train.n, d->test.n,
            d->train.c, d->train.h, d->train.w, d->train.classes);
@@ -210,7 +300,7 @@ fail_ctx:
 fail:
     acn_data_free(&d->train);
     acn_data_free(&d->test);
-    return 1;
+    return rc;
 }
 
 static void image_data_free(image_data *d)
@@ -227,26 +317,23 @@ typedef struct image_model {
     const char *grad_fmt;  /* the weight whose gradient norm is logged, "blocks.%d.ch.fc1.weight" */
     acn_tensor *(*forward)(acn_ctx *ctx, const void *m, acn_tensor *images, acn_tensor **probes);
     run_meta meta;         /* the settings that define it (compared on --resume) */
-    run_meta train_meta;   /* how it is trained (kept for the record)         */
+    run_meta train_meta;   /* how it is trained (compared on --resume, but for the record-only ones) */
+    const flag *flags;     /* the program's flags (their RESUME_* say what is compared) */
+    int n_flags;
 } image_model;
 
-/* The training settings, for the checkpoint's metadata. */
-static void image_opts_meta(const image_opts *o, const image_data *d, run_meta *m)
+/* The training settings, for the checkpoint's metadata: the flags' (their
+ * RESUME_SAME and RESUME_FIXED keys), then what no single flag gives: the
+ * augmentation they make (for the record), the epochs (may differ on
+ * --resume; for the record) and the training images (compared). */
+static void image_opts_meta(const image_opts *o, const image_data *d, const image_model *md, run_meta *m,
+                            run_meta *derived)
 {
-    meta_set(m, "data", "%s", o->dataset);
-    meta_set(m, "recipe", "%s", o->recipe);
+    flags_meta(md->flags, md->n_flags, m);
     meta_set(m, "augment", "crops %d flip %d autoaugment %d cutmix %g smoothing %g", d->recipe.crops, d->recipe.flip,
              d->recipe.autoaugment, d->recipe.cutmix_p, d->recipe.smoothing);
     meta_set(m, "epochs", "%d", o->epochs);
-    meta_set(m, "batch", "%d", o->batch);
-    meta_set(m, "lr", "%g", o->lr);
-    meta_set(m, "min_lr", "%g", o->min_lr);
-    meta_set(m, "weight_decay", "%g", o->wd);
-    meta_set(m, "warmup_epochs", "%d", o->warmup);
-    meta_set(m, "clip", "%g", o->clip);
-    meta_set(m, "seed", "%d", o->seed);
-    meta_set(m, "low_data", "%d", o->low_data);
-    meta_set(m, "class_subset", "%s", o->classes ? o->classes : "all");
+    meta_set(derived, "train_images", "%d", d->train.n);
     meta_set(m, "train_images", "%d", d->train.n);
 }
 
@@ -334,10 +421,7 @@ static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const 
     if (run_keep_previous(prog, f)) return 1;
     for (i = 0; i < md->train_meta.n; i++) meta_set(&m, md->train_meta.key[i], "%s", md->train_meta.val[i]);
     sums_to_meta(e, md->depth, &m);
-    if (acn_save_checkpoint(ctx, f->weights, f->state, opt, smp, step, meta_kv(&m), m.n)) {
-        fprintf(stderr, "%s: saving the checkpoint failed: %s\n", prog, acn_error(ctx));
-        return 1;
-    }
+    if (run_save(ctx, prog, f, opt, smp, step, meta_kv(&m), m.n)) return 1;
     image_saved_step = step;
     return 0;
 }
@@ -366,12 +450,14 @@ static int image_plots(const char *prog, const char *log_path, const char *dir, 
     int chosen[6];
     FILE *f = fopen(log_path, "r");
     if (!f) {
-        fprintf(stderr, "%s: --plots: cannot read the log %s\n", prog, log_path);
+        fprintf(stderr, "%s: --plots: cannot read the log %s: %s\n", prog, log_path, strerror(errno));
         return 1;
     }
+    errno = 0;
     if (!fgets(line, sizeof line, f)) line[0] = 0; /* the header */
     while (fgets(line, sizeof line, f)) { /* epoch,step,lr,train_loss,test_loss,test_acc,probe_0..L,grad_norm_1..L,seconds */
         char *p = line;
+        if (line[0] == '#') continue; /* a note, e.g. of a --force-resume */
         if (E == cap) {
             double *nv = (double *)realloc(v, sizeof(double) * (size_t)(cap = cap ? 2 * cap : 64) * ncol);
             if (!nv) { status = 1; break; }
@@ -421,7 +507,9 @@ static int image_plots(const char *prog, const char *log_path, const char *dir, 
     snprintf(title, sizeof title, "Block gradient norms, log scale (%s)", what);
     if (!status && (svg_heat_map(tmp, title, "epoch", "block", gn, L, E) || rename(tmp, path))) status = 1;
 out:
-    if (status) fprintf(stderr, "%s: --plots: cannot write the plots into %s (does the folder exist?)\n", prog, dir);
+    if (status)
+        fprintf(stderr, "%s: --plots: cannot write the plots into %s: %s\n", prog, dir,
+                errno ? strerror(errno) : "a write failed");
     free(v);
     free(gn);
     free(probe);
@@ -450,10 +538,12 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
     acn_tensor *gw[TRAIN_MAXL];
     float acc[TRAIN_MAXL + 1];
     double t_epoch = now_s(), test_loss = 0.0;
-    char plot_title[160];
+    char plot_title[160], changes[2000] = "";
+    static run_meta derived; /* compared on --resume, not flags: the training images */
     meta_set(&md->meta, "image", "%d x %d x %d", tr->c, tr->h, tr->w);
     meta_set(&md->meta, "classes", "%d", classes);
-    image_opts_meta(o, d, &md->train_meta);
+    derived.n = 0;
+    image_opts_meta(o, d, md, &md->train_meta, &derived);
     printf("recipe %s: %d crop(s), flip %d, AutoAugment %d, CutMix %g, label smoothing %g; batch %d, lr %g, "
            "weight decay %g, warmup %d epoch(s), %d epochs\n", o->recipe, d->recipe.crops, d->recipe.flip,
            d->recipe.autoaugment, d->recipe.cutmix_p, d->recipe.smoothing, o->batch, o->lr, o->wd, o->warmup, o->epochs);
@@ -467,21 +557,23 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         status = 1;
         goto done;
     }
-    if ((o->save && !run_files_of(o->save, &save)) || (o->resume && !run_files_of(o->resume, &resume))) {
-        fprintf(stderr, "%s: the checkpoint prefix is too long\n", prog);
+    if ((o->save && run_prefix(prog, "--save", o->save, &save)) ||
+        (o->resume && run_prefix(prog, "--resume", o->resume, &resume))) { /* image_opts_check refused these */
         status = 2;
         goto done;
     }
     sums_find_weights(ctx, md->grad_fmt, L, gw);
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
         acn_sampler_init(ctx, &smp, tr->n, o->batch, (uint64_t)o->seed, 0)) {
-        fprintf(stderr, "%s: %s\n", prog, acn_error(ctx));
+        train_report(ctx, prog, "");
         status = 1;
         goto done;
     }
     if (o->resume) {
         int64_t s64 = 0;
-        if (meta_check(ctx, prog, &resume, &md->meta)) { status = 1; goto done; }
+        if ((status = resume_check(ctx, prog, &resume, &md->meta, md->flags, md->n_flags, &derived, o->force_resume,
+                                   changes, sizeof changes)))
+            goto done;
         if (acn_load_checkpoint(ctx, resume.weights, resume.state, &opt, &smp, &s64)) {
             run_resume_failed(ctx, prog, &resume);
             status = 1;
@@ -493,12 +585,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         printf("resumed from %s at step %ld (epoch %ld, image %ld of %d)\n", resume.weights, step, (long)smp.epoch + 1,
                (long)smp.pos, tr->n);
     }
-    if (o->plots && !o->log) {
-        fprintf(stderr, "%s: --plots draws from the CSV log; give --log FILE too\n", prog);
-        status = 2;
-        goto done;
-    }
-    if (o->save) make_parent(save.weights);
+    if (o->save && run_can_write(prog, &save)) { status = 1; goto done; }
     if (o->plots) mkdir(o->plots, 0755);
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
@@ -506,7 +593,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
         make_parent(o->log);
         log = fopen(o->log, old ? "a" : "w");
         if (!log) {
-            fprintf(stderr, "%s: cannot open the log %s for writing\n", prog, o->log);
+            fprintf(stderr, "%s: cannot open the log %s for writing: %s\n", prog, o->log, strerror(errno));
             status = 1;
             goto done;
         }
@@ -515,8 +602,9 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
             for (i = 0; i <= L; i++) fprintf(log, ",probe_%d", i);
             for (i = 0; i < L; i++) fprintf(log, ",grad_norm_%d", i + 1);
             fprintf(log, ",seconds\n");
-            fflush(log);
         }
+        if (changes[0]) fprintf(log, "# step %ld: resumed from %s with --force-resume: %s\n", step, resume.weights, changes);
+        fflush(log);
     }
     train_catch_signals();
     progress_init(&pg);
@@ -547,7 +635,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
             es.seconds = now_s() - t_epoch;
             if ((o->eval_every && (e + 1) % o->eval_every == 0) || smp.epoch == o->epochs) {
                 if (image_eval(ctx, md, d, o, acc, &test_loss)) {
-                    fprintf(stderr, "%s: evaluation failed: %s\n", prog, acn_error(ctx));
+                    train_report(ctx, prog, "evaluation failed: ");
                     status = 1;
                     break;
                 }

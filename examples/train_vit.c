@@ -20,7 +20,7 @@
 
 static acn_tensor *vit_forward(acn_ctx *ctx, const void *m, acn_tensor *images, acn_tensor **probes)
 {
-    return acn_vit_forward(ctx, (const acn_vit *)m, images, -1, probes);
+    return acn_vit_forward_ex(ctx, (const acn_vit *)m, images, -1, probes, probes ? TRAIN_MAXL + 1 : 0);
 }
 
 int main(int argc, char **argv)
@@ -35,6 +35,7 @@ int main(int argc, char **argv)
     acn_tensor *params;
     image_data d;
     image_model md;
+    run_files save, resume;
 
     mc.patch = 4;
     mc.width = 192;
@@ -44,26 +45,45 @@ int main(int argc, char **argv)
     o.recipe = "simple";
     o.wd = 0.05f;
     n = image_flags(&o, f);
-#define F_(name, type, dst, lo, hi, help) do { flag g_ = {name, type, dst, lo, hi, help}; f[n++] = g_; } while (0)
-    F_("--wiring", FLAG_STR, &wiring, 0, 0, "acn, residual, plain or acn-detach");
-    F_("--width", FLAG_INT, &mc.width, 8, 65536, "channels per token (a multiple of 4 and of --heads)");
-    F_("--depth", FLAG_INT, &mc.depth, 1, TRAIN_MAXL, "blocks");
-    F_("--heads", FLAG_INT, &mc.heads, 1, 256, "attention heads");
-    F_("--mlp", FLAG_INT, &mc.mlp, 1, 65536, "hidden width of the MLP");
-    F_("--patch", FLAG_INT, &mc.patch, 1, 64, "patch size (the image sides must be multiples of it)");
-    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, "the step arena, in MB (pages are used as needed)");
+#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
+    F_("--wiring", FLAG_STR, &wiring, 0, 0, RESUME_MODEL("wiring"), "acn, residual, plain or acn-detach");
+    F_("--width", FLAG_INT, &mc.width, 8, 65536, RESUME_MODEL("width"), "channels per token (a multiple of 4 and of --heads)");
+    F_("--depth", FLAG_INT, &mc.depth, 1, TRAIN_MAXL, RESUME_MODEL("depth"), "blocks");
+    F_("--heads", FLAG_INT, &mc.heads, 1, 256, RESUME_MODEL("heads"), "attention heads");
+    F_("--mlp", FLAG_INT, &mc.mlp, 1, 65536, RESUME_MODEL("mlp"), "hidden width of the MLP");
+    F_("--patch", FLAG_INT, &mc.patch, 1, 64, RESUME_MODEL("patch"), "patch size (the image sides must be multiples of it)");
+    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the step arena, in MB (pages are used as needed)");
 #undef F_
     rc = flags_parse(argc, argv, f, n,
                      "Trains a small ViT (the authors' AC-ViT block) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
     if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
-    if (!(ctx = train_ctx_new(argv[0], o.seed, arena_mb, o.threads))) return 1;
-    if (image_data_load(ctx, argv[0], &o, &d)) { acn_ctx_free(ctx); return 1; }
+    if (image_opts_check(argv[0], &o, &save, &resume)) return 2;
+    if (mc.width % 4) { /* the 2-D sin-cos position embedding: a quarter of the channels per sin/cos and axis */
+        fprintf(stderr, "%s: --width %d is not a multiple of 4 (the 2-D position embedding needs it)\n", argv[0],
+                mc.width);
+        return 2;
+    }
+    if (mc.width % mc.heads) {
+        fprintf(stderr, "%s: --width %d is not a multiple of --heads %d (each head gets width / heads channels)\n",
+                argv[0], mc.width, mc.heads);
+        return 2;
+    }
+    /* a block has 12 parameter tensors; the table is sized for the depth asked */
+    if (!(ctx = train_ctx_new(argv[0], o.seed, arena_mb, o.threads, 64 + 16 * mc.depth))) return 1;
+    if ((rc = image_data_load(ctx, argv[0], &o, &d))) { acn_ctx_free(ctx); return rc; }
     mc.channels = d.train.c;
     mc.image_h = d.train.h;
     mc.image_w = d.train.w;
     mc.classes = d.train.classes;
+    if (d.train.h % mc.patch || d.train.w % mc.patch) {
+        fprintf(stderr, "%s: --patch %d does not divide the image size %d x %d; use a divisor of %d, such as 4\n",
+                argv[0], mc.patch, d.train.h, d.train.w, d.train.h % mc.patch ? d.train.h : d.train.w);
+        image_data_free(&d);
+        acn_ctx_free(ctx);
+        return 2;
+    }
     if (acn_vit_build(ctx, &m, &mc)) {
         fprintf(stderr, "%s: %s\n", argv[0], acn_error(ctx));
         image_data_free(&d);
@@ -78,6 +98,8 @@ int main(int argc, char **argv)
     md.depth = mc.depth;
     md.grad_fmt = "blocks.%d.mlp.fc1.weight";
     md.forward = vit_forward;
+    md.flags = f;
+    md.n_flags = n;
     meta_set(&md.meta, "model", "vit");
     meta_set(&md.meta, "wiring", "%s", acn_wiring_name(mc.wiring));
     meta_set(&md.meta, "patch", "%d", mc.patch);

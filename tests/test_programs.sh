@@ -7,7 +7,11 @@
 #     files byte-identical to a run in one go;
 #   - a NaN loss stops the run and leaves the last checkpoint as it was;
 #   - bad flags, missing, truncated and compressed data, a checkpoint of
-#     another model or a damaged one: a message and a non-zero exit.
+#     another model or a damaged one: a message and a non-zero exit;
+#   - --resume with other training flags is refused with the list of
+#     differences (exit 2) unless --force-resume, which says so;
+#   - early exits free what they allocated: under the sanitized build
+#     (tests/run.sh) LeakSanitizer is on, and any sanitizer report fails.
 # Usage: tests/test_programs.sh BUILD_DIR (with train_mixer, train_vit, train_bert built there)
 # Prints "programs: N passed, N failed".
 set -u
@@ -17,11 +21,14 @@ W=$B/programs
 PY=${PYTHON:-/usr/bin/python3}
 command -v "$PY" > /dev/null || PY=python3
 rm -rf "$W" && mkdir -p "$W"
+# LeakSanitizer on, whatever the caller set (it only matters for a sanitized build)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
 pass=0
 fail=0
 check() { # check NAME CONDITION-EXIT-STATUS [LOG]
     if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1"; [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 15; fi
 }
+clean() { ! grep -q "Sanitizer\|runtime error:" "$1"; } # clean LOG: no sanitizer report (leaks included)
 "$PY" tests/tools/tiny_cifar.py "$W/cifar" 64
 "$PY" tests/tools/tiny_cifar.py "$W/cifar_big" 256
 M="$B/train_mixer --data-dir $W/cifar --recipe paper --width 32 --depth 4 --token-hidden 16 --channel-hidden 64 --batch 16 --threads 2 --eval-every 2"
@@ -36,6 +43,7 @@ grep -q "stopped by signal 2 at step 27 (epoch 2, image 112 of 320)" "$W/cut1.lo
 check "SIGINT after 27 steps: saved and exited with 130 (exit $rc)" $(( $? || rc != 130 )) "$W/cut1.log"
 ls "$W"/*.tmp > /dev/null 2>&1
 check "no temporary files left behind" $(( ! $? ))
+for f in safetensors state.safetensors csv; do cp "$W/cut.$f" "$W/forced.$f"; done # for --force-resume below
 mkdir -p "$W/plots"
 $M --epochs 3 --save "$W/cut" --log "$W/cut.csv" --resume "$W/cut" --plots "$W/plots" > "$W/cut2.log" 2>&1
 check "resumed run" $? "$W/cut2.log"
@@ -104,12 +112,49 @@ check "killed with SIGKILL mid-run, resumed from $(basename "$from"): byte-ident
 # ---- the checkpoint loads where it should, and only there ------------------------
 $M --epochs 3 --wiring residual --resume "$W/whole" > "$W/other.log" 2>&1
 rc=$?
-grep -q "was made with wiring=acn, this run has wiring=residual" "$W/other.log"
-check "resume refuses a checkpoint of another wiring (exit $rc)" $(( $? || rc != 1 )) "$W/other.log"
-$M --epochs 3 --width 48 --resume "$W/whole" > "$W/other.log" 2>&1
+grep -q "^  --wiring: checkpoint acn, now residual (the model)$" "$W/other.log"
+check "resume refuses a checkpoint of another wiring (exit $rc)" $(( $? || rc != 2 )) "$W/other.log"
+$M --epochs 3 --width 48 --force-resume --resume "$W/whole" > "$W/other.log" 2>&1
 rc=$?
-grep -q "width=32, this run has width=48" "$W/other.log"
-check "resume refuses a checkpoint of another size (exit $rc)" $(( $? || rc != 1 )) "$W/other.log"
+grep -q "^  --width: checkpoint 32, now 48 (the model)$" "$W/other.log" && ! grep -q "add --force-resume" "$W/other.log"
+check "resume refuses a checkpoint of another size, --force-resume or not (exit $rc)" $(( $? || rc != 2 )) "$W/other.log"
+# training flags: every difference listed, exit 2; --force-resume continues and says so, in the log too
+$M --epochs 3 --batch 32 --lr 2e-3 --low-data 20 --limit 100 --recipe simple --seed 0 --resume "$W/cut" > "$W/flags.log" 2>&1
+rc=$?
+grep -q "cannot resume from $W/cut.safetensors: 6 settings differ from the checkpoint's:" "$W/flags.log" &&
+    grep -q "^  --batch: checkpoint 16, now 32$" "$W/flags.log" && grep -q "^  --lr: checkpoint 0.001, now 0.002$" "$W/flags.log" &&
+    grep -q "^  --low-data: checkpoint 0, now 20$" "$W/flags.log" && grep -q "^  --limit: checkpoint 0, now 100$" "$W/flags.log" &&
+    grep -q "^  --recipe: checkpoint paper, now simple$" "$W/flags.log" && grep -q "^  train_images: checkpoint 320, now 100$" "$W/flags.log" &&
+    grep -q "add --force-resume" "$W/flags.log" && clean "$W/flags.log"
+check "resume with other training flags lists each difference and exits 2 (exit $rc)" $(( $? || rc != 2 )) "$W/flags.log"
+$M --epochs 3 --seed 1 --force-resume --resume "$W/cut" > "$W/flags.log" 2>&1
+rc=$?
+grep -q "^  --seed: checkpoint 0, now 1 (--force-resume cannot change it)$" "$W/flags.log"
+check "--force-resume cannot change --seed (exit $rc)" $(( $? || rc != 2 )) "$W/flags.log"
+$M --epochs 3 --threads 1 --eval-every 1 --eval-batch 7 --batch 32 --force-resume --resume "$W/forced" --save "$W/forced" --log "$W/forced.csv" > "$W/forced.log" 2>&1
+rc=$?
+grep -q "^--force-resume: resuming from $W/forced.safetensors with 1 setting that differs from the checkpoint's" "$W/forced.log" &&
+    grep -q "^  --batch: checkpoint 16, now 32$" "$W/forced.log" && grep -q "^# step 27: resumed from $W/forced.safetensors with --force-resume: --batch 16 -> 32$" "$W/forced.csv"
+check "--force-resume resumes with other flags and says so, in the output and in the CSV log (exit $rc)" $(( $? || rc != 0 )) "$W/forced.log"
+$M --epochs 3 --batch 32 --resume "$W/forced" > "$W/forced2.log" 2>&1
+rc=$?
+grep -q "finished its 3 epochs already" "$W/forced2.log"
+check "the checkpoints after --force-resume record the new flags (exit $rc)" $(( $? || rc != 0 )) "$W/forced2.log"
+# a checkpoint of an older version, without some of the keys: a note, not a refusal
+"$PY" - "$W/cut.safetensors" "$W/old.safetensors" <<'PYEOF' 2> "$W/old.py.log"
+import json, struct, sys
+d = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', d[:8])[0]
+h = json.loads(d[8:8 + n])
+for k in ('limit', 'crop'): del h['__metadata__'][k]
+s = json.dumps(h, separators=(',', ':')).encode(); s += b' ' * (-len(s) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(s)) + s + d[8 + n:])
+PYEOF
+cp "$W/cut.state.safetensors" "$W/old.state.safetensors"
+$M --epochs 3 --limit 5 --resume "$W/old" --stop-after 1 > "$W/old.log" 2>&1
+rc=$?
+grep -q "note: $W/old.safetensors does not record --crop, --limit (it was written by an older version); these were not checked" "$W/old.log" &&
+    grep -q "^  train_images: checkpoint 320, now 5$" "$W/old.log"
+check "an older checkpoint without some settings: a note names them, the rest is still compared (exit $rc)" $(( $? || rc != 2 )) "$W/old.log"
 head -c 5000 "$W/whole.safetensors" > "$W/damaged.safetensors" && cp "$W/whole.state.safetensors" "$W/damaged.state.safetensors"
 $M --epochs 3 --resume "$W/damaged" > "$W/damaged.log" 2>&1
 rc=$?
@@ -136,29 +181,94 @@ h = json.loads(d[8:8 + n]); assert h['__metadata__']['step'] == '2', h['__metada
 check "the checkpoint on disk is the last good one (step 2)" $? "$W/nan.py.log"
 
 # ---- bad input ---------------------------------------------------------------------
-bad() { # bad NAME EXPECTED-TEXT COMMAND...: exits non-zero, prints the text, no crash
+bad() { # bad NAME EXPECTED-TEXT COMMAND...: exits non-zero, prints the text, no crash, no leak
     local name=$1 text=$2; shift 2
     "$@" > "$W/bad.log" 2>&1
     local rc=$?
-    grep -q -- "$text" "$W/bad.log" && [ $rc -ne 0 ] && [ $rc -lt 128 ]
+    grep -q -- "$text" "$W/bad.log" && [ $rc -ne 0 ] && [ $rc -lt 128 ] && clean "$W/bad.log"
     check "$name (exit $rc)" $? "$W/bad.log"
+}
+refuse() { # refuse STATUS NAME EXPECTED-TEXT COMMAND...: exits with STATUS, prints the text, no sanitizer report
+    local want=$1 name=$2 text=$3; shift 3
+    "$@" > "$W/bad.log" 2>&1
+    local rc=$?
+    grep -q -- "$text" "$W/bad.log" && [ $rc -eq "$want" ] && clean "$W/bad.log"
+    check "$name (exit $rc, want $want)" $? "$W/bad.log"
 }
 bad "unknown flag" "unknown flag '--depht'" $B/train_mixer --depht 3
 bad "flag without its value" "--epochs needs a value" $B/train_mixer --epochs
 bad "flag out of range" "--batch 0: expected a whole number from 1" $B/train_mixer --batch 0
 bad "not a number" "--lr fast: expected a number" $B/train_mixer --lr fast
 bad "unknown wiring" "--wiring dense: expected acn, residual" $B/train_mixer --wiring dense
-bad "unknown recipe" "--recipe fancy: expected paper, simple or none" $B/train_mixer --data-dir $W/cifar --recipe fancy
-bad "unknown data set" "--data mnist: expected cifar10 or fashion" $B/train_mixer --data mnist
-bad "bad class list" "--classes 3,x: expected distinct" $B/train_mixer --data-dir $W/cifar --classes 3,x
+# every bad flag exits 2, before any data is read
+refuse 2 "unknown recipe" "--recipe fancy: expected paper, simple or none" $B/train_mixer --data-dir $W/cifar --recipe fancy
+refuse 2 "unknown data set" "--data mnist: expected cifar10 or fashion" $B/train_mixer --data mnist
+refuse 2 "bad class list" "--classes 3,x: expected distinct" $B/train_mixer --data-dir $W/cifar --classes 3,x
+refuse 2 "a class listed twice" "--classes 3,3: class 3 is listed twice" $B/train_mixer --data-dir $W/cifar --classes 3,3
+refuse 2 "a class beyond the data set's" "--classes 3,12: class 12 is not among 0..9" $B/train_mixer --data-dir $W/cifar --classes 3,12
+refuse 2 "a negative class" "--classes -1: class -1 is not among 0..9" $B/train_mixer --data-dir $W/cifar --classes -1
+refuse 2 "an empty class list" "--classes '': expected a value, not an empty string" $B/train_mixer --data-dir $W/cifar --classes ''
+refuse 2 "more threads than acn.h allows" "--threads 65: expected a whole number from 0 to 64" $B/train_mixer --threads 65
+$B/train_mixer --help | grep -q -- "--threads  *threads, up to 64 " && $B/train_bert --help | grep -q -- "--threads  *threads, up to 64 "
+check "--help and the check agree on the threads" $?
+refuse 2 "an empty --save" "--save '': expected a value" $B/train_mixer --data-dir $W/cifar --save ''
+refuse 2 "a --save that names a folder" "--save '$W/': expected a checkpoint prefix that ends in a file name" $B/train_mixer --data-dir $W/cifar --save "$W/"
+ls -a "$W" | grep -q "^\.safetensors$"
+check "no hidden checkpoint files were written" $(( ! $? ))
+refuse 2 "a hexadecimal whole number" "--epochs 0x2: expected a whole number from 1 to 1000000, in decimal digits" $B/train_mixer --data-dir $W/cifar --epochs 0x2
+refuse 2 "a whole number with a fraction" "--batch 16.0: expected a whole number" $B/train_mixer --data-dir $W/cifar --batch 16.0
+refuse 2 "a number beyond an int" "--stop-after 4294967296: expected a whole number" $B/train_mixer --data-dir $W/cifar --stop-after 4294967296
+refuse 2 "--force-resume without --resume" "--force-resume goes with --resume" $B/train_mixer --data-dir $W/cifar --force-resume
 bad "missing data" "cannot open" $B/train_mixer --data-dir $W/nowhere
+bad "train_vit: missing data" "cannot open" $B/train_vit --data-dir $W/nowhere
+# a class the test set has no image of: refused before training, no NaN accuracy
+mkdir -p "$W/nocls" && cp "$W"/cifar/data_batch_*.bin "$W/nocls/" && head -c 3073 "$W/cifar/test_batch.bin" > "$W/nocls/test_batch.bin"
+refuse 2 "--classes the test set lacks" "the test set has no images of --classes 3" $M --data-dir "$W/nocls" --classes 3 --epochs 1
+! grep -q "nan\|epoch 1" "$W/bad.log"
+check "  ... and nothing was trained" $? "$W/bad.log"
+# Fashion-MNIST (IDX): a test label the training files lack is fine (10 classes); a label of 200 is refused at load
+mkfashion() { # mkfashion DIR TRAIN-LABEL-OF-IMAGE-0: 40 training images (labels 0..8), 20 test images (0..9)
+    "$PY" - "$1" "$2" <<'PYEOF'
+import os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(3)
+def put(prefix, labels):
+    n = len(labels)
+    open(d + '/' + prefix + '-images-idx3-ubyte', 'wb').write(struct.pack('>IIII', 0x803, n, 28, 28) + bytes(r.randrange(256) for _ in range(n * 784)))
+    open(d + '/' + prefix + '-labels-idx1-ubyte', 'wb').write(struct.pack('>II', 0x801, n) + bytes(labels))
+put('train', [int(sys.argv[2])] + [i % 9 for i in range(1, 40)])
+put('t10k', [i % 10 for i in range(20)])
+PYEOF
+}
+F="--data fashion --width 8 --depth 1 --token-hidden 4 --channel-hidden 8 --patch 7 --batch 40 --epochs 1 --recipe none --threads 2"
+mkfashion "$W/fashion" 0
+$B/train_mixer $F --data-dir "$W/fashion" > "$W/fashion.log" 2>&1
+rc=$?
+grep -q "40 training and 20 test images of 1 x 28 x 28, 10 classes" "$W/fashion.log" && grep -q "final: test accuracy [0-9]" "$W/fashion.log" && clean "$W/fashion.log"
+check "Fashion-MNIST with a test label the training files lack: 10 classes, trained, evaluated (exit $rc)" $(( $? || rc != 0 )) "$W/fashion.log"
+mkfashion "$W/fashion200" 200
+refuse 1 "an IDX label of 200 is refused at load" "train-labels-idx1-ubyte: label 200 at image 0; Fashion-MNIST's labels are 0..9" $B/train_mixer $F --data-dir "$W/fashion200"
+! grep -q "epoch" "$W/bad.log"
+check "  ... before any training" $? "$W/bad.log"
 mkdir -p "$W/trunc" && cp "$W"/cifar/*.bin "$W/trunc/" && head -c 100000 "$W/cifar/test_batch.bin" > "$W/trunc/test_batch.bin"
 bad "truncated CIFAR file" "test_batch.bin" $B/train_mixer --data-dir "$W/trunc" --epochs 1
 mkdir -p "$W/gz" && for f in train-images-idx3-ubyte train-labels-idx1-ubyte; do printf '\037\213\010\000junk' > "$W/gz/$f.gz"; done
 bad "gzip-compressed IDX file" "gunzip" $B/train_mixer --data fashion --data-dir "$W/gz"
-bad "patch that does not divide the image" "patch" $B/train_mixer --data-dir $W/cifar --patch 5 --width 32 --depth 2
-bad "--plots without --log" "give --log FILE too" $M --epochs 1 --plots "$W"
-bad "save into a missing folder" "saving the checkpoint failed" $M --epochs 1 --save "$W/no/such/dir/x"
+refuse 2 "patch that does not divide the image" "--patch 5 does not divide the image size 32 x 32" $B/train_mixer --data-dir $W/cifar --patch 5 --width 32 --depth 2
+refuse 2 "train_vit: patch that does not divide the image" "--patch 5 does not divide the image size 32 x 32" $B/train_vit --data-dir $W/cifar --patch 5
+refuse 2 "--plots without --log" "give --log FILE too" $M --epochs 1 --plots "$W"
+refuse 1 "save into a missing folder, before training" "cannot create $W/no/such/dir/x.safetensors.tmp: No such file or directory" $M --epochs 1 --save "$W/no/such/dir/x"
+refuse 1 "save below a file: the system's reason" "cannot create $W/cifar/test_batch.bin/x.safetensors.tmp: Not a directory" $M --epochs 1 --save "$W/cifar/test_batch.bin/x"
+if [ "$(id -u)" -ne 0 ]; then # root writes anywhere
+    mkdir -p "$W/readonly" && chmod 555 "$W/readonly"
+    refuse 1 "save into a read-only folder: permission denied" "cannot create $W/readonly/x.safetensors.tmp: Permission denied" $M --epochs 1 --save "$W/readonly/x"
+    chmod 755 "$W/readonly"
+fi
+refuse 1 "a full arena names --arena-mb" "raise --arena-mb" $B/train_mixer --data-dir $W/cifar --width 64 --depth 1 --token-hidden 8 --channel-hidden 1024 --batch 64 --arena-mb 16 --epochs 1
+# the deepest model the flags allow is built (the parameter table is sized for it) and takes a step
+$B/train_mixer --data-dir $W/cifar --depth 64 --width 8 --token-hidden 4 --channel-hidden 8 --batch 16 --limit 16 --epochs 1 --eval-batch 64 --threads 2 > "$W/deep.log" 2>&1
+check "train_mixer --depth 64 trains" $? "$W/deep.log"
+$B/train_vit --data-dir $W/cifar --depth 64 --width 8 --heads 1 --mlp 8 --patch 8 --batch 16 --limit 16 --epochs 1 --eval-batch 64 --threads 2 > "$W/deep.log" 2>&1
+check "train_vit --depth 64 trains" $? "$W/deep.log"
 $B/train_mixer --help > "$W/help.log" 2>&1
 check "--help exits 0 and lists the flags" $(( $? || ! $(grep -c -- "--resume" "$W/help.log") )) "$W/help.log"
 
@@ -177,8 +287,9 @@ $B/train_vit --data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --epoch
 $B/train_vit --data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --epochs 2 --batch 16 --threads 2 --save "$W/vit2" --resume "$W/vit2" > "$W/vit2.log" 2>&1
 cmp -s "$W/vit.safetensors" "$W/vit2.safetensors"
 check "train_vit: stop + resume is byte-identical" $? "$W/vit2.log"
-bad "train_vit: width not a multiple of the heads" "heads" $B/train_vit --data-dir $W/cifar --width 30 --heads 4 --epochs 1
-bad "train_mixer refuses a ViT checkpoint" "was made with model=vit, this run has model=mixer" $M --epochs 3 --resume "$W/vit"
+refuse 2 "train_vit: width not a multiple of the heads" "--width 32 is not a multiple of --heads 3" $B/train_vit --data-dir $W/cifar --width 32 --heads 3 --epochs 1
+refuse 2 "train_vit: width not a multiple of 4" "--width 30 is not a multiple of 4" $B/train_vit --data-dir $W/cifar --width 30 --heads 2 --epochs 1
+refuse 2 "train_mixer refuses a ViT checkpoint" "^  model: checkpoint vit, now mixer (the model)$" $M --epochs 3 --resume "$W/vit"
 # ---- PyTorch reads the checkpoint's settings and weights and gets the same accuracy -------
 if "$PY" -c "import torch" > /dev/null 2>&1; then
     for run in whole vit; do
@@ -211,6 +322,28 @@ if [ -f $SST/train.tsv ]; then
         check "train_bert: stopped after step $cut and resumed is byte-identical" $? "$W/bert$cut.log"
     done
     bad "train_bert: missing data" "cannot open" $B/train_bert --data-dir "$W/nowhere"
+    TB="$B/train_bert --data-dir $SST --width 8 --heads 2 --mlp 8 --depth 1 --seq 16 --batch 64 --limit 64 --mlm-epochs 1 --cls-epochs 1 --threads 2"
+    refuse 2 "train_bert: nothing to train" "nothing to train: --mlm-epochs and --cls-epochs are both 0" $TB --mlm-epochs 0 --cls-epochs 0 --save "$W/b0"
+    ! ls "$W"/b0* > /dev/null 2>&1 && ! grep -q "^saved" "$W/bad.log"
+    check "  ... and it says nothing about saving" $? "$W/bad.log"
+    refuse 2 "train_bert: a vocabulary of only the special tokens" "--min-count 100000: no training word is seen that often" $TB --min-count 100000
+    refuse 2 "train_bert: width not a multiple of the heads" "--width 8 is not a multiple of --heads 3" $TB --heads 3
+    refuse 2 "train_bert: more threads than acn.h allows" "--threads 1024: expected a whole number from 0 to 64" $TB --threads 1024
+    refuse 1 "train_bert: save below a file" "Not a directory" $TB --save "$SST/train.tsv/x"
+    bad "train_bert: resume from a missing checkpoint" "cannot resume: .*nothing.safetensors" $TB --resume "$W/nothing"
+    $TB --depth 64 --heads 1 --cls-epochs 0 > "$W/bdeep.log" 2>&1
+    check "train_bert --depth 64 trains" $? "$W/bdeep.log"
+    $TB --save "$W/bflags" --stop-after 1 > /dev/null 2>&1
+    refuse 2 "train_bert: resume with other training flags lists them" "^  --dropout: checkpoint 0.1, now 0.2$" $TB --resume "$W/bflags" --dropout 0.2 --batch 32 --mlm-lr 1e-2 --cls-lr 1e-3 --mask 0.2 --min-count 2
+    grep -q "^  --batch: checkpoint 64, now 32$" "$W/bad.log" && grep -q "^  --mlm-lr: checkpoint 0.001, now 0.01$" "$W/bad.log" &&
+        grep -q "^  --cls-lr: checkpoint 0.0001, now 0.001$" "$W/bad.log" && grep -q "^  --mask: checkpoint 0.15, now 0.2$" "$W/bad.log" &&
+        grep -q "^  --min-count: checkpoint 1, now 2$" "$W/bad.log"
+    check "  ... every one of them" $? "$W/bad.log"
+    $TB --resume "$W/bflags" --batch 32 --force-resume --log "$W/bflags.csv" --mlm-epochs 0 > "$W/bforce.log" 2>&1
+    rc=$?
+    grep -q "^--force-resume: resuming from $W/bflags.safetensors with 1 setting" "$W/bforce.log" && grep -q "^resumed mlm from $W/bflags.safetensors at step 1" "$W/bforce.log" &&
+        grep -q "^# resumed from $W/bflags.safetensors with --force-resume: --batch 64 -> 32$" "$W/bflags.csv" && clean "$W/bforce.log"
+    check "train_bert: --force-resume says so in the output and the log; --mlm-epochs 0 still loads an MLM checkpoint (exit $rc)" $(( $? || rc != 0 )) "$W/bforce.log"
     $BT --mlm-lr 1e9 --clip 0 --save "$W/bnan" --save-every 1 > "$W/bnan.log" 2>&1
     rc=$?
     grep -q "is -\?nan at mlm step [0-9]*; stopped without saving. The last good state is $W/bnan.safetensors" "$W/bnan.log"
