@@ -4,7 +4,12 @@
 #   make examples   every single-file example, into build/
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
-#   make fuzz       libFuzzer on the safetensors reader (FUZZ_SECONDS, default 60; needs clang)
+#   make fuzz       libFuzzer (clang, ASan + UBSan) on every file reader, one target after another for
+#                   FUZZ_SECONDS each (default 60): safetensors, the checkpoint pair, CIFAR, IDX, CSV, TSV
+#                   (tests/fuzz/fuzz_*.c). Seeds: tests/fuzz/corpus/<target>/ (and, for safetensors, the
+#                   committed reference files); what it finds goes to
+#                   build/fuzz/corpus-<target>/, crashes to build/fuzz/crash-<target>-*; make test replays
+#                   the committed corpora and tests/fuzz/crashes/ without libFuzzer (tests/fuzz/replay.c)
 #   make clean
 CC ?= cc
 PYTHON ?= /usr/bin/python3
@@ -13,6 +18,7 @@ EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
 .PHONY: demo test examples refs bench-cpu fuzz clean
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
 demo: build/demo
 	build/demo --out demo-out
@@ -38,10 +44,16 @@ bench-cpu:
 	CC=$(CC) PYTHON=$(PYTHON) tests/bench/bench_cpu.sh
 
 fuzz:
-	@mkdir -p build/fuzz-corpus
-	clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_safetensors.c -o build/fuzz_safetensors -lm
-	cp tests/ref/*.safetensors tests/reference/*.safetensors build/fuzz-corpus/
-	build/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz-corpus
+	@mkdir -p build/fuzz/corpus-safetensors
+	cp tests/ref/*.safetensors tests/reference/*.safetensors build/fuzz/corpus-safetensors/
+	set -e; for t in $(FUZZ_TARGETS); do \
+	    clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	        tests/fuzz/fuzz_$$t.c -o build/fuzz/fuzz_$$t -lm; \
+	    mkdir -p build/fuzz/corpus-$$t; \
+	    case $$t in safetensors) len=65536 ;; cifar) len=12500 ;; *) len=8192 ;; esac; \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -artifact_prefix=build/fuzz/crash-$$t- \
+	        build/fuzz/corpus-$$t tests/fuzz/corpus/$$t; \
+	done
 
 clean:
 	rm -rf build

@@ -744,11 +744,13 @@ typedef struct acn_st_item {
 } acn_st_item;
 
 /* Parse a file's bytes (copied). The reader treats its input as hostile:
- * header length within the file and at most 100 MB, strict JSON, no
- * duplicate names, string-only __metadata__, sizes equal to shape x dtype
- * with overflow checked, and tensors that tile the data exactly (from 0,
- * no gaps, no overlaps, no trailing bytes); the error names what is wrong.
- * acn_st_free releases. */
+ * header length within the file and at most 100 MB, strict JSON with UTF-8
+ * strings, no duplicate names or fields, string-only __metadata__, dtypes
+ * of the safetensors format only (BOOL, I8, I16, U16, U32, U64 and the F8
+ * types are kept as ACN_DT_OTHER; an unknown name is refused), sizes equal
+ * to shape x dtype with overflow checked, and tensors that tile the data
+ * exactly (from 0, no gaps, no overlaps, no trailing bytes); the error
+ * names what is wrong. acn_st_free releases. */
 ACNDEF acn_status acn_st_parse(acn_ctx *ctx, acn_st *st, const void *bytes, size_t size, const char *name);
 ACNDEF void       acn_st_free(acn_st *st);
 ACNDEF const acn_st_entry *acn_st_find(const acn_st *st, const char *name);
@@ -780,8 +782,13 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
  * weights_path: every parameter by name (PyTorch-loadable), metadata "step"
  * plus the caller's key/value pairs; state_path: the AdamW moments and step,
  * the context's generator and the sampler's cursor, as exact F32/I64 items.
- * Loading refuses a pair whose steps differ, or state of another shape.
- * opt and smp may be NULL (nothing of theirs is saved or restored). */
+ * Loading refuses a pair whose steps differ, state of another dtype or
+ * shape, a step tensor other than the metadata's step, a negative step, a
+ * sampler cursor outside [0, 2^31) epochs and [0, smp->n] positions or of
+ * another seed, and weights the model lacks; it checks everything before it
+ * changes anything, so on an error the parameters, opt, smp and the
+ * generator are as they were. opt and smp may be NULL (nothing of theirs is
+ * saved or restored). */
 struct acn_sampler;
 ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
                                       const acn_adamw *opt, const struct acn_sampler *smp, int64_t step,
@@ -845,8 +852,10 @@ ACNDEF acn_status acn_data_cifar(acn_ctx *ctx, acn_dataset *ds, const char *cons
 /* An IDX image file (magic 0x00000803, n x rows x cols bytes) and its IDX
  * label file (0x00000801), as MNIST and Fashion-MNIST ship them, unzipped. */
 ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images, const char *labels);
-/* A CSV file of numbers, one example a line, the label (an integer) last;
- * values are multiplied by scale (the UCI digits: 0..16, scale 1/16). */
+/* A CSV file of numbers, one example a line, the label (an integer in
+ * [0, 1000000]) last; values are multiplied by scale (the UCI digits: 0..16,
+ * scale 1/16). NaN, inf and values beyond float's range are refused, with
+ * the file, line and column. */
 ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale);
 #endif
 
@@ -955,10 +964,14 @@ ACNDEF void acn_text_batch(const acn_textset *ts, const int *idx, int b, int T, 
 #ifndef ACN_NO_STDIO
 /* GLUE-style TSV (SST-2): a header line, then "label<TAB>text" lines, the
  * text's words separated by spaces; a header that starts "sentence<TAB>"
- * (GLUE's own files) means "text<TAB>label" lines. With build, the vocabulary is made from
+ * (GLUE's own files) means "text<TAB>label" lines. Labels are 0 or 1 (two
+ * classes, ts->classes = 2); any other label, or a NUL byte, is refused with
+ * the file and line. A line may have no words. With build, the vocabulary is made from
  * this file's words seen at least min_count times (the most frequent first,
  * ties in alphabetical order) and written to *vocab; without, *vocab is used
- * and unknown words become [UNK]. */
+ * and unknown words become [UNK]. Text that spells a special token ("[PAD]",
+ * "[UNK]", "[CLS]", "[SEP]", "[MASK]") is not a word: it never enters the
+ * vocabulary and is read as [UNK], so a file cannot pad, mask or split. */
 ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, acn_vocab *vocab, int build,
                                int min_count);
 #endif
@@ -979,6 +992,7 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
 #include <stdarg.h>
 #include <stdio.h>   /* snprintf; FILE only outside ACN_NO_STDIO */
 #include <string.h>
+#include <errno.h>   /* the system's reason when a file cannot be opened */
 
 #include <stdlib.h>  /* getenv, atoi; malloc and free unless overridden */
 #if !defined(ACN_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__))
@@ -6877,6 +6891,35 @@ static int acn__little_endian(void)
 static const struct { const char *name; int dtype, size; } acn__dtypes[] = {
     {"F32", ACN_DT_F32, 4}, {"F16", ACN_DT_F16, 2}, {"BF16", ACN_DT_BF16, 2}, {"F64", ACN_DT_F64, 8},
     {"I64", ACN_DT_I64, 8}, {"I32", ACN_DT_I32, 4}, {"U8", ACN_DT_U8, 1}};
+/* The safetensors format's other (whole-byte) dtypes: kept as ACN_DT_OTHER,
+ * which acn_st_get does not convert, their byte counts checked like the
+ * rest. Any other dtype name is refused. */
+static const struct { const char *name; int size; } acn__dtypes_other[] = {
+    {"BOOL", 1}, {"I8", 1}, {"I16", 2}, {"U16", 2}, {"U32", 4}, {"U64", 8},
+    {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}};
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing past U+10FFFF), else 0. */
+static int acn__utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], lo = 0x80, hi = 0xbf;
+        size_t k, more = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+                         : c >= 0xf0 && c <= 0xf4 ? 3 : 4;
+        if (more == 4 || more > n - i - 1) return 0; /* not a lead byte, or cut short */
+        if (c == 0xe0) lo = 0xa0;
+        else if (c == 0xed) hi = 0x9f;
+        else if (c == 0xf0) lo = 0x90;
+        else if (c == 0xf4) hi = 0x8f;
+        for (k = 1; k <= more; k++) {
+            unsigned b = s[i + k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) return 0;
+        }
+        i += more + 1;
+    }
+    return 1;
+}
 
 /* ---- a small JSON reader for the header ---- */
 typedef struct acn__json { const char *p, *end; } acn__json;
@@ -6916,7 +6959,8 @@ static int acn__jhex4(acn__json *j, unsigned long *v)
     }
     return 0;
 }
-/* A string into out (NUL-terminated, cap bytes); -1 when malformed or long. */
+/* A string into out (NUL-terminated, cap bytes); -1 when malformed or long,
+ * -2 when its bytes are not UTF-8. */
 static int acn__jstr(acn__json *j, char *out, size_t cap)
 {
     size_t n = 0;
@@ -6959,7 +7003,7 @@ static int acn__jstr(acn__json *j, char *out, size_t cap)
     if (j->p >= j->end) return -1;
     j->p++;
     out[n] = '\0';
-    return 0;
+    return acn__utf8_ok((const unsigned char *)out, n) ? 0 : -2;
 }
 /* A non-negative integer that fits in 53 bits (JSON's safe range). */
 static int acn__jint(acn__json *j, int64_t *v)
@@ -7020,7 +7064,7 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
 {
     acn__json j;
     char key[ACN_NAME_MAX], field[32], *val;
-    int cap = 0, mcap = 0, first = 1, have_meta = 0;
+    int cap = 0, mcap = 0, first = 1, have_meta = 0, entry = 0, r;
     size_t data_size = st->size - 8 - hlen;
     val = (char *)ACN_MALLOC(hlen + 1);
     if (!val) { acn__fail(ctx, ACN_ERR_NOMEM, "safetensors: out of memory"); return ctx->status; }
@@ -7031,8 +7075,13 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
     while (!acn__jeat(&j, '}')) {
         if (!first && !acn__jeat(&j, ',')) ACN__BAD("%s: expected ',' or '}' in the header", path);
         first = 0;
-        if (acn__jstr(&j, key, sizeof key) || !acn__jeat(&j, ':'))
-            ACN__BAD("%s: a tensor name is malformed or longer than %d bytes", path, ACN_NAME_MAX - 1);
+        entry++;
+        if ((r = acn__jstr(&j, key, sizeof key)) == -2)
+            ACN__BAD("%s: the name of header entry %d (counting from 1) is not valid UTF-8; safetensors names are "
+                     "UTF-8 strings (a damaged file?)", path, entry);
+        if (r || !acn__jeat(&j, ':'))
+            ACN__BAD("%s: the name of header entry %d is malformed or longer than %d bytes", path, entry,
+                     ACN_NAME_MAX - 1);
         if (!strcmp(key, "__metadata__")) {
             int mfirst = 1, d;
             if (have_meta++) ACN__BAD("%s: __metadata__ appears twice", path);
@@ -7044,20 +7093,23 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
                     ACN_FREE(val);
                     return ctx->status;
                 }
-                if (acn__jstr(&j, val, hlen + 1)) ACN__BAD("%s: a __metadata__ key is malformed", path);
+                if (acn__jstr(&j, val, hlen + 1))
+                    ACN__BAD("%s: __metadata__ key %d is malformed or not UTF-8", path, st->n_meta + 1);
                 for (d = 0; d < st->n_meta; d++)
                     if (!strcmp(st->meta[2 * d], val)) ACN__BAD("%s: __metadata__ key '%s' appears twice", path, val);
                 if (!(st->meta[2 * st->n_meta] = acn__strdup(val))) ACN__BAD("%s: out of memory", path);
                 st->meta[2 * st->n_meta + 1] = NULL;
                 st->n_meta++;
                 if (!acn__jeat(&j, ':') || acn__jstr(&j, val, hlen + 1))
-                    ACN__BAD("%s: __metadata__ value of '%s' is not a string", path, st->meta[2 * st->n_meta - 2]);
+                    ACN__BAD("%s: __metadata__ value of '%s' is not a string (or not UTF-8)", path,
+                             st->meta[2 * st->n_meta - 2]);
                 if (!(st->meta[2 * st->n_meta - 1] = acn__strdup(val))) ACN__BAD("%s: out of memory", path);
             }
         } else {
             acn_st_entry e;
-            int have = 0, efirst = 1, d;
+            int have = 0, efirst = 1, d, bit;
             int64_t b = 0, en = 0, count = 1;
+            size_t esize = 0;
             memset(&e, 0, sizeof e);
             strcpy(e.name, key);
             e.dtype = -1;
@@ -7067,12 +7119,25 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
                 efirst = 0;
                 if (acn__jstr(&j, field, sizeof field) || !acn__jeat(&j, ':'))
                     ACN__BAD("%s: '%s': a malformed field", path, key);
-                if (!strcmp(field, "dtype")) {
+                bit = !strcmp(field, "dtype") ? 1 : !strcmp(field, "shape") ? 2 : !strcmp(field, "data_offsets") ? 4 : 0;
+                if (have & bit) ACN__BAD("%s: '%s': the field '%s' appears twice", path, key, field);
+                if (bit == 1) {
                     size_t k;
-                    if (acn__jstr(&j, field, sizeof field)) ACN__BAD("%s: '%s': dtype is not a string", path, key);
-                    e.dtype = ACN_DT_OTHER;
+                    if (acn__jstr(&j, field, sizeof field))
+                        ACN__BAD("%s: '%s': dtype is not a string naming a dtype", path, key);
                     for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
-                        if (!strcmp(field, acn__dtypes[k].name)) e.dtype = acn__dtypes[k].dtype;
+                        if (!strcmp(field, acn__dtypes[k].name)) {
+                            e.dtype = acn__dtypes[k].dtype;
+                            esize = (size_t)acn__dtypes[k].size;
+                        }
+                    for (k = 0; k < sizeof acn__dtypes_other / sizeof acn__dtypes_other[0]; k++)
+                        if (!strcmp(field, acn__dtypes_other[k].name)) {
+                            e.dtype = ACN_DT_OTHER;
+                            esize = (size_t)acn__dtypes_other[k].size;
+                        }
+                    if (!esize)
+                        ACN__BAD("%s: '%s': unknown dtype '%s' (safetensors dtypes: F64, F32, F16, BF16, I64, I32, "
+                                 "I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2, F8_E8M0)", path, key, field);
                     have |= 1;
                 } else if (!strcmp(field, "shape")) {
                     if (!acn__jeat(&j, '[')) ACN__BAD("%s: '%s': shape is not an array", path, key);
@@ -7101,14 +7166,9 @@ static acn_status acn__st_parse(acn_ctx *ctx, acn_st *st, const char *path, size
             if (b > en || (uint64_t)en > data_size)
                 ACN__BAD("%s: '%s': data_offsets [%lld, %lld] fall outside the %zu data bytes", path,
                          key, (long long)b, (long long)en, data_size);
-            if (e.dtype != ACN_DT_OTHER) {
-                size_t k, size = 0;
-                for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
-                    if (acn__dtypes[k].dtype == e.dtype) size = (size_t)acn__dtypes[k].size;
-                if ((uint64_t)(en - b) != (uint64_t)count * size)
-                    ACN__BAD("%s: '%s': %lld bytes for %lld elements of %zu bytes", path, key,
-                             (long long)(en - b), (long long)count, size);
-            }
+            if ((uint64_t)(en - b) != (uint64_t)count * esize)
+                ACN__BAD("%s: '%s': %lld bytes for %lld elements of %zu bytes", path, key,
+                         (long long)(en - b), (long long)count, esize);
             e.begin = (size_t)b;
             e.end = (size_t)en;
             if (acn_st_find(st, key)) ACN__BAD("%s: '%s' appears twice", path, key);
@@ -7392,7 +7452,8 @@ ACNDEF acn_status acn_st_write_items(acn_ctx *ctx, const char *path, const acn_s
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     if (!(f = fopen(tmp, "wb"))) {
-        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open for writing (does the directory exist?)", tmp);
+        acn__fail(ctx, ACN_ERR_IO, "%s: cannot open for writing: %s (does the directory exist, and may it be "
+                  "written to?)", tmp, strerror(errno));
         ACN_FREE(h.p);
         ACN_FREE(tmp);
         ACN_FREE(bytes);
@@ -7482,24 +7543,22 @@ ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *co
     return st;
 }
 
-ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)
+/* Whether st holds exactly the context's parameters: each by name with its
+ * shape as F32, and nothing else. Nothing is copied. */
+static acn_status acn__params_match(acn_ctx *ctx, const acn_st *st, const char *path)
 {
-    acn_st st;
     int i, d;
     char sh[64];
-    if (!ctx) return ACN_ERR_ARG;
-    if (acn_st_read(ctx, path, &st)) return ctx->status;
-    for (i = 0; i < st.n; i++)
-        if (!acn_param_find(ctx, st.entries[i].name)) {
+    for (i = 0; i < st->n; i++)
+        if (!acn_param_find(ctx, st->entries[i].name)) {
             acn__fail(ctx, ACN_ERR_FORMAT,
                       "%s: '%s' is not a parameter of this model (was the file written for "
-                      "another model or configuration?)", path, st.entries[i].name);
-            acn__st_clear(&st);
+                      "another model or configuration?)", path, st->entries[i].name);
             return ctx->status;
         }
     for (i = 0; i < ctx->n_params; i++) {
         acn_tensor *p = &ctx->ptab[i];
-        const acn_st_entry *e = acn_st_find(&st, p->name);
+        const acn_st_entry *e = acn_st_find(st, p->name);
         int same = e && e->ndim == p->ndim;
         for (d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
         if (!e || !same || e->dtype != ACN_DT_F32) {
@@ -7507,11 +7566,27 @@ ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)
                       e ? "%s: '%s' is in the file with another shape or dtype than the model's %s F32"
                         : "%s: '%s' %s is missing from the file",
                       path, p->name, ACN__SHAPE(p, sh));
-            acn__st_clear(&st);
             return ctx->status;
         }
-        acn_st_get_f32(ctx, &st, p->name, p->data, p->numel);
     }
+    return ACN_OK;
+}
+/* The parameters from st, checked first: on an error none is changed. */
+static acn_status acn__params_take(acn_ctx *ctx, const acn_st *st, const char *path)
+{
+    int i;
+    if (acn__params_match(ctx, st, path)) return ctx->status;
+    for (i = 0; i < ctx->n_params; i++)
+        acn_st_get_f32(ctx, st, ctx->ptab[i].name, ctx->ptab[i].data, ctx->ptab[i].numel);
+    return ctx->status;
+}
+
+ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)
+{
+    acn_st st;
+    if (!ctx) return ACN_ERR_ARG;
+    if (acn_st_read(ctx, path, &st)) return ctx->status;
+    acn__params_take(ctx, &st, path);
     acn__st_clear(&st);
     return ctx->status;
 }
@@ -7616,7 +7691,7 @@ static void acn__sampler_shuffle(acn_sampler *s)
 {
     acn_rng r;
     int i;
-    acn_rng_seed(&r, s->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(s->epoch + 1)));
+    acn_rng_seed(&r, s->seed ^ (0x9E3779B97F4A7C15ULL * ((uint64_t)s->epoch + 1))); /* (no signed overflow) */
     for (i = 0; i < s->n; i++) s->order[i] = i;
     for (i = s->n - 1; i > 0; i--) {
         int j = (int)(acn_rng_u64(&r) % (uint64_t)(i + 1)), t = s->order[i];
@@ -7787,7 +7862,8 @@ ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images
         n = acn__be32(ib + 4);
         rows = acn__be32(ib + 8);
         cols = acn__be32(ib + 12);
-        if (!n || !rows || !cols || rows > 4096 || cols > 4096 || is - 16 != (size_t)n * rows * cols)
+        if (!n || n > 2147483647u || !rows || !cols || rows > 4096 || cols > 4096 ||
+            is - 16 != (size_t)n * rows * cols)
             bad = "has a size that does not match its header (truncated?)";
         else if (acn__be32(lb + 4) != n || ls - 8 != n) {
             which = labels;
@@ -7814,21 +7890,23 @@ ACNDEF acn_status acn_data_idx(acn_ctx *ctx, acn_dataset *ds, const char *images
 }
 
 /* The next comma-separated number of line [*pos, end) as a double; -1 if
- * the field is empty or not a number. */
-static int acn__csv_field(const unsigned char *buf, size_t *pos, size_t end, double *v)
+ * the field is empty or not a number, -2 if it is NaN, infinite or beyond
+ * float's range (its text in tmp). */
+static int acn__csv_field(const unsigned char *buf, size_t *pos, size_t end, double *v, char *tmp)
 {
-    char tmp[64], *stop;
+    char *stop;
     size_t a = *pos, len;
     while (*pos < end && buf[*pos] != ',') (*pos)++;
     len = *pos - a;
     while (len && (buf[a] == ' ' || buf[a] == '\t')) { a++; len--; }
     while (len && (buf[a + len - 1] == ' ' || buf[a + len - 1] == '\t' || buf[a + len - 1] == '\r')) len--;
     (*pos)++; /* past the comma (or the end of the line) */
-    if (!len || len >= sizeof tmp) return -1;
+    if (!len || len >= 64) return -1;
     memcpy(tmp, buf + a, len);
     tmp[len] = '\0';
     *v = strtod(tmp, &stop);
-    return *stop || *v != *v ? -1 : 0;
+    if (*stop || stop == tmp) return -1;
+    return *v >= -3.4028234663852886e38 && *v <= 3.4028234663852886e38 ? 0 : -2; /* FLT_MAX; NaN fails too */
 }
 
 ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, float scale)
@@ -7845,13 +7923,17 @@ ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, 
         for (pos = 0, line = 1, n = 0; pos < size && !ctx->status; line++) {
             size_t end = pos;
             double v = 0.0;
-            int k = 0;
+            int k = 0, r;
+            char text[64];
             while (end < size && buf[end] != '\n') end++;
             while (pos < end && (buf[pos] == ' ' || buf[pos] == '\t' || buf[pos] == '\r')) pos++;
             if (pos == end) { pos = end + 1; continue; }  /* an empty line */
             while (pos <= end && !ctx->status) {
-                if (acn__csv_field(buf, &pos, end, &v))
+                if ((r = acn__csv_field(buf, &pos, end, &v, text)) == -1)
                     acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: column %d is not a number", path, line, k + 1);
+                else if (r)
+                    acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: column %d is '%s'; values must be finite numbers within "
+                              "float's range (a missing value? fill it in or drop the line)", path, line, k + 1, text);
                 else if (pass && k < cols - 1)
                     ds->f32[(size_t)n * (cols - 1) + k] = (float)v;
                 k++;
@@ -7861,9 +7943,9 @@ ACNDEF acn_status acn_data_csv(acn_ctx *ctx, acn_dataset *ds, const char *path, 
             if (k != cols || cols < 2)
                 acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: %d columns where the first line has %d; each line needs "
                           "the same values and then the label", path, line, k, cols);
-            else if (v < 0.0 || v != (double)(int)v || v > 1e6)
-                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label (last column) %g is not a class number",
-                          path, line, v);
+            else if (!(v >= 0.0 && v <= 1e6) || v != (double)(int)v) /* the range first: then the cast is defined */
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label (last column) %g is not a class number (an "
+                          "integer in [0, 1000000])", path, line, v);
             else if (pass) {
                 ds->labels[n] = (int)v;
                 if ((int)v + 1 > ds->classes) ds->classes = (int)v + 1;
@@ -7935,11 +8017,56 @@ ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, co
     return ctx->status;
 }
 
+/* An entry's shape as "(2, 3)" into buf. */
+static const char *acn__st_shape_str(const acn_st_entry *e, char *buf, size_t cap)
+{
+    size_t at = 1;
+    int d;
+    buf[0] = '(';
+    buf[1] = '\0';
+    for (d = 0; d < e->ndim && at < cap; d++)
+        at += (size_t)snprintf(buf + at, cap - at, d ? ", %lld" : "%lld", (long long)e->shape[d]);
+    if (at + 2 <= cap) { buf[at] = ')'; buf[at + 1] = '\0'; }
+    return buf;
+}
+static const char *acn__dtype_name(int dtype)
+{
+    size_t k;
+    for (k = 0; k < sizeof acn__dtypes / sizeof acn__dtypes[0]; k++)
+        if (acn__dtypes[k].dtype == dtype) return acn__dtypes[k].name;
+    return "a dtype acn.h does not convert";
+}
+/* State tensor `name` of st, which must be exactly dtype with shape (n):
+ * copied into dst unless dst is NULL; else an error naming path. */
+static acn_status acn__state_get(acn_ctx *ctx, const acn_st *st, const char *path, const char *name, int dtype,
+                                 int64_t n, void *dst, const char *what)
+{
+    const acn_st_entry *e = acn_st_find(st, name);
+    char sh[200];
+    if (!e) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s has no '%s' (%s); was the checkpoint saved without it, "
+                  "or is this not a state file?", path, name, what);
+        return ctx->status;
+    }
+    if (e->dtype != dtype || e->ndim != 1 || e->shape[0] != n) {
+        acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s: '%s' is %s %s where %s (%lld) is expected (%s); a "
+                  "checkpoint of another model or data set, or a damaged file", path, name,
+                  acn__dtype_name(e->dtype), acn__st_shape_str(e, sh, sizeof sh), acn__dtype_name(dtype),
+                  (long long)n, what);
+        return ctx->status;
+    }
+    if (dst) acn_st_get(ctx, st, name, dtype, dst, (size_t)n);
+    return ctx->status;
+}
+
+/* Everything is checked before anything is changed: on an error the
+ * parameters, opt, smp, the generator and *step are as they were. */
 ACNDEF acn_status acn_load_checkpoint(acn_ctx *ctx, const char *weights_path, const char *state_path,
                                       acn_adamw *opt, acn_sampler *smp, int64_t *step)
 {
     acn_st st, w;
     const char *ws, *ss;
+    char num[32];
     int64_t s0 = 0, rng = 0, ostep = 0, cur[3] = {0, 0, 0};
     if (!ctx) return ACN_ERR_ARG;
     if (ctx->status) return ctx->status;
@@ -7950,18 +8077,40 @@ ACNDEF acn_status acn_load_checkpoint(acn_ctx *ctx, const char *weights_path, co
     if (!ws || !ss || strcmp(ws, ss)) {
         acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s (step %s) and %s (step %s) are not a pair; resume from "
                   "two files saved together", weights_path, ws ? ws : "?", state_path, ss ? ss : "?");
-    } else if (!acn_st_get(ctx, &st, "step", ACN_DT_I64, &s0, 1) &&
-               !acn_st_get(ctx, &st, "rng.state", ACN_DT_I64, &rng, 1) &&
-               (!opt || (!acn_st_get(ctx, &st, "adamw.step", ACN_DT_I64, &ostep, 1) &&
-                         !acn_st_get(ctx, &st, "adamw.m", ACN_DT_F32, opt->m, opt->n) &&
-                         !acn_st_get(ctx, &st, "adamw.v", ACN_DT_F32, opt->v, opt->n))) &&
-               (!smp || !acn_st_get(ctx, &st, "sampler.cursor", ACN_DT_I64, cur, 3))) {
-        if (smp && (uint64_t)cur[2] != smp->seed)
+    } else if (!acn__state_get(ctx, &st, state_path, "step", ACN_DT_I64, 1, &s0, "the step") &&
+               !acn__state_get(ctx, &st, state_path, "rng.state", ACN_DT_I64, 1, &rng, "the generator") &&
+               (!opt || (!acn__state_get(ctx, &st, state_path, "adamw.step", ACN_DT_I64, 1, &ostep, "AdamW's step") &&
+                         !acn__state_get(ctx, &st, state_path, "adamw.m", ACN_DT_F32, (int64_t)opt->n, NULL,
+                                         "AdamW's first moments, one per parameter float") &&
+                         !acn__state_get(ctx, &st, state_path, "adamw.v", ACN_DT_F32, (int64_t)opt->n, NULL,
+                                         "AdamW's second moments, one per parameter float"))) &&
+               (!smp || !acn__state_get(ctx, &st, state_path, "sampler.cursor", ACN_DT_I64, 3, cur,
+                                        "the sampler's epoch, position and seed"))) {
+        snprintf(num, sizeof num, "%lld", (long long)s0);
+        if (s0 < 0 || strcmp(num, ss))
+            acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s: the step tensor holds %lld but the metadata says "
+                      "step %s%s (a damaged or edited file)", state_path, (long long)s0, ss,
+                      s0 < 0 ? ", and a step is never negative" : "");
+        else if (opt && ostep < 0)
+            acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s: AdamW's step is %lld; steps taken are never "
+                      "negative (a damaged or edited file)", state_path, (long long)ostep);
+        else if (smp && (uint64_t)cur[2] != smp->seed)
             acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: the sampler was seeded with %llu, the checkpoint with "
                       "%llu", (unsigned long long)smp->seed, (unsigned long long)cur[2]);
-        else if (!acn_load_params(ctx, weights_path)) {
+        else if (smp && (cur[0] < 0 || cur[0] > 2147483647))
+            acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s: the sampler's epoch %lld is outside [0, 2147483647] "
+                      "(a damaged or edited file)", state_path, (long long)cur[0]);
+        else if (smp && (cur[1] < 0 || cur[1] > smp->n))
+            acn__fail(ctx, ACN_ERR_FORMAT, "load_checkpoint: %s: the sampler's position %lld is outside [0, %d], "
+                      "the examples of this data set (a checkpoint of another data set, or a damaged file)",
+                      state_path, (long long)cur[1], smp->n);
+        else if (!acn__params_take(ctx, &w, weights_path)) { /* the last check; then nothing can fail */
+            if (opt) {
+                acn_st_get(ctx, &st, "adamw.m", ACN_DT_F32, opt->m, opt->n);
+                acn_st_get(ctx, &st, "adamw.v", ACN_DT_F32, opt->v, opt->n);
+                opt->step = ostep;
+            }
             ctx->rng.state = (uint64_t)rng;
-            if (opt) opt->step = ostep;
             if (smp) acn_sampler_seek(smp, cur[0], cur[1]);
             if (step) *step = s0;
         }
@@ -8477,10 +8626,20 @@ static int acn__word_by_count(const void *x, const void *y)
     return a->count != b->count ? (a->count > b->count ? -1 : 1) : acn__wordcmp(a->p, a->len, b->p, b->len);
 }
 
+static const char *const acn__special[ACN_TOK_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+/* Whether a word (len bytes) spells one of the special tokens. */
+static int acn__is_special(const char *p, size_t len)
+{
+    int k;
+    for (k = 0; k < ACN_TOK_SPECIAL; k++)
+        if (strlen(acn__special[k]) == len && !memcmp(acn__special[k], p, len)) return 1;
+    return 0;
+}
+
 /* The vocabulary of the words in w[0..n) (sorted by text) seen min_count times. */
 static acn_status acn__make_vocab(acn_ctx *ctx, acn__word *w, size_t n, int min_count, acn_vocab *v)
 {
-    static const char *const special[ACN_TOK_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    const char *const *special = acn__special;
     size_t i, u = 0, bytes = 0;
     int k;
     /* runs of equal words -> one entry each, with its count */
@@ -8491,7 +8650,7 @@ static acn_status acn__make_vocab(acn_ctx *ctx, acn__word *w, size_t n, int min_
     }
     for (i = 0, n = 0; i < u; i++)
         if (w[i].count >= min_count) { w[n++] = w[i]; bytes += (size_t)w[i].len + 1; }
-    qsort(w, n, sizeof *w, acn__word_by_count);
+    if (n) qsort(w, n, sizeof *w, acn__word_by_count); /* (w is NULL when there are no words) */
     memset(v, 0, sizeof *v);
     v->size = (int)n + ACN_TOK_SPECIAL;
     v->words = (char **)ACN_MALLOC((size_t)v->size * sizeof(char *));
@@ -8553,6 +8712,10 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
             char *stop, num[16];
             while (end < size && buf[end] != '\n') end++;
             if (line == 1 || end == pos || (end == pos + 1 && buf[pos] == '\r')) { pos = end + 1; continue; }
+            if (memchr(buf + pos, 0, end - pos)) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: a NUL byte in the line; is this a text file?", path, line);
+                break;
+            }
             for (tab = pos; tab < end && buf[tab] != '\t'; tab++) {}
             if (text_first) { t0 = pos; t1 = tab; l0 = tab + 1; l1 = end; }
             else { l0 = pos; l1 = tab; t0 = tab + 1; t1 = end; }
@@ -8565,14 +8728,18 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
             memcpy(num, buf + l0, l1 - l0);
             num[l1 - l0] = '\0';
             label = strtol(num, &stop, 10);
-            if (*stop || label < 0 || label > 1000) {
+            if (*stop || stop == num) {
                 acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label '%s' is not a class number", path, line, num);
+                break;
+            }
+            if (label != 0 && label != 1) {
+                acn__fail(ctx, ACN_ERR_FORMAT, "%s:%zu: the label %s is not 0 or 1; the file must have two classes, "
+                          "as SST-2 has (0 negative, 1 positive)", path, line, num);
                 break;
             }
             if (pass) {
                 ts->labels[n] = (int)label;
                 ts->start[n] = w;
-                if ((int)label + 1 > ts->classes) ts->classes = (int)label + 1;
             }
             for (p = t0; p < t1;) { /* the words */
                 size_t a;
@@ -8589,12 +8756,14 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
                         words = nwds;
                         cap = ncap;
                     }
-                    words[nw].p = (const char *)buf + a;
-                    words[nw].len = (int)(p - a);
-                    words[nw++].count = 1;
-                } else {
+                    if (!acn__is_special((const char *)buf + a, p - a)) { /* "[MASK]" in the text is no word */
+                        words[nw].p = (const char *)buf + a;
+                        words[nw].len = (int)(p - a);
+                        words[nw++].count = 1;
+                    }
+                } else { /* unknown words, and text that spells a special token, become [UNK] */
                     int id = acn_vocab_find(vocab, (const char *)buf + a, p - a);
-                    ts->ids[w] = id < 0 ? ACN_TOK_UNK : id;
+                    ts->ids[w] = id < ACN_TOK_SPECIAL ? ACN_TOK_UNK : id;
                 }
                 w++;
             }
@@ -8604,7 +8773,7 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
         if (!pass && !ctx->status) {
             if (!n) acn__fail(ctx, ACN_ERR_FORMAT, "%s: no examples after the header line", path);
             else if (build) {
-                qsort(words, nw, sizeof *words, acn__word_by_text);
+                if (nw) qsort(words, nw, sizeof *words, acn__word_by_text);
                 acn__make_vocab(ctx, words, nw, min_count < 1 ? 1 : min_count, vocab);
             } else if (!vocab->size) {
                 acn__fail(ctx, ACN_ERR_ARG, "text_tsv: build is 0 but the vocabulary is empty; build it from "
@@ -8612,6 +8781,7 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
             }
             if (!ctx->status) {
                 ts->n = n;
+                ts->classes = 2;
                 ts->labels = (int *)ACN_MALLOC((size_t)n * sizeof(int));
                 ts->start = (size_t *)ACN_MALLOC((size_t)(n + 1) * sizeof(size_t));
                 ts->ids = (int *)ACN_MALLOC((w ? w : 1) * sizeof(int));

@@ -4,6 +4,7 @@
  * three wirings, recomputation, no allocation inside a training step, the
  * generator, initialisers, optimizers, schedules and safetensors files. */
 #include <stdlib.h>
+#include <errno.h>
 static long n_mallocs; /* counted by the allocator below */
 static void *counting_malloc(size_t n);
 #define ACN_MALLOC(n) counting_malloc(n)
@@ -926,6 +927,11 @@ static void test_safetensors(void)
     f = fopen("build/test_core_params.safetensors.tmp", "rb");
     CHECK(f == NULL, "the temporary file was left behind");
     if (f) fclose(f);
+    /* a folder that does not exist: the system's reason is in the message */
+    CHECK(acn_save_params(a, "build/no_such_folder/x.safetensors", NULL, 0) == ACN_ERR_IO &&
+          has(acn_error(a), "build/no_such_folder/x.safetensors.tmp: cannot open for writing: ") &&
+          has(acn_error(a), strerror(ENOENT)), "save into a missing folder: %s", acn_error(a));
+    acn_clear_error(a);
     CHECK(acn_st_read(a, path, &st) == ACN_OK, "read: %s", acn_error(a));
     CHECK(st.n == 2 && st.data_start % 8 == 0, "entries %d, data at %zu", st.n, st.data_start);
     CHECK(st.n_meta == 2 && acn_st_meta(&st, "config") && !strcmp(acn_st_meta(&st, "config"), kv[1]) &&

@@ -153,6 +153,261 @@ static void test_csv(void)
     clear();
 }
 
+/* Labels too large for an int are refused before any cast (UBSan would
+ * catch the cast), and so are infinite and out-of-float-range values. */
+static void test_csv_ranges(void)
+{
+    acn_dataset ds;
+    static const struct { const char *text, *want; } bad[] = {
+        {"1,2,0\n1,2,3611117611\n", "big.csv:2: the label (last column) 3.61112e+09 is not a class number"},
+        {"1,2,0\n1,2,1e999\n", "big.csv:2: column 3 is '1e999'; values must be finite"},
+        {"1,2,-2147483649\n", "big.csv:1: the label (last column) -2.14748e+09 is not a class number"},
+        {"1,2,1000001\n", "big.csv:1: the label (last column) 1e+06 is not a class number"},
+        {"1,2,0\n3,inf,1\n", "big.csv:2: column 2 is 'inf'; values must be finite"},
+        {"-inf,2,0\n", "big.csv:1: column 1 is '-inf'; values must be finite"},
+        {"1,-Infinity,0\n", "big.csv:1: column 2 is '-Infinity'"},
+        {"1,nan,0\n", "big.csv:1: column 2 is 'nan'"},
+        {"1e39,2,0\n", "big.csv:1: column 1 is '1e39'; values must be finite numbers within float's range"},
+        {"1,2,inf\n", "big.csv:1: column 3 is 'inf'"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_text("big.csv", bad[i].text);
+        CHECK(acn_data_csv(ctx, &ds, path("big.csv"), 1.0f) == ACN_ERR_FORMAT && has(bad[i].want) && ds.n == 0 &&
+              !ds.f32 && !ds.labels, "csv case %zu: %s", i, acn_error(ctx));
+        clear();
+    }
+    /* the edges that are fine: the largest label, float's largest value */
+    put_text("edge.csv", "3.4028234e38,-3.4028234e38,1000000\n");
+    CHECK(acn_data_csv(ctx, &ds, path("edge.csv"), 1.0f) == ACN_OK && ds.n == 1 && ds.labels[0] == 1000000 &&
+          ds.classes == 1000001 && ds.f32[0] == 3.4028234e38f && ds.f32[1] == -3.4028234e38f, "csv edges: %s",
+          acn_error(ctx));
+    acn_data_free(&ds);
+}
+
+/* A safetensors file of a header and data bytes. */
+static void st_file(const char *name, const char *header, const unsigned char *data, size_t n)
+{
+    unsigned char b[1024];
+    size_t h = strlen(header), k;
+    for (k = 0; k < 8; k++) b[k] = (unsigned char)((uint64_t)h >> (8 * k));
+    memcpy(b + 8, header, h);
+    if (n) memcpy(b + 8 + h, data, n);
+    put(name, b, 8 + h + n);
+}
+/* Names that are not UTF-8, dtypes the format does not have, the format's
+ * other dtypes kept with their sizes checked; the committed files load. */
+static void test_safetensors(void)
+{
+    static const struct { const char *header; size_t n; const char *want; } bad[] = {
+        {"{\"a\\u00e9\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "the name of header entry 1 (counting from 1) is not valid UTF-8"},
+        {"{\"__metadata__\":{\"k\":\"v\"},\"ok\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+         "\"b\xc0\xaf\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2,
+         "the name of header entry 3 (counting from 1) is not valid UTF-8"},      /* an overlong '/' */
+        {"{\"\xed\xa0\x80\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "entry 1 (counting from 1) is not valid UTF-8"},                          /* a surrogate */
+        {"{\"\xf4\x90\x80\x80\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "entry 1 (counting from 1) is not valid UTF-8"},                          /* past U+10FFFF */
+        {"{\"a\xc3\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "entry 1 (counting from 1) is not valid UTF-8"},                          /* cut short */
+        {"{\"__metadata__\":{\"k\":\"\xfe\"}}", 0, "__metadata__ value of 'k' is not a string (or not UTF-8)"},
+        {"{\"a\":{\"dtype\":\"X9\",\"shape\":[1],\"data_offsets\":[0,7]}}", 7, "'a': unknown dtype 'X9'"},
+        {"{\"a\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "'a': unknown dtype 'f32'"},
+        {"{\"a\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
+         "'a': 4 bytes for 3 elements of 1 bytes"},
+        {"{\"a\":{\"dtype\":\"U64\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+         "'a': 4 bytes for 1 elements of 8 bytes"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "'a': the field 'shape' appears twice"},
+    };
+    static const char *const committed[] = {
+        "tests/ref/ops.safetensors", "tests/ref/optim.safetensors", "tests/ref/autoaugment.safetensors",
+        "tests/reference/mlp_relu.weights.safetensors", "tests/reference/mlp_relu.ref.safetensors",
+        "tests/reference/mlp_gelu.weights.safetensors", "tests/reference/mixer.weights.safetensors",
+        "tests/reference/mixer.ref.safetensors", "tests/reference/mixer_textbook.weights.safetensors",
+        "tests/reference/vit.weights.safetensors", "tests/reference/vit.ref.safetensors",
+        "tests/reference/bert.weights.safetensors", "tests/reference/bert.ref.safetensors"};
+    unsigned char data[16] = {1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    acn_st st;
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st_file("bad.safetensors", bad[i].header, data, bad[i].n);
+        CHECK(acn_st_read(ctx, path("bad.safetensors"), &st) == ACN_ERR_FORMAT && has(bad[i].want) &&
+              has("bad.safetensors") && st.n == 0 && !st.buf, "safetensors case %zu: %s", i, acn_error(ctx));
+        clear();
+    }
+    /* well-formed UTF-8 (two, three and four bytes) and the format's other dtypes load, as ACN_DT_OTHER */
+    st_file("other.safetensors", "{\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\":{\"dtype\":\"BOOL\",\"shape\":[3],"
+            "\"data_offsets\":[0,3]},\"u\":{\"dtype\":\"U16\",\"shape\":[2,1],\"data_offsets\":[3,7]},"
+            "\"f\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[7,8]},"
+            "\"x\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[8,9]}}", data, 9);
+    CHECK(acn_st_read(ctx, path("other.safetensors"), &st) == ACN_OK && st.n == 4, "other dtypes: %s", acn_error(ctx));
+    if (st.n == 4) {
+        unsigned char b;
+        const acn_st_entry *e = acn_st_find(&st, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+        CHECK(e && e->dtype == ACN_DT_OTHER && e->end - e->begin == 3 && st.entries[1].dtype == ACN_DT_OTHER &&
+              st.entries[1].ndim == 2 && st.entries[2].dtype == ACN_DT_OTHER, "other dtypes: kept as ACN_DT_OTHER");
+        CHECK(acn_st_get(ctx, &st, "u", ACN_DT_U8, &b, 4) == ACN_ERR_FORMAT, "U16 is not read as U8");
+        clear();
+        CHECK(acn_st_get(ctx, &st, "x", ACN_DT_U8, &b, 1) == ACN_OK && b == 7, "a scalar U8 after them: %d", b);
+        acn_st_free(&st);
+    }
+    clear();
+    for (i = 0; i < sizeof committed / sizeof committed[0]; i++) {
+        CHECK(acn_st_read(ctx, committed[i], &st) == ACN_OK && st.n > 0, "%s: %s", committed[i], acn_error(ctx));
+        acn_st_free(&st);
+        clear();
+    }
+}
+
+/* Checkpoint state checked against its metadata and the objects it is
+ * loaded into; every refusal leaves the parameters, the optimizer, the
+ * sampler and the generator as they were. */
+static acn_ctx *ck;
+static acn_adamw ck_opt;
+static acn_sampler ck_smp;
+enum { CK_MAX = 256 }; /* ck_opt.n: the parameter block's floats, padding included */
+static struct { float p[9], m[CK_MAX], v[CK_MAX]; int64_t ostep, epoch, pos; uint64_t rng; int order[10]; } ck_snap;
+static void ck_take(void)
+{
+    int n, i;
+    acn_tensor *p = acn_params(ck, &n);
+    memcpy(ck_snap.p, p[0].data, 6 * sizeof(float));
+    memcpy(ck_snap.p + 6, p[1].data, 3 * sizeof(float));
+    memcpy(ck_snap.m, ck_opt.m, ck_opt.n * sizeof(float));
+    memcpy(ck_snap.v, ck_opt.v, ck_opt.n * sizeof(float));
+    ck_snap.ostep = ck_opt.step;
+    ck_snap.epoch = ck_smp.epoch;
+    ck_snap.pos = ck_smp.pos;
+    ck_snap.rng = acn_ctx_rng(ck)->state;
+    for (i = 0; i < 10; i++) ck_snap.order[i] = ck_smp.order[i];
+}
+static int ck_same(void)
+{
+    int n;
+    acn_tensor *p = acn_params(ck, &n);
+    return !memcmp(ck_snap.p, p[0].data, 6 * sizeof(float)) && !memcmp(ck_snap.p + 6, p[1].data, 3 * sizeof(float)) &&
+           !memcmp(ck_snap.m, ck_opt.m, ck_opt.n * sizeof(float)) && !memcmp(ck_snap.v, ck_opt.v, ck_opt.n * sizeof(float)) &&
+           ck_snap.ostep == ck_opt.step && ck_snap.epoch == ck_smp.epoch && ck_snap.pos == ck_smp.pos &&
+           ck_snap.rng == acn_ctx_rng(ck)->state && !memcmp(ck_snap.order, ck_smp.order, sizeof ck_snap.order);
+}
+/* A state file as acn_save_checkpoint writes it, with one thing changed. */
+enum { CK_GOOD, CK_STEP12, CK_EPOCH_MAX, CK_POS_NEG, CK_POS_BIG, CK_OSTEP_NEG, CK_M_SHAPE, CK_CURSOR_SHAPE,
+       CK_STEP_I32, CK_NO_V, CK_SEED, CK_RNG_SHAPE, CK_NEG, CK_CASES };
+static void ck_state(const char *name, int what)
+{
+    int64_t step = what == CK_NEG ? -1 : 13, rng = 4242, ostep = what == CK_OSTEP_NEG ? -1 : 13, cur[3] = {2, 4, 5};
+    int32_t step32 = 13;
+    float m[CK_MAX], v[CK_MAX];
+    acn_st_item it[6];
+    const char *kv[2] = {"step", "13"};
+    int i, n = 0, nf = (int)ck_opt.n;
+    for (i = 0; i < nf; i++) { m[i] = 0.5f * (float)i; v[i] = 0.25f * (float)i; }
+    if (what == CK_STEP12) step = 12;
+    if (what == CK_EPOCH_MAX) cur[0] = INT64_MAX;
+    if (what == CK_POS_NEG) cur[1] = -7;
+    if (what == CK_POS_BIG) cur[1] = 999999;
+    if (what == CK_SEED) cur[2] = 6;
+    if (what == CK_NEG) kv[1] = "-1";
+    memset(it, 0, sizeof it);
+    it[n].name = "step"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &step;
+    if (what == CK_STEP_I32) { it[n - 1].dtype = ACN_DT_I32; it[n - 1].data = &step32; }
+    it[n].name = "rng.state"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &rng;
+    if (what == CK_RNG_SHAPE) { it[n - 1].shape[0] = 2; it[n - 1].data = cur; }
+    it[n].name = "adamw.step"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 1; it[n++].data = &ostep;
+    it[n].name = "adamw.m"; it[n].dtype = ACN_DT_F32; it[n].ndim = 1; it[n].shape[0] = nf; it[n++].data = m;
+    if (what == CK_M_SHAPE) { it[n - 1].ndim = 2; it[n - 1].shape[0] = nf / 4; it[n - 1].shape[1] = 4; }
+    if (what != CK_NO_V) {
+        it[n].name = "adamw.v"; it[n].dtype = ACN_DT_F32; it[n].ndim = 1; it[n].shape[0] = nf; it[n++].data = v;
+    }
+    it[n].name = "sampler.cursor"; it[n].dtype = ACN_DT_I64; it[n].ndim = 1; it[n].shape[0] = 3; it[n++].data = cur;
+    if (what == CK_CURSOR_SHAPE) { it[n - 1].ndim = 2; it[n - 1].shape[0] = 1; it[n - 1].shape[1] = 3; }
+    CHECK(acn_st_write_items(ctx, path(name), it, n, kv, 1) == ACN_OK, "writing %s: %s", name, acn_error(ctx));
+}
+static void test_checkpoint(void)
+{
+    char m_shape[120];
+    const char *want[CK_CASES] = {
+        NULL,
+        "ck.state.safetensors: the step tensor holds 12 but the metadata says step 13",
+        "ck.state.safetensors: the sampler's epoch 9223372036854775807 is outside [0, 2147483647]",
+        "ck.state.safetensors: the sampler's position -7 is outside [0, 10]",
+        "ck.state.safetensors: the sampler's position 999999 is outside [0, 10]",
+        "ck.state.safetensors: AdamW's step is -1",
+        m_shape,
+        "ck.state.safetensors: 'sampler.cursor' is I64 (1, 3) where I64 (3) is expected",
+        "ck.state.safetensors: 'step' is I32 (1) where I64 (1) is expected",
+        "ck.state.safetensors has no 'adamw.v'",
+        "the sampler was seeded with 5, the checkpoint with 6",
+        "ck.state.safetensors: 'rng.state' is I64 (2) where I64 (1) is expected",
+        "ck.state.safetensors: the step tensor holds -1 but the metadata says step -1, and a step is never negative",
+    };
+    int sw[2] = {2, 3}, sb[1] = {3}, sw2[2] = {3, 2}, i, idx[4], ok = 1;
+    int64_t step = -5;
+    acn_tensor *w, *b;
+    acn_ctx *other;
+    const char *kv[2] = {"step", "13"}, *kvneg[2] = {"step", "-1"};
+    if (acn_ctx_new(&ck, NULL) || acn_ctx_new(&other, NULL)) { CHECK(0, "checkpoint: contexts"); return; }
+    w = acn_param(ck, "a.weight", 2, sw);
+    b = acn_param(ck, "a.bias", 1, sb);
+    acn_adamw_init(ck, &ck_opt, 0.9f, 0.999f, 1e-8f, 0.0f);
+    acn_sampler_init(ck, &ck_smp, 10, 4, 5, 0);
+    CHECK(w && b && ck_opt.n >= 9 && ck_opt.n <= CK_MAX && ck_opt.n % 4 == 0 && acn_status_of(ck) == ACN_OK,
+          "checkpoint: the model: %s (%zu floats)", acn_error(ck), ck_opt.n);
+    if (!w || !b || ck_opt.n < 9 || ck_opt.n > CK_MAX || ck_opt.n % 4) { acn_ctx_free(ck); acn_ctx_free(other); return; }
+    snprintf(m_shape, sizeof m_shape, "ck.state.safetensors: 'adamw.m' is F32 (%zu, 4) where F32 (%zu) is expected",
+             ck_opt.n / 4, ck_opt.n);
+    for (i = 0; i < 6; i++) w->data[i] = (float)(i + 1);
+    for (i = 0; i < 3; i++) b->data[i] = (float)(10 + i);
+    acn_save_params(ck, path("ck.safetensors"), kv, 1);
+    /* the good state loads, and gives every value back */
+    ck_state("ck.state.safetensors", CK_GOOD);
+    for (i = 0; i < 6; i++) w->data[i] = 0.0f;
+    acn_sampler_seek(&ck_smp, 7, 1);
+    CHECK(acn_load_checkpoint(ck, path("ck.safetensors"), path("ck.state.safetensors"), &ck_opt, &ck_smp, &step) ==
+          ACN_OK && step == 13, "checkpoint: the good pair: %s", acn_error(ck));
+    for (i = 0; i < (int)ck_opt.n; i++) ok &= ck_opt.m[i] == 0.5f * (float)i && ck_opt.v[i] == 0.25f * (float)i;
+    CHECK(ok && ck_opt.step == 13 && ck_smp.epoch == 2 && ck_smp.pos == 4 && acn_ctx_rng(ck)->state == 4242 &&
+          w->data[5] == 6.0f && b->data[2] == 12.0f, "checkpoint: values restored");
+    /* then each bad state: refused, naming the file, and nothing changed */
+    acn_sampler_seek(&ck_smp, 1, 3);
+    acn_sampler_next(&ck_smp, idx);
+    acn_ctx_rng(ck)->state = 99;
+    ck_opt.step = 21;
+    ck_opt.m[3] = 7.0f;
+    w->data[0] = -1.0f;
+    acn_save_params(ck, path("ckneg.safetensors"), kvneg, 1);
+    for (i = 1; i < CK_CASES; i++) {
+        step = -5;
+        ck_state("ck.state.safetensors", i);
+        ck_take();
+        CHECK(acn_load_checkpoint(ck, path(i == CK_NEG ? "ckneg.safetensors" : "ck.safetensors"),
+                                  path("ck.state.safetensors"), &ck_opt, &ck_smp, &step) == ACN_ERR_FORMAT &&
+              strstr(acn_error(ck), want[i]) && step == -5 && ck_same(), "checkpoint case %d: %s", i, acn_error(ck));
+        acn_clear_error(ck);
+    }
+    /* weights of another shape with a good state: refused before the optimizer's moments are touched */
+    ck_state("ck.state.safetensors", CK_GOOD);
+    acn_param(other, "a.weight", 2, sw2);
+    acn_param(other, "a.bias", 1, sb);
+    acn_save_params(other, path("ckshape.safetensors"), kv, 1);
+    ck_take();
+    CHECK(acn_load_checkpoint(ck, path("ckshape.safetensors"), path("ck.state.safetensors"), &ck_opt, &ck_smp, &step) ==
+          ACN_ERR_FORMAT && strstr(acn_error(ck), "ckshape.safetensors: 'a.weight' is in the file with another shape") &&
+          ck_same(),
+          "checkpoint: weights of another shape: %s", acn_error(ck));
+    acn_clear_error(ck);
+    /* without an optimizer or a sampler, their checks do not apply */
+    ck_state("ck.state.safetensors", CK_POS_BIG);
+    CHECK(acn_load_checkpoint(ck, path("ck.safetensors"), path("ck.state.safetensors"), NULL, NULL, &step) == ACN_OK &&
+          step == 13 && acn_ctx_rng(ck)->state == 4242, "checkpoint: no sampler: %s", acn_error(ck));
+    acn_adamw_free(&ck_opt);
+    acn_sampler_free(&ck_smp);
+    acn_ctx_free(other);
+    acn_ctx_free(ck);
+}
+
 /* Subsets on ten examples labelled 0 1 2 0 1 2 0 1 2 0 (values = index). */
 static void test_select(void)
 {
@@ -265,6 +520,68 @@ static void test_text(void)
     CHECK(acn_text_tsv(ctx, &ts, path("glue_notab.tsv"), &v, 1, 1) == ACN_ERR_FORMAT &&
           has("glue_notab.tsv:2: expected \"text<TAB>label\""), "%s", acn_error(ctx));
     clear();
+}
+
+/* Lines without words, text that spells the special tokens, and labels
+ * other than 0 and 1. */
+static void test_text_hardening(void)
+{
+    acn_textset ts, dev;
+    acn_vocab v;
+    int tok[10], mask[10], idx[1] = {0}, i, masks = 0;
+    /* no words at all: no vocabulary beyond the special tokens (and no qsort of nothing) */
+    put_text("nowords.tsv", "label\tsentence\n1\t\n0\t   \r\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("nowords.tsv"), &v, 1, 1) == ACN_OK && ts.n == 2 && ts.classes == 2 &&
+          v.size == ACN_TOK_SPECIAL && ts.start[0] == 0 && ts.start[1] == 0 && ts.start[2] == 0 && ts.labels[0] == 1 &&
+          ts.labels[1] == 0, "no words: %s (n %d, vocab %d)", acn_error(ctx), ts.n, v.size);
+    acn_text_batch(&ts, idx, 1, 3, tok, mask, NULL);
+    CHECK(tok[0] == ACN_TOK_CLS && tok[1] == ACN_TOK_PAD && mask[1] == 0, "no words: [CLS] then padding");
+    acn_text_free(&ts);
+    acn_vocab_free(&v);
+    /* [MASK], [PAD], [CLS], [SEP], [UNK] in the text: [UNK], never a word of the vocabulary */
+    put_text("special.tsv", "label\tsentence\n1\t[MASK] cat [PAD]\n0\t[CLS] [SEP] [UNK] cat [MASK]x\n");
+    CHECK(acn_text_tsv(ctx, &ts, path("special.tsv"), &v, 1, 1) == ACN_OK && ts.n == 2, "special: %s", acn_error(ctx));
+    CHECK(v.size == ACN_TOK_SPECIAL + 2 && !strcmp(v.words[5], "cat") && !strcmp(v.words[6], "[MASK]x"),
+          "special: vocab of %d, the words cat and [MASK]x only", v.size);
+    for (i = 0; i < v.size; i++) masks += !strcmp(v.words[i], "[MASK]") + !strcmp(v.words[i], "[PAD]");
+    CHECK(masks == 2 && acn_vocab_find(&v, "[MASK]", 6) == ACN_TOK_MASK && acn_vocab_find(&v, "[PAD]", 5) == ACN_TOK_PAD,
+          "special: [MASK] and [PAD] once each, at their ids");
+    CHECK(ts.start[1] == 3 && ts.ids[0] == ACN_TOK_UNK && ts.ids[1] == 5 && ts.ids[2] == ACN_TOK_UNK &&
+          ts.ids[3] == ACN_TOK_UNK && ts.ids[4] == ACN_TOK_UNK && ts.ids[5] == ACN_TOK_UNK && ts.ids[6] == 5 &&
+          ts.ids[7] == 6, "special: the tokens' spellings read as [UNK]");
+    acn_text_batch(&ts, idx, 1, 5, tok, mask, NULL);
+    CHECK(tok[1] == ACN_TOK_UNK && tok[3] == ACN_TOK_UNK && mask[3] == 1 && tok[4] == ACN_TOK_PAD && mask[4] == 0,
+          "special: '[PAD]' in the text is a token, not padding");
+    /* with build 0 (another split through this vocabulary) the same */
+    put_text("special_dev.tsv", "label\tsentence\n1\t[PAD] cat [SEP]\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("special_dev.tsv"), &v, 0, 1) == ACN_OK && dev.ids[0] == ACN_TOK_UNK &&
+          dev.ids[1] == 5 && dev.ids[2] == ACN_TOK_UNK, "special, build 0: %s", acn_error(ctx));
+    acn_text_free(&dev);
+    /* labels: 0 and 1 only, refused at load with the file and line */
+    put_text("lab2.tsv", "label\tsentence\n1\tcat\n0\tdog\n2\tbird\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("lab2.tsv"), &v, 0, 1) == ACN_ERR_FORMAT &&
+          has("lab2.tsv:4: the label 2 is not 0 or 1") && dev.n == 0 && !dev.ids, "label 2: %s", acn_error(ctx));
+    clear();
+    put_text("labneg.tsv", "sentence\tlabel\ncat\t-1\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("labneg.tsv"), &v, 0, 1) == ACN_ERR_FORMAT &&
+          has("labneg.tsv:2: the label -1 is not 0 or 1"), "label -1: %s", acn_error(ctx));
+    clear();
+    put_text("labbig.tsv", "label\tsentence\n99999999999999\tcat\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("labbig.tsv"), &v, 0, 1) == ACN_ERR_FORMAT &&
+          has("labbig.tsv:2: the label 99999999999999 is not 0 or 1"), "label 99999999999999: %s", acn_error(ctx));
+    clear();
+    /* a file of one class still has two (the dev split must match the model) */
+    put_text("zeros.tsv", "label\tsentence\n0\tcat\n0\tdog\n");
+    CHECK(acn_text_tsv(ctx, &dev, path("zeros.tsv"), &v, 0, 1) == ACN_OK && dev.classes == 2 && dev.ids[0] == 5 &&
+          dev.ids[1] == ACN_TOK_UNK, "one class: %s", acn_error(ctx));
+    acn_text_free(&dev);
+    /* a NUL byte */
+    put("nul.tsv", (const unsigned char *)"label\tsentence\n1\tcat\n1\tc\0t\n", 27);
+    CHECK(acn_text_tsv(ctx, &dev, path("nul.tsv"), &v, 0, 1) == ACN_ERR_FORMAT && has("nul.tsv:3: a NUL byte"),
+          "NUL: %s", acn_error(ctx));
+    clear();
+    acn_text_free(&ts);
+    acn_vocab_free(&v);
 }
 
 /* SST-2 as the project ships it in ../shared: 67,349 training sentences, 872 for dev;
@@ -611,9 +928,13 @@ int main(int argc, char **argv)
     test_cifar();
     test_idx();
     test_csv();
+    test_csv_ranges();
+    test_safetensors();
+    test_checkpoint();
     test_select();
     test_sampler();
     test_text();
+    test_text_hardening();
     test_sst2();
     test_augment();
     if (argc > 1) refdir = argv[1];

@@ -1,23 +1,14 @@
 /* libFuzzer target for the safetensors reader (make fuzz). Any input must
  * give ACN_OK or an error, never a crash, a leak or undefined behaviour;
  * an accepted file must give every F32 tensor it lists. */
-#define ACN_IMPLEMENTATION
-#include "../../acn.h"
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-    static acn_ctx *ctx;
+    acn_ctx *ctx = fuzz_ctx();
     acn_st st;
     int i;
-    if (!ctx) {
-        acn_ctx_config cfg = acn_ctx_defaults();
-        cfg.arena_bytes = 1 << 16;
-        cfg.param_floats = 1024;
-        if (acn_ctx_new(&ctx, &cfg)) return 0;
-        acn_set_threads(ctx, 1);
-    }
+    if (!ctx) return 0;
     if (acn_st_parse(ctx, &st, data, size, "fuzz") == ACN_OK) {
         for (i = 0; i < st.n; i++) {
             const acn_st_entry *e = &st.entries[i];
