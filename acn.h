@@ -41,10 +41,10 @@
  *   tensors; ops; backward and the gradient checker; generator and
  *   initialisers; AdamW, SGD, clipping and schedules; models (MLP, Mixer, ViT,
  *   BERT) and their wiring, probes and truncation (docs/models.md);
- *   safetensors and checkpoints; data sets, sampler and loaders (CIFAR, IDX,
- *   CSV, TSV text); augmentation (crop, flip, noise, CutMix, AutoAugment) and
- *   training recipes. examples/train_*.c train the paper's models with them
- *   (docs/training.md).
+ *   safetensors, checkpoints and cut models (acn_save_cut); data sets,
+ *   sampler and loaders (CIFAR, IDX, CSV, TSV text); augmentation (crop,
+ *   flip, noise, CutMix, AutoAugment) and training recipes.
+ *   examples/train_*.c train the paper's models with them (docs/training.md).
  *
  * FEATURE MACROS (define before including the implementation)
  *   ACN_IMPLEMENTATION    emit the implementation in this translation unit.
@@ -775,6 +775,13 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
  * nothing else. */
 ACNDEF acn_status acn_save_params(acn_ctx *ctx, const char *path, const char *const *kv, int n_meta);
 ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path);
+/* The model cut to its first k blocks, as a file: every parameter except
+ * those of blocks k and above (names "blocks.<j>." with j >= k), with the
+ * caller's metadata and "depth" = k (a "depth" key of kv is replaced). The
+ * model built with depth k loads it with acn_load_params, and its output
+ * is bit for bit the full model's probe after k blocks (the head is shared
+ * by every probe; docs/models.md, "Cut models"). k in [0, ACN_MAX_BLOCKS]. */
+ACNDEF acn_status acn_save_cut(acn_ctx *ctx, const char *path, int k, const char *const *kv, int n_meta);
 #endif
 
 #ifndef ACN_NO_STDIO
@@ -7579,6 +7586,59 @@ static acn_status acn__params_take(acn_ctx *ctx, const acn_st *st, const char *p
     for (i = 0; i < ctx->n_params; i++)
         acn_st_get_f32(ctx, st, ctx->ptab[i].name, ctx->ptab[i].data, ctx->ptab[i].numel);
     return ctx->status;
+}
+
+/* The block a parameter belongs to ("blocks.<j>." -> j), or -1. */
+static int acn__param_block(const char *name)
+{
+    int j = 0;
+    if (strncmp(name, "blocks.", 7)) return -1;
+    name += 7;
+    if (*name < '0' || *name > '9') return -1;
+    while (*name >= '0' && *name <= '9' && j < 100000) j = j * 10 + (*name++ - '0');
+    return *name == '.' ? j : -1;
+}
+
+ACNDEF acn_status acn_save_cut(acn_ctx *ctx, const char *path, int k, const char *const *kv, int n_meta)
+{
+    acn_tensor **list;
+    const char **meta;
+    char depth[16];
+    acn_status st;
+    int i, n = 0, m = 0, top = -1;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!path || (n_meta > 0 && !kv) || n_meta < 0 || k < 0 || k > ACN_MAX_BLOCKS) {
+        acn__fail(ctx, ACN_ERR_ARG, "save_cut: %s", !path ? "path is NULL" : k < 0 || k > ACN_MAX_BLOCKS ?
+                  "k must be in [0, ACN_MAX_BLOCKS]" : "kv is NULL or n_meta is negative");
+        return ctx->status;
+    }
+    for (i = 0; i < ctx->n_params; i++)
+        if (acn__param_block(ctx->ptab[i].name) > top) top = acn__param_block(ctx->ptab[i].name);
+    if (k > top + 1) {
+        acn__fail(ctx, ACN_ERR_ARG, "save_cut: k = %d blocks, but the model's parameters go up to block %d "
+                  "(k must be at most the model's depth, %d)", k, top, top + 1);
+        return ctx->status;
+    }
+    list = (acn_tensor **)ACN_MALLOC((size_t)(ctx->n_params + 1) * sizeof *list);
+    meta = (const char **)ACN_MALLOC((size_t)(2 * n_meta + 2) * sizeof *meta);
+    if (!list || !meta) {
+        ACN_FREE(list);
+        ACN_FREE((void *)meta);
+        acn__fail(ctx, ACN_ERR_NOMEM, "save_cut: out of memory");
+        return ctx->status;
+    }
+    for (i = 0; i < ctx->n_params; i++)
+        if (acn__param_block(ctx->ptab[i].name) < k) list[n++] = &ctx->ptab[i];
+    snprintf(depth, sizeof depth, "%d", k);
+    for (i = 0; i < n_meta; i++)
+        if (!kv[2 * i] || strcmp(kv[2 * i], "depth")) { meta[2 * m] = kv[2 * i]; meta[2 * m + 1] = kv[2 * i + 1]; m++; }
+    meta[2 * m] = "depth";
+    meta[2 * m + 1] = depth;
+    st = acn_st_write(ctx, path, list, n, meta, m + 1);
+    ACN_FREE(list);
+    ACN_FREE((void *)meta);
+    return st;
 }
 
 ACNDEF acn_status acn_load_params(acn_ctx *ctx, const char *path)

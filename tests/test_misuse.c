@@ -370,6 +370,16 @@ static void test_null_args(void)
     W = acn_param(c, "w", 2, ws);
     CHECK(acn_init_linear(NULL, W, NULL) == ACN_ERR_ARG, "acn_init_linear(NULL, ...) returns ACN_ERR_ARG");
     CHECK(acn_adamw_step(NULL, &opt, 0.1f) == ACN_ERR_ARG, "acn_adamw_step(NULL, ...) returns ACN_ERR_ARG");
+    CHECK(acn_save_cut(NULL, "build/x.safetensors", 0, NULL, 0) == ACN_ERR_ARG, "acn_save_cut(NULL, ...)");
+    CHECK(acn_save_cut(c, NULL, 0, NULL, 0) == ACN_ERR_ARG && has(acn_error(c), "save_cut: path is NULL"),
+          "acn_save_cut with a NULL path: %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(acn_save_cut(c, "build/x.safetensors", -1, NULL, 0) == ACN_ERR_ARG && has(acn_error(c), "k must be"),
+          "acn_save_cut with k = -1: %s", acn_error(c));
+    acn_clear_error(c);
+    CHECK(acn_save_cut(c, "build/x.safetensors", 0, NULL, 1) == ACN_ERR_ARG && has(acn_error(c), "kv is NULL"),
+          "acn_save_cut with metadata but no kv: %s", acn_error(c));
+    acn_clear_error(c);
     CHECK(acn_adamw_step(c, NULL, 0.1f) == ACN_ERR_ARG && has(acn_error(c), "adamw: the optimizer is NULL"),
           "acn_adamw_step(ctx, NULL): %s", acn_error(c));
     acn_clear_error(c);

@@ -71,21 +71,41 @@ typedef struct spec {
     int kind, relu, textbook, paper, recompute;
 } spec;
 
-static int build(acn_ctx *ctx, model *m, const spec *s, int wiring)
+/* The model of spec s in a wiring, with L blocks (-1: the spec's depth). */
+static int build_depth(acn_ctx *ctx, model *m, const spec *s, int wiring, int L)
 {
     m->kind = s->kind;
     switch (s->kind) {
-    case MLP: { acn_mlp_config c = cfg_mlp(s->relu); c.wiring = wiring; return acn_mlp_build(ctx, &m->mlp, &c); }
+    case MLP: {
+        acn_mlp_config c = cfg_mlp(s->relu);
+        c.wiring = wiring;
+        if (L >= 0) c.depth = L;
+        return acn_mlp_build(ctx, &m->mlp, &c);
+    }
     case MIXER: {
         acn_mixer_config c = cfg_mixer(s->textbook, s->paper);
         c.wiring = wiring;
         c.recompute = s->recompute;
+        if (L >= 0) c.depth = L;
         return acn_mixer_build(ctx, &m->mixer, &c);
     }
-    case VIT: { acn_vit_config c = cfg_vit(); c.wiring = wiring; c.recompute = s->recompute; return acn_vit_build(ctx, &m->vit, &c); }
-    default: { acn_bert_config c = cfg_bert(); c.wiring = wiring; c.recompute = s->recompute; return acn_bert_build(ctx, &m->bert, &c); }
+    case VIT: {
+        acn_vit_config c = cfg_vit();
+        c.wiring = wiring;
+        c.recompute = s->recompute;
+        if (L >= 0) c.depth = L;
+        return acn_vit_build(ctx, &m->vit, &c);
+    }
+    default: {
+        acn_bert_config c = cfg_bert();
+        c.wiring = wiring;
+        c.recompute = s->recompute;
+        if (L >= 0) c.depth = L;
+        return acn_bert_build(ctx, &m->bert, &c);
+    }
     }
 }
+static int build(acn_ctx *ctx, model *m, const spec *s, int wiring) { return build_depth(ctx, m, s, wiring, -1); }
 static int depth(const model *m)
 {
     switch (m->kind) {
@@ -268,6 +288,41 @@ static void parity(const char *dir, const spec *s)
                       "%s: truncated to %d blocks differs from probe %d", what, j, j);
                 acn_mark_rewind(ctx, mk);
             }
+        /* the model cut to j blocks (acn_save_cut), loaded strictly into a model built with depth j,
+           gives the probe after j blocks bit for bit */
+        for (j = 0; j <= L && !s->paper; j++) {
+            acn_ctx *cc;
+            model cm;
+            batch cb = b;
+            const char *kv[4] = {"depth", "99", "note", "kept"};
+            acn_st cst;
+            char cpath[96];
+            snprintf(cpath, sizeof cpath, "build/test_models_cut.safetensors");
+            CHECK(acn_save_cut(ctx, cpath, j, kv, 2) == ACN_OK, "%s: save_cut %d: %s", what, j, acn_error(ctx));
+            acn_ctx_new(&cc, &cfg);
+            CHECK(build_depth(cc, &cm, s, wiring, j) == ACN_OK && acn_load_params(cc, cpath) == ACN_OK,
+                  "%s: the cut model of %d blocks: %s", what, j, acn_error(cc));
+            CHECK(acn_st_read(cc, cpath, &cst) == ACN_OK && acn_st_meta(&cst, "depth") &&
+                  atoi(acn_st_meta(&cst, "depth")) == j && acn_st_meta(&cst, "note") &&
+                  !strcmp(acn_st_meta(&cst, "note"), "kept") && cst.n_meta == 2,
+                  "%s: the cut file's metadata (depth %d)", what, j);
+            acn_st_free(&cst);
+            acn_set_no_grad(cc, 1);
+            if (b.x) {
+                cb.x = acn_new(cc, b.x->ndim, b.x->shape, 0);
+                if (cb.x) memcpy(acn_data(cc, cb.x), acn_data(ctx, b.x), b.x->numel * sizeof(float));
+            }
+            for (i = 0; i < nh && !acn_status_of(cc); i++) {
+                acn_tensor *t = forward(cc, &cm, &cb, i == 0 ? ACN_BERT_MLM : ACN_BERT_CLS, -1, NULL);
+                CHECK(t && t->numel == probes[i][j]->numel &&
+                      !memcmp(acn_data(cc, t), acn_data(ctx, probes[i][j]), t->numel * sizeof(float)),
+                      "%s: the cut model of %d blocks differs from probe %d: %s", what, j, j, acn_error(cc));
+            }
+            acn_ctx_free(cc);
+        }
+        CHECK(acn_save_cut(ctx, "build/test_models_cut.safetensors", L + 1, NULL, 0) == ACN_ERR_ARG,
+              "%s: a cut above the depth is refused", what);
+        acn_clear_error(ctx);
         if (s->kind == BERT) { /* the MLM head on the masked rows alone equals those rows of the full head */
             acn_tensor *y = forward(ctx, &m, &b, ACN_BERT_NONE, -1, NULL), *lg, *full, *part;
             int rows[256], nr = 0, ys[2], D = m.bert.cfg.width, V = m.bert.cfg.vocab, lab[256];
