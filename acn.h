@@ -1188,16 +1188,24 @@ static int acn__enter(acn_ctx *ctx, const char *who) { (void)ctx; (void)who; ret
 static void acn__leave(acn_ctx *ctx) { (void)ctx; }
 #endif
 
-/* "(64, 128)" into buf; a scalar is "()" */
-static const char *acn__shape_str(const acn_tensor *t, char *buf, size_t cap)
+/* "(64, 128)" into buf; a scalar is "()". acn__dims_str does the work for
+ * tensors (int dims) and file entries (int64_t dims) alike. */
+static const char *acn__dims_str(const long long *dims, int ndim, char *buf, size_t cap)
 {
     size_t len = 0;
     int d;
     len += (size_t)snprintf(buf, cap, "(");
-    for (d = 0; d < t->ndim && len < cap; d++)
-        len += (size_t)snprintf(buf + len, cap - len, d ? ", %d" : "%d", t->shape[d]);
+    for (d = 0; d < ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, d ? ", %lld" : "%lld", dims[d]);
     if (len < cap) snprintf(buf + len, cap - len, ")");
     return buf;
+}
+static const char *acn__shape_str(const acn_tensor *t, char *buf, size_t cap)
+{
+    long long dims[ACN_MAX_DIMS] = {0};
+    int d;
+    for (d = 0; d < t->ndim; d++) dims[d] = t->shape[d];
+    return acn__dims_str(dims, t->ndim, buf, cap);
 }
 #define ACN__SHAPE(t, buf) acn__shape_str((t), (buf), sizeof(buf))
 
@@ -8080,14 +8088,10 @@ ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, co
 /* An entry's shape as "(2, 3)" into buf. */
 static const char *acn__st_shape_str(const acn_st_entry *e, char *buf, size_t cap)
 {
-    size_t at = 1;
+    long long dims[8] = {0};
     int d;
-    buf[0] = '(';
-    buf[1] = '\0';
-    for (d = 0; d < e->ndim && at < cap; d++)
-        at += (size_t)snprintf(buf + at, cap - at, d ? ", %lld" : "%lld", (long long)e->shape[d]);
-    if (at + 2 <= cap) { buf[at] = ')'; buf[at + 1] = '\0'; }
-    return buf;
+    for (d = 0; d < e->ndim && d < 8; d++) dims[d] = (long long)e->shape[d];
+    return acn__dims_str(dims, d, buf, cap);
 }
 static const char *acn__dtype_name(int dtype)
 {

@@ -68,6 +68,8 @@ typedef struct flag {
     const char *key;       /* its metadata key (NULL for RESUME_ANY)           */
     const char *help;
 } flag;
+/* One entry of a flag table: appended to f[n++] (the caller's array and count). */
+#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
 
 /* The flag's value as text, as the checkpoint's metadata records it. */
 static void flag_value(const flag *g, char *buf, size_t n)

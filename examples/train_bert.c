@@ -352,7 +352,6 @@ int main(int argc, char **argv)
     o->mask_p = 0.15f;
     /* each flag says what it may do on --resume (train.h, RESUME_*); the epochs of either phase may differ, as
      * --epochs may for the image programs */
-#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
     F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, RESUME_ANY, "the folder with SST-2's train.tsv and dev.tsv");
     F_("--wiring", FLAG_STR, &o->wiring, 0, 0, RESUME_MODEL("wiring"), "acn, residual, plain or acn-detach");
     F_("--width", FLAG_INT, &o->width, 8, 65536, RESUME_MODEL("width"), "hidden size (a multiple of --heads)");
@@ -382,7 +381,6 @@ int main(int argc, char **argv)
     F_("--force-resume", FLAG_SWITCH, &o->force_resume, 0, 0, RESUME_ANY, "with --resume: continue even if training settings differ from the checkpoint's");
     F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
     F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch of either phase");
-#undef F_
     rc = flags_parse(argc, argv, f, n,
                      "Pretrains a small BERT (masked words) on the SST-2 training sentences, fine-tunes it on\n"
                      "their sentiment labels, and reports the dev accuracy of its head after every block.");

@@ -50,7 +50,6 @@ static image_opts image_opts_defaults(void)
 static int image_flags(image_opts *o, flag *f)
 {
     int n = 0;
-#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
     F_("--data", FLAG_STR, &o->dataset, 0, 0, RESUME_SAME("data"), "cifar10 or fashion (Fashion-MNIST)");
     F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, RESUME_ANY, "the data files' folder (if not given: data/cifar-10-batches-bin or data/fashion-mnist)");
     F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, RESUME_ANY, "epochs to train");
@@ -82,7 +81,6 @@ static int image_flags(image_opts *o, flag *f)
     F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
     F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch (appended to on --resume)");
     F_("--plots", FLAG_STR, &o->plots, 0, 0, RESUME_ANY, "folder for SVG plots of the probes and gradient norms, from --log");
-#undef F_
     return n;
 }
 

@@ -37,7 +37,6 @@ int main(int argc, char **argv)
     run_files save, resume;
 
     n = image_flags(&o, f);
-#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
     F_("--wiring", FLAG_STR, &wiring, 0, 0, RESUME_MODEL("wiring"), "acn, residual, plain or acn-detach");
     F_("--width", FLAG_INT, &mc.width, 1, 65536, RESUME_MODEL("width"), "channels per token (H)");
     F_("--depth", FLAG_INT, &mc.depth, 1, TRAIN_MAXL, RESUME_MODEL("depth"), "blocks");
@@ -46,7 +45,6 @@ int main(int argc, char **argv)
     F_("--channel-hidden", FLAG_INT, &mc.channel_hidden, 1, 65536, RESUME_MODEL("channel_hidden"), "hidden width of the channel-mixing MLP");
     F_("--textbook", FLAG_SWITCH, &textbook, 0, 0, RESUME_MODEL("block"), "the textbook Mixer block and head instead of the authors'");
     F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the step arena, in MB (pages are used as needed)");
-#undef F_
     rc = flags_parse(argc, argv, f, n,
                      "Trains the paper's MLP-Mixer (or any size of it) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");

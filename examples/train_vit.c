@@ -45,7 +45,6 @@ int main(int argc, char **argv)
     o.recipe = "simple";
     o.wd = 0.05f;
     n = image_flags(&o, f);
-#define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
     F_("--wiring", FLAG_STR, &wiring, 0, 0, RESUME_MODEL("wiring"), "acn, residual, plain or acn-detach");
     F_("--width", FLAG_INT, &mc.width, 8, 65536, RESUME_MODEL("width"), "channels per token (a multiple of 4 and of --heads)");
     F_("--depth", FLAG_INT, &mc.depth, 1, TRAIN_MAXL, RESUME_MODEL("depth"), "blocks");
@@ -53,7 +52,6 @@ int main(int argc, char **argv)
     F_("--mlp", FLAG_INT, &mc.mlp, 1, 65536, RESUME_MODEL("mlp"), "hidden width of the MLP");
     F_("--patch", FLAG_INT, &mc.patch, 1, 64, RESUME_MODEL("patch"), "patch size (the image sides must be multiples of it)");
     F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the step arena, in MB (pages are used as needed)");
-#undef F_
     rc = flags_parse(argc, argv, f, n,
                      "Trains a small ViT (the authors' AC-ViT block) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");
