@@ -714,6 +714,61 @@ ACNDEF acn_tensor *acn_bert_forward(acn_ctx *ctx, const acn_bert *m, const int *
 ACNDEF acn_tensor *acn_bert_mlm(acn_ctx *ctx, const acn_bert *m, acn_tensor *y);
 
 /* ------------------------------------------------------------------------ */
+/* Anytime inference: each input leaves when its head is sure enough         */
+/* ------------------------------------------------------------------------ */
+/* The blocks run one at a time on the whole batch; after block j (j >= 1)
+ * the head reads the running output (ACN: x_0 + ... + x_j; plain and
+ * residual: x_j) and a rule decides, input by input, whether that input
+ * leaves with the logits it has now. Inputs that leave are taken out of
+ * the batch (a row gather), so the blocks above cost only what stays. After
+ * the last block every input that is left leaves. An input's logits are bit
+ * for bit the full model's probe after the blocks it used (the blocks of
+ * acn.h compute each input alone), so a rule that never fires gives the
+ * full model's output (docs/compression.md, "Anytime inference").
+ *
+ * Rules:
+ *   ACN_EXIT_CONFIDENCE  leave when the largest softmax probability is at
+ *                        least threshold (a threshold above 1: never)
+ *   ACN_EXIT_STABLE      leave when the prediction (arg max; the first of
+ *                        equals) has been the same after `patience` blocks
+ *                        in a row (1: leave after the first block)
+ *   ACN_EXIT_CUSTOM      call fn after each block with the logits of the
+ *                        inputs still in the batch; it sets leave[r] = 1
+ *                        for those that go. rows[r] is row r's index in the
+ *                        caller's batch. A non-zero return stops the run
+ *                        with ACN_ERR_ARG (the caller's reason).
+ * min_blocks holds every input for at least that many blocks (0 or 1: the
+ * rule is asked from the first block on). */
+enum { ACN_EXIT_CONFIDENCE, ACN_EXIT_STABLE, ACN_EXIT_CUSTOM };
+/* logits (n, classes): the inputs still running, after `blocks` blocks. */
+typedef int (*acn_exit_fn)(void *user, int blocks, const float *logits, int n, int classes,
+                           const int *rows, unsigned char *leave);
+typedef struct acn_exit_rule {
+    int kind;              /* ACN_EXIT_*                                     */
+    float threshold;       /* CONFIDENCE: in (0, 1]; > 1 never exits          */
+    int patience;          /* STABLE: equal predictions in a row, >= 1        */
+    int min_blocks;        /* no input leaves before this many blocks        */
+    acn_exit_fn fn;        /* CUSTOM                                         */
+    void *user;            /* CUSTOM: passed to fn                           */
+} acn_exit_rule;
+ACNDEF acn_exit_rule acn_exit_confidence(float threshold);
+ACNDEF acn_exit_rule acn_exit_stable(int patience);
+ACNDEF acn_exit_rule acn_exit_custom(acn_exit_fn fn, void *user);
+/* Run the model on a batch of B inputs (as its forward takes them) with
+ * per-input exits. logits (B, classes) receives each input's logits when it
+ * left; blocks (B) how many blocks it used (1..depth; 0 for a model of 0
+ * blocks), and may be NULL. The context runs in inference mode for the
+ * call (no gradient, no dropout) and both settings come back after; the
+ * arena keeps what the call made until the next acn_reset. BERT is not
+ * covered (its blocks also read each sentence's padding mask). */
+ACNDEF acn_status acn_mlp_anytime(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, const acn_exit_rule *rule,
+                                  float *logits, int *blocks);
+ACNDEF acn_status acn_mixer_anytime(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images,
+                                    const acn_exit_rule *rule, float *logits, int *blocks);
+ACNDEF acn_status acn_vit_anytime(acn_ctx *ctx, const acn_vit *m, acn_tensor *images,
+                                  const acn_exit_rule *rule, float *logits, int *blocks);
+
+/* ------------------------------------------------------------------------ */
 /* safetensors                                                              */
 /* ------------------------------------------------------------------------ */
 enum { ACN_DT_F32, ACN_DT_F16, ACN_DT_BF16, ACN_DT_F64, ACN_DT_I64, ACN_DT_I32, ACN_DT_U8,
@@ -6421,6 +6476,16 @@ static acn_tensor *acn__mlp_head(acn_ctx *ctx, const void *mv, acn_tensor *y)
     if (m->cfg.head_ln) y = acn__norm(ctx, y, &m->ln, 0);
     return acn__lin(ctx, y, &m->clf);
 }
+static int acn__mlp_x_ok(acn_ctx *ctx, const char *who, const acn_mlp *m, const acn_tensor *x)
+{
+    char sh[64];
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != m->cfg.in) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "%s: x %s must end in the model's %d inputs", who, ACN__SHAPE(x, sh),
+                  m->cfg.in);
+        return -1;
+    }
+    return 0;
+}
 ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k, acn_tensor **probes)
 {
     return acn_mlp_forward_ex(ctx, m, x, k, probes, -1);
@@ -6428,14 +6493,9 @@ ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x
 ACNDEF acn_tensor *acn_mlp_forward_ex(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
                                       acn_tensor **probes, int n_probes)
 {
-    char sh[64];
     if (acn__model_ok(ctx, "mlp_forward", m) || acn__inputs_ok(ctx, "mlp_forward", &x, 1)) return NULL;
     if (acn__run_ok(ctx, "mlp_forward", m->cfg.wiring, m->cfg.depth, &k, probes, n_probes)) return NULL;
-    if (x->ndim < 1 || x->shape[x->ndim - 1] != m->cfg.in) {
-        acn__fail(ctx, ACN_ERR_SHAPE, "mlp_forward: x %s must end in the model's %d inputs",
-                  ACN__SHAPE(x, sh), m->cfg.in);
-        return NULL;
-    }
+    if (acn__mlp_x_ok(ctx, "mlp_forward", m, x)) return NULL;
     return acn__wire(ctx, m, m->cfg.wiring, k, acn__lin(ctx, x, &m->embed), acn__mlp_block,
                      acn__mlp_head, probes);
 }
@@ -6585,24 +6645,30 @@ ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tenso
 {
     return acn_mixer_forward_ex(ctx, m, images, k, probes, -1);
 }
+/* x_0: the patch embedding, with the CLS token first (authors' form).
+ *                                          images (B, C, H, W) -> (B, T, D) */
+static acn_tensor *acn__mixer_x0(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images)
+{
+    const acn_mixer_config *c = &m->cfg;
+    acn_tensor *x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), *parts[2]; /* (B, N, D) */
+    int s[3];
+    if (c->textbook) return x;
+    /* CLS at index 0: the (1, 1, D) token broadcast to (B, 1, D) */
+    s[0] = images->shape[0]; s[1] = 1; s[2] = c->width;
+    parts[0] = acn_add(ctx, acn_new(ctx, 3, s, 0), m->cls);
+    parts[1] = x;
+    return acn_concat(ctx, parts, 2, 1);                                    /* (B, N + 1, D) */
+}
 ACNDEF acn_tensor *acn_mixer_forward_ex(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
                                         acn_tensor **probes, int n_probes)
 {
     const acn_mixer_config *c;
-    acn_tensor *x, *parts[2];
-    int s[3];
     if (acn__model_ok(ctx, "mixer_forward", m) || acn__inputs_ok(ctx, "mixer_forward", &images, 1)) return NULL;
     c = &m->cfg;
     if (acn__run_ok(ctx, "mixer_forward", c->wiring, c->depth, &k, probes, n_probes)) return NULL;
     if (acn__images_ok(ctx, "mixer_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
-    x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch);   /* (B, N, D) */
-    if (!c->textbook) {  /* CLS at index 0: the (1, 1, D) token broadcast to (B, 1, D) */
-        s[0] = images->shape[0]; s[1] = 1; s[2] = c->width;
-        parts[0] = acn_add(ctx, acn_new(ctx, 3, s, 0), m->cls);
-        parts[1] = x;
-        x = acn_concat(ctx, parts, 2, 1);                                  /* (B, N + 1, D) */
-    }
-    return acn__wire(ctx, m, c->wiring, k, x, acn__mixer_block, acn__mixer_head, probes);
+    return acn__wire(ctx, m, c->wiring, k, acn__mixer_x0(ctx, m, images), acn__mixer_block, acn__mixer_head,
+                     probes);
 }
 
 /* ---- ViT ---------------------------------------------------------------- */
@@ -6722,23 +6788,245 @@ ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *i
 {
     return acn_vit_forward_ex(ctx, m, images, k, probes, -1);
 }
+/* x_0: the patch embedding plus the fixed position embedding.
+ *                                          images (B, C, H, W) -> (B, N, D) */
+static acn_tensor *acn__vit_x0(acn_ctx *ctx, const acn_vit *m, acn_tensor *images)
+{
+    const acn_vit_config *c = &m->cfg;
+    acn_tensor *pe;
+    int s[2];
+    s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
+    s[1] = c->width;
+    if (!(pe = acn_new(ctx, 2, s, 0))) return NULL;                         /* (N, D) */
+    acn_posemb_sincos_2d(c->image_h / c->patch, c->image_w / c->patch, c->width, pe->data);
+    return acn_add(ctx, acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), pe);
+}
 ACNDEF acn_tensor *acn_vit_forward_ex(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
                                       acn_tensor **probes, int n_probes)
 {
     const acn_vit_config *c;
-    acn_tensor *pe;
-    int s[2];
     if (acn__model_ok(ctx, "vit_forward", m) || acn__inputs_ok(ctx, "vit_forward", &images, 1)) return NULL;
     c = &m->cfg;
     if (acn__run_ok(ctx, "vit_forward", c->wiring, c->depth, &k, probes, n_probes)) return NULL;
     if (acn__images_ok(ctx, "vit_forward", images, c->channels, c->image_h, c->image_w)) return NULL;
-    s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
-    s[1] = c->width;
-    if (!(pe = acn_new(ctx, 2, s, 0))) return NULL;
-    acn_posemb_sincos_2d(c->image_h / c->patch, c->image_w / c->patch, c->width, pe->data);
-    return acn__wire(ctx, m, c->wiring, k,
-                     acn_add(ctx, acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), pe),
-                     acn__vit_block, acn__vit_head, probes);
+    return acn__wire(ctx, m, c->wiring, k, acn__vit_x0(ctx, m, images), acn__vit_block, acn__vit_head, probes);
+}
+
+/* ---- anytime inference ------------------------------------------------- */
+ACNDEF acn_exit_rule acn_exit_confidence(float threshold)
+{
+    acn_exit_rule r;
+    memset(&r, 0, sizeof r);
+    r.kind = ACN_EXIT_CONFIDENCE;
+    r.threshold = threshold;
+    return r;
+}
+ACNDEF acn_exit_rule acn_exit_stable(int patience)
+{
+    acn_exit_rule r;
+    memset(&r, 0, sizeof r);
+    r.kind = ACN_EXIT_STABLE;
+    r.patience = patience;
+    return r;
+}
+ACNDEF acn_exit_rule acn_exit_custom(acn_exit_fn fn, void *user)
+{
+    acn_exit_rule r;
+    memset(&r, 0, sizeof r);
+    r.kind = ACN_EXIT_CUSTOM;
+    r.fn = fn;
+    r.user = user;
+    return r;
+}
+
+/* The status of a call that failed before it began: the context's error,
+ * or ACN_ERR_ARG when there is no context to hold one. */
+static acn_status acn__failed(const acn_ctx *ctx)
+{
+    return ctx ? (ctx->status ? ctx->status : ACN_ERR_ARG) : ACN_ERR_ARG;
+}
+
+static int acn__exit_ok(acn_ctx *ctx, const char *who, const acn_exit_rule *r, const float *logits)
+{
+    if (!r || !logits) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the %s is NULL", who, r ? "logits buffer (B x classes floats)" : "exit rule");
+        return -1;
+    }
+    if (r->min_blocks < 0 || (r->kind == ACN_EXIT_CONFIDENCE && !(r->threshold >= 0.0f)) ||
+        (r->kind == ACN_EXIT_STABLE && r->patience < 1) || (r->kind == ACN_EXIT_CUSTOM && !r->fn) ||
+        r->kind < ACN_EXIT_CONFIDENCE || r->kind > ACN_EXIT_CUSTOM) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: exit rule of kind %d with threshold %g, patience %d, min_blocks %d, fn %s: "
+                  "need a known kind, a threshold >= 0 (above 1: never exit), a patience >= 1, min_blocks >= 0 "
+                  "and a function for ACN_EXIT_CUSTOM; acn_exit_confidence/_stable/_custom make one", who, r->kind,
+                  (double)r->threshold, r->patience, r->min_blocks, r->fn ? "set" : "NULL");
+        return -1;
+    }
+    return 0;
+}
+
+/* Rows keep[0..n-1] of x (B, ...) -> (n, ...): a gather through
+ * acn_embedding on x viewed as (B, rest). */
+static acn_tensor *acn__rows(acn_ctx *ctx, acn_tensor *x, const int *keep, int n)
+{
+    int s[2];
+    s[0] = x->shape[0];
+    s[1] = -1;
+    return acn_embedding(ctx, acn_reshape(ctx, x, 2, s), keep, 1, &n);      /* (n, rest) */
+}
+
+/* The blocks one at a time on x_0 (B, ...), the head after each, and the
+ * rule's exits (acn_mixer_anytime, above its declaration). Per input still
+ * running (row r of the shrinking batch): rows[r] its index in the caller's
+ * batch, pred[r] and run[r] its last prediction and how many heads in a row
+ * gave it. */
+static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int wiring, int depth, int classes,
+                               acn_tensor *x0, acn__block_fn block, acn__head_fn head, const acn_exit_rule *rule,
+                               float *logits, int *blocks)
+{
+    acn_tensor *x = x0, *y = x0, *lg = NULL;
+    int B, n, r, j, kept, C = classes, *rows, *pred, *run, *keep, shape[ACN_MAX_DIMS], d;
+    unsigned char *leave;
+    const float *v;
+    if (!x0) return ctx->status;
+    B = n = x0->shape[0];
+    rows = (int *)acn__alloc(ctx, 4 * sizeof(int) * (size_t)B + (size_t)B, who);
+    if (!rows) return ctx->status;
+    pred = rows + B;
+    run = pred + B;
+    keep = run + B;
+    leave = (unsigned char *)(keep + B);
+    for (r = 0; r < B; r++) rows[r] = r, run[r] = 0, pred[r] = -1;
+    if (depth == 0) { /* nothing to run: the head of x_0 */
+        if (!(lg = head(ctx, m, y)) || !(v = acn_data(ctx, lg))) return ctx->status;
+        memcpy(logits, v, sizeof(float) * (size_t)B * (size_t)C);
+        if (blocks) memset(blocks, 0, sizeof(int) * (size_t)B);
+        return ACN_OK;
+    }
+    for (j = 1; j <= depth && n > 0; j++) {
+        x = block(ctx, m, j - 1, x, wiring == ACN_RESIDUAL);                 /* x_j        (n, ...)     */
+        y = wiring >= ACN_ACN ? acn_add(ctx, y, x) : x;                      /* the output (n, ...)     */
+        if (!x || !y || !(lg = head(ctx, m, y)) || !(v = acn_data(ctx, lg))) return ctx->status; /* (n, C) */
+        if (lg->ndim != 2 || lg->shape[0] != n || lg->shape[1] != C) {
+            acn__fail(ctx, ACN_ERR_STATE, "%s: the head gave %d x %d logits for %d inputs of %d classes", who,
+                      lg->shape[0], lg->ndim > 1 ? lg->shape[1] : 1, n, C);
+            return ctx->status;
+        }
+        memset(leave, 0, (size_t)n);
+        for (r = 0; r < n; r++) { /* each input's prediction and its streak, counted from block 1 */
+            const float *l = v + (size_t)r * C;
+            int c, best = 0;
+            for (c = 1; c < C; c++)
+                if (l[c] > l[best]) best = c;
+            run[r] = best == pred[r] ? run[r] + 1 : 1;
+            pred[r] = best;
+        }
+        if (j == depth) memset(leave, 1, (size_t)n);
+        else if (j >= rule->min_blocks) {
+            if (rule->kind == ACN_EXIT_CUSTOM) {
+                if (rule->fn(rule->user, j, v, n, C, rows, leave)) {
+                    acn__fail(ctx, ACN_ERR_ARG, "%s: the exit function returned an error after block %d", who, j);
+                    return ctx->status;
+                }
+            } else if (rule->kind == ACN_EXIT_STABLE) {
+                for (r = 0; r < n; r++) leave[r] = run[r] >= rule->patience;
+            } else if (rule->threshold <= 1.0f) { /* max softmax = 1 / sum_c exp(l_c - l_max) */
+                for (r = 0; r < n; r++) {
+                    const float *l = v + (size_t)r * C;
+                    double z = 0.0;
+                    int c;
+                    for (c = 0; c < C; c++) z += exp((double)l[c] - (double)l[pred[r]]);
+                    leave[r] = 1.0 / z >= (double)rule->threshold;
+                }
+            }
+        }
+        for (r = kept = 0; r < n; r++) { /* leavers out; the rest close ranks, in order */
+            if (leave[r]) {
+                memcpy(logits + (size_t)rows[r] * C, v + (size_t)r * C, sizeof(float) * (size_t)C);
+                if (blocks) blocks[rows[r]] = j;
+                continue;
+            }
+            keep[kept] = r;
+            rows[kept] = rows[r];
+            pred[kept] = pred[r];
+            run[kept] = run[r];
+            kept++;
+        }
+        if (kept && kept < n) { /* the batch shrinks: x_j and the running sum, rows keep[] */
+            for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+            shape[0] = kept;
+            x = acn_reshape(ctx, acn__rows(ctx, x, keep, kept), x->ndim, shape);
+            y = wiring >= ACN_ACN ? acn_reshape(ctx, acn__rows(ctx, y, keep, kept), y->ndim, shape) : x;
+            if (!x || !y) return ctx->status;
+        }
+        n = kept;
+    }
+    return ctx->status;
+}
+
+/* Inference mode for the call: no tape, no dropout; *was keeps the caller's. */
+static void acn__infer_begin(acn_ctx *ctx, int *was)
+{
+    was[0] = acn_set_no_grad(ctx, 1);
+    was[1] = acn_set_train(ctx, 0);
+}
+static void acn__infer_end(acn_ctx *ctx, const int *was)
+{
+    acn_set_no_grad(ctx, was[0]);
+    acn_set_train(ctx, was[1]);
+}
+
+ACNDEF acn_status acn_mlp_anytime(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, const acn_exit_rule *rule,
+                                  float *logits, int *blocks)
+{
+    int k = -1, was[2];
+    acn_status st;
+    if (acn__model_ok(ctx, "mlp_anytime", m) || acn__inputs_ok(ctx, "mlp_anytime", &x, 1) ||
+        acn__run_ok(ctx, "mlp_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
+        acn__exit_ok(ctx, "mlp_anytime", rule, logits) || acn__mlp_x_ok(ctx, "mlp_anytime", m, x))
+        return acn__failed(ctx);
+    if (x->ndim != 2) {
+        char sh[64];
+        acn__fail(ctx, ACN_ERR_SHAPE, "mlp_anytime: x %s; anytime inference takes a batch (B, %d)",
+                  ACN__SHAPE(x, sh), m->cfg.in);
+        return ctx->status;
+    }
+    acn__infer_begin(ctx, was);
+    st = acn__anytime(ctx, "mlp_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
+                      acn__lin(ctx, x, &m->embed), acn__mlp_block, acn__mlp_head, rule, logits, blocks);
+    acn__infer_end(ctx, was);
+    return st;
+}
+ACNDEF acn_status acn_mixer_anytime(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images,
+                                    const acn_exit_rule *rule, float *logits, int *blocks)
+{
+    int k = -1, was[2];
+    acn_status st;
+    if (acn__model_ok(ctx, "mixer_anytime", m) || acn__inputs_ok(ctx, "mixer_anytime", &images, 1) ||
+        acn__run_ok(ctx, "mixer_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
+        acn__exit_ok(ctx, "mixer_anytime", rule, logits) ||
+        acn__images_ok(ctx, "mixer_anytime", images, m->cfg.channels, m->cfg.image_h, m->cfg.image_w))
+        return acn__failed(ctx);
+    acn__infer_begin(ctx, was);
+    st = acn__anytime(ctx, "mixer_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
+                      acn__mixer_x0(ctx, m, images), acn__mixer_block, acn__mixer_head, rule, logits, blocks);
+    acn__infer_end(ctx, was);
+    return st;
+}
+ACNDEF acn_status acn_vit_anytime(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, const acn_exit_rule *rule,
+                                  float *logits, int *blocks)
+{
+    int k = -1, was[2];
+    acn_status st;
+    if (acn__model_ok(ctx, "vit_anytime", m) || acn__inputs_ok(ctx, "vit_anytime", &images, 1) ||
+        acn__run_ok(ctx, "vit_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
+        acn__exit_ok(ctx, "vit_anytime", rule, logits) ||
+        acn__images_ok(ctx, "vit_anytime", images, m->cfg.channels, m->cfg.image_h, m->cfg.image_w))
+        return acn__failed(ctx);
+    acn__infer_begin(ctx, was);
+    st = acn__anytime(ctx, "vit_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
+                      acn__vit_x0(ctx, m, images), acn__vit_block, acn__vit_head, rule, logits, blocks);
+    acn__infer_end(ctx, was);
+    return st;
 }
 
 /* ---- BERT --------------------------------------------------------------- */

@@ -262,6 +262,47 @@ static void test_creation_probes_custom(void)
     y = acn_mlp_forward_ex(c, &m, x, -1, probes, ACN_MAX_BLOCKS + 1);
     CHECK(y && y == probes[4], "the full array: %s", acn_error(c));
     CHECK(acn_mlp_forward(c, &m, x, -1, probes) != NULL, "the older form still works: %s", acn_error(c));
+    { /* anytime inference: a missing or bad rule, buffers, the model and the modes */
+        float lg[20];
+        int bl[2], was_train = acn_set_train(c, 1), was_nograd = acn_set_no_grad(c, 0);
+        acn_exit_rule r = acn_exit_confidence(NAN);
+        acn_mixer mx;
+        CHECK(acn_mlp_anytime(c, &m, x, NULL, lg, bl) == ACN_ERR_ARG && has(acn_error(c), "the exit rule is NULL"),
+              "anytime without a rule: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(acn_mlp_anytime(c, &m, x, &r, lg, bl) == ACN_ERR_ARG && has(acn_error(c), "a threshold >= 0"),
+              "anytime with a NaN threshold: %s", acn_error(c));
+        acn_clear_error(c);
+        r = acn_exit_stable(0);
+        CHECK(acn_mlp_anytime(c, &m, x, &r, lg, bl) == ACN_ERR_ARG && has(acn_error(c), "a patience >= 1"),
+              "anytime with patience 0: %s", acn_error(c));
+        acn_clear_error(c);
+        r = acn_exit_custom(NULL, NULL);
+        CHECK(acn_mlp_anytime(c, &m, x, &r, lg, bl) == ACN_ERR_ARG && has(acn_error(c), "fn NULL"),
+              "anytime with a custom rule and no function: %s", acn_error(c));
+        acn_clear_error(c);
+        r = acn_exit_confidence(0.5f);
+        r.min_blocks = -1;
+        CHECK(acn_mlp_anytime(c, &m, x, &r, lg, bl) == ACN_ERR_ARG && has(acn_error(c), "min_blocks >= 0"),
+              "anytime with min_blocks -1: %s", acn_error(c));
+        acn_clear_error(c);
+        r.min_blocks = 0;
+        CHECK(acn_mlp_anytime(c, &m, x, &r, NULL, bl) == ACN_ERR_ARG && has(acn_error(c), "the logits buffer"),
+              "anytime with no logits buffer: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(acn_mixer_anytime(c, NULL, x, &r, lg, bl) == ACN_ERR_ARG &&
+                  has(acn_error(c), "mixer_anytime: the model is NULL"), "anytime without a model: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(acn_vit_anytime(NULL, NULL, NULL, &r, lg, bl) == ACN_ERR_ARG, "anytime without a context");
+        memset(&mx, 0, sizeof mx);
+        mx.cfg = acn_mixer_defaults();
+        CHECK(acn_mixer_anytime(c, &mx, x, &r, lg, bl) == ACN_ERR_SHAPE && has(acn_error(c), "the model takes (B, 3, 32, 32)"),
+              "anytime on images of the wrong shape: %s", acn_error(c));
+        acn_clear_error(c);
+        CHECK(acn_mlp_anytime(c, &m, x, &r, lg, NULL) == ACN_OK, "anytime without a blocks array: %s", acn_error(c));
+        CHECK(acn_set_train(c, was_train) == 1 && acn_set_no_grad(c, was_nograd) == 0,
+              "anytime gives the caller's modes back");
+    }
     /* reshape whose known sizes overflow */
     CHECK(!acn_reshape(c, x, 4, big) && acn_status_of(c) == ACN_ERR_SHAPE && has(acn_error(c), "cannot hold"),
           "reshape to (2^31-1)^3 x -1: %s", acn_error(c));

@@ -189,6 +189,84 @@ static acn_tensor *forward(acn_ctx *ctx, const model *m, const batch *b, int hea
     }
 }
 
+/* Anytime inference against the probes of the same batch: each input's
+ * logits are the probe after the blocks it used, bit for bit, and it used
+ * the blocks its rule asks for (recomputed here from the probes). */
+static int exit_every_other(void *user, int blocks, const float *logits, int n, int classes, const int *rows,
+                            unsigned char *leave)
+{
+    int r, L = *(const int *)user;
+    (void)logits;
+    (void)classes;
+    for (r = 0; r < n; r++) leave[r] = rows[r] % L + 1 == blocks; /* input i leaves after i % L + 1 blocks */
+    return 0;
+}
+static int argmax_of(const float *l, int C)
+{
+    int c, best = 0;
+    for (c = 1; c < C; c++)
+        if (l[c] > l[best]) best = c;
+    return best;
+}
+static acn_status anytime(acn_ctx *ctx, const model *m, const batch *b, const acn_exit_rule *r, float *lg, int *bl)
+{
+    switch (m->kind) {
+    case MLP: return acn_mlp_anytime(ctx, &m->mlp, b->x, r, lg, bl);
+    case MIXER: return acn_mixer_anytime(ctx, &m->mixer, b->x, r, lg, bl);
+    default: return acn_vit_anytime(ctx, &m->vit, b->x, r, lg, bl);
+    }
+}
+static void anytime_check(acn_ctx *ctx, const model *m, const batch *b, acn_tensor **probes, int L, const char *what)
+{
+    int B = b->x->shape[0], C = probes[0]->shape[1], rule, i, j, bl[256], want[256], n_diff = 0, n_early = 0;
+    float lg[4096];
+    if (B > 256 || B * C > 4096 || L < 1) return;
+    for (rule = 0; rule < 5; rule++) {
+        acn_exit_rule r;
+        acn_mark mk = acn_mark_get(ctx);
+        const char *names[5] = {"never (threshold 2)", "always (threshold 0)", "input i after i % L + 1 blocks",
+                                "stable for 2 blocks", "confidence 0.4"};
+        switch (rule) {
+        case 0: r = acn_exit_confidence(2.0f); break;
+        case 1: r = acn_exit_confidence(0.0f); break;
+        case 2: r = acn_exit_custom(exit_every_other, &L); break;
+        case 3: r = acn_exit_stable(2); break;
+        default: r = acn_exit_confidence(0.4f); break;
+        }
+        for (i = 0; i < B; i++) { /* what the rule should do, from the probes */
+            want[i] = L;
+            for (j = 1; j < L; j++) {
+                const float *p = acn_data(ctx, probes[j]) + (size_t)i * C;
+                int go;
+                if (rule == 0) go = 0;
+                else if (rule == 1) go = 1;
+                else if (rule == 2) go = i % L + 1 == j;
+                else if (rule == 3)
+                    go = j >= 2 && argmax_of(p, C) == argmax_of(acn_data(ctx, probes[j - 1]) + (size_t)i * C, C);
+                else {
+                    double z = 0.0;
+                    int c, a = argmax_of(p, C);
+                    for (c = 0; c < C; c++) z += exp((double)p[c] - p[a]);
+                    go = 1.0 / z >= 0.4;
+                }
+                if (go) { want[i] = j; break; }
+            }
+        }
+        memset(bl, 0, sizeof bl);
+        CHECK(anytime(ctx, m, b, &r, lg, bl) == ACN_OK, "%s: anytime, %s: %s", what, names[rule], acn_error(ctx));
+        for (i = 0; i < B; i++) {
+            n_diff += bl[i] != want[i] ||
+                      memcmp(lg + (size_t)i * C, acn_data(ctx, probes[bl[i]]) + (size_t)i * C, sizeof(float) * C);
+            n_early += bl[i] < L;
+        }
+        CHECK(n_diff == 0, "%s: anytime, %s: %d of %d inputs left at another block or with other logits than the "
+              "probe's", what, names[rule], n_diff, B);
+        acn_mark_rewind(ctx, mk);
+        n_diff = 0;
+    }
+    CHECK(n_early > 0, "%s: anytime: no input ever left early", what);
+}
+
 static void parity(const char *dir, const spec *s)
 {
     char path[512], what[96];
@@ -320,6 +398,7 @@ static void parity(const char *dir, const spec *s)
             }
             acn_ctx_free(cc);
         }
+        if (s->kind != BERT) anytime_check(ctx, &m, &b, probes[0], L, what);
         CHECK(acn_save_cut(ctx, "build/test_models_cut.safetensors", L + 1, NULL, 0) == ACN_ERR_ARG,
               "%s: a cut above the depth is refused", what);
         acn_clear_error(ctx);
