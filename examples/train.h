@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #define TRAIN_MAXL 64 /* blocks a program reports on */
+#define RUN_META_MAX 160 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
 
 /* ---- flags ---------------------------------------------------------------- */
 enum { FLAG_INT, FLAG_FLOAT, FLAG_STR, FLAG_SWITCH };
@@ -380,11 +381,46 @@ static int run_keep_previous(const char *prog, const run_files *f)
     return 0;
 }
 
+/* The CPU's model name, from /proc/cpuinfo ("unknown" elsewhere), for the
+ * record: checkpoints and CSV logs say which machine made them. Commas and
+ * quotes become spaces, so that it sits in a CSV field as it is. */
+static const char *train_cpu_model(void)
+{
+    static char name[160];
+    char line[512];
+    FILE *f;
+    if (name[0]) return name;
+    snprintf(name, sizeof name, "unknown");
+    if (!(f = fopen("/proc/cpuinfo", "r"))) return name;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            char *p = strchr(line, ':') + 1, *q;
+            while (*p == ' ' || *p == '\t') p++;
+            p[strcspn(p, "\r\n")] = 0;
+            for (q = p; *q; q++)
+                if (*q == ',' || *q == '"') *q = ' ';
+            if (*p) snprintf(name, sizeof name, "%s", p);
+            break;
+        }
+    fclose(f);
+    return name;
+}
+
 /* acn_save_checkpoint with the message of a failure: acn.h's, and the
- * system's reason when there is one. 0, or 1. */
+ * system's reason when there is one. The metadata gains, for the record,
+ * the CPU (cpu_model) and acn.h's version (acn_version). 0, or 1. */
 static int run_save(acn_ctx *ctx, const char *prog, const run_files *f, const acn_adamw *opt, const acn_sampler *smp,
                     long step, const char *const *kv, int n_kv)
 {
+    static const char *all[2 * (RUN_META_MAX + 2)];
+    int i;
+    for (i = 0; i < 2 * n_kv && i < 2 * RUN_META_MAX; i++) all[i] = kv[i];
+    all[i++] = "cpu_model";
+    all[i++] = train_cpu_model();
+    all[i++] = "acn_version";
+    all[i++] = ACN_VERSION;
+    kv = all;
+    n_kv = i / 2;
     errno = 0;
     if (acn_save_checkpoint(ctx, f->weights, f->state, opt, smp, step, kv, n_kv)) {
         int e = errno;
@@ -420,7 +456,6 @@ static const char *last_good(const char *weights, long step)
 }
 
 /* Settings as metadata key/value pairs. */
-#define RUN_META_MAX 160 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
 typedef struct run_meta {
     int n;
     char key[RUN_META_MAX][40], val[RUN_META_MAX][96];
@@ -551,6 +586,115 @@ static int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, con
            "longer the one the checkpoint came from):\n%s", rf->weights, ndiff, ndiff == 1 ? "" : "s",
            ndiff == 1 ? "s" : "", lines);
     return 0;
+}
+
+/* --eval-only --weights FILE: the flags that define the model (the
+ * RESUME_MODEL ones) and the training flags whose keys `also` lists (what
+ * the evaluation's data depends on: the data set, a class subset, BERT's
+ * vocabulary threshold), set from FILE's metadata as if given on the
+ * command line, ranges checked. A file made by another program (metadata
+ * "model" other than model) is refused, as is any of these flags given on
+ * the command line too: the file decides them. A cut file (acn_save_cut)
+ * records its own depth, so it rebuilds as the smaller model. Returns 0, 1
+ * (the file cannot be read, or lacks a setting) or 2 (a flag given). */
+static int flags_from_weights(const char *prog, const char *path, const char *model, int argc, char **argv,
+                              const flag *f, int n, const char *const *also)
+{
+    static char vals[128][96]; /* by flag */
+    char *args[2 * 128 + 1];
+    int j, a, nargs = 0, rc = 0;
+    const char *v;
+    acn_st st;
+    acn_ctx *ctx;
+    acn_ctx_config cc = acn_ctx_defaults();
+    cc.arena_bytes = ACN_ARENA_MIN; /* for its error message alone */
+    if (acn_ctx_new(&ctx, &cc)) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+    if (acn_st_read(ctx, path, &st)) {
+        fprintf(stderr, "%s: --weights: %s\n", prog, acn_error(ctx));
+        acn_ctx_free(ctx);
+        return 1;
+    }
+    acn_ctx_free(ctx);
+    if (!(v = acn_st_meta(&st, "model")) || strcmp(v, model)) {
+        fprintf(stderr, "%s: --weights %s: %s; this program evaluates %s checkpoints (as its --save writes them)\n",
+                prog, path, v ? "the file holds another model" : "the file does not say which model it holds (no "
+                "\"model\" in its metadata)", model);
+        if (v) fprintf(stderr, "%s: its metadata says model = %s; use train_%s\n", prog, v, v);
+        acn_st_free(&st);
+        return 1;
+    }
+    args[nargs++] = (char *)prog;
+    for (j = 0; j < n && j < 128 && !rc; j++) {
+        int wanted = f[j].resume == FLAG_RESUME_MODEL;
+        for (a = 0; also && also[a] && !wanted; a++) wanted = f[j].key && !strcmp(f[j].key, also[a]);
+        if (!wanted) continue;
+        for (a = 1; a < argc; a++)
+            if (!strcmp(argv[a], f[j].name)) {
+                fprintf(stderr, "%s: %s: with --eval-only the model and its data come from the metadata of %s; "
+                        "leave %s out\n", prog, f[j].name, path, f[j].name);
+                rc = 2;
+            }
+        if (rc) break;
+        if (!(v = acn_st_meta(&st, f[j].key))) {
+            if (f[j].resume != FLAG_RESUME_MODEL) continue; /* an older file: the default stands */
+            fprintf(stderr, "%s: --weights %s: its metadata does not record \"%s\" (%s), so the model cannot be "
+                    "rebuilt from it\n", prog, path, f[j].key, f[j].name);
+            rc = 1;
+            break;
+        }
+        if (f[j].type == FLAG_SWITCH) { /* recorded as 1, or as the flag's own name ("textbook") */
+            if (!strcmp(v, "1") || !strcmp(v, f[j].name + 2)) args[nargs++] = (char *)f[j].name;
+            continue;
+        }
+        snprintf(vals[j], sizeof vals[0], "%s", v);
+        args[nargs++] = (char *)f[j].name;
+        args[nargs++] = vals[j];
+    }
+    acn_st_free(&st);
+    if (!rc && flags_parse(nargs, args, f, n, "")) {
+        fprintf(stderr, "%s: --weights %s: a setting in its metadata is out of range (above)\n", prog, path);
+        rc = 1;
+    }
+    return rc;
+}
+
+/* A CSV field: s in double quotes, a quote inside it doubled. */
+static void csv_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* --log of an --eval-only run: a CSV file of evaluations, opened to append
+ * a row. A new file gets head (the header line); an existing one must
+ * start with it, so that its rows stay comparable (the same columns, the
+ * same number of blocks). NULL with a message on failure. */
+static FILE *eval_log_open(const char *prog, const char *path, const char *head, int L)
+{
+    char line[8192];
+    FILE *log = fopen(path, "r");
+    if (log) {
+        int same = fgets(line, sizeof line, log) && !strcmp(line, head);
+        fclose(log);
+        if (!same) {
+            fprintf(stderr, "%s: --log %s holds another kind of log (its first line is not the header of an "
+                    "evaluation of %d blocks); give a new file\n", prog, path, L);
+            return NULL;
+        }
+        log = fopen(path, "a");
+    } else {
+        make_parent(path);
+        if ((log = fopen(path, "w"))) fputs(head, log);
+    }
+    if (!log) fprintf(stderr, "%s: cannot open the log %s for writing: %s\n", prog, path, strerror(errno));
+    return log;
 }
 
 /* Per-epoch sums the loop keeps; saved in the checkpoint's metadata (as

@@ -33,8 +33,9 @@ enum { PHASE_MLM, PHASE_CLS };
 static const char *const phase_name[2] = {"mlm", "cls"};
 
 typedef struct bert_opts {
-    const char *data_dir, *wiring, *save, *resume, *log;
-    int width, depth, heads, mlp, seq, min_count, batch, seed, threads, save_every, limit, stop_after, force_resume;
+    const char *data_dir, *wiring, *save, *resume, *log, *weights;
+    int width, depth, heads, mlp, seq, min_count, batch, seed, threads, save_every, limit, stop_after, force_resume,
+        eval_only;
     int epochs[2], warmup[2];
     float lr[2], wd, clip, dropout, mask_p;
 } bert_opts;
@@ -258,7 +259,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
                     if (phase == PHASE_CLS) fprintf(R->log, ",%.4f", acc[k]);
                     else fprintf(R->log, ",");
                 for (k = 0; k < L; k++) fprintf(R->log, ",%.6g", es.batches ? es.gnorm[k] / es.batches : 0.0);
-                fprintf(R->log, ",%.1f\n", now_s() - t0);
+                fprintf(R->log, ",%.1f,%s,%s\n", now_s() - t0, train_cpu_model(), ACN_VERSION);
                 fflush(R->log);
             }
             memset(&es, 0, sizeof es);
@@ -299,6 +300,63 @@ done:
     acn_adamw_free(&opt);
     acn_sampler_free(&smp);
     return status;
+}
+
+/* The flags --eval-only takes from the weights file besides the model's:
+ * the vocabulary is rebuilt from train.tsv with the run's threshold. */
+static const char *const bert_eval_keys[] = {"min_count", NULL};
+
+/* --eval-only: the weights of --weights (whose metadata built the model)
+ * on the dev set, the accuracy of the classification head after every
+ * block printed and, with --log, a row appended to a CSV file of
+ * evaluations: weights,step,dev_loss,dev_acc,dev_acc_0..dev_acc_L,
+ * cpu_model,acn_version (a file with another header is refused). Returns
+ * the exit status: 0, or 1 with a message. */
+static int bert_eval_only(bert_run *R)
+{
+    const bert_opts *o = &R->o;
+    int L = o->depth, k;
+    float acc[TRAIN_MAXL + 1];
+    double loss, t0 = now_s();
+    char head[8192] = "", step[32], vocab[32], phase[16];
+    FILE *log;
+    meta_get(R->ctx, o->weights, "vocab", vocab, sizeof vocab);
+    if (atoi(vocab) != R->vocab.size) {
+        fprintf(stderr, "%s: --weights %s: its vocabulary has %s words, but train.tsv in %s gives %d (with --min-count "
+                "%d); evaluate with the training data the model was trained on\n", R->prog, o->weights,
+                vocab[0] ? vocab : "(not recorded)", o->data_dir, R->vocab.size, o->min_count);
+        return 1;
+    }
+    if (acn_load_params(R->ctx, o->weights)) {
+        fprintf(stderr, "%s: --weights: %s\n", R->prog, acn_error(R->ctx));
+        return 1;
+    }
+    meta_get(R->ctx, o->weights, "step", step, sizeof step);
+    meta_get(R->ctx, o->weights, "phase", phase, sizeof phase);
+    if (!strcmp(phase, "mlm"))
+        printf("note: %s was saved during MLM pretraining; its classification head is not trained yet\n", o->weights);
+    if (bert_eval(R, PHASE_CLS, acc, &loss)) {
+        train_report(R->ctx, R->prog, "evaluation failed: ");
+        return 1;
+    }
+    printf("%s (step %s): dev loss %.4f, dev accuracy %.2f%% (%.0f s)\n  dev accuracy after k blocks:", o->weights,
+           step[0] ? step : "?", loss, acc[L], now_s() - t0);
+    for (k = 0; k <= L; k++) printf("  %d:%.1f", k, acc[k]);
+    printf("\n");
+    if (!o->log) return 0;
+    buf_add(head, sizeof head, "weights,step,dev_loss,dev_acc");
+    for (k = 0; k <= L; k++) buf_add(head, sizeof head, ",dev_acc_%d", k);
+    buf_add(head, sizeof head, ",cpu_model,acn_version\n");
+    if (!(log = eval_log_open(R->prog, o->log, head, L))) return 1;
+    csv_quoted(log, o->weights);
+    fprintf(log, ",%s,%.6f,%.4f", step, loss, acc[L]);
+    for (k = 0; k <= L; k++) fprintf(log, ",%.4f", acc[k]);
+    fprintf(log, ",%s,%s\n", train_cpu_model(), ACN_VERSION);
+    if (fclose(log)) {
+        fprintf(stderr, "%s: writing the log %s failed: %s\n", R->prog, o->log, strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 /* Everything main allocated, freed (each part may be unset). */
@@ -381,11 +439,22 @@ int main(int argc, char **argv)
     F_("--force-resume", FLAG_SWITCH, &o->force_resume, 0, 0, RESUME_ANY, "with --resume: continue even if training settings differ from the checkpoint's");
     F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
     F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch of either phase");
+    F_("--eval-only", FLAG_SWITCH, &o->eval_only, 0, 0, RESUME_ANY, "evaluate the checkpoint --weights on the dev set (the model from its metadata) and stop");
+    F_("--weights", FLAG_STR, &o->weights, 0, 0, RESUME_ANY, "with --eval-only: a weights file, PREFIX.safetensors (a cut one too)");
     rc = flags_parse(argc, argv, f, n,
                      "Pretrains a small BERT (masked words) on the SST-2 training sentences, fine-tunes it on\n"
                      "their sentiment labels, and reports the dev accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
     /* the flags alone, before anything is allocated: exit 2 */
+    if (o->eval_only != (o->weights != NULL) || (o->eval_only && (o->save || o->resume))) {
+        fprintf(stderr, "%s: %s\n", argv[0], o->eval_only != (o->weights != NULL)
+                ? (o->eval_only ? "--eval-only needs --weights FILE.safetensors, the weights to evaluate"
+                                : "--weights goes with --eval-only (to continue a training run, use --resume PREFIX)")
+                : "--eval-only trains nothing, so it takes no --save or --resume");
+        return 2;
+    }
+    if (o->eval_only && (rc = flags_from_weights(argv[0], o->weights, "bert", argc, argv, f, n, bert_eval_keys)))
+        return rc;
     if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0) return 2;
     if ((o->save && run_prefix(argv[0], "--save", o->save, &save)) ||
         (o->resume && run_prefix(argv[0], "--resume", o->resume, &resume)))
@@ -394,7 +463,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --force-resume goes with --resume PREFIX\n", argv[0]);
         return 2;
     }
-    if (!o->epochs[PHASE_MLM] && !o->epochs[PHASE_CLS]) {
+    if (!o->eval_only && !o->epochs[PHASE_MLM] && !o->epochs[PHASE_CLS]) {
         fprintf(stderr, "%s: nothing to train: --mlm-epochs and --cls-epochs are both 0; give either at least 1\n",
                 argv[0]);
         return 2;
@@ -467,6 +536,10 @@ int main(int argc, char **argv)
            acn_wiring_name(bc.wiring), o->depth, o->width, o->heads, o->mlp, o->seq, acn_param_numel(R.ctx),
            acn_threads(R.ctx));
     fflush(stdout);
+    if (o->eval_only) {
+        rc = bert_eval_only(&R);
+        goto done;
+    }
     if (o->resume) {
         char ph[16];
         if ((rc = resume_check(R.ctx, argv[0], &resume, &R.meta, f, n, &derived, o->force_resume, changes,
@@ -491,7 +564,7 @@ int main(int argc, char **argv)
             fprintf(R.log, "phase,epoch,step,train_loss,dev_loss");
             for (k = 0; k <= o->depth; k++) fprintf(R.log, ",dev_acc_%d", k);
             for (k = 0; k < o->depth; k++) fprintf(R.log, ",grad_norm_%d", k + 1);
-            fprintf(R.log, ",seconds\n");
+            fprintf(R.log, ",seconds,cpu_model,acn_version\n");
         }
         if (changes[0]) fprintf(R.log, "# resumed from %s with --force-resume: %s\n", resume.weights, changes);
         fflush(R.log);

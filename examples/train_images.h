@@ -17,9 +17,9 @@
 /* Everything a run is told on the command line (the model's own flags are
  * the program's). */
 typedef struct image_opts {
-    const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log, *plots;
+    const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log, *plots, *weights;
     int epochs, batch, warmup, seed, low_data, eval_every, eval_batch, threads, save_every, limit, crop, flip,
-        autoaugment, stop_after, force_resume;
+        autoaugment, stop_after, force_resume, eval_only;
     float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
 } image_opts;
 
@@ -81,6 +81,8 @@ static int image_flags(image_opts *o, flag *f)
     F_("--stop-after", FLAG_INT, &o->stop_after, 0, 2147483647.0, RESUME_ANY, "send this process SIGINT after N steps, as Ctrl-C would (0: never)");
     F_("--log", FLAG_STR, &o->log, 0, 0, RESUME_ANY, "CSV file: one row per epoch (appended to on --resume)");
     F_("--plots", FLAG_STR, &o->plots, 0, 0, RESUME_ANY, "folder for SVG plots of the probes and gradient norms, from --log");
+    F_("--eval-only", FLAG_SWITCH, &o->eval_only, 0, 0, RESUME_ANY, "evaluate the checkpoint --weights (the model from its metadata) and stop; no training");
+    F_("--weights", FLAG_STR, &o->weights, 0, 0, RESUME_ANY, "with --eval-only: a weights file, PREFIX.safetensors (a cut one too)");
     return n;
 }
 
@@ -111,8 +113,22 @@ static int image_opts_check(const char *prog, const image_opts *o, run_files *sa
         fprintf(stderr, "%s: --plots draws from the CSV log; give --log FILE too\n", prog);
         return 2;
     }
+    if (o->eval_only != (o->weights != NULL)) {
+        fprintf(stderr, "%s: %s\n", prog, o->eval_only ? "--eval-only needs --weights FILE.safetensors, the weights to "
+                "evaluate" : "--weights goes with --eval-only (to continue a training run, use --resume PREFIX)");
+        return 2;
+    }
+    if (o->eval_only && (o->save || o->resume || o->plots)) {
+        fprintf(stderr, "%s: --eval-only trains nothing, so it takes no %s\n", prog,
+                o->save ? "--save" : o->resume ? "--resume" : "--plots");
+        return 2;
+    }
     return 0;
 }
+
+/* The flags --eval-only takes from the weights file besides the model's:
+ * those the test set depends on. */
+static const char *const image_eval_keys[] = {"data", "class_subset", NULL};
 
 /* The training and test sets, after the subsets asked for. */
 typedef struct image_data {
@@ -514,6 +530,54 @@ out:
     return status;
 }
 
+/* --eval-only: the weights of --weights into the model the program built
+ * from their metadata, the test set through it with probes (and the noise
+ * of --eval-noise and --eval-sp), the accuracy after every block printed,
+ * and, with --log, a row appended to a CSV file of evaluations:
+ *   weights,step,eval_noise,eval_sp,test_loss,test_acc,probe_0..probe_L,cpu_model,acn_version
+ * (a file with another header is refused, so that rows stay comparable).
+ * Returns the exit status: 0, or 1 with a message. */
+static int image_eval_only(acn_ctx *ctx, const char *prog, const image_model *md, const image_data *d,
+                           const image_opts *o)
+{
+    int L = md->depth, i;
+    float acc[TRAIN_MAXL + 1];
+    double loss, t0 = now_s();
+    char head[8192] = "", step[32] = "";
+    acn_st st;
+    FILE *log;
+    if (acn_load_params(ctx, o->weights)) {
+        fprintf(stderr, "%s: --weights: %s\n", prog, acn_error(ctx));
+        return 1;
+    }
+    if (!acn_st_read(ctx, o->weights, &st)) {
+        const char *v = acn_st_meta(&st, "step");
+        snprintf(step, sizeof step, "%s", v ? v : "");
+        acn_st_free(&st);
+    }
+    if (image_eval(ctx, md, d, o, acc, &loss)) {
+        train_report(ctx, prog, "evaluation failed: ");
+        return 1;
+    }
+    printf("%s (step %s): test loss %.4f, test accuracy %.2f%% (%.0f s)\n", o->weights, step[0] ? step : "?", loss,
+           acc[L], now_s() - t0);
+    print_probes(acc, L);
+    if (!o->log) return 0;
+    buf_add(head, sizeof head, "weights,step,eval_noise,eval_sp,test_loss,test_acc");
+    for (i = 0; i <= L; i++) buf_add(head, sizeof head, ",probe_%d", i);
+    buf_add(head, sizeof head, ",cpu_model,acn_version\n");
+    if (!(log = eval_log_open(prog, o->log, head, L))) return 1;
+    csv_quoted(log, o->weights);
+    fprintf(log, ",%s,%g,%g,%.6f,%.4f", step, o->eval_noise, o->eval_sp, loss, acc[L]);
+    for (i = 0; i <= L; i++) fprintf(log, ",%.4f", acc[i]);
+    fprintf(log, ",%s,%s\n", train_cpu_model(), ACN_VERSION);
+    if (fclose(log)) {
+        fprintf(stderr, "%s: writing the log %s failed: %s\n", prog, o->log, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* The loop. Returns the exit status: 0 done, 1 an error, 2 bad flags,
  * 3 the loss or gradient went non-finite, 130 stopped by a signal. */
 static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_data *d, const image_opts *o)
@@ -599,7 +663,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
             fprintf(log, "epoch,step,lr,train_loss,test_loss,test_acc");
             for (i = 0; i <= L; i++) fprintf(log, ",probe_%d", i);
             for (i = 0; i < L; i++) fprintf(log, ",grad_norm_%d", i + 1);
-            fprintf(log, ",seconds\n");
+            fprintf(log, ",seconds,cpu_model,acn_version\n");
         }
         if (changes[0]) fprintf(log, "# step %ld: resumed from %s with --force-resume: %s\n", step, resume.weights, changes);
         fflush(log);
@@ -653,7 +717,7 @@ static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_da
                     if (evaluated) fprintf(log, ",%.4f", acc[i]);
                     else fprintf(log, ",");
                 for (i = 0; i < L; i++) fprintf(log, ",%.6g", es.batches ? es.gnorm[i] / es.batches : 0.0);
-                fprintf(log, ",%.1f\n", es.seconds);
+                fprintf(log, ",%.1f,%s,%s\n", es.seconds, train_cpu_model(), ACN_VERSION);
                 fflush(log);
                 if (o->plots && image_plots(prog, o->log, o->plots, L, plot_title)) { status = 1; break; }
             }

@@ -49,8 +49,10 @@ int main(int argc, char **argv)
                      "Trains the paper's MLP-Mixer (or any size of it) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
-    if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
     if (image_opts_check(argv[0], &o, &save, &resume)) return 2;
+    if (o.eval_only && (rc = flags_from_weights(argv[0], o.weights, "mixer", argc, argv, f, n, image_eval_keys)))
+        return rc;
+    if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
     mc.textbook = textbook;
     /* a block has 12 parameter tensors; the table is sized for the depth asked */
     if (!(ctx = train_ctx_new(argv[0], o.seed, arena_mb, o.threads, 64 + 16 * mc.depth))) return 1;
@@ -91,7 +93,7 @@ int main(int argc, char **argv)
     printf("Mixer (%s block), %s wiring: %d blocks of width %d, patch %d; %zu parameters; %d threads, %s kernels\n",
            textbook ? "textbook" : "authors'", acn_wiring_name(mc.wiring), mc.depth, mc.width, mc.patch,
            acn_param_numel(ctx), acn_threads(ctx), acn_simd_name(acn_simd(ctx)));
-    rc = image_train(ctx, argv[0], &md, &d, &o);
+    rc = o.eval_only ? image_eval_only(ctx, argv[0], &md, &d, &o) : image_train(ctx, argv[0], &md, &d, &o);
     image_data_free(&d);
     acn_ctx_free(ctx);
     return rc;

@@ -56,8 +56,10 @@ int main(int argc, char **argv)
                      "Trains a small ViT (the authors' AC-ViT block) on CIFAR-10 or Fashion-MNIST and reports\n"
                      "the test accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
-    if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
     if (image_opts_check(argv[0], &o, &save, &resume)) return 2;
+    if (o.eval_only && (rc = flags_from_weights(argv[0], o.weights, "vit", argc, argv, f, n, image_eval_keys)))
+        return rc;
+    if ((mc.wiring = train_wiring(argv[0], wiring)) < 0) return 2;
     if (mc.width % 4) { /* the 2-D sin-cos position embedding: a quarter of the channels per sin/cos and axis */
         fprintf(stderr, "%s: --width %d is not a multiple of 4 (the 2-D position embedding needs it)\n", argv[0],
                 mc.width);
@@ -108,7 +110,7 @@ int main(int argc, char **argv)
     printf("ViT, %s wiring: %d blocks of width %d, %d heads, MLP %d, patch %d; %zu parameters; %d threads, %s kernels\n",
            acn_wiring_name(mc.wiring), mc.depth, mc.width, mc.heads, mc.mlp, mc.patch, acn_param_numel(ctx),
            acn_threads(ctx), acn_simd_name(acn_simd(ctx)));
-    rc = image_train(ctx, argv[0], &md, &d, &o);
+    rc = o.eval_only ? image_eval_only(ctx, argv[0], &md, &d, &o) : image_train(ctx, argv[0], &md, &d, &o);
     image_data_free(&d);
     acn_ctx_free(ctx);
     return rc;

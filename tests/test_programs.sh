@@ -66,7 +66,7 @@ cmp -s "$W/whole.state.safetensors" "$W/cut.state.safetensors"
 check "optimizer, generator and cursor are byte-identical too" $?
 cmp -s <(cut -d, -f1-$((6 + 5 + 4)) "$W/whole.csv") <(cut -d, -f1-$((6 + 5 + 4)) "$W/cut.csv")
 check "the CSV log of the interrupted run matches, epoch for epoch (all but the timing)" $? "$W/cut.csv"
-[ "$(wc -l < "$W/whole.csv")" -eq 4 ] && head -n 1 "$W/whole.csv" | grep -q "^epoch,step,lr,train_loss,test_loss,test_acc,probe_0,.*,grad_norm_4,seconds$"
+[ "$(wc -l < "$W/whole.csv")" -eq 4 ] && head -n 1 "$W/whole.csv" | grep -q "^epoch,step,lr,train_loss,test_loss,test_acc,probe_0,.*,grad_norm_4,seconds,cpu_model,acn_version$"
 check "CSV: a header and one row per epoch" $? "$W/whole.csv"
 # a signal sent from outside, at whatever step it lands: the result is the same
 MB="$B/train_mixer --data-dir $W/cifar_big --recipe paper --width 32 --depth 4 --token-hidden 16 --channel-hidden 64 --batch 16 --threads 2 --eval-every 0 --epochs 2"
@@ -290,6 +290,39 @@ check "train_vit: stop + resume is byte-identical" $? "$W/vit2.log"
 refuse 2 "train_vit: width not a multiple of the heads" "--width 32 is not a multiple of --heads 3" $B/train_vit --data-dir $W/cifar --width 32 --heads 3 --epochs 1
 refuse 2 "train_vit: width not a multiple of 4" "--width 30 is not a multiple of 4" $B/train_vit --data-dir $W/cifar --width 30 --heads 2 --epochs 1
 refuse 2 "train_mixer refuses a ViT checkpoint" "^  model: checkpoint vit, now mixer (the model)$" $M --epochs 3 --resume "$W/vit"
+# ---- --eval-only: the model rebuilt from a weights file's metadata, no state file ----------
+for run in whole vit; do
+    prog=train_mixer; [ $run = vit ] && prog=train_vit
+    cp "$W/$run.safetensors" "$W/${run}_only.safetensors" # no .state.safetensors beside it
+    $B/$prog --data-dir $W/cifar --eval-only --weights "$W/${run}_only.safetensors" --eval-batch 7 --threads 1 \
+        --log "$W/${run}_eval.csv" > "$W/${run}_eval.log" 2>&1
+    rc=$?
+    want=$(grep -A2 "test accuracy after k blocks" "$W/$run.log" | tail -n 2 | tr -s ' \n' ' ')
+    got=$(grep -A2 "test accuracy after k blocks" "$W/${run}_eval.log" | tail -n 2 | tr -s ' \n' ' ')
+    [ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ] && clean "$W/${run}_eval.log" &&
+        grep -q "test accuracy $(grep -o "final: test accuracy [0-9.]*" "$W/$run.log" | grep -o "[0-9.]*$")%" "$W/${run}_eval.log"
+    check "$prog --eval-only reproduces the accuracy after every block that training printed ($got)" $? "$W/${run}_eval.log"
+done
+"$PY" - "$W/whole.csv" "$W/whole_eval.csv" > "$W/eval_csv.log" 2>&1 <<'PYEOF'
+import csv, sys
+train = [r for r in csv.DictReader(open(sys.argv[1])) if r["test_acc"]][-1]
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == 1, rows
+e = rows[0]
+assert e["weights"].endswith("whole_only.safetensors") and e["step"] == train["step"], (e, train)
+for k in range(5):
+    assert abs(float(e["probe_%d" % k]) - float(train["probe_%d" % k])) < 1e-9, k
+assert e["cpu_model"] and e["acn_version"] == train["acn_version"] and e["cpu_model"] == train["cpu_model"]
+PYEOF
+check "--eval-only --log: one CSV row with the training log's probes, step, CPU and version" $? "$W/eval_csv.log"
+refuse 2 "--eval-only: a model flag too is refused" "--depth: with --eval-only the model and its data come from the metadata" \
+    $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/whole.safetensors" --depth 3
+refuse 2 "--eval-only without --weights" "--eval-only needs --weights" $B/train_mixer --eval-only
+refuse 2 "--weights without --eval-only" "--weights goes with --eval-only" $B/train_vit --weights "$W/vit.safetensors"
+refuse 1 "--eval-only: a checkpoint of another model names it" "its metadata says model = vit; use train_vit" \
+    $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/vit.safetensors"
+refuse 1 "--eval-only: a log of another kind is refused" "holds another kind of log" \
+    $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/whole.safetensors" --log "$W/whole.csv"
 # ---- PyTorch reads the checkpoint's settings and weights and gets the same accuracy -------
 if "$PY" -c "import torch" > /dev/null 2>&1; then
     for run in whole vit; do
@@ -308,13 +341,19 @@ if [ -f $SST/train.tsv ]; then
     BT="$B/train_bert --data-dir $SST --width 32 --heads 2 --mlp 64 --depth 2 --seq 24 --batch 32 --mlm-epochs 1 --cls-epochs 3 --cls-lr 3e-3 --threads 2"
     $BT --save "$W/bert" --log "$W/bert.csv" > "$W/bert.log" 2>&1
     check "train_bert runs both phases" $? "$W/bert.log"
-    grep -q "cls epoch 3/3: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 5 ] && head -n 1 "$W/bert.csv" | grep -q "^phase,epoch,step,train_loss,dev_loss,dev_acc_0,dev_acc_1,dev_acc_2,grad_norm_1,grad_norm_2,seconds$"
+    grep -q "cls epoch 3/3: .*dev accuracy" "$W/bert.log" && [ "$(wc -l < "$W/bert.csv")" -eq 5 ] && head -n 1 "$W/bert.csv" | grep -q "^phase,epoch,step,train_loss,dev_loss,dev_acc_0,dev_acc_1,dev_acc_2,grad_norm_1,grad_norm_2,seconds,cpu_model,acn_version$"
     check "train_bert reports the dev accuracy and logs both phases" $? "$W/bert.log"
     acc=$(grep -o "cls epoch 3/3: .*dev accuracy [0-9.]*" "$W/bert.log" | grep -o "[0-9.]*$")
     # (120 dev sentences, chance 50%: one sentence is 0.83 points, and the last epoch moves by a
     # sentence or two with the SIMD level's rounding; 90% is learned, not luck)
     awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 90) }'
     check "train_bert learns the small set: dev accuracy ${acc:-?}% (at least 90%)" $? "$W/bert.log"
+    $B/train_bert --data-dir $SST --eval-only --weights "$W/bert.safetensors" --batch 7 --threads 1 > "$W/bert_eval.log" 2>&1
+    rc=$?
+    want=$(grep -A1 "cls epoch 3/3" "$W/bert.log" | tail -n 1 | grep -o "  [0-9]*:[0-9.]*" | tr -d '\n')
+    got=$(grep -A1 "dev accuracy [0-9.]*%" "$W/bert_eval.log" | tail -n 1 | grep -o "  [0-9]*:[0-9.]*" | tr -d '\n')
+    [ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ] && clean "$W/bert_eval.log"
+    check "train_bert --eval-only reproduces the dev accuracy after every block ($got)" $? "$W/bert_eval.log"
     for cut in 7 27; do # in pretraining, and in fine-tuning
         $BT --save "$W/bert$cut" --stop-after $cut > /dev/null 2>&1
         $BT --save "$W/bert$cut" --resume "$W/bert$cut" > "$W/bert$cut.log" 2>&1
