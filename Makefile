@@ -29,8 +29,10 @@ test:
 examples: $(EXAMPLES)
 
 build/demo: examples/digits.h examples/svg.h
+build/gradient_paths: examples/digits.h examples/svg.h
 build/train_mixer build/train_vit: examples/train.h examples/train_images.h
 build/train_bert: examples/train.h
+build/compress: examples/svg.h examples/train.h examples/train_images.h
 build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm

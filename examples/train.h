@@ -33,6 +33,12 @@
 #include <unistd.h>
 
 #define TRAIN_MAXL 64 /* blocks a program reports on */
+/* The helpers here are static; a program need not use them all. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TRAIN_FN static __attribute__((unused))
+#else
+#define TRAIN_FN static
+#endif
 #define RUN_META_MAX 160 /* enough for a model's settings, the training's and TRAIN_MAXL sums */
 
 /* ---- flags ---------------------------------------------------------------- */
@@ -73,7 +79,7 @@ typedef struct flag {
 #define F_(name, type, dst, lo, hi, resume, help) do { flag g_ = {name, type, dst, lo, hi, resume, help}; f[n++] = g_; } while (0)
 
 /* The flag's value as text, as the checkpoint's metadata records it. */
-static void flag_value(const flag *g, char *buf, size_t n)
+TRAIN_FN void flag_value(const flag *g, char *buf, size_t n)
 {
     if (g->type == FLAG_FLOAT) snprintf(buf, n, "%g", *(float *)g->dst);
     else if (g->type == FLAG_STR) snprintf(buf, n, "%s", *(const char **)g->dst ? *(const char **)g->dst : "(none)");
@@ -82,7 +88,7 @@ static void flag_value(const flag *g, char *buf, size_t n)
 
 /* A whole number written as plain decimal digits (an optional sign), all of
  * the text consumed: "0x2", "1e3", "2.0" and " 5" are not. */
-static int parse_decimal(const char *s, long long *v)
+TRAIN_FN int parse_decimal(const char *s, long long *v)
 {
     const char *p = s + (*s == '-' || *s == '+');
     char *end;
@@ -95,7 +101,7 @@ static int parse_decimal(const char *s, long long *v)
 }
 
 /* 0: parsed; 1: --help was printed (exit 0); 2: an error was printed (exit 2). */
-static int flags_parse(int argc, char **argv, const flag *f, int n, const char *about)
+TRAIN_FN int flags_parse(int argc, char **argv, const flag *f, int n, const char *about)
 {
     int i, j;
     for (i = 1; i < argc; i++) {
@@ -109,6 +115,8 @@ static int flags_parse(int argc, char **argv, const flag *f, int n, const char *
                 if (f[j].type == FLAG_STR && *(const char **)f[j].dst) snprintf(def, sizeof def, "[%s]", *(const char **)f[j].dst);
                 printf("  %-18s %s %s\n", f[j].name, f[j].help, def);
             }
+            for (j = 0; j < n && strcmp(f[j].name, "--resume"); j++) {}
+            if (j == n) return 1; /* a program that does not resume */
             printf("On --resume, these may differ from the checkpoint's:");
             for (j = 0; j < n; j++)
                 if (f[j].resume == FLAG_RESUME_ANY) printf(" %s", f[j].name);
@@ -163,7 +171,7 @@ static int train_arena_mb; /* the program's --arena-mb, for train_report */
 /* An acn.h error, as "PROG: WHAT<acn_error>"; when the step arena is full,
  * also what a program user can do about it (acn.h's own message speaks of
  * acn_ctx_config.arena_bytes, which is --arena-mb here). */
-static void train_report(acn_ctx *ctx, const char *prog, const char *what)
+TRAIN_FN void train_report(acn_ctx *ctx, const char *prog, const char *what)
 {
     fprintf(stderr, "%s: %s%s\n", prog, what, acn_error(ctx));
     if (acn_status_of(ctx) == ACN_ERR_ARENA)
@@ -175,7 +183,7 @@ static void train_report(acn_ctx *ctx, const char *prog, const char *what)
  * max_params parameter tensors (so that every depth the flags allow fits)
  * and threads threads (0: ACN_THREADS or every core). NULL with a message on
  * failure. */
-static acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads, int max_params)
+TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads, int max_params)
 {
     acn_ctx *ctx;
     acn_ctx_config cc = acn_ctx_defaults();
@@ -196,7 +204,7 @@ static acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int thre
 }
 
 /* ACN_* of a wiring's name, or -1 with a message. */
-static int train_wiring(const char *prog, const char *name)
+TRAIN_FN int train_wiring(const char *prog, const char *name)
 {
     int w = acn_wiring_parse(name);
     if (w < 0) fprintf(stderr, "%s: --wiring %s: expected acn, residual, plain or acn-detach\n", prog, name);
@@ -204,14 +212,14 @@ static int train_wiring(const char *prog, const char *name)
 }
 
 /* ---- clock and progress ---------------------------------------------------- */
-static double now_s(void)
+TRAIN_FN double now_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void fmt_time(char *buf, size_t n, double s)
+TRAIN_FN void fmt_time(char *buf, size_t n, double s)
 {
     long t = s < 0 || s > 1e8 ? 0 : (long)(s + 0.5);
     if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
@@ -228,14 +236,14 @@ typedef struct progress {
     double last_time;      /* and when                                     */
 } progress;
 
-static void progress_init(progress *p)
+TRAIN_FN void progress_init(progress *p)
 {
     memset(p, 0, sizeof *p);
     p->tty = isatty(fileno(stderr));
     p->t_start = now_s();
 }
 
-static void progress_show(progress *p, const char *what, long epoch, long epochs, long pos, long per_epoch,
+TRAIN_FN void progress_show(progress *p, const char *what, long epoch, long epochs, long pos, long per_epoch,
                           long step, long steps_total, float loss, float lr, double items, const char *unit)
 {
     double el = now_s() - p->t_start, rate = el > 0 ? items / el : 0.0;
@@ -253,7 +261,7 @@ static void progress_show(progress *p, const char *what, long epoch, long epochs
     p->last_time = now_s();
 }
 
-static void progress_end(progress *p)
+TRAIN_FN void progress_end(progress *p)
 {
     if (p->tty && p->shown) fputc('\n', stderr);
     p->shown = 0;
@@ -261,12 +269,12 @@ static void progress_end(progress *p)
 
 /* ---- stopping --------------------------------------------------------------- */
 static volatile sig_atomic_t train_stop_signal;
-static void train_on_signal(int s)
+TRAIN_FN void train_on_signal(int s)
 {
     train_stop_signal = s;
     signal(s, SIG_DFL); /* a second Ctrl-C ends the program at once */
 }
-static void train_catch_signals(void)
+TRAIN_FN void train_catch_signals(void)
 {
     signal(SIGINT, train_on_signal);
     signal(SIGTERM, train_on_signal);
@@ -290,7 +298,7 @@ typedef struct run_files {
 /* Create the folder that will hold path (one level, as mkdir does; an
  * existing folder is fine), so that --save runs/mixer works in a fresh
  * clone. Failures show up when the file is opened (run_can_write). */
-static void make_parent(const char *path)
+TRAIN_FN void make_parent(const char *path)
 {
     char dir[1100];
     char *slash;
@@ -302,7 +310,7 @@ static void make_parent(const char *path)
 }
 
 /* The file names of a prefix; 0 if it is too long. */
-static int run_files_of(const char *prefix, run_files *f)
+TRAIN_FN int run_files_of(const char *prefix, run_files *f)
 {
     return prefix && strlen(prefix) < sizeof f->prefix &&
            (size_t)snprintf(f->prefix, sizeof f->prefix, "%s", prefix) < sizeof f->prefix &&
@@ -315,7 +323,7 @@ static int run_files_of(const char *prefix, run_files *f)
 /* The prefix given to flag (--save, --resume) as file names; 0, or 2 with
  * a message: a prefix that names a folder ("runs/" would write the hidden
  * files runs/.safetensors), or one too long. */
-static int run_prefix(const char *prog, const char *flag_name, const char *prefix, run_files *f)
+TRAIN_FN int run_prefix(const char *prog, const char *flag_name, const char *prefix, run_files *f)
 {
     size_t n = strlen(prefix);
     if (!n || prefix[n - 1] == '/' || (n >= 2 && !strcmp(prefix + n - 2, "/.")) || !strcmp(prefix, ".") ||
@@ -336,7 +344,7 @@ static int run_prefix(const char *prog, const char *flag_name, const char *prefi
  * the folder is created (one level), then PREFIX.safetensors.tmp (the name
  * acn.h writes first) is created and removed. 0, or 1 with the system's
  * reason (permission denied, a read-only file system, a missing folder). */
-static int run_can_write(const char *prog, const run_files *f)
+TRAIN_FN int run_can_write(const char *prog, const run_files *f)
 {
     char tmp[1100];
     FILE *t;
@@ -356,7 +364,7 @@ static int run_can_write(const char *prog, const run_files *f)
 }
 
 /* dst becomes another name of src's file, atomically (link, then rename). */
-static int link_over(const char *src, const char *dst)
+TRAIN_FN int link_over(const char *src, const char *dst)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
@@ -366,7 +374,7 @@ static int link_over(const char *src, const char *dst)
 
 /* Keep the pair about to be replaced as PREFIX.prev.*; 0 on success (or
  * when there is no pair yet), else 1 with a message. */
-static int run_keep_previous(const char *prog, const run_files *f)
+TRAIN_FN int run_keep_previous(const char *prog, const run_files *f)
 {
     FILE *w = fopen(f->weights, "rb"), *s = fopen(f->state, "rb");
     int both = w && s;
@@ -384,7 +392,7 @@ static int run_keep_previous(const char *prog, const run_files *f)
 /* The CPU's model name, from /proc/cpuinfo ("unknown" elsewhere), for the
  * record: checkpoints and CSV logs say which machine made them. Commas and
  * quotes become spaces, so that it sits in a CSV field as it is. */
-static const char *train_cpu_model(void)
+TRAIN_FN const char *train_cpu_model(void)
 {
     static char name[160];
     char line[512];
@@ -409,7 +417,7 @@ static const char *train_cpu_model(void)
 /* acn_save_checkpoint with the message of a failure: acn.h's, and the
  * system's reason when there is one. The metadata gains, for the record,
  * the CPU (cpu_model) and acn.h's version (acn_version). 0, or 1. */
-static int run_save(acn_ctx *ctx, const char *prog, const run_files *f, const acn_adamw *opt, const acn_sampler *smp,
+TRAIN_FN int run_save(acn_ctx *ctx, const char *prog, const run_files *f, const acn_adamw *opt, const acn_sampler *smp,
                     long step, const char *const *kv, int n_kv)
 {
     static const char *all[2 * (RUN_META_MAX + 2)];
@@ -433,7 +441,7 @@ static int run_save(acn_ctx *ctx, const char *prog, const run_files *f, const ac
 
 /* The message for a checkpoint that does not load: what acn.h said, and,
  * when PREFIX.prev exists, that it is the pair before it. */
-static void run_resume_failed(acn_ctx *ctx, const char *prog, const run_files *f)
+TRAIN_FN void run_resume_failed(acn_ctx *ctx, const char *prog, const run_files *f)
 {
     FILE *p = fopen(f->prev_w, "rb");
     fprintf(stderr, "%s: cannot resume: %s\n", prog, acn_error(ctx));
@@ -446,7 +454,7 @@ static void run_resume_failed(acn_ctx *ctx, const char *prog, const run_files *f
 
 /* "The last good state is X (step N)." for the message of a run stopped by
  * a non-finite loss: the checkpoint on disk is left as it was. */
-static const char *last_good(const char *weights, long step)
+TRAIN_FN const char *last_good(const char *weights, long step)
 {
     static char buf[1200];
     if (!weights) snprintf(buf, sizeof buf, "No checkpoint is kept (no --save).");
@@ -462,7 +470,7 @@ typedef struct run_meta {
     const char *kv[2 * RUN_META_MAX];
 } run_meta;
 
-static void meta_set(run_meta *m, const char *key, const char *fmt, ...)
+TRAIN_FN void meta_set(run_meta *m, const char *key, const char *fmt, ...)
 {
     va_list ap;
     ACN_ASSERT(m->n < RUN_META_MAX);
@@ -474,7 +482,7 @@ static void meta_set(run_meta *m, const char *key, const char *fmt, ...)
     m->n++;
 }
 
-static const char *const *meta_kv(run_meta *m)
+TRAIN_FN const char *const *meta_kv(run_meta *m)
 {
     int i;
     for (i = 0; i < m->n; i++) {
@@ -486,7 +494,7 @@ static const char *const *meta_kv(run_meta *m)
 
 /* The training settings the flags give (RESUME_SAME and RESUME_FIXED), for
  * the checkpoint's metadata. */
-static void flags_meta(const flag *f, int n, run_meta *m)
+TRAIN_FN void flags_meta(const flag *f, int n, run_meta *m)
 {
     int j;
     for (j = 0; j < n; j++)
@@ -498,7 +506,7 @@ static void flags_meta(const flag *f, int n, run_meta *m)
 }
 
 /* Appends printf text to buf (capacity cap), cut if it does not fit. */
-static void buf_add(char *buf, size_t cap, const char *fmt, ...)
+TRAIN_FN void buf_add(char *buf, size_t cap, const char *fmt, ...)
 {
     size_t len = strlen(buf);
     va_list ap;
@@ -521,7 +529,7 @@ static void buf_add(char *buf, size_t cap, const char *fmt, ...)
  * differences in RESUME_SAME and derived settings are accepted: the output
  * says so and changes gets them ("--batch 16 -> 32, ..."), for the log.
  * Returns 0 (resume), 1 (the checkpoint cannot be read) or 2 (refused). */
-static int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, const run_meta *model, const flag *f,
+TRAIN_FN int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, const run_meta *model, const flag *f,
                         int n, const run_meta *derived, int force, char *changes, size_t cap)
 {
     acn_st st;
@@ -597,7 +605,7 @@ static int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, con
  * the command line too: the file decides them. A cut file (acn_save_cut)
  * records its own depth, so it rebuilds as the smaller model. Returns 0, 1
  * (the file cannot be read, or lacks a setting) or 2 (a flag given). */
-static int flags_from_weights(const char *prog, const char *path, const char *model, int argc, char **argv,
+TRAIN_FN int flags_from_weights(const char *prog, const char *path, const char *model, int argc, char **argv,
                               const flag *f, int n, const char *const *also)
 {
     static char vals[128][96]; /* by flag */
@@ -662,7 +670,7 @@ static int flags_from_weights(const char *prog, const char *path, const char *mo
 }
 
 /* A CSV field: s in double quotes, a quote inside it doubled. */
-static void csv_quoted(FILE *f, const char *s)
+TRAIN_FN void csv_quoted(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -676,7 +684,7 @@ static void csv_quoted(FILE *f, const char *s)
  * a row. A new file gets head (the header line); an existing one must
  * start with it, so that its rows stay comparable (the same columns, the
  * same number of blocks). NULL with a message on failure. */
-static FILE *eval_log_open(const char *prog, const char *path, const char *head, int L)
+TRAIN_FN FILE *eval_log_open(const char *prog, const char *path, const char *head, int L)
 {
     char line[8192];
     FILE *log = fopen(path, "r");
@@ -707,7 +715,7 @@ typedef struct epoch_sums {
 } epoch_sums;
 
 /* The weights whose gradient norms are logged: fmt with the block index. */
-static void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor **gw)
+TRAIN_FN void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor **gw)
 {
     int i;
     for (i = 0; i < L; i++) {
@@ -719,7 +727,7 @@ static void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor *
 
 /* Spec section 5: the Frobenius norm of each block's weight gradient, added
  * to the epoch's sums (before clipping). */
-static void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
+TRAIN_FN void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
 {
     int i;
     for (i = 0; i < L; i++) {
@@ -731,7 +739,7 @@ static void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
     }
 }
 
-static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
+TRAIN_FN void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
 {
     int i;
     meta_set(m, "train.epoch_loss_sum", "%a", e->loss);
@@ -745,7 +753,7 @@ static void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
 }
 
 /* The sums back from a checkpoint's metadata (zero where missing). */
-static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
+TRAIN_FN void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums *e)
 {
     acn_st st;
     const char *v;
@@ -770,7 +778,7 @@ static void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sums 
  * or gradient norm changes nothing and returns 3 with a message saying
  * where (e.g. "step 12 (epoch 1)") and what the last good checkpoint is
  * (good, from last_good). 1 on an acn.h error (printed), 0 otherwise. */
-static int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_adamw *opt, float lr, float clip,
+TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_adamw *opt, float lr, float clip,
                         epoch_sums *es, acn_tensor *const *gw, int L, progress *pg, const char *where,
                         const char *good)
 {

@@ -23,7 +23,7 @@ typedef struct image_opts {
     float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
 } image_opts;
 
-static image_opts image_opts_defaults(void)
+TRAIN_FN image_opts image_opts_defaults(void)
 {
     image_opts o;
     memset(&o, 0, sizeof o);
@@ -47,7 +47,7 @@ static image_opts image_opts_defaults(void)
 /* The flags every image program takes; returns how many were written. Each
  * says what it may do on --resume (train.h, RESUME_*); the keys of the
  * RESUME_SAME ones are those the checkpoints have always recorded. */
-static int image_flags(image_opts *o, flag *f)
+TRAIN_FN int image_flags(image_opts *o, flag *f)
 {
     int n = 0;
     F_("--data", FLAG_STR, &o->dataset, 0, 0, RESUME_SAME("data"), "cifar10 or fashion (Fashion-MNIST)");
@@ -88,8 +88,8 @@ static int image_flags(image_opts *o, flag *f)
 
 /* The flags that need no data, checked before anything is loaded: 0, or 2
  * with a message. Both data sets have 10 classes. */
-static int parse_classes(const char *prog, const char *s, int *cls, int max, int classes);
-static int image_opts_check(const char *prog, const image_opts *o, run_files *save, run_files *resume)
+TRAIN_FN int parse_classes(const char *prog, const char *s, int *cls, int max, int classes);
+TRAIN_FN int image_opts_check(const char *prog, const image_opts *o, run_files *save, run_files *resume)
 {
     acn_recipe r;
     int cls[16];
@@ -137,7 +137,7 @@ typedef struct image_data {
     const char *name;
 } image_data;
 
-static int file_exists(const char *p)
+TRAIN_FN int file_exists(const char *p)
 {
     FILE *f = fopen(p, "rb");
     if (f) fclose(f);
@@ -146,7 +146,7 @@ static int file_exists(const char *p)
 
 /* dir/name, or dir/name.gz when only the compressed file is there (the
  * loader then says to gunzip it). */
-static const char *data_path(char *buf, size_t n, const char *dir, const char *name)
+TRAIN_FN const char *data_path(char *buf, size_t n, const char *dir, const char *name)
 {
     snprintf(buf, n, "%s/%s", dir, name);
     if (!file_exists(buf)) {
@@ -158,7 +158,7 @@ static const char *data_path(char *buf, size_t n, const char *dir, const char *n
 
 /* Parse "3,5" into classes: the count (0 for "all"), or -1 with a message
  * that says what is wrong. */
-static int parse_classes(const char *prog, const char *s, int *cls, int max, int classes)
+TRAIN_FN int parse_classes(const char *prog, const char *s, int *cls, int max, int classes)
 {
     const char *all = s;
     int n = 0, j;
@@ -205,7 +205,7 @@ static int parse_classes(const char *prog, const char *s, int *cls, int max, int
 
 /* 0 on success; with a message printed, 1 (the data) or 2 (flags the data
  * cannot meet: --classes it has no images of). */
-static int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, image_data *d)
+TRAIN_FN int image_data_load(acn_ctx *ctx, const char *prog, const image_opts *o, image_data *d)
 {
     char p[6][1100];
     int i, rc = 1;
@@ -317,7 +317,7 @@ fail:
     return rc;
 }
 
-static void image_data_free(image_data *d)
+TRAIN_FN void image_data_free(image_data *d)
 {
     acn_data_free(&d->train);
     acn_data_free(&d->test);
@@ -340,7 +340,7 @@ typedef struct image_model {
  * RESUME_SAME and RESUME_FIXED keys), then what no single flag gives: the
  * augmentation they make (for the record), the epochs (may differ on
  * --resume; for the record) and the training images (compared). */
-static void image_opts_meta(const image_opts *o, const image_data *d, const image_model *md, run_meta *m,
+TRAIN_FN void image_opts_meta(const image_opts *o, const image_data *d, const image_model *md, run_meta *m,
                             run_meta *derived)
 {
     flags_meta(md->flags, md->n_flags, m);
@@ -352,7 +352,7 @@ static void image_opts_meta(const image_opts *o, const image_data *d, const imag
 }
 
 /* Test-set loss and accuracy of the head after each of 0..L blocks. */
-static int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d, const image_opts *o, float *acc,
+TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d, const image_opts *o, float *acc,
                       double *loss_out)
 {
     const acn_dataset *te = &d->test;
@@ -410,7 +410,7 @@ static int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d, 
 }
 
 /* The smallest k whose probe is within 1 point of the full network's. */
-static int blocks_needed(const float *acc, int L)
+TRAIN_FN int blocks_needed(const float *acc, int L)
 {
     int k;
     for (k = 0; k <= L; k++)
@@ -418,7 +418,7 @@ static int blocks_needed(const float *acc, int L)
     return L;
 }
 
-static void print_probes(const float *acc, int L)
+TRAIN_FN void print_probes(const float *acc, int L)
 {
     int k;
     printf("  test accuracy after k blocks:");
@@ -427,7 +427,7 @@ static void print_probes(const float *acc, int L)
 }
 
 static long image_saved_step = -1; /* the step of the last checkpoint written or resumed from */
-static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const image_model *md, const acn_adamw *opt,
+TRAIN_FN int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const image_model *md, const acn_adamw *opt,
                       const acn_sampler *smp, long step, const epoch_sums *e)
 {
     run_meta m = md->meta;
@@ -441,7 +441,7 @@ static int image_save(acn_ctx *ctx, const char *prog, const run_files *f, const 
 }
 
 /* The value of key in m, or "" */
-static const char *meta_value(const run_meta *m, const char *key)
+TRAIN_FN const char *meta_value(const run_meta *m, const char *key)
 {
     int i;
     for (i = 0; i < m->n; i++)
@@ -454,7 +454,7 @@ static const char *meta_value(const run_meta *m, const char *key)
  * after k blocks at up to six evaluated epochs, and grad_norms.svg, each
  * block's mean gradient norm per epoch (spec section 5's heat map). Each is
  * written to NAME.tmp and renamed into place. 0, or 1 with a message. */
-static int image_plots(const char *prog, const char *log_path, const char *dir, int L, const char *what)
+TRAIN_FN int image_plots(const char *prog, const char *log_path, const char *dir, int L, const char *what)
 {
     int ncol = 2 * L + 8, E = 0, cap = 0, i, e, k, n_eval = 0, status = 0;
     double *v = NULL;            /* (E, ncol) the values; NaN where a field is empty */
@@ -537,7 +537,7 @@ out:
  *   weights,step,eval_noise,eval_sp,test_loss,test_acc,probe_0..probe_L,cpu_model,acn_version
  * (a file with another header is refused, so that rows stay comparable).
  * Returns the exit status: 0, or 1 with a message. */
-static int image_eval_only(acn_ctx *ctx, const char *prog, const image_model *md, const image_data *d,
+TRAIN_FN int image_eval_only(acn_ctx *ctx, const char *prog, const image_model *md, const image_data *d,
                            const image_opts *o)
 {
     int L = md->depth, i;
@@ -580,7 +580,7 @@ static int image_eval_only(acn_ctx *ctx, const char *prog, const image_model *md
 
 /* The loop. Returns the exit status: 0 done, 1 an error, 2 bad flags,
  * 3 the loss or gradient went non-finite, 130 stopped by a signal. */
-static int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_data *d, const image_opts *o)
+TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_data *d, const image_opts *o)
 {
     acn_dataset *tr = &d->train;
     int L = md->depth, classes = tr->classes, i, status = 0;

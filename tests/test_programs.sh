@@ -12,7 +12,7 @@
 #     differences (exit 2) unless --force-resume, which says so;
 #   - early exits free what they allocated: under the sanitized build
 #     (tests/run.sh) LeakSanitizer is on, and any sanitizer report fails.
-# Usage: tests/test_programs.sh BUILD_DIR (with train_mixer, train_vit, train_bert built there)
+# Usage: tests/test_programs.sh BUILD_DIR (with train_mixer, train_vit, train_bert and compress built there)
 # Prints "programs: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -315,6 +315,32 @@ for k in range(5):
 assert e["cpu_model"] and e["acn_version"] == train["acn_version"] and e["cpu_model"] == train["cpu_model"]
 PYEOF
 check "--eval-only --log: one CSV row with the training log's probes, step, CPU and version" $? "$W/eval_csv.log"
+# ---- examples/compress.c: the cut model, written, read back by the programs and by PyTorch --------
+$B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --compare "$W/whole.safetensors" --tolerance 100 \
+    --thresholds 0.1,0.5 --out "$W/compress" --threads 1 > "$W/compress.log" 2>&1
+rc=$?
+grep -q "^chosen: k = 0 of 4 blocks" "$W/compress.log" && grep -q "read back as a model of 0 blocks" "$W/compress.log" &&
+    ! grep -q MISMATCH "$W/compress.log" && [ -s "$W/compress/probe_accuracy.svg" ] && [ -s "$W/compress/anytime.svg" ] &&
+    grep -q "^0.1 .* 1.00 " "$W/compress.log" && clean "$W/compress.log"
+check "compress: --tolerance 100 cuts to 0 blocks; anytime at threshold 0.1 uses 1 block; charts written (exit $rc)" $(( $? || rc != 0 )) "$W/compress.log"
+$B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --max-blocks 2 --no-anytime --save "$W/cut2.safetensors" \
+    --out "$W/compress" --threads 1 > "$W/compress2.log" 2>&1
+rc=$?
+probe=$(grep -A2 "test accuracy after k blocks" "$W/whole.log" | tail -n 2 | tr -s ' \n' ' ')
+k=$(grep -o "^chosen: k = [0-9]*" "$W/compress2.log" | grep -o "[0-9]*$")
+want=$(echo "$probe" | tr ' ' '\n' | grep "^$k:" | cut -d: -f2)
+$B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/cut2.safetensors" > "$W/cut2_eval.log" 2>&1
+grep -q "the most accurate probe of at most 2 blocks" "$W/compress2.log" && [ -n "$want" ] && [ "$k" -le 2 ] &&
+    grep -q "Mixer (authors' block), acn wiring: $k blocks" "$W/cut2_eval.log" &&
+    grep -q "test accuracy $want" "$W/cut2_eval.log"
+check "compress --max-blocks 2 cuts to the best k <= 2 ($k); train_mixer --eval-only loads it as $k blocks: ${want:-?}%, the probe's (exit $rc)" $(( $? || rc != 0 )) "$W/cut2_eval.log"
+if "$PY" -c "import torch" > /dev/null 2>&1; then
+    "$PY" tests/tools/torch_eval.py "$W/cut2.safetensors" "$W/cifar" > "$W/cut2.torch.log" 2>&1
+    grep -q "test accuracy $want" "$W/cut2.torch.log"
+    check "PyTorch loads the cut checkpoint (strict=True, $k blocks) and gets the probe's ${want:-?}%" $? "$W/cut2.torch.log"
+fi
+refuse 2 "compress: two budgets at once" "two budgets; give one" $B/compress --weights "$W/whole.safetensors" --max-blocks 2 --max-ms 1
+refuse 1 "compress: a BERT or missing checkpoint says what it takes" "cannot open" $B/compress --weights "$W/nothing.safetensors"
 refuse 2 "--eval-only: a model flag too is refused" "--depth: with --eval-only the model and its data come from the metadata" \
     $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/whole.safetensors" --depth 3
 refuse 2 "--eval-only without --weights" "--eval-only needs --weights" $B/train_mixer --eval-only
