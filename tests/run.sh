@@ -69,6 +69,7 @@ suite "models vs torch (committed references)" "$B/test_models" tests/reference
 suite "train" "$B/test_train"
 suite "data loaders" "$B/test_data"
 suite "misuse: each caught with a clear error" "$B/test_misuse"
+if build tests/test_paths.c -o "$B/test_paths" 2> "$B/log"; then suite "gradient paths: DG and FG against the closed forms, DG two ways" "$B/test_paths"; else bad "build test_paths" "$B/log"; fi
 if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; then
     suite "core, built as C++" "$B/test_core_cxx"
 else
@@ -137,13 +138,14 @@ fi
 echo "== examples"
 step "make examples (-std=c99 -Wall -Wextra -Werror -pedantic)" make -s examples CC="$CC"
 step "examples/gradients agrees with the closed forms" build/gradients 12 0.7
+step "examples/gradient_paths --steps 16: DG two ways agree; CSV and SVG written" sh -c "{ build/gradient_paths --steps 16 --out $B/paths-out > $B/paths.log 2>&1 || { tail -n 5 $B/paths.log; false; }; } && head -n 1 $B/paths-out/mlp.csv | grep -qx 'step,wiring,block,dg_norm,fg_norm,total_norm' && [ \$(wc -l < $B/paths-out/mlp.csv) -eq 181 ] && [ \$(wc -l < $B/paths-out/mixer.csv) -eq 121 ] && grep -q '^16,acn,12,' $B/paths-out/mlp.csv && grep -q '^0,plain,1,0,' $B/paths-out/mlp.csv && $PYTHON -c 'import sys, xml.etree.ElementTree as E; assert all(E.parse(f).getroot().tag.endswith(\"svg\") for f in sys.argv[1:])' $B/paths-out/mlp.svg $B/paths-out/mixer.svg"
 step "examples/models --model mlp --wiring residual" sh -c 'build/models --model mlp --wiring residual | grep -q "211082 parameters"'
 step "examples/models refuses a bad flag" sh -c '! build/models --wiring dense 2> /dev/null' 
 
 echo "== the training programs: exact resume after SIGINT, NaN, bad input"
 suite "train_mixer, train_vit, train_bert" tests/test_programs.sh build
 mkdir -p "$B/san_programs"
-if (for p in train_mixer train_vit train_bert; do
+if (for p in train_mixer train_vit train_bert compress; do
         $CC -std=c99 $WARN -O1 -g $SAN examples/$p.c -o "$B/san_programs/$p" -lm || exit 1
     done) 2> "$B/log"; then
     suite "the same, under AddressSanitizer and UndefinedBehaviorSanitizer" tests/test_programs.sh "$B/san_programs"
