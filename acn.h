@@ -532,7 +532,7 @@ ACNDEF float        acn_lr_at(const acn_schedule *s, int64_t step);
 /* ------------------------------------------------------------------------ */
 /* Models: blocks, wirings, probing                                         */
 /* ------------------------------------------------------------------------ */
-/* The same blocks wired three ways (docs/models.md; the spec, section 1):
+/* The same blocks wired three ways (docs/models.md, "Wirings"; docs/acn.md, "Long connections"):
  *   plain      x_i = f_i(x_{i-1})                       y = x_L
  *   residual   x_i = the block's residual form           y = x_L
  *   ACN        x_i = f_i(x_{i-1})                       y = x_0 + x_1 + ... + x_L
@@ -588,7 +588,7 @@ ACNDEF acn_tensor *acn_mlp_forward_ex(acn_ctx *ctx, const acn_mlp *m, acn_tensor
 ACNDEF acn_tensor *acn_mlp_forward(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, int k,
                                    acn_tensor **probes);
 
-/* MLP-Mixer, the authors' form (spec, section 2), or the textbook form.
+/* MLP-Mixer, the authors' form (docs/models.md, "MLP-Mixer, the authors' form"), or the textbook form.
  * Authors': patch embedding (a Conv2d(k=p, s=p) as a matmul on patches), a
  * CLS token at index 0, no position embedding; block
  *   tok(x) = LN over D, then across tokens: Linear(T -> token_hidden), GELU,
@@ -630,7 +630,7 @@ ACNDEF acn_tensor *acn_mixer_forward_ex(acn_ctx *ctx, const acn_mixer *m, acn_te
 ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images, int k,
                                      acn_tensor **probes);
 
-/* ViT of the authors' AC-ViT (spec, section 3): patch embedding plus a fixed
+/* ViT of the authors' AC-ViT (docs/models.md, "ViT (AC-ViT)"): patch embedding plus a fixed
  * 2-D sin-cos position embedding, no CLS token; pre-LN block
  *   residual: h = x + Attn(LN1(x)), x_i = h + MLP(LN2(h))
  *   ACN and plain: x_i = MLP(LN2(Attn(LN1(x))))
@@ -667,7 +667,7 @@ ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *i
  * w_j = 10000^(-j / (D/4 - 1)), j < D/4: [sin(c w), cos(c w), sin(r w), cos(r w)]. */
 ACNDEF acn_status acn_posemb_sincos_2d(int gh, int gw, int D, float *out);
 
-/* BERT of the authors' AC-BERT (spec, section 4): token and position
+/* BERT of the authors' AC-BERT (docs/models.md, "BERT (AC-BERT)"): token and position
  * embeddings, LayerNorm; post-LN block
  *   residual: a = LN_a(x + O(Attn(x))), x_i = LN_b(a + FC2(GELU(FC1(a))))
  *   ACN and plain: a = LN_a(O(Attn(x))), x_i = LN_b(FC2(GELU(FC1(a))))
@@ -938,7 +938,7 @@ ACNDEF void acn_aug_gaussian(acn_rng *r, float *x, size_t n, float sigma);
 ACNDEF void acn_aug_salt_pepper(acn_rng *r, float *x, int b, int c, int h, int w, float p, float lo, float hi);
 /* Beta(a, b) from two gamma draws (Marsaglia and Tsang). */
 ACNDEF float acn_rng_beta(acn_rng *r, float a, float b);
-/* CutMix (spec 6b), with probability p: lambda ~ Beta(beta, beta), one box
+/* CutMix (docs/acn.md, "Numerical conventions"), with probability p: lambda ~ Beta(beta, beta), one box
  * of area (1 - lambda) h w at a uniform centre, clipped to the image; image
  * i takes the box from image b-1-i, and lambda becomes 1 - (clipped area) /
  * (h w). targets (b, classes) receive lambda onehot(y_i) + (1 - lambda)
@@ -975,7 +975,7 @@ ACNDEF double      acn_aa_magnitude(int op, int bin, int h, int w, int *is_signe
 ACNDEF int         acn_aa_cifar10_step(int sub, int step, int *op, float *p, int *bin);
 
 /* Training recipes: the augmentation and loss settings of a run, applied
- * to a batch of pixel values in [0, 1]. "paper" (spec section 6): random
+ * to a batch of pixel values in [0, 1]. "paper" (docs/acn.md, "Training settings"): random
  * crop (pad 4) twice, AutoAugment, per-channel normalisation, CutMix (p 0.5,
  * beta 1), label smoothing 0.1, no flip. "simple": random crop, flip,
  * normalisation, label smoothing 0.1. "none": normalisation only. */
@@ -990,7 +990,7 @@ typedef struct acn_recipe {
     float mean[3], std[3];
 } acn_recipe;
 /* Fill *out with a named recipe ("paper", "simple", "none"); the
- * normalisation is CIFAR-10's (spec section 6). ACN_ERR_ARG if unknown. */
+ * normalisation is CIFAR-10's (docs/acn.md, "Training settings"). ACN_ERR_ARG if unknown. */
 ACNDEF acn_status acn_recipe_get(const char *name, acn_recipe *out);
 /* Augment x (b, c, h, w) in place and write soft targets (b, classes) with
  * the CutMix mix and the label smoothing folded in, for

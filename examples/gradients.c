@@ -1,6 +1,6 @@
 /* How the gradient reaches each block in plain, residual and ACN wiring.
  *
- * The 1-D linear chain of the paper (section 1 of the spec): L blocks
+ * The 1-D linear chain of the paper (docs/models.md, "Wirings"): L blocks
  * f_i(x) = w_i x on an input x_0. acn.h's autograd computes dy/dw_i for
  *   plain     x_i = w_i x_{i-1},             y = x_L
  *   residual  x_i = x_{i-1} + w_i x_{i-1},   y = x_L
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
         double before = 1, before_res = 1, after = 1, after_res = 1, fg = 0, run = 1;
         for (k = 0; k < i; k++) { before *= w[k]; before_res *= 1 + w[k]; }
         for (k = i + 1; k < L; k++) { after *= w[k]; after_res *= 1 + w[k]; run *= w[k]; fg += run; }
-        /* the closed forms of the spec, section 1 */
+        /* the closed forms of docs/models.md, "Wirings" */
         bad += fabs(g[PLAIN][i] - after * before * x0) > 1e-5;
         bad += fabs(g[RESIDUAL][i] - after_res * before_res * x0) > 1e-4 * after_res * before_res;
         bad += fabs(g[ACN][i] - (1 + fg) * before * x0) > 1e-5 * (1 + fg);
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         if (g[ACN][i] != g[ACN_DETACHED][i]) printf("%7.3g\n", g[ACN_DETACHED][i] / (g[ACN][i] - g[ACN_DETACHED][i]));
         else printf("%7s\n", "-");
     }
-    printf("\n%s\n", bad ? "MISMATCH with the closed forms" : "all match the closed forms of the spec (section 1)");
+    printf("\n%s\n", bad ? "MISMATCH with the closed forms" : "all match the closed forms of docs/models.md");
     printf("DG is the gradient through block i's own long connection (the detached variant\n"
            "trains on it alone); it is not scaled by the blocks above i. In the plain chain\n"
            "every gradient is a product of all the other weights; in the residual chain, of\n"

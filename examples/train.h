@@ -725,7 +725,7 @@ TRAIN_FN void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor
     }
 }
 
-/* Spec section 5: the Frobenius norm of each block's weight gradient, added
+/* docs/acn.md, "Gradient heat map": the Frobenius norm of each block's weight gradient, added
  * to the epoch's sums (before clipping). */
 TRAIN_FN void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
 {

@@ -1,4 +1,4 @@
-/* Pretrain a small BERT (the authors' AC-BERT block, spec section 4) with
+/* Pretrain a small BERT (the authors' AC-BERT block, docs/models.md, "BERT (AC-BERT)") with
  * masked-language modelling on the SST-2 training sentences, then fine-tune
  * it on their sentiment labels, and report the dev accuracy of the head
  * after every block.

@@ -452,7 +452,7 @@ TRAIN_FN const char *meta_value(const run_meta *m, const char *key)
 /* --plots DIR: the CSV log read back (every epoch so far, those before a
  * resume included) as two SVG files: probe_accuracy.svg, the test accuracy
  * after k blocks at up to six evaluated epochs, and grad_norms.svg, each
- * block's mean gradient norm per epoch (spec section 5's heat map). Each is
+ * block's mean gradient norm per epoch (docs/acn.md, "Gradient heat map"). Each is
  * written to NAME.tmp and renamed into place. 0, or 1 with a message. */
 TRAIN_FN int image_plots(const char *prog, const char *log_path, const char *dir, int L, const char *what)
 {

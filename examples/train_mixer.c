@@ -1,4 +1,4 @@
-/* Train the paper's MLP-Mixer (spec section 2) on CIFAR-10 or Fashion-MNIST,
+/* Train the paper's MLP-Mixer (docs/acn.md, "The paper's models") on CIFAR-10 or Fashion-MNIST,
  * in any wiring, and read its head after every block.
  *
  *   cc -O2 examples/train_mixer.c -o train_mixer -lm -lpthread
@@ -7,7 +7,7 @@
  *
  * The defaults are the paper's CIFAR-10 Mixer (16 blocks of width 128,
  * patch 4, token MLP 64, channel MLP 512, 2,527,002 parameters) and its
- * recipe (spec section 6: AdamW 1e-3, weight decay 0.01, batch 64, label
+ * recipe (docs/acn.md, "Training settings": AdamW 1e-3, weight decay 0.01, batch 64, label
  * smoothing 0.1, two random crops, AutoAugment, CutMix, clip 1.0). Ctrl-C
  * saves (with --save) and exits; --resume continues bit for bit.
  * docs/training.md describes every flag, the files and the CSV log.

@@ -1,4 +1,4 @@
-/* Train a small ViT (the authors' AC-ViT block, spec section 3) on CIFAR-10
+/* Train a small ViT (the authors' AC-ViT block, docs/models.md, "ViT (AC-ViT)") on CIFAR-10
  * or Fashion-MNIST, in any wiring, and read its head after every block.
  *
  *   cc -O2 examples/train_vit.c -o train_vit -lm -lpthread

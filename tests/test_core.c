@@ -1,6 +1,6 @@
 /* Core behaviour of acn.h against hand-derived numbers: errors and their
  * messages, the arena, parameters, autograd semantics (fan-out, idempotent
- * backward, no-grad, detach), the gradients of the spec's 1-D chains in the
+ * backward, no-grad, detach), the gradients of the 1-D chains of docs/models.md in the
  * three wirings, recomputation, no allocation inside a training step, the
  * generator, initialisers, optimizers, schedules and safetensors files. */
 #include <stdlib.h>
@@ -193,8 +193,8 @@ static void test_autograd(void)
     acn_set_train(ctx, 1);
 }
 
-/* The spec's 1-D linear chain, f_i(x) = w_i x, L = 4, x_0 = 1.5: dy/dw_i in
- * the three wirings against the closed forms of section 1. */
+/* The 1-D linear chain, f_i(x) = w_i x, L = 4, x_0 = 1.5: dy/dw_i in
+ * the three wirings against the closed forms of docs/models.md, "Wirings". */
 static void test_wirings(void)
 {
     const float w[4] = {0.9f, -0.6f, 1.3f, 0.4f}, x0 = 1.5f;

@@ -872,7 +872,7 @@ static void test_recipes(void)
     unsigned char scratch[2 * 3 * 8 * 8];
     CHECK(acn_recipe_get("paper", &rc) == ACN_OK && rc.crops == 2 && rc.pad == 4 && !rc.flip && rc.autoaugment &&
           rc.cutmix_p == 0.5f && rc.cutmix_beta == 1.0f && rc.smoothing == 0.1f && rc.normalize &&
-          rc.mean[0] == 0.4914f && rc.std[2] == 0.2616f, "recipe paper: spec section 6");
+          rc.mean[0] == 0.4914f && rc.std[2] == 0.2616f, "recipe paper: docs/acn.md, 'Training settings'");
     CHECK(acn_recipe_get("simple", &rc) == ACN_OK && rc.crops == 1 && rc.flip && !rc.autoaugment &&
           rc.cutmix_p == 0.0f && rc.smoothing == 0.1f, "recipe simple");
     CHECK(acn_recipe_get("fancy", &rc) == ACN_ERR_ARG, "recipe: an unknown name is refused");

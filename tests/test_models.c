@@ -4,7 +4,7 @@
  * ||acn - torch|| / ||torch|| under 1e-4 per tensor; the parameter count
  * against sum(p.numel()) of the reference module. Also: probes equal
  * truncated inference at every k; the detached ACN's gradients equal the
- * direct-gradient terms of the spec's chain; recomputation changes nothing.
+ * direct-gradient terms of the 1-D chain (docs/models.md, "Wirings"); recomputation changes nothing.
  * Usage: test_models [DIR [PAPER_DIR]]  (defaults tests/reference, none) */
 #define ACN_IMPLEMENTATION
 #include "../acn.h"
@@ -431,7 +431,7 @@ static void parity(const char *dir, const spec *s)
     acn_st_free(&ref);
 }
 
-/* The spec's 1-D chain as an MLP of width 1 with no activation, biases or
+/* The 1-D chain of docs/models.md ("Wirings") as an MLP of width 1 with no activation, biases or
  * LayerNorms, embed = clf = 1, block weights w_i: for the logit y,
  *   ACN:        dy/dw_i = (1 + sum_{j>i} prod_{k=i+1..j} w_k) prod_{m<i} w_m x_0
  *   ACN_DETACH: dy/dw_i = prod_{m<i} w_m x_0   (the direct gradient alone) */
@@ -529,7 +529,7 @@ static void counts_and_errors(void)
     int s[4] = {2, 3, 28, 28};
     acn_ctx_new(&ctx, NULL);
     CHECK(acn_mixer_build(ctx, &m, &c) == ACN_OK && acn_param_numel(ctx) == 2527002,
-          "the paper Mixer has %zu parameters; the spec says 2,527,002", acn_param_numel(ctx));
+          "the paper Mixer has %zu parameters; docs/models.md says 2,527,002", acn_param_numel(ctx));
     x = acn_new(ctx, 4, s, 0);
     CHECK(acn_mixer_forward(ctx, &m, x, -1, NULL) == NULL &&
           strstr(acn_error(ctx), "images (2, 3, 28, 28); the model takes (B, 3, 32, 32)"), "%s", acn_error(ctx));
@@ -598,7 +598,7 @@ static void stats(const acn_tensor *t, double *maxabs, double *sd)
     *sd = sqrt(s2 / t->numel - (s / t->numel) * (s / t->numel));
 }
 
-/* Each model's initialisation against the spec's formulas. */
+/* Each model's initialisation against the formulas of docs/models.md. */
 static void inits(void)
 {
     acn_ctx *ctx;

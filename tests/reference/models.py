@@ -3,7 +3,7 @@
 
 Usage: /usr/bin/python3 tests/reference/models.py OUTDIR [small|paper]
 
-Each model is written from the spec (../shared/docs/acn-reference.md, sections 1-5) with the
+Each model is written from docs/models.md and docs/acn.md ("The paper's models") with the
 parameter names (state_dict keys) that acn.h uses. For every model configuration it writes
   OUTDIR/NAME.weights.safetensors  the weights, by state_dict key;
   OUTDIR/NAME.ref.safetensors      the input batch and labels, and for each wiring (plain,
@@ -31,7 +31,7 @@ WIRINGS = ["plain", "residual", "acn", "acn-detach"]
 
 
 def wire(x0, blocks, head, wiring):
-    """The four wirings of the spec (section 1); returns the head's output after 0..L blocks."""
+    """The four wirings of docs/models.md ("Wirings"); returns the head's output after 0..L blocks."""
     probes, x, y = [head(x0)], x0, x0
     for blk in blocks:
         x = blk(x.detach() if wiring == "acn-detach" else x, wiring == "residual")
