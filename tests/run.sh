@@ -153,17 +153,61 @@ else
     bad "build the training programs with sanitizers" "$B/log"
 fi
 
-echo "== make demo, end to end (fewer epochs)"
-if build/demo --epochs 4 --out "$B/demo-out" > "$B/demo.log" 2>&1 && grep -q "^ 12 " "$B/demo.log" &&
-   grep -q "Test accuracy" "$B/demo.log"; then
-    ok "demo runs and prints the probe table ($(grep -c '^ *[0-9]* ' "$B/demo.log") rows)"
+echo "== make demo, end to end (fewer epochs, 3 seeds)"
+if build/demo --epochs 4 --seeds 3 --seed 7 --out "$B/demo-out" > "$B/demo.log" 2>&1; then
+    ok "demo runs ($(grep -c '^ *[0-9]* ' "$B/demo.log") numbered rows)"
 else
     bad "demo" "$B/demo.log"
 fi
+# the output's tables agree with each other: per-seed rows, medians and ranges, counts of the comparisons
+step "demo: per-seed rows, probe and gradient tables, summary medians, ranges and seed counts agree" "$PYTHON" -c '
+import re, sys, statistics as st
+t = open(sys.argv[1]).read()
+L, seeds, names = 12, [7, 8, 9], ["plain", "residual", "ACN"]
+rows = {int(m[0]): [(None if m[i] == "-" else int(m[i]), float(m[i + 1])) for i in (1, 3, 5)] for m in
+        re.findall(r"^ +(\d+) +(\d+|-) +([\d.]+)% +(\d+|-) +([\d.]+)% +(\d+|-) +([\d.]+)%$", t, re.M)}
+assert sorted(rows) == seeds, rows
+for r in rows.values():
+    for need, acc in r:
+        assert 0 <= acc <= 100 and (need is None) == (acc < 50) and (need is None or 0 <= need <= L), r
+probe = re.findall(r"^ *(\d+) +([\d.]+) +([\d.]+) +([\d.]+)$", t.split("after k blocks, median")[1].split("Gradient")[0], re.M)
+assert [int(p[0]) for p in probe] == list(range(L + 1)) and all(0 <= float(x) <= 100 for p in probe for x in p[1:]), probe
+assert all(float(probe[L][1 + w]) == st.median(rows[s][w][1] for s in seeds) for w in range(3)), probe[L]
+g = re.findall(r"^ *(\d+)((?: +\d\.\d\de[-+]\d\d){6})$", t, re.M)
+assert [int(x[0]) for x in g] == list(range(1, L + 1)) and all(float(v) > 0 for x in g for v in x[1].split()), g
+for w, name in enumerate(names):
+    m = re.search(r"^  %s +(\S+) \[(\S+)-(\S+)\](?: \((\d) seeds?\))? +([\d.]+) \[([\d.]+)-([\d.]+)\]$" % name, t, re.M)
+    need = [rows[s][w][0] for s in seeds if rows[s][w][0] is not None]
+    acc = [rows[s][w][1] for s in seeds]
+    if need:
+        assert (float(m[1]), float(m[2]), float(m[3])) == (st.median(need), min(need), max(need)), (name, m and m[0])
+    assert abs(float(m[5]) - st.median(acc)) < 0.051 and (float(m[6]), float(m[7])) == (min(acc), max(acc)), m[0]
+for a, b in ((2, 1), (2, 0), (1, 0)):
+    both = [s for s in seeds if rows[s][a][0] is not None and rows[s][b][0] is not None]
+    f = sum(rows[s][a][0] < rows[s][b][0] for s in both); e = sum(rows[s][a][0] == rows[s][b][0] for s in both)
+    line = "  %s needed fewer blocks than %s in %d of %d seeds (as many in %d, more in %d): " % (
+        names[a], names[b], f, len(both), e, len(both) - f - e)
+    verdict = "in every seed" if f == len(both) else "in none; more in every seed" if f + e == 0 else "not consistent over the seeds"
+    assert line + verdict in t, (line + verdict, t[-1500:])
+' "$B/demo.log"
 for f in probe_accuracy grad_norms_plain grad_norms_residual grad_norms_acn; do
     step "demo-out/$f.svg is well-formed SVG" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert r.tag.endswith('svg') and len(list(r.iter())) > 20" "$B/demo-out/$f.svg"
 done
-step "demo refuses a bad flag" sh -c '! build/demo --epochs 2> /dev/null'
+step "demo: the three heat maps share one labelled colour scale (every text but the title the same)" "$PYTHON" -c '
+import sys, xml.etree.ElementTree as E
+def texts(p):
+    r = E.parse(p).getroot()
+    cells = [e for e in r.iter() if e.tag.endswith("rect") and e.get("width") != "18" and e.get("fill", "").startswith("rgb")]
+    assert len(cells) == 12 * 4, len(cells)  # 12 blocks x 4 epochs
+    return [e.text for e in r.iter() if e.tag.endswith("text")][1:]
+a, b, c = (texts(sys.argv[1] + "/grad_norms_%s.svg" % w) for w in ("plain", "residual", "acn"))
+assert a == b == c, (a, b, c)
+assert any("log scale" in s for s in a) and sum(1 for s in a if s[:1].isdigit()) > 12 + 4, a
+' "$B/demo-out"
+step "demo: the same output on 1 and 2 threads" sh -c '
+for t in 1 2; do ACN_THREADS=$t build/demo --seeds 2 --epochs 2 --depth 4 --out "$1/demo-t$t" | grep -v "done in" | sed "s|$1/demo-t$t||" > "$1/demo-t$t.log" || exit 1; done
+cmp "$1/demo-t1.log" "$1/demo-t2.log" && for f in "$1"/demo-t1/*.svg; do cmp "$f" "$1/demo-t2/${f##*/}" || exit 1; done' sh "$B"
+step "demo refuses a bad flag" sh -c '! build/demo --epochs 2> /dev/null && ! build/demo --seeds 0 2> /dev/null'
 
 echo "== README.md quick start, compiled as written"
 awk '/^## Quick start/{q=1} q && /^```c$/{c=1; next} c && /^```$/{exit} c' README.md > "$B/quickstart.c"
