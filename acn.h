@@ -900,7 +900,8 @@ typedef struct acn_sampler {
 ACNDEF acn_status acn_sampler_init(acn_ctx *ctx, acn_sampler *s, int n, int batch, uint64_t seed, int drop_last);
 /* Up to batch indices of this epoch into idx; 0 when the epoch is over (the
  * next call starts the next epoch). With drop_last, a short last batch is
- * skipped. */
+ * skipped (n / batch batches an epoch; fewer examples than a batch is an
+ * error at init). */
 ACNDEF int  acn_sampler_next(acn_sampler *s, int *idx);
 ACNDEF void acn_sampler_seek(acn_sampler *s, int64_t epoch, int64_t pos);
 ACNDEF void acn_sampler_free(acn_sampler *s);
@@ -6875,10 +6876,10 @@ static acn_tensor *acn__rows(acn_ctx *ctx, acn_tensor *x, const int *keep, int n
 }
 
 /* The blocks one at a time on x_0 (B, ...), the head after each, and the
- * rule's exits (acn_mixer_anytime, above its declaration). Per input still
- * running (row r of the shrinking batch): rows[r] its index in the caller's
- * batch, pred[r] and run[r] its last prediction and how many heads in a row
- * gave it. */
+ * rule's exits; the contract is at the declaration of acn_mixer_anytime.
+ * Per input still running (row r of the shrinking batch): rows[r] its index
+ * in the caller's batch, pred[r] and run[r] its last prediction and how
+ * many heads in a row gave it. */
 static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int wiring, int depth, int classes,
                                acn_tensor *x0, acn__block_fn block, acn__head_fn head, const acn_exit_rule *rule,
                                float *logits, int *blocks)
@@ -8062,6 +8063,11 @@ ACNDEF acn_status acn_sampler_init(acn_ctx *ctx, acn_sampler *s, int n, int batc
     if (ctx->status) return ctx->status;
     if (n < 1 || batch < 1) {
         acn__fail(ctx, ACN_ERR_ARG, "sampler_init: %d examples in batches of %d; both must be positive", n, batch);
+        return ctx->status;
+    }
+    if (drop_last && n < batch) {
+        acn__fail(ctx, ACN_ERR_ARG, "sampler_init: drop_last with %d examples in batches of %d leaves no whole "
+                  "batch; use a batch of at most %d, or keep the short batch", n, batch, n);
         return ctx->status;
     }
     if (!(s->order = (int *)ACN_MALLOC((size_t)n * sizeof(int)))) {

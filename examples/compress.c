@@ -145,10 +145,12 @@ out:
     return rc;
 }
 
-/* A context for one model: the arena for a batch of 100 with probes. */
-static acn_ctx *ctx_new(int threads)
+/* A context for one model, with an arena of arena_mb MB (a batch of 100
+ * with probes through the paper's Mixer needs about 1.1 GB in the
+ * residual wiring; pages are used as needed). */
+static acn_ctx *ctx_new(int threads, int arena_mb)
 {
-    return train_ctx_new("compress", 0, 1024, threads, 64 + 16 * TRAIN_MAXL);
+    return train_ctx_new("compress", 0, arena_mb, threads, 64 + 16 * TRAIN_MAXL);
 }
 
 /* Test images first..first+b-1, normalised, as a (b, C, H, W) input. */
@@ -179,6 +181,7 @@ static double time_per_image(acn_ctx *ctx, const model *m, const image_data *d, 
     double t[TIME_REPS];
     int r, i;
     int nograd = acn_set_no_grad(ctx, 1), train = acn_set_train(ctx, 0);
+    if (b > d->test.n) b = d->test.n; /* a test set smaller than a batch */
     for (r = 0; r < TIME_REPS; r++) {
         double t0 = now_s();
         for (i = 0; i < images; i += b) {
@@ -230,8 +233,10 @@ static int anytime_eval(acn_ctx *ctx, const model *m, const image_data *d, float
 }
 
 /* An x-y chart: series of points (x[i], y[i]) joined in order, a dot at
- * each, optional vertical marker at mark_x (NAN: none) with its label. */
-typedef struct xy_series { const char *label; const float *x, *y; int n; } xy_series;
+ * each (and its text, when `text` is given), an optional vertical marker at
+ * mark_x (NAN: none) with its label. x ticks fall on whole numbers (1, 2,
+ * 5 or 10 apart): the x axis counts blocks. */
+typedef struct xy_series { const char *label; const float *x, *y; int n; const char *const *text; } xy_series;
 static int xy_chart(const char *path, const char *title, const char *xlabel, const char *ylabel, const xy_series *s,
                     int ns, float xmin, float xmax, float ymin, float ymax, float mark_x, const char *mark_label)
 {
@@ -246,14 +251,25 @@ static int xy_chart(const char *path, const char *title, const char *xlabel, con
             W, H, W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     svg_text(f, L + pw / 2, 24, "middle", 16, title, 0);
-    for (k = 0; k <= 5; k++) { /* grid and ticks */
-        double vy = ymin + (ymax - ymin) * k / 5.0, vx = xmin + (xmax - xmin) * k / 5.0;
+    for (k = 0; k <= 5; k++) { /* y grid and ticks */
+        double vy = ymin + (ymax - ymin) * k / 5.0;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(vy), L + pw,
                 PY(vy));
         snprintf(buf, sizeof buf, "%g", vy);
         svg_text(f, L - 8, PY(vy) + 4, "end", 12, buf, 0);
-        snprintf(buf, sizeof buf, "%.3g", vx);
-        svg_text(f, PX(vx), T + ph + 19, "middle", 12, buf, 0);
+    }
+    {
+        double step = 1.0, vx;
+        while ((xmax - xmin) / step > 10.0) { /* 1, 2, 5, 10, 20, ... */
+            double lead = step / pow(10.0, floor(log10(step)));
+            step *= lead > 1.5 && lead < 4.0 ? 2.5 : 2.0;
+        }
+        for (vx = ceil(xmin / step) * step; vx <= xmax + 1e-9; vx += step) { /* x ticks */
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", PX(vx), T + ph,
+                    PX(vx), T + ph + 5);
+            snprintf(buf, sizeof buf, "%g", vx);
+            svg_text(f, PX(vx), T + ph + 19, "middle", 12, buf, 0);
+        }
     }
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", L, T, pw,
             ph);
@@ -269,8 +285,11 @@ static int xy_chart(const char *path, const char *title, const char *xlabel, con
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
         for (k = 0; k < s[i].n; k++) fprintf(f, "%.1f,%.1f ", PX(s[i].x[k]), PY(s[i].y[k]));
         fputs("\"/>\n", f);
-        for (k = 0; k < s[i].n; k++)
+        for (k = 0; k < s[i].n; k++) {
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), col);
+            if (s[i].text && s[i].text[k]) /* above the dot for the first series, below for the second */
+                svg_text(f, PX(s[i].x[k]), PY(s[i].y[k]) + (i % 2 ? 16 : -8), "middle", 10, s[i].text[k], 0);
+        }
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
                 L + pw + 15, T + 15 + 22.0 * i, L + pw + 40, T + 15 + 22.0 * i, col);
         svg_text(f, L + pw + 46, T + 19 + 22.0 * i, "start", 13, s[i].label, 0);
@@ -310,8 +329,9 @@ int main(int argc, char **argv)
     const char *weights = NULL, *compare = NULL, *data_dir = NULL, *out = "compress-out", *save = NULL;
     const char *thresholds = "0.5,0.6,0.7,0.8,0.9,0.95,0.99";
     float tolerance = 1.0f, max_ms = 0.0f, th[MAX_THRESHOLDS];
-    int max_blocks = -1, threads = 0, limit = 0, batch = 100, skip_anytime = 0, n = 0, rc = 1, nm, i, j, k, nt;
-    flag f[16];
+    int max_blocks = -1, threads = 0, limit = 0, batch = 100, skip_anytime = 0, arena_mb = 2048, n = 0, rc = 1, nm, i,
+        j, k, nt;
+    flag f[20];
     acn_ctx *ctx[2] = {NULL, NULL}, *cc = NULL;
     static model m[2], cut;
     image_data d;
@@ -336,6 +356,7 @@ int main(int argc, char **argv)
     F_("--no-anytime", FLAG_SWITCH, &skip_anytime, 0, 0, RESUME_ANY, "skip anytime inference");
     F_("--limit", FLAG_INT, &limit, 0, 1e9, RESUME_ANY, "use only the first N test images (0: all)");
     F_("--threads", FLAG_INT, &threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads (0: ACN_THREADS or every core)");
+    F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the arena of each model, in MB (pages are used as needed)");
     if ((rc = flags_parse(argc, argv, f, n, "Cuts a trained Mixer or ViT to the blocks it needs and measures what that "
                           "buys, and tries anytime inference.")))
         return rc == 1 ? 0 : 2;
@@ -354,7 +375,7 @@ int main(int argc, char **argv)
     nm = compare ? 2 : 1;
     for (i = 0; i < nm; i++) {
         image_opts oi = image_opts_defaults();
-        if (!(ctx[i] = ctx_new(threads))) goto done;
+        if (!(ctx[i] = ctx_new(threads, arena_mb))) goto done;
         if (model_load(ctx[i], i ? compare : weights, &m[i], &oi)) goto done;
         if (i == 0) o = oi;
         else if (strcmp(oi.dataset, o.dataset) || strcmp(oi.classes, o.classes) || m[1].classes != m[0].classes) {
@@ -434,7 +455,7 @@ int main(int argc, char **argv)
     }
     {
         image_opts co = image_opts_defaults();
-        if (!(cc = ctx_new(threads)) || model_load(cc, cut_path, &cut, &co)) goto done;
+        if (!(cc = ctx_new(threads, arena_mb)) || model_load(cc, cut_path, &cut, &co)) goto done;
         memset(&md, 0, sizeof md);
         md.m = &cut;
         md.depth = cut.depth;
@@ -483,6 +504,7 @@ int main(int argc, char **argv)
             s[i].x = xs;
             s[i].y = acc[i];
             s[i].n = m[i].depth + 1;
+            s[i].text = NULL;
         }
         snprintf(label, sizeof label, "cut at k = %d", k);
         snprintf(title, sizeof title, "Test accuracy after k blocks (%s)", m[0].is_vit ? "ViT" : "Mixer");
@@ -500,6 +522,12 @@ int main(int argc, char **argv)
         float ax[2][MAX_THRESHOLDS + 1], ay[2][MAX_THRESHOLDS + 1], ymin = 100.0f, ymax = 0.0f;
         int maxd = 0;
         xy_series s[2];
+        static char tnames[MAX_THRESHOLDS + 1][16];
+        static const char *tlabels[MAX_THRESHOLDS + 1];
+        for (j = 0; j <= nt; j++) {
+            snprintf(tnames[j], sizeof tnames[j], j < nt ? "%g" : "full", (double)th[j < nt ? j : 0]);
+            tlabels[j] = tnames[j];
+        }
         for (i = 0; i < nm; i++) {
             printf("\nanytime inference, %s (%s wiring): each image leaves at the first block whose head is at least "
                    "THRESHOLD sure\n%-10s %10s %12s %10s %10s\n", i ? compare : weights, m[i].wiring, "threshold",
@@ -522,10 +550,11 @@ int main(int argc, char **argv)
             s[i].x = ax[i];
             s[i].y = ay[i];
             s[i].n = nt + 1;
+            s[i].text = tlabels;
             if (m[i].depth > maxd) maxd = m[i].depth;
         }
-        ymin = floorf(ymin / 5.0f) * 5.0f;
-        ymax = fminf(100.0f, ceilf(ymax / 5.0f) * 5.0f + (ymax - ymin < 5.0f ? 5.0f : 0.0f));
+        ymin = fmaxf(0.0f, floorf(ymin) - 1.0f); /* a point of room each side */
+        ymax = fminf(100.0f, ceilf(ymax) + 1.0f);
         snprintf(path, sizeof path, "%s/anytime.svg", out);
         if (xy_chart(path, "Anytime inference: accuracy against compute", "mean blocks used per image",
                      "test accuracy (%)", s, nm, 0.0f, (float)maxd, ymin, ymax, NAN, "")) {

@@ -19,7 +19,7 @@
 typedef struct image_opts {
     const char *dataset, *data_dir, *recipe, *classes, *save, *resume, *log, *plots, *weights;
     int epochs, batch, warmup, seed, low_data, eval_every, eval_batch, threads, save_every, limit, crop, flip,
-        autoaugment, stop_after, force_resume, eval_only;
+        autoaugment, stop_after, force_resume, eval_only, drop_last;
     float lr, wd, min_lr, clip, smoothing, cutmix, eval_noise, eval_sp;
 } image_opts;
 
@@ -54,6 +54,7 @@ TRAIN_FN int image_flags(image_opts *o, flag *f)
     F_("--data-dir", FLAG_STR, &o->data_dir, 0, 0, RESUME_ANY, "the data files' folder (if not given: data/cifar-10-batches-bin or data/fashion-mnist)");
     F_("--epochs", FLAG_INT, &o->epochs, 1, 1e6, RESUME_ANY, "epochs to train");
     F_("--batch", FLAG_INT, &o->batch, 1, 4096, RESUME_SAME("batch"), "batch size");
+    F_("--drop-last", FLAG_SWITCH, &o->drop_last, 0, 0, RESUME_SAME("drop_last"), "skip each epoch's short last batch (N / batch steps an epoch)");
     F_("--lr", FLAG_FLOAT, &o->lr, 0, 1e30, RESUME_SAME("lr"), "peak learning rate (AdamW)");
     F_("--min-lr", FLAG_FLOAT, &o->min_lr, 0, 10, RESUME_SAME("min_lr"), "learning rate at the end of the cosine");
     F_("--wd", FLAG_FLOAT, &o->wd, 0, 10, RESUME_SAME("weight_decay"), "AdamW weight decay");
@@ -585,7 +586,8 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
     acn_dataset *tr = &d->train;
     int L = md->depth, classes = tr->classes, i, status = 0;
     size_t per = (size_t)tr->c * tr->h * tr->w;
-    long spe = (tr->n + o->batch - 1) / o->batch, step = 0, total = spe * (long)o->epochs;
+    long spe = o->drop_last ? tr->n / o->batch : (tr->n + o->batch - 1) / o->batch, step = 0;
+    long total = spe * (long)o->epochs;
     acn_adamw opt;
     acn_sampler smp;
     acn_schedule sched = acn_schedule_warmup_cosine(o->lr, (int64_t)o->warmup * spe, total, o->min_lr);
@@ -626,7 +628,7 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
     }
     sums_find_weights(ctx, md->grad_fmt, L, gw);
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, o->wd) ||
-        acn_sampler_init(ctx, &smp, tr->n, o->batch, (uint64_t)o->seed, 0)) {
+        acn_sampler_init(ctx, &smp, tr->n, o->batch, (uint64_t)o->seed, o->drop_last)) {
         train_report(ctx, prog, "");
         status = 1;
         goto done;

@@ -464,6 +464,24 @@ static void test_sampler(void)
     acn_sampler_free(&a);
     CHECK(acn_sampler_init(ctx, &a, 0, 4, 1, 0) == ACN_ERR_ARG, "no examples");
     clear();
+    CHECK(acn_sampler_init(ctx, &a, 3, 4, 1, 1) == ACN_ERR_ARG && strstr(acn_error(ctx), "leaves no whole batch"),
+          "drop_last with fewer examples than a batch: %s", acn_error(ctx));
+    clear();
+    { /* the low-data protocol: 1,000 examples in batches of 64 make 15 steps with drop_last, the same 15
+         batches as without it, which then adds a 16th of 40 */
+        static int with[16][64], without[16][64], kw[16], ko[16];
+        int nw = 0, no = 0, e;
+        acn_sampler_init(ctx, &a, 1000, 64, 0, 1);
+        acn_sampler_init(ctx, &b, 1000, 64, 0, 0);
+        while (nw < 16 && (kw[nw] = acn_sampler_next(&a, with[nw])) > 0) nw++;
+        while (no < 16 && (ko[no] = acn_sampler_next(&b, without[no])) > 0) no++;
+        for (e = 0, i = 0; i < 15; i++) e += kw[i] != 64 || ko[i] != 64 || memcmp(with[i], without[i], sizeof with[i]);
+        CHECK(nw == 15 && no == 16 && ko[15] == 40 && e == 0, "drop_last: %d and %d batches, %d differ", nw, no, e);
+        for (nw = 0; nw < 16 && (kw[nw] = acn_sampler_next(&a, with[nw])) > 0;) nw++;
+        CHECK(nw == 15 && a.epoch == 2, "drop_last: the next epoch has 15 batches too (%d)", nw);
+        acn_sampler_free(&a);
+        acn_sampler_free(&b);
+    }
 }
 
 /* A tiny TSV: words the(2) cat(2) a(1) dog(1) sat(1). With min_count 1

@@ -315,6 +315,15 @@ for k in range(5):
 assert e["cpu_model"] and e["acn_version"] == train["acn_version"] and e["cpu_model"] == train["cpu_model"]
 PYEOF
 check "--eval-only --log: one CSV row with the training log's probes, step, CPU and version" $? "$W/eval_csv.log"
+# ---- --drop-last: N / batch steps an epoch ---------------------------------------------------
+for dl in "" --drop-last; do
+    $B/train_mixer --data-dir $W/cifar --recipe none --width 16 --depth 2 --token-hidden 8 --channel-hidden 16 --batch 48 \
+        --epochs 2 --eval-every 0 --threads 1 $dl --log "$W/dl$dl.csv" > "$W/dl$dl.log" 2>&1 || echo "exit $?" >> "$W/dl$dl.log"
+done
+[ "$(cut -d, -f2 "$W/dl.csv" | tr '\n' ' ')" = "step 7 14 " ] && [ "$(cut -d, -f2 "$W/dl--drop-last.csv" | tr '\n' ' ')" = "step 6 12 " ]
+check "--drop-last: 320 images in batches of 48 make 6 steps an epoch (7 without)" $? "$W/dl--drop-last.log"
+refuse 1 "--drop-last with fewer images than a batch" "leaves no whole batch" $B/train_mixer --data-dir $W/cifar --limit 30 \
+    --batch 48 --drop-last --epochs 1 --width 16 --depth 2
 # ---- examples/compress.c: the cut model, written, read back by the programs and by PyTorch --------
 $B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --compare "$W/whole.safetensors" --tolerance 100 \
     --thresholds 0.1,0.5 --out "$W/compress" --threads 1 > "$W/compress.log" 2>&1
