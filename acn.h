@@ -530,6 +530,67 @@ ACNDEF acn_schedule acn_schedule_step(float base_lr, int64_t step_size, float ga
 ACNDEF float        acn_lr_at(const acn_schedule *s, int64_t step);
 
 /* ------------------------------------------------------------------------ */
+/* Pruning and Synaptic Intelligence: state over the parameter block         */
+/* ------------------------------------------------------------------------ */
+/* Global unstructured pruning of chosen weights: of all their elements
+ * together, the fraction `sparsity` with the smallest scores is pruned,
+ * round(sparsity x count) elements exactly (ties: the earlier element in
+ * the parameter block first):
+ *   ACN_PRUNE_MAGNITUDE  score |w|
+ *   ACN_PRUNE_MOVEMENT   score |w g|, g the gradient in ->grad now (sum it
+ *                        over a few batches first: backward on each,
+ *                        without acn_zero_grad between them)
+ * The mask covers the whole parameter block (parameters not listed keep
+ * everything); it is allocated here (acn_pruning_free releases it), never
+ * in a step. acn_prune_apply zeroes what is pruned: the weights, their
+ * gradients and, with opt, AdamW's moments. Call it right after acn_prune
+ * and, to fine-tune, after each backward and after each optimizer step: a
+ * pruned weight then stays exactly 0 (AdamW moves a weight only through
+ * its gradient, its moments and its decay, all zero there), and so it is
+ * in a saved checkpoint. */
+enum { ACN_PRUNE_MAGNITUDE, ACN_PRUNE_MOVEMENT };
+typedef struct acn_pruning {
+    size_t n;              /* parameter floats covered (the block's)         */
+    unsigned char *keep;   /* (n) 1 keeps, 0 prunes, laid out as the block   */
+    size_t scored, pruned; /* elements of the listed weights, and pruned     */
+} acn_pruning;
+ACNDEF acn_status acn_prune(acn_ctx *ctx, acn_pruning *p, acn_tensor *const *weights, int n_weights,
+                            float sparsity, int score);
+ACNDEF acn_status acn_prune_apply(acn_ctx *ctx, const acn_pruning *p, acn_adamw *opt);
+ACNDEF void       acn_pruning_free(acn_pruning *p);
+
+/* Synaptic Intelligence (Zenke, Poole and Ganguli, ICML 2017), for
+ * learning tasks one after another: the penalty
+ *     c sum_k omega_k (w_k - w*_k)^2
+ * holds each parameter near its value at the end of the tasks before (w*)
+ * in proportion to its importance omega_k. Importance is earned along the
+ * way: each step adds -g_k dw_k to a path sum (g the gradient of the task's
+ * own loss, dw the step the optimizer took), and at a task's end
+ *     omega_k += path_k / ((w_k - w_start_k)^2 + xi),
+ * where w_start is where the task began; then w* = w_start = w and the path
+ * starts again at 0. A step, in this order:
+ *     acn_backward(ctx, task_loss);
+ *     acn_si_penalty(ctx, &si, &pen);   (keeps g and w; adds the penalty's
+ *                                        gradient 2 c omega (w - w*))
+ *     acn_clip_grad_norm(...); acn_adamw_step(...);
+ *     acn_si_update(ctx, &si);          (path -= g (w - w before the step))
+ * and acn_si_consolidate(ctx, &si) at the end of each task. Before the
+ * first consolidation omega is 0 and the penalty nothing. All state is one
+ * block of 6 x (parameter floats), laid out as the parameter block. */
+typedef struct acn_si {
+    float c, xi;           /* strength, damping                              */
+    size_t n;              /* parameter floats covered                       */
+    float *omega, *anchor, *start, *path, *g, *w;  /* (n) each: one block    */
+    int tasks;             /* consolidations so far                          */
+    int n_params;          /* parameter tensors when created                 */
+} acn_si;
+ACNDEF acn_status acn_si_init(acn_ctx *ctx, acn_si *si, float c, float xi);
+ACNDEF acn_status acn_si_penalty(acn_ctx *ctx, acn_si *si, float *penalty);
+ACNDEF acn_status acn_si_update(acn_ctx *ctx, acn_si *si);
+ACNDEF acn_status acn_si_consolidate(acn_ctx *ctx, acn_si *si);
+ACNDEF void       acn_si_free(acn_si *si);
+
+/* ------------------------------------------------------------------------ */
 /* Models: blocks, wirings, probing                                         */
 /* ------------------------------------------------------------------------ */
 /* The same blocks wired three ways (docs/models.md, "Wirings"; docs/acn.md, "Long connections"):
@@ -732,11 +793,12 @@ ACNDEF acn_tensor *acn_bert_mlm(acn_ctx *ctx, const acn_bert *m, acn_tensor *y);
  *   ACN_EXIT_STABLE      leave when the prediction (arg max; the first of
  *                        equals) has been the same after `patience` blocks
  *                        in a row (1: leave after the first block)
- *   ACN_EXIT_CUSTOM      call fn after each block with the logits of the
- *                        inputs still in the batch; it sets leave[r] = 1
- *                        for those that go. rows[r] is row r's index in the
- *                        caller's batch. A non-zero return stops the run
- *                        with ACN_ERR_ARG (the caller's reason).
+ *   ACN_EXIT_CUSTOM      call fn after each block from min_blocks on, but
+ *                        the last (where everyone leaves), with the logits
+ *                        of the inputs still in the batch; it sets
+ *                        leave[r] = 1 for those that go. rows[r] is row
+ *                        r's index in the caller's batch. A non-zero return
+ *                        stops the run with ACN_ERR_ARG.
  * min_blocks holds every input for at least that many blocks (0 or 1: the
  * rule is asked from the first block on). */
 enum { ACN_EXIT_CONFIDENCE, ACN_EXIT_STABLE, ACN_EXIT_CUSTOM };
@@ -745,7 +807,7 @@ typedef int (*acn_exit_fn)(void *user, int blocks, const float *logits, int n, i
                            const int *rows, unsigned char *leave);
 typedef struct acn_exit_rule {
     int kind;              /* ACN_EXIT_*                                     */
-    float threshold;       /* CONFIDENCE: in (0, 1]; > 1 never exits          */
+    float threshold;       /* CONFIDENCE: 0 leaves at once, > 1 never         */
     int patience;          /* STABLE: equal predictions in a row, >= 1        */
     int min_blocks;        /* no input leaves before this many blocks        */
     acn_exit_fn fn;        /* CUSTOM                                         */
@@ -1915,7 +1977,7 @@ static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, in
  * written (at any level); with dz, dz holds the slopes: C *= dz. */
 typedef struct acn__gemm_gelu { int a, b; const float *dz; int slope; } acn__gemm_gelu;
 static int acn__gemm_fuses(const acn_ctx *ctx);
-static int acn__gemm_small(int M, int N, int K); /* the plain loops take it (unless fused) */
+static int acn__gemm_small(int N, int K); /* the plain loops take it (unless fused) */
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                           const float *bias, float *C, float *gelu_out, int accumulate, const acn__gemm_gelu *fuse);
 /* The same on the calling thread (tid: whose packing buffer), for operands
@@ -2854,10 +2916,13 @@ ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tens
     shape[x->ndim - 1] = W2->shape[0];
     n = acn__node_new(ctx, ACN__OP_FFN, in, 5, x->ndim, shape, 0);
     if (!n) return NULL;
-    /* (a product small enough for the plain loops stores it too, so that
-     * ACN_RECOMPUTE never changes the result) */
+    /* (when a product that reads the hidden layer is small enough for the
+     * plain loops, it is stored too, so that ACN_RECOMPUTE never changes the
+     * result: y = h W2^T has op(B) (out, hidden), dW2 = dy^T h has op(B)
+     * (rows, hidden)) */
     store_h = !(flags & ACN_RECOMPUTE) || !acn__gemm_fuses(ctx) ||
-              acn__gemm_small((int)(x->numel / (size_t)W1->shape[1]), W2->shape[0], W1->shape[0]);
+              acn__gemm_small(W2->shape[0], W1->shape[0]) ||
+              acn__gemm_small(W1->shape[0], (int)(x->numel / (size_t)W1->shape[1]));
     n->iarg[0] = store_h;
     if (!(n->aux = acn__alloc_floats(ctx, (size_t)(1 + store_h) * (x->numel / (size_t)W1->shape[1]) *
                                               (size_t)W1->shape[0], "ffn")))
@@ -5403,14 +5468,19 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
     g->ctx = ctx;
 }
 static int acn__gemm_fuses(const acn_ctx *ctx) { return ctx->simd != ACN_SIMD_PORTABLE; }
-static int acn__gemm_small(int M, int N, int K) { return (double)M * N * K < 16384.0 || K < 1; }
+/* Products with a small op(B) (N x K under 512) take the plain loops,
+ * the others the packed kernel, whatever M is: each row of C then comes out
+ * the same bits however many rows the product has, so an input's result
+ * does not depend on the batch it is in (anytime inference gathers smaller
+ * and smaller batches, and relies on it). */
+static int acn__gemm_small(int N, int K) { return (double)N * K < 512.0 || K < 1; }
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
                           const float *bias, float *C, float *gelu_out, int accumulate, const acn__gemm_gelu *fuse)
 {
     acn__gemm_job g;
     int packed = fuse && (fuse->a || fuse->b || fuse->dz), slope = fuse && fuse->slope;
     if (packed) ACN_ASSERT(acn__gemm_fuses(ctx) && (!fuse->a || !ta) && (!fuse->b || !tb));
-    if (!packed && (ctx->simd == ACN_SIMD_PORTABLE || acn__gemm_small(M, N, K))) {
+    if (!packed && (ctx->simd == ACN_SIMD_PORTABLE || acn__gemm_small(N, K))) {
         size_t i, j;
         acn__gemm_ref(M, N, K, A, ta, B, tb, C, accumulate);
         if (bias)
@@ -6280,6 +6350,204 @@ ACNDEF float acn_lr_at(const acn_schedule *s, int64_t step)
     default:
         return s->base_lr;
     }
+}
+
+/* ---- pruning ------------------------------------------------------------ */
+typedef struct acn__score { float s; size_t i; } acn__score;
+static int acn__score_cmp(const void *a, const void *b)
+{
+    const acn__score *x = (const acn__score *)a, *y = (const acn__score *)b;
+    if (x->s != y->s) return x->s < y->s ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+ACNDEF acn_status acn_prune(acn_ctx *ctx, acn_pruning *p, acn_tensor *const *weights, int n_weights,
+                            float sparsity, int score)
+{
+    const float *w, *g;
+    acn__score *sc;
+    size_t total = 0, k, j, m = 0;
+    int t;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!p) {
+        acn__fail(ctx, ACN_ERR_ARG, "prune: the pruning struct is NULL (pass the address of one)");
+        return ctx->status;
+    }
+    memset(p, 0, sizeof *p);
+    if (ctx->status) return ctx->status;
+    if (!weights || n_weights < 1 || !(sparsity >= 0.0f && sparsity <= 1.0f) ||
+        (score != ACN_PRUNE_MAGNITUDE && score != ACN_PRUNE_MOVEMENT)) {
+        acn__fail(ctx, ACN_ERR_ARG, "prune: %d weights, sparsity %g, score %d: need at least one weight, a sparsity "
+                  "in [0, 1] and ACN_PRUNE_MAGNITUDE or ACN_PRUNE_MOVEMENT", weights ? n_weights : 0,
+                  (double)sparsity, score);
+        return ctx->status;
+    }
+    for (t = 0; t < n_weights; t++) {
+        const acn_tensor *x = weights[t];
+        if (!x || !(x->flags & ACN_F_PARAM) || x->ctx != ctx) {
+            acn__fail(ctx, ACN_ERR_ARG, "prune: weight %d (%s) is %s; list parameters of this context", t,
+                      x && x->name ? x->name : "?", !x ? "NULL" : x->ctx != ctx ? "of another context"
+                                                                        : "not a parameter");
+            return ctx->status;
+        }
+        total += x->numel;
+    }
+    p->keep = (unsigned char *)ACN_MALLOC(ctx->param_used ? ctx->param_used : 1);
+    sc = (acn__score *)ACN_MALLOC((total ? total : 1) * sizeof *sc);
+    if (!p->keep || !sc) {
+        ACN_FREE(p->keep);
+        ACN_FREE(sc);
+        p->keep = NULL;
+        acn__fail(ctx, ACN_ERR_NOMEM, "prune: out of memory for the scores of %zu elements", total);
+        return ctx->status;
+    }
+    memset(p->keep, 1, ctx->param_used);
+    p->n = ctx->param_used;
+    w = acn__pblock(ctx);
+    g = acn__gblock(ctx);
+    for (t = 0; t < n_weights; t++) { /* each element's score and its place in the block */
+        const acn_tensor *x = weights[t];
+        for (j = 0; j < x->numel; j++) {
+            size_t i = x->offset + j;
+            sc[m].s = score == ACN_PRUNE_MAGNITUDE ? fabsf(w[i]) : fabsf(w[i] * g[i]);
+            sc[m++].i = i;
+        }
+    }
+    qsort(sc, total, sizeof *sc, acn__score_cmp);
+    k = (size_t)((double)sparsity * (double)total + 0.5);
+    for (j = 0; j < k; j++) p->keep[sc[j].i] = 0;
+    ACN_FREE(sc);
+    p->scored = total;
+    p->pruned = k;
+    return ACN_OK;
+}
+ACNDEF acn_status acn_prune_apply(acn_ctx *ctx, const acn_pruning *p, acn_adamw *opt)
+{
+    float *w, *g;
+    size_t i;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (!p || !p->keep || p->n != ctx->param_used || (opt && (!opt->m || opt->n != p->n))) {
+        acn__fail(ctx, ACN_ERR_ARG, "prune_apply: %s", !p || !p->keep ? "no mask (make one with acn_prune)"
+                  : p->n != ctx->param_used ? "the mask was made for another parameter block (create every "
+                                              "parameter before pruning)"
+                                            : "the optimizer covers another parameter block");
+        return ctx->status;
+    }
+    w = acn__pblock(ctx);
+    g = acn__gblock(ctx);
+    for (i = 0; i < p->n; i++)
+        if (!p->keep[i]) {
+            w[i] = g[i] = 0.0f;
+            if (opt) opt->m[i] = opt->v[i] = 0.0f;
+        }
+    return ACN_OK;
+}
+ACNDEF void acn_pruning_free(acn_pruning *p)
+{
+    if (!p) return;
+    ACN_FREE(p->keep);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- Synaptic Intelligence ---------------------------------------------- */
+static int acn__si_ok(acn_ctx *ctx, const acn_si *si, const char *who)
+{
+    if (!ctx) return -1;
+    if (ctx->status) return -1;
+    if (!si || !si->omega) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the SI state is %s (set it up with acn_si_init after the model)", who,
+                  si ? "not initialised" : "NULL");
+        return -1;
+    }
+    if (si->n != ctx->param_used || si->n_params != ctx->n_params) {
+        acn__fail(ctx, ACN_ERR_STATE, "%s: the SI state was made for %d parameters (%zu floats) and the context "
+                  "now has %d (%zu); create every parameter before acn_si_init", who, si->n_params, si->n,
+                  ctx->n_params, ctx->param_used);
+        return -1;
+    }
+    return 0;
+}
+ACNDEF acn_status acn_si_init(acn_ctx *ctx, acn_si *si, float c, float xi)
+{
+    size_t n;
+    if (!ctx) return ACN_ERR_ARG;
+    if (!si) {
+        acn__fail(ctx, ACN_ERR_ARG, "si_init: the SI struct is NULL (pass the address of one)");
+        return ctx->status;
+    }
+    memset(si, 0, sizeof *si);
+    if (ctx->status) return ctx->status;
+    if (!(c >= 0.0f) || !(xi > 0.0f)) {
+        acn__fail(ctx, ACN_ERR_ARG, "si_init: strength c = %g and damping xi = %g: need c >= 0 and xi > 0",
+                  (double)c, (double)xi);
+        return ctx->status;
+    }
+    if (!(si->omega = acn__opt_block(ctx, 6, "si_init"))) return ctx->status;
+    n = si->n = ctx->param_used;
+    si->anchor = si->omega + n;
+    si->start = si->anchor + n;
+    si->path = si->start + n;
+    si->g = si->path + n;
+    si->w = si->g + n;
+    memcpy(si->anchor, acn__pblock(ctx), n * sizeof(float));
+    memcpy(si->start, si->anchor, n * sizeof(float));
+    si->c = c;
+    si->xi = xi;
+    si->n_params = ctx->n_params;
+    return ACN_OK;
+}
+/* penalty = c sum omega (w - w*)^2;  dpenalty/dw = 2 c omega (w - w*), added
+ * to the gradient after g (the task's) and w are kept for acn_si_update. */
+ACNDEF acn_status acn_si_penalty(acn_ctx *ctx, acn_si *si, float *penalty)
+{
+    float *w, *g;
+    double sum = 0.0;
+    size_t i;
+    if (acn__si_ok(ctx, si, "si_penalty")) return ctx ? ctx->status : ACN_ERR_ARG;
+    w = acn__pblock(ctx);
+    g = acn__gblock(ctx);
+    memcpy(si->g, g, si->n * sizeof(float));
+    memcpy(si->w, w, si->n * sizeof(float));
+    for (i = 0; i < si->n; i++) {
+        float d = w[i] - si->anchor[i];
+        sum += (double)si->omega[i] * d * d;
+        g[i] += 2.0f * si->c * si->omega[i] * d;
+    }
+    if (penalty) *penalty = (float)(si->c * sum);
+    return ACN_OK;
+}
+/* path -= g (w - w before the step), with g and w kept by acn_si_penalty */
+ACNDEF acn_status acn_si_update(acn_ctx *ctx, acn_si *si)
+{
+    const float *w;
+    size_t i;
+    if (acn__si_ok(ctx, si, "si_update")) return ctx ? ctx->status : ACN_ERR_ARG;
+    w = acn__pblock(ctx);
+    for (i = 0; i < si->n; i++) si->path[i] -= si->g[i] * (w[i] - si->w[i]);
+    return ACN_OK;
+}
+/* omega += path / ((w - w_start)^2 + xi); w* = w_start = w; path = 0 */
+ACNDEF acn_status acn_si_consolidate(acn_ctx *ctx, acn_si *si)
+{
+    const float *w;
+    size_t i;
+    if (acn__si_ok(ctx, si, "si_consolidate")) return ctx ? ctx->status : ACN_ERR_ARG;
+    w = acn__pblock(ctx);
+    for (i = 0; i < si->n; i++) {
+        float d = w[i] - si->start[i];
+        si->omega[i] += si->path[i] / (d * d + si->xi);
+        si->path[i] = 0.0f;
+    }
+    memcpy(si->anchor, w, si->n * sizeof(float));
+    memcpy(si->start, w, si->n * sizeof(float));
+    si->tasks++;
+    return ACN_OK;
+}
+ACNDEF void acn_si_free(acn_si *si)
+{
+    if (!si) return;
+    ACN_FREE(si->omega);
+    memset(si, 0, sizeof *si);
 }
 
 /* ======================================================================== */

@@ -2,8 +2,9 @@
  * nothing. For a checkpoint of train_mixer or train_vit and its test set:
  *
  *   1. the test accuracy of the head after every k blocks (the probes);
- *   2. the smallest k within --tolerance points of the full model (or the
- *      best k that fits --max-blocks or --max-ms, a time budget per image);
+ *   2. the smallest k (at least 1) within --tolerance points of the full
+ *      model (or the best k that fits --max-blocks or --max-ms, a time
+ *      budget per image);
  *   3. the cut model written as a checkpoint (acn_save_cut: blocks 0..k-1,
  *      depth = k in the metadata), loaded back as a model of k blocks and
  *      checked to score exactly the probe's accuracy at k;
@@ -12,7 +13,11 @@
  *   5. anytime inference (acn_mixer_anytime): each image leaves after the
  *      first block whose head is at least --thresholds sure; accuracy, mean
  *      and 95th-percentile blocks used and images/s per threshold, against
- *      the full model.
+ *      the full model;
+ *   6. with --prune 0.5,0.9: global pruning of the Linear weights instead of
+ *      whole blocks (acn_prune), by magnitude |w| and by movement |w g| (g
+ *      the training loss's gradient over --prune-batches batches of the
+ *      model's own training images), and the test accuracy at each sparsity.
  * With --compare FILE a second checkpoint (say, the residual twin of an
  * ACN model) joins steps 1 and 5, so the two charts set them side by side.
  *
@@ -23,6 +28,7 @@
  * It prints tables and writes into --out (default compress-out/):
  *   probe_accuracy.svg   accuracy against blocks kept, the chosen k marked
  *   anytime.svg          accuracy against the mean blocks used, per threshold
+ *   pruning.svg          accuracy against sparsity (with --prune)
  * and the cut checkpoint (default OUT/cut.safetensors), which train_mixer
  * --eval-only --weights evaluates as it evaluates any checkpoint.
  * docs/compression.md shows a run on CIFAR-10.
@@ -42,6 +48,7 @@ typedef struct model {
     acn_vit vit;
     int depth, classes;
     char wiring[32];
+    char subset[96];       /* the class subset it was trained on ("all")     */
 } model;
 
 static acn_tensor *model_forward(acn_ctx *ctx, const void *mv, acn_tensor *images, acn_tensor **probes)
@@ -104,11 +111,10 @@ static int model_load(acn_ctx *ctx, const char *path, model *m, image_opts *o)
         goto out;
     }
     if ((v = acn_st_meta(&st, "data"))) o->dataset = !strcmp(v, "fashion") ? "fashion" : "cifar10";
-    if ((v = acn_st_meta(&st, "class_subset")) && strcmp(v, "all")) {
-        static char cls[96];
-        snprintf(cls, sizeof cls, "%s", v);
-        o->classes = cls;
-    }
+    if ((v = acn_st_meta(&st, "low_data"))) o->low_data = atoi(v); /* the training set it saw (--prune) */
+    if ((v = acn_st_meta(&st, "limit"))) o->limit = atoi(v);
+    snprintf(m->subset, sizeof m->subset, "%s", (v = acn_st_meta(&st, "class_subset")) ? v : "all");
+    o->classes = m->subset;
     snprintf(m->wiring, sizeof m->wiring, "%s", wiring);
     m->is_vit = !strcmp(kind, "vit");
     if (m->is_vit) {
@@ -136,6 +142,10 @@ static int model_load(acn_ctx *ctx, const char *path, model *m, image_opts *o)
         m->classes = mc.classes;
     }
     if (acn_load_params(ctx, path)) goto fail;
+    if (m->depth < 1) {
+        fprintf(stderr, "compress: %s has no blocks to cut\n", path);
+        goto out;
+    }
     rc = 0;
     goto out;
 fail:
@@ -234,8 +244,8 @@ static int anytime_eval(acn_ctx *ctx, const model *m, const image_data *d, float
 
 /* An x-y chart: series of points (x[i], y[i]) joined in order, a dot at
  * each (and its text, when `text` is given), an optional vertical marker at
- * mark_x (NAN: none) with its label. x ticks fall on whole numbers (1, 2,
- * 5 or 10 apart): the x axis counts blocks. */
+ * mark_x (NAN: none) with its label. x ticks are 1, 2 or 5 times a power
+ * of 10 apart (whole numbers for blocks). */
 typedef struct xy_series { const char *label; const float *x, *y; int n; const char *const *text; } xy_series;
 static int xy_chart(const char *path, const char *title, const char *xlabel, const char *ylabel, const xy_series *s,
                     int ns, float xmin, float xmax, float ymin, float ymax, float mark_x, const char *mark_label)
@@ -259,10 +269,10 @@ static int xy_chart(const char *path, const char *title, const char *xlabel, con
         svg_text(f, L - 8, PY(vy) + 4, "end", 12, buf, 0);
     }
     {
-        double step = 1.0, vx;
-        while ((xmax - xmin) / step > 10.0) { /* 1, 2, 5, 10, 20, ... */
-            double lead = step / pow(10.0, floor(log10(step)));
-            step *= lead > 1.5 && lead < 4.0 ? 2.5 : 2.0;
+        double range = xmax - xmin, step = pow(10.0, floor(log10(range))), vx;
+        while (range / step < 4.0) { /* ..., 0.1, 0.2, 0.5, 1, 2, 5, 10, ...: 4 to 10 ticks */
+            double lead = step / pow(10.0, floor(log10(step) + 1e-9));
+            step /= lead > 4.0 ? 2.5 : 2.0;
         }
         for (vx = ceil(xmin / step) * step; vx <= xmax + 1e-9; vx += step) { /* x ticks */
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", PX(vx), T + ph,
@@ -306,29 +316,123 @@ static long file_size(const char *path)
     return stat(path, &s) ? -1 : (long)s.st_size;
 }
 
-/* The thresholds "0.5,0.9,0.99" into t; the count, or -1 with a message. */
-static int parse_thresholds(const char *s, float *t)
+/* The elements of the 2-D weights, those --prune prunes. */
+static size_t prune_numel(acn_ctx *ctx)
+{
+    int np, i;
+    acn_tensor *p = acn_params(ctx, &np);
+    size_t n = 0;
+    for (i = 0; i < np; i++)
+        if (p[i].ndim == 2) n += p[i].numel;
+    return n;
+}
+
+/* Step 6: the test accuracy of model m after global pruning of its 2-D
+ * weights (the Linear layers and the classifier; not the patch embedding,
+ * LayerNorms or biases) at each sparsity, by magnitude (acc[0][i]) and by
+ * movement (acc[1][i]). The movement scores use the gradient of the
+ * training loss (cross-entropy, no augmentation) summed over `batches`
+ * batches of 64 of the training images in file order. The weights are
+ * restored after each. 0, or 1 with a message. */
+static int prune_eval(acn_ctx *ctx, const model *m, const image_data *d, const image_opts *o, const float *sp, int ns,
+                      int batches, float (*acc)[MAX_THRESHOLDS])
+{
+    const acn_dataset *tr = &d->train;
+    int np, i, j, b, method, rc = 1;
+    acn_tensor *params = acn_params(ctx, &np), *w[4 * TRAIN_MAXL + 8];
+    int nw = 0;
+    acn_stats st;
+    float *saved = NULL, *grads = NULL, *x = NULL, lacc[TRAIN_MAXL + 1];
+    int *y = NULL, *idx = NULL;
+    image_model md;
+    acn_pruning pr;
+    double loss;
+    size_t per = (size_t)tr->c * tr->h * tr->w;
+    memset(&pr, 0, sizeof pr);
+    acn_stats_get(ctx, &st);
+    for (i = 0; i < np && nw < (int)(sizeof w / sizeof w[0]); i++)
+        if (params[i].ndim == 2) w[nw++] = &params[i];
+    saved = (float *)malloc(sizeof(float) * st.param_floats_used);
+    grads = (float *)malloc(sizeof(float) * st.param_floats_used);
+    x = (float *)malloc(sizeof(float) * per * 64);
+    y = (int *)malloc(sizeof(int) * 64);
+    idx = (int *)malloc(sizeof(int) * 64);
+    if (!saved || !grads || !x || !y || !idx) {
+        fprintf(stderr, "compress: out of memory for pruning\n");
+        goto out;
+    }
+    memcpy(saved, params[0].data, sizeof(float) * st.param_floats_used);
+    acn_zero_grad(ctx);
+    acn_set_train(ctx, 0);
+    for (b = 0; b < batches && b * 64 < tr->n; b++) { /* the gradient for the movement scores, summed */
+        int n = tr->n - b * 64 < 64 ? tr->n - b * 64 : 64, s[4];
+        for (j = 0; j < n; j++) idx[j] = b * 64 + j;
+        acn_data_batch(tr, idx, n, x, y);
+        acn_aug_normalize(x, n, tr->c, tr->h, tr->w, d->recipe.mean, d->recipe.std);
+        s[0] = n; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
+        acn_reset(ctx);
+        if (acn_backward(ctx, acn_cross_entropy(ctx, model_forward(ctx, m, acn_input(ctx, 4, s, x), NULL), y, 0.0f,
+                                                -1))) {
+            train_report(ctx, "compress", "pruning: the gradient failed: ");
+            goto out;
+        }
+    }
+    memcpy(grads, params[0].grad, sizeof(float) * st.param_floats_used);
+    memset(&md, 0, sizeof md);
+    md.m = m;
+    md.depth = m->depth;
+    md.forward = model_forward;
+    for (method = ACN_PRUNE_MAGNITUDE; method <= ACN_PRUNE_MOVEMENT; method++)
+        for (i = 0; i < ns; i++) {
+            memcpy(params[0].data, saved, sizeof(float) * st.param_floats_used);
+            memcpy(params[0].grad, grads, sizeof(float) * st.param_floats_used);
+            if (acn_prune(ctx, &pr, w, nw, sp[i], method) || acn_prune_apply(ctx, &pr, NULL) ||
+                image_eval(ctx, &md, d, o, lacc, &loss)) {
+                train_report(ctx, "compress", "pruning failed: ");
+                goto out;
+            }
+            acc[method][i] = lacc[m->depth];
+            acn_pruning_free(&pr);
+        }
+    rc = 0;
+out:
+    if (saved) memcpy(params[0].data, saved, sizeof(float) * st.param_floats_used);
+    acn_zero_grad(ctx);
+    acn_pruning_free(&pr);
+    free(saved);
+    free(grads);
+    free(x);
+    free(y);
+    free(idx);
+    return rc;
+}
+
+/* A list "0.5,0.9,0.99" (of --thresholds or --prune) into t; the count, or
+ * -1 with a message. */
+static int parse_fractions(const char *flag_name, const char *s, float *t)
 {
     int n = 0;
     while (*s && n < MAX_THRESHOLDS) {
         char *end;
         double v = strtod(s, &end);
         if (end == s || (*end && *end != ',') || !(v > 0.0 && v <= 1.0)) {
-            fprintf(stderr, "compress: --thresholds: expected numbers in (0, 1] separated by commas, at %s\n", s);
+            fprintf(stderr, "compress: %s: expected numbers in (0, 1] separated by commas, at %s\n", flag_name, s);
             return -1;
         }
         t[n++] = (float)v;
         s = *end ? end + 1 : end;
     }
-    if (*s) fprintf(stderr, "compress: --thresholds: at most %d\n", MAX_THRESHOLDS);
+    if (*s) fprintf(stderr, "compress: %s: at most %d\n", flag_name, MAX_THRESHOLDS);
     return *s || !n ? -1 : n;
 }
 
 int main(int argc, char **argv)
 {
     const char *weights = NULL, *compare = NULL, *data_dir = NULL, *out = "compress-out", *save = NULL;
-    const char *thresholds = "0.5,0.6,0.7,0.8,0.9,0.95,0.99";
-    float tolerance = 1.0f, max_ms = 0.0f, th[MAX_THRESHOLDS];
+    const char *thresholds = "0.5,0.6,0.7,0.8,0.9,0.95,0.99", *prune = NULL;
+    float tolerance = 1.0f, max_ms = 0.0f, th[MAX_THRESHOLDS], sp[MAX_THRESHOLDS];
+    int nsp = 0, prune_batches = 16;
+    static float pacc[2][2][MAX_THRESHOLDS];
     int max_blocks = -1, threads = 0, limit = 0, batch = 100, skip_anytime = 0, arena_mb = 2048, n = 0, rc = 1, nm, i,
         j, k, nt;
     flag f[20];
@@ -348,12 +452,14 @@ int main(int argc, char **argv)
     F_("--compare", FLAG_STR, &compare, 0, 0, RESUME_ANY, "a second checkpoint for the probe and anytime charts (e.g. the residual twin)");
     F_("--data-dir", FLAG_STR, &data_dir, 0, 0, RESUME_ANY, "the test set's folder (default: as train_mixer's)");
     F_("--tolerance", FLAG_FLOAT, &tolerance, 0, 100, RESUME_ANY, "keep the fewest blocks within this many points of the full model");
-    F_("--max-blocks", FLAG_INT, &max_blocks, -1, TRAIN_MAXL, RESUME_ANY, "instead: the best k of at most this many blocks (-1: no budget)");
+    F_("--max-blocks", FLAG_INT, &max_blocks, -1, TRAIN_MAXL, RESUME_ANY, "instead: the best k of at most this many blocks, at least 1 (-1: no budget)");
     F_("--max-ms", FLAG_FLOAT, &max_ms, 0, 1e6, RESUME_ANY, "instead: the best k whose batch-100 inference takes at most this many ms per image (0: no budget)");
     F_("--save", FLAG_STR, &save, 0, 0, RESUME_ANY, "where to write the cut checkpoint (default OUT/cut.safetensors)");
     F_("--out", FLAG_STR, &out, 0, 0, RESUME_ANY, "folder for the SVG charts and the cut checkpoint");
     F_("--thresholds", FLAG_STR, &thresholds, 0, 0, RESUME_ANY, "confidence thresholds of anytime inference");
     F_("--no-anytime", FLAG_SWITCH, &skip_anytime, 0, 0, RESUME_ANY, "skip anytime inference");
+    F_("--prune", FLAG_STR, &prune, 0, 0, RESUME_ANY, "also prune the Linear weights to these sparsities, e.g. 0.5,0.7,0.9 (magnitude and movement)");
+    F_("--prune-batches", FLAG_INT, &prune_batches, 1, 1e6, RESUME_ANY, "batches of 64 training images for the movement scores");
     F_("--limit", FLAG_INT, &limit, 0, 1e9, RESUME_ANY, "use only the first N test images (0: all)");
     F_("--threads", FLAG_INT, &threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads (0: ACN_THREADS or every core)");
     F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the arena of each model, in MB (pages are used as needed)");
@@ -365,7 +471,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "compress: give --weights PREFIX.safetensors, a checkpoint of train_mixer or train_vit\n");
         return 2;
     }
-    if ((nt = parse_thresholds(thresholds, th)) < 0) return 2;
+    if ((nt = parse_fractions("--thresholds", thresholds, th)) < 0) return 2;
+    if (prune && (nsp = parse_fractions("--prune", prune, sp)) < 0) return 2;
     if (max_blocks >= 0 && max_ms > 0) {
         fprintf(stderr, "compress: --max-blocks and --max-ms are two budgets; give one\n");
         return 2;
@@ -426,13 +533,14 @@ int main(int argc, char **argv)
         } else if (max_blocks >= 0) {
             kmax = max_blocks < L ? max_blocks : L;
         }
+        if (kmax < 1) kmax = 1; /* a cut keeps at least one block */
         if (max_ms > 0 || max_blocks >= 0) {
-            for (k = j = 0; j <= kmax; j++)
+            for (k = j = 1; j <= kmax; j++)
                 if (acc[0][j] > acc[0][k]) k = j;
             printf("chosen: k = %d, the most accurate probe of at most %d blocks (%.2f%%; the full model %.2f%%)\n", k,
                    kmax, acc[0][k], acc[0][L]);
         } else {
-            for (k = 0; k < L && acc[0][k] < acc[0][L] - tolerance; k++) {}
+            for (k = 1; k < L && acc[0][k] < acc[0][L] - tolerance; k++) {}
             printf("chosen: k = %d of %d blocks, the fewest within %g point%s of the full model (%.2f%% against "
                    "%.2f%%)\n", k, L, tolerance, tolerance == 1.0f ? "" : "s", acc[0][k], acc[0][L]);
         }
@@ -562,7 +670,42 @@ int main(int argc, char **argv)
             goto done;
         }
     }
-    printf("\nwrote %s/probe_accuracy.svg%s and %s\n", out, skip_anytime ? "" : ", anytime.svg", cut_path);
+    /* 6. pruning */
+    if (prune) {
+        xy_series s[4];
+        static char labels[4][48];
+        static float px[MAX_THRESHOLDS + 1], py[2][2][MAX_THRESHOLDS + 1];
+        float ymax = 0.0f;
+        for (i = 0; i < nm; i++) {
+            if (prune_eval(ctx[i], &m[i], &d, &o, sp, nsp, prune_batches, pacc[i])) goto done;
+            printf("\npruning %s (%s wiring): the 2-D weights, %zu of %zu parameters, pruned globally\n%-10s %12s "
+                   "%12s\n", i ? compare : weights, m[i].wiring, prune_numel(ctx[i]), acn_param_numel(ctx[i]),
+                   "sparsity", "magnitude", "movement");
+            printf("%-10s %11.2f%% %11.2f%%\n", "0", acc[i][m[i].depth], acc[i][m[i].depth]);
+            for (j = 0; j < nsp; j++) printf("%-10g %11.2f%% %11.2f%%\n", sp[j], pacc[i][0][j], pacc[i][1][j]);
+            for (k = 0; k < 2; k++) { /* from sparsity 0, the model as it is */
+                xy_series *q = &s[2 * i + k];
+                snprintf(labels[2 * i + k], sizeof labels[0], "%s, %s", m[i].wiring, k ? "movement" : "magnitude");
+                px[0] = 0.0f;
+                py[i][k][0] = acc[i][m[i].depth];
+                for (j = 0; j < nsp; j++) px[j + 1] = sp[j], py[i][k][j + 1] = pacc[i][k][j];
+                q->label = labels[2 * i + k];
+                q->x = px;
+                q->y = py[i][k];
+                q->n = nsp + 1;
+                q->text = NULL;
+                for (j = 0; j <= nsp; j++) ymax = fmaxf(ymax, py[i][k][j]);
+            }
+        }
+        snprintf(path, sizeof path, "%s/pruning.svg", out);
+        if (xy_chart(path, "Global pruning of the Linear weights", "sparsity", "test accuracy (%)", s, 2 * nm, 0.0f,
+                     1.0f, 0.0f, fminf(100.0f, ceilf(ymax / 10.0f) * 10.0f), NAN, "")) {
+            fprintf(stderr, "compress: cannot write %s: %s\n", path, strerror(errno));
+            goto done;
+        }
+    }
+    printf("\nwrote %s/probe_accuracy.svg%s%s and %s\n", out, skip_anytime ? "" : ", anytime.svg",
+           prune ? ", pruning.svg" : "", cut_path);
     rc = 0;
 done:
     image_data_free(&d);

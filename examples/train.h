@@ -669,6 +669,21 @@ TRAIN_FN int flags_from_weights(const char *prog, const char *path, const char *
     return rc;
 }
 
+/* Whether a training log that a --resume appends to has the columns
+ * cpu_model and acn_version: a log begun by an older version does not, and
+ * its rows keep its own columns. 1 for a file that is not there yet. */
+TRAIN_FN int log_has_record(FILE *f)
+{
+    char line[16384];
+    return !f || !fgets(line, sizeof line, f) || strstr(line, ",cpu_model,acn_version") != NULL;
+}
+/* The end of a training log's row: the record columns when the log has them. */
+TRAIN_FN void log_end_row(FILE *f, int record, double seconds)
+{
+    if (record) fprintf(f, ",%.1f,%s,%s\n", seconds, train_cpu_model(), ACN_VERSION);
+    else fprintf(f, ",%.1f\n", seconds);
+}
+
 /* A CSV field: s in double quotes, a quote inside it doubled. */
 TRAIN_FN void csv_quoted(FILE *f, const char *s)
 {
@@ -687,10 +702,14 @@ TRAIN_FN void csv_quoted(FILE *f, const char *s)
 TRAIN_FN FILE *eval_log_open(const char *prog, const char *path, const char *head, int L)
 {
     char line[8192];
+    int exists = 0, same = 0;
     FILE *log = fopen(path, "r");
-    if (log) {
-        int same = fgets(line, sizeof line, log) && !strcmp(line, head);
+    if (log) { /* an empty file counts as a new one */
+        exists = fgets(line, sizeof line, log) != NULL;
+        same = exists && !strcmp(line, head);
         fclose(log);
+    }
+    if (exists) {
         if (!same) {
             fprintf(stderr, "%s: --log %s holds another kind of log (its first line is not the header of an "
                     "evaluation of %d blocks); give a new file\n", prog, path, L);

@@ -52,6 +52,7 @@ typedef struct bert_run {
     int *tok, *mask, *lab, *idx, *mlm_lab;
     int *rows, *row_lab;  /* (B*T) the masked positions and their words */
     FILE *log;
+    int log_record;   /* the log has the columns cpu_model and acn_version (one begun by an older version not) */
     long steps_run;   /* steps run by this process, both phases */
     long saved_step;  /* the step of the last checkpoint written or resumed from, or -1 */
     long saves;       /* checkpoints written by this process */
@@ -259,7 +260,7 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
                     if (phase == PHASE_CLS) fprintf(R->log, ",%.4f", acc[k]);
                     else fprintf(R->log, ",");
                 for (k = 0; k < L; k++) fprintf(R->log, ",%.6g", es.batches ? es.gnorm[k] / es.batches : 0.0);
-                fprintf(R->log, ",%.1f,%s,%s\n", now_s() - t0, train_cpu_model(), ACN_VERSION);
+                log_end_row(R->log, R->log_record, now_s() - t0);
                 fflush(R->log);
             }
             memset(&es, 0, sizeof es);
@@ -302,6 +303,22 @@ done:
     return status;
 }
 
+/* FNV-1a (64 bits) of the vocabulary's words in id order, each ended by a
+ * newline, as hex: the checkpoint records it ("vocab_fnv"), so that
+ * --eval-only can tell a vocabulary of the same size but other words. */
+static const char *vocab_fnv(const acn_vocab *v, char *buf, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    int i;
+    for (i = 0; i < v->size; i++) {
+        const unsigned char *w = (const unsigned char *)v->words[i];
+        for (; *w; w++) h = (h ^ *w) * 1099511628211ULL;
+        h = (h ^ '\n') * 1099511628211ULL;
+    }
+    snprintf(buf, n, "%016llx", (unsigned long long)h);
+    return buf;
+}
+
 /* The flags --eval-only takes from the weights file besides the model's:
  * the vocabulary is rebuilt from train.tsv with the run's threshold. */
 static const char *const bert_eval_keys[] = {"min_count", NULL};
@@ -318,13 +335,16 @@ static int bert_eval_only(bert_run *R)
     int L = o->depth, k;
     float acc[TRAIN_MAXL + 1];
     double loss, t0 = now_s();
-    char head[8192] = "", step[32], vocab[32], phase[16];
+    char head[8192] = "", step[32], vocab[32], phase[16], fnv[32], mine[32];
     FILE *log;
     meta_get(R->ctx, o->weights, "vocab", vocab, sizeof vocab);
-    if (atoi(vocab) != R->vocab.size) {
-        fprintf(stderr, "%s: --weights %s: its vocabulary has %s words, but train.tsv in %s gives %d (with --min-count "
-                "%d); evaluate with the training data the model was trained on\n", R->prog, o->weights,
+    meta_get(R->ctx, o->weights, "vocab_fnv", fnv, sizeof fnv);
+    vocab_fnv(&R->vocab, mine, sizeof mine);
+    if (atoi(vocab) != R->vocab.size || (fnv[0] && strcmp(fnv, mine))) {
+        fprintf(stderr, "%s: --weights %s: its vocabulary (%s words) is not the one train.tsv in %s gives (%d words, "
+                "--min-count %d); evaluate with the training data the model was trained on\n", R->prog, o->weights,
                 vocab[0] ? vocab : "(not recorded)", o->data_dir, R->vocab.size, o->min_count);
+        if (fnv[0]) fprintf(stderr, "%s: (FNV-1a of its words %s, of these %s)\n", R->prog, fnv, mine);
         return 1;
     }
     if (acn_load_params(R->ctx, o->weights)) {
@@ -517,6 +537,10 @@ int main(int argc, char **argv)
     meta_set(&R.train_meta, "mlm_epochs", "%d", o->epochs[PHASE_MLM]); /* for the record: they may differ */
     meta_set(&R.train_meta, "cls_epochs", "%d", o->epochs[PHASE_CLS]);
     meta_set(&R.train_meta, "train_sentences", "%d", R.train.n);
+    { /* for the record and for --eval-only: which vocabulary the ids index */
+        char fnv[32];
+        meta_set(&R.train_meta, "vocab_fnv", "%s", vocab_fnv(&R.vocab, fnv, sizeof fnv));
+    }
     derived.n = 0;
     meta_set(&derived, "train_sentences", "%d", R.train.n);
     R.tok = (int *)malloc(sizeof(int) * (size_t)o->batch * o->seq);
@@ -554,7 +578,11 @@ int main(int argc, char **argv)
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         int k;
-        if (old) fclose(old);
+        R.log_record = 1;
+        if (old) {
+            R.log_record = log_has_record(old);
+            fclose(old);
+        }
         make_parent(o->log);
         if (!(R.log = fopen(o->log, old ? "a" : "w"))) {
             fprintf(stderr, "%s: cannot open the log %s for writing: %s\n", argv[0], o->log, strerror(errno));

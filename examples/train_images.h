@@ -602,6 +602,7 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
     acn_tensor *gw[TRAIN_MAXL];
     float acc[TRAIN_MAXL + 1];
     double t_epoch = now_s(), test_loss = 0.0;
+    int log_record = 1; /* the log has the columns cpu_model and acn_version (one begun by an older version not) */
     char plot_title[160], changes[2000] = "";
     static run_meta derived; /* compared on --resume, not flags: the training images */
     meta_set(&md->meta, "image", "%d x %d x %d", tr->c, tr->h, tr->w);
@@ -653,7 +654,10 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
     if (o->plots) mkdir(o->plots, 0755);
     if (o->log) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
-        if (old) fclose(old);
+        if (old) {
+            log_record = log_has_record(old);
+            fclose(old);
+        }
         make_parent(o->log);
         log = fopen(o->log, old ? "a" : "w");
         if (!log) {
@@ -719,7 +723,7 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
                     if (evaluated) fprintf(log, ",%.4f", acc[i]);
                     else fprintf(log, ",");
                 for (i = 0; i < L; i++) fprintf(log, ",%.6g", es.batches ? es.gnorm[i] / es.batches : 0.0);
-                fprintf(log, ",%.1f,%s,%s\n", es.seconds, train_cpu_model(), ACN_VERSION);
+                log_end_row(log, log_record, es.seconds);
                 fflush(log);
                 if (o->plots && image_plots(prog, o->log, o->plots, L, plot_title)) { status = 1; break; }
             }

@@ -44,6 +44,8 @@ check "SIGINT after 27 steps: saved and exited with 130 (exit $rc)" $(( $? || rc
 ls "$W"/*.tmp > /dev/null 2>&1
 check "no temporary files left behind" $(( ! $? ))
 for f in safetensors state.safetensors csv; do cp "$W/cut.$f" "$W/forced.$f"; done # for --force-resume below
+for f in safetensors state.safetensors; do cp "$W/cut.$f" "$W/oldlog.$f"; done # a log begun by an older version:
+cut -d, -f1-$((6 + 5 + 4 + 1)) "$W/cut.csv" > "$W/oldlog.csv"                    # no cpu_model, acn_version
 mkdir -p "$W/plots"
 $M --epochs 3 --save "$W/cut" --log "$W/cut.csv" --resume "$W/cut" --plots "$W/plots" > "$W/cut2.log" 2>&1
 check "resumed run" $? "$W/cut2.log"
@@ -62,6 +64,10 @@ grep -q "resumed from $W/cut.safetensors at step 27 (epoch 2, image 112 of 320)"
 check "resume names the step and cursor" $? "$W/cut2.log"
 cmp -s "$W/whole.safetensors" "$W/cut.safetensors"
 check "weights after stop + resume are byte-identical to the run in one go" $?
+$M --epochs 3 --save "$W/oldlog" --log "$W/oldlog.csv" --resume "$W/oldlog" > "$W/oldlog.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && [ "$(grep -v '^#' "$W/oldlog.csv" | awk -F, '{ print NF }' | sort -u)" = "16" ] && [ "$(wc -l < "$W/oldlog.csv")" -eq 4 ]
+check "resuming into a log begun without cpu_model and acn_version keeps its columns (exit $rc)" $? "$W/oldlog.csv"
 cmp -s "$W/whole.state.safetensors" "$W/cut.state.safetensors"
 check "optimizer, generator and cursor are byte-identical too" $?
 cmp -s <(cut -d, -f1-$((6 + 5 + 4)) "$W/whole.csv") <(cut -d, -f1-$((6 + 5 + 4)) "$W/cut.csv")
@@ -328,10 +334,10 @@ refuse 1 "--drop-last with fewer images than a batch" "leaves no whole batch" $B
 $B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --compare "$W/whole.safetensors" --tolerance 100 \
     --thresholds 0.1,0.5 --out "$W/compress" --threads 1 > "$W/compress.log" 2>&1
 rc=$?
-grep -q "^chosen: k = 0 of 4 blocks" "$W/compress.log" && grep -q "read back as a model of 0 blocks" "$W/compress.log" &&
+grep -q "^chosen: k = 1 of 4 blocks" "$W/compress.log" && grep -q "read back as a model of 1 blocks" "$W/compress.log" &&
     ! grep -q MISMATCH "$W/compress.log" && [ -s "$W/compress/probe_accuracy.svg" ] && [ -s "$W/compress/anytime.svg" ] &&
     grep -q "^0.1 .* 1.00 " "$W/compress.log" && clean "$W/compress.log"
-check "compress: --tolerance 100 cuts to 0 blocks; anytime at threshold 0.1 uses 1 block; charts written (exit $rc)" $(( $? || rc != 0 )) "$W/compress.log"
+check "compress: --tolerance 100 cuts to 1 block (the least a cut keeps); anytime at threshold 0.1 uses 1 block; charts written (exit $rc)" $(( $? || rc != 0 )) "$W/compress.log"
 $B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --max-blocks 2 --no-anytime --save "$W/cut2.safetensors" \
     --out "$W/compress" --threads 1 > "$W/compress2.log" 2>&1
 rc=$?
@@ -348,6 +354,14 @@ if "$PY" -c "import torch" > /dev/null 2>&1; then
     grep -q "test accuracy $want" "$W/cut2.torch.log"
     check "PyTorch loads the cut checkpoint (strict=True, $k blocks) and gets the probe's ${want:-?}%" $? "$W/cut2.torch.log"
 fi
+$B/compress --weights "$W/whole.safetensors" --data-dir $W/cifar --no-anytime --prune 0.5,1 --prune-batches 2 \
+    --out "$W/compress_prune" --threads 1 > "$W/compress_prune.log" 2>&1
+rc=$?
+full=$(grep -o "final: test accuracy [0-9.]*" "$W/whole.log" | grep -o "[0-9.]*$")
+grep -q "^0 *${full}% *${full}%$" "$W/compress_prune.log" && grep -q "^0.5 " "$W/compress_prune.log" &&
+    grep -q "^1 *[0-9.]*% *[0-9.]*%$" "$W/compress_prune.log" && [ -s "$W/compress_prune/pruning.svg" ] &&
+    grep -q "the 2-D weights, 29120 of 32398 parameters" "$W/compress_prune.log" && clean "$W/compress_prune.log"
+check "compress --prune: the table from sparsity 0 (the model's ${full:-?}%) to 1, both scores, and the chart (exit $rc)" $(( $? || rc != 0 )) "$W/compress_prune.log"
 refuse 2 "compress: two budgets at once" "two budgets; give one" $B/compress --weights "$W/whole.safetensors" --max-blocks 2 --max-ms 1
 refuse 1 "compress: a BERT or missing checkpoint says what it takes" "cannot open" $B/compress --weights "$W/nothing.safetensors"
 refuse 2 "--eval-only: a model flag too is refused" "--depth: with --eval-only the model and its data come from the metadata" \
@@ -358,6 +372,10 @@ refuse 1 "--eval-only: a checkpoint of another model names it" "its metadata say
     $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/vit.safetensors"
 refuse 1 "--eval-only: a log of another kind is refused" "holds another kind of log" \
     $B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/whole.safetensors" --log "$W/whole.csv"
+: > "$W/empty_eval.csv"
+$B/train_mixer --data-dir $W/cifar --eval-only --weights "$W/whole.safetensors" --log "$W/empty_eval.csv" > /dev/null 2>&1
+[ $? -eq 0 ] && head -n 1 "$W/empty_eval.csv" | grep -q "^weights,step," && [ "$(wc -l < "$W/empty_eval.csv")" -eq 2 ]
+check "--eval-only: an empty log file is taken as a new one" $? "$W/empty_eval.csv"
 # ---- PyTorch reads the checkpoint's settings and weights and gets the same accuracy -------
 if "$PY" -c "import torch" > /dev/null 2>&1; then
     for run in whole vit; do
@@ -389,6 +407,9 @@ if [ -f $SST/train.tsv ]; then
     got=$(grep -A1 "dev accuracy [0-9.]*%" "$W/bert_eval.log" | tail -n 1 | grep -o "  [0-9]*:[0-9.]*" | tr -d '\n')
     [ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ] && clean "$W/bert_eval.log"
     check "train_bert --eval-only reproduces the dev accuracy after every block ($got)" $? "$W/bert_eval.log"
+    mkdir -p "$W/sst2_other" && cp "$SST/dev.tsv" "$W/sst2_other/" && sed 's/\<the\>/teh/g' "$SST/train.tsv" > "$W/sst2_other/train.tsv"
+    refuse 1 "train_bert --eval-only: a vocabulary of the same size but other words is refused" "its vocabulary (.*) is not the one" \
+        $B/train_bert --data-dir "$W/sst2_other" --eval-only --weights "$W/bert.safetensors"
     for cut in 7 27; do # in pretraining, and in fine-tuning
         $BT --save "$W/bert$cut" --stop-after $cut > /dev/null 2>&1
         $BT --save "$W/bert$cut" --resume "$W/bert$cut" > "$W/bert$cut.log" 2>&1

@@ -268,6 +268,147 @@ static void pool_affinity_checks(void)
 #endif
 }
 
+/* Synaptic Intelligence on two parameters, worked by hand (c = 1,
+ * xi = 1e-3): a task step with task gradient g = (1, -2) moves w by
+ * d = (-0.1, 0.2), so path = -g d = (0.1, 0.4) and, at consolidation,
+ * omega = path / (d^2 + xi) = (0.1 / 0.011, 0.4 / 0.041); then w moves by
+ * e = (0.3, -0.1) from the anchor: penalty = sum omega e^2 and its
+ * gradient 2 omega e, also against central differences of the penalty. */
+static void si_task(void)
+{
+    acn_ctx *ctx;
+    acn_si si;
+    acn_tensor *p[2];
+    int one = 1, k;
+    float pen, pen2, w0[2] = {0.5f, -0.25f}, g[2] = {1.0f, -2.0f}, d[2] = {-0.1f, 0.2f}, e[2] = {0.3f, -0.1f};
+    double om[2], want_pen = 0.0, want_g[2];
+    acn_ctx_new(&ctx, NULL);
+    p[0] = acn_param(ctx, "a", 1, &one);
+    p[1] = acn_param(ctx, "b", 1, &one);
+    for (k = 0; k < 2; k++) p[k]->data[0] = w0[k];
+    CHECK(acn_si_init(ctx, &si, 1.0f, 1e-3f) == ACN_OK && si.n >= 2, "si_init: %s", acn_error(ctx));
+    for (k = 0; k < 2; k++) p[k]->grad[0] = g[k];
+    CHECK(acn_si_penalty(ctx, &si, &pen) == ACN_OK && pen == 0.0f && p[0]->grad[0] == g[0] && p[1]->grad[0] == g[1],
+          "si: no penalty before the first task ends (%g)", pen);
+    for (k = 0; k < 2; k++) p[k]->data[0] = w0[k] + d[k]; /* the optimizer's step */
+    acn_si_update(ctx, &si);
+    acn_si_consolidate(ctx, &si);
+    for (k = 0; k < 2; k++) {
+        double dk = (double)(float)(w0[k] + d[k]) - w0[k], path = -(double)g[k] * dk;
+        om[k] = path / (dk * dk + 1e-3);
+        CHECK(fabs(si.omega[p[k]->offset] - om[k]) < 1e-4 * fabs(om[k]), "si: omega %d = %g, by hand %g", k,
+              si.omega[p[k]->offset], om[k]);
+    }
+    for (k = 0; k < 2; k++) {
+        p[k]->data[0] = w0[k] + d[k] + e[k];
+        p[k]->grad[0] = 0.0f;
+        want_pen += om[k] * e[k] * e[k];
+        want_g[k] = 2.0 * om[k] * e[k];
+    }
+    CHECK(acn_si_penalty(ctx, &si, &pen) == ACN_OK && fabs(pen - want_pen) < 1e-4 * want_pen,
+          "si: penalty %g, by hand %g", pen, want_pen);
+    for (k = 0; k < 2; k++) g[k] = p[k]->grad[0]; /* the penalty's gradient (the calls below add to it again) */
+    for (k = 0; k < 2; k++) {
+        float keep = p[k]->data[0], h = 1e-3f, plus, minus, grad = g[k];
+        CHECK(fabs(grad - want_g[k]) < 1e-4 * fabs(want_g[k]), "si: gradient %d = %g, by hand %g", k, grad, want_g[k]);
+        p[k]->data[0] = keep + h;
+        acn_si_penalty(ctx, &si, &plus);
+        p[k]->data[0] = keep - h;
+        acn_si_penalty(ctx, &si, &minus);
+        p[k]->data[0] = keep;
+        CHECK(fabs((plus - minus) / (2.0 * h) - grad) < 2e-3 * fabs(grad), "si: gradient %d = %g, central "
+              "differences %g", k, grad, (plus - minus) / (2.0 * h));
+    }
+    si.c = 2.0f; /* the strength scales both */
+    p[0]->grad[0] = p[1]->grad[0] = 0.0f;
+    acn_si_penalty(ctx, &si, &pen2);
+    CHECK(fabs(pen2 - 2.0 * pen) < 1e-6 * pen && fabs(p[0]->grad[0] - 2.0 * want_g[0]) < 1e-4 * fabs(want_g[0]),
+          "si: c = 2 doubles the penalty (%g, %g) and its gradient", pen2, pen);
+    acn_si_free(&si);
+    CHECK(acn_si_init(ctx, &si, 1.0f, 0.0f) == ACN_ERR_ARG && strstr(acn_error(ctx), "xi > 0"),
+          "si: xi = 0 is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_si_update(ctx, &si) == ACN_ERR_ARG && strstr(acn_error(ctx), "not initialised"),
+          "si: a freed state is refused: %s", acn_error(ctx));
+    acn_ctx_free(ctx);
+}
+
+/* Pruning: exactly round(s n) elements go, the smallest scores first;
+ * pruned weights stay exactly 0 through AdamW steps, and in a saved and
+ * reloaded checkpoint. */
+static void prune_task(void)
+{
+    acn_ctx *ctx, *back;
+    acn_tensor *p[4], *w[2];
+    acn_pruning pr;
+    acn_adamw opt;
+    int widths[3] = {6, 8, 3}, labels[5] = {0, 1, 2, 1, 0}, xs[2] = {5, 6}, step, score;
+    size_t i, j, zeros;
+    float x[30];
+    for (i = 0; i < 30; i++) x[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    for (score = ACN_PRUNE_MAGNITUDE; score <= ACN_PRUNE_MOVEMENT; score++) {
+        float kept_min = 1e30f, pruned_max = 0.0f;
+        acn_ctx_new(&ctx, NULL);
+        make_mlp(ctx, p, 2, widths); /* W0 (8, 6), b0, W1 (3, 8), b1 */
+        w[0] = p[0];
+        w[1] = p[2];
+        acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f);
+        acn_zero_grad(ctx);
+        acn_backward(ctx, acn_cross_entropy(ctx, acn_linear(ctx, acn_relu(ctx, acn_linear(ctx,
+                     acn_input(ctx, 2, xs, x), p[0], p[1])), p[2], p[3]), labels, 0.0f, -1));
+        CHECK(acn_prune(ctx, &pr, w, 2, 0.7f, score) == ACN_OK && pr.scored == 72 && pr.pruned == 50,
+              "prune: 70%% of 72 elements is 50 (%zu of %zu): %s", pr.pruned, pr.scored, acn_error(ctx));
+        for (j = 0; j < 2; j++)
+            for (i = 0; i < w[j]->numel; i++) {
+                float sc = score == ACN_PRUNE_MAGNITUDE ? fabsf(w[j]->data[i]) : fabsf(w[j]->data[i] * w[j]->grad[i]);
+                if (pr.keep[w[j]->offset + i]) kept_min = fminf(kept_min, sc);
+                else pruned_max = fmaxf(pruned_max, sc);
+            }
+        CHECK(pruned_max <= kept_min, "prune (%s): the pruned scores (up to %g) are the smallest (kept from %g)",
+              score ? "movement" : "magnitude", pruned_max, kept_min);
+        CHECK(pr.keep[p[1]->offset] && pr.keep[p[3]->offset], "prune: the biases are not touched");
+        acn_prune_apply(ctx, &pr, &opt);
+        for (step = 0; step < 5; step++) { /* fine-tuning keeps them at 0 */
+            acn_reset(ctx);
+            acn_zero_grad(ctx);
+            acn_backward(ctx, acn_cross_entropy(ctx, acn_linear(ctx, acn_relu(ctx, acn_linear(ctx,
+                         acn_input(ctx, 2, xs, x), p[0], p[1])), p[2], p[3]), labels, 0.0f, -1));
+            acn_prune_apply(ctx, &pr, &opt);
+            acn_adamw_step(ctx, &opt, 0.05f);
+            acn_prune_apply(ctx, &pr, &opt);
+        }
+        for (zeros = 0, j = 0; j < 2; j++)
+            for (i = 0; i < w[j]->numel; i++) zeros += pr.keep[w[j]->offset + i] ? 0 : w[j]->data[i] == 0.0f;
+        CHECK(zeros == 50 && !acn_status_of(ctx), "prune: %zu of the 50 pruned weights are exactly 0 after 5 AdamW "
+              "steps: %s", zeros, acn_error(ctx));
+        for (zeros = 0, i = 0; i < pr.n; i++) zeros += !pr.keep[i] && opt.m[i] == 0.0f && opt.v[i] == 0.0f;
+        CHECK(zeros == 50, "prune: AdamW's moments are 0 where pruned (%zu of 50)", zeros);
+        acn_save_params(ctx, "build/test_prune.safetensors", NULL, 0);
+        acn_ctx_new(&back, NULL);
+        make_mlp(back, p, 2, widths);
+        CHECK(acn_load_params(back, "build/test_prune.safetensors") == ACN_OK, "prune: reload: %s", acn_error(back));
+        for (zeros = 0, j = 0; j < 2; j++)
+            for (i = 0; i < w[j]->numel; i++) zeros += !pr.keep[w[j]->offset + i] && p[2 * j]->data[i] == 0.0f;
+        CHECK(zeros == 50, "prune: the saved checkpoint has %zu of the 50 zeros", zeros);
+        acn_ctx_free(back);
+        acn_pruning_free(&pr);
+        acn_adamw_free(&opt);
+        acn_ctx_free(ctx);
+    }
+    acn_ctx_new(&ctx, NULL);
+    make_mlp(ctx, p, 2, widths);
+    CHECK(acn_prune(ctx, &pr, p, 1, 1.5f, ACN_PRUNE_MAGNITUDE) == ACN_ERR_ARG && strstr(acn_error(ctx), "[0, 1]"),
+          "prune: sparsity 1.5 is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    w[0] = acn_new(ctx, 2, xs, 0);
+    CHECK(acn_prune(ctx, &pr, w, 1, 0.5f, ACN_PRUNE_MAGNITUDE) == ACN_ERR_ARG && strstr(acn_error(ctx), "not a parameter"),
+          "prune: a tensor that is not a parameter is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_prune_apply(ctx, &pr, NULL) == ACN_ERR_ARG && strstr(acn_error(ctx), "no mask"),
+          "prune_apply without a mask: %s", acn_error(ctx));
+    acn_ctx_free(ctx);
+}
+
 int main(void)
 {
     pool_task_checks();
@@ -275,5 +416,7 @@ int main(void)
     xor_task();
     sine_task();
     resume_task();
+    si_task();
+    prune_task();
     return t_done("train");
 }
