@@ -10,13 +10,18 @@
 #                   committed reference files); what it finds goes to
 #                   build/fuzz/corpus-<target>/, crashes to build/fuzz/crash-<target>-*; make test replays
 #                   the committed corpora and tests/fuzz/crashes/ without libFuzzer (tests/fuzz/replay.c)
+#   make results-l150   the low-data protocol L150 of docs/results.md: four Mixers (ACN and residual,
+#                   seeds 0 and 1) on 1,000 CIFAR-10 images for 150 epochs, then the paper recipe's
+#                   pair, two processes at a time, one thread each (about 2 h on 2 cores); into
+#                   runs/l150/; an interrupted run continues where it stopped (--resume)
+#   make results-noise  the L150 models under Gaussian and salt-and-pepper noise (--eval-only)
 #   make clean
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples refs bench-cpu fuzz clean
+.PHONY: demo test examples refs bench-cpu fuzz clean results-l150 results-noise
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -59,3 +64,24 @@ fuzz:
 
 clean:
 	rm -rf build
+
+# ---- the experiments of docs/results.md -----------------------------------------------------
+L150 := --low-data 100 --batch 64 --drop-last --lr 1e-3 --wd 0.01 --clip 1 --warmup 10 --min-lr 0 \
+        --epochs 150 --eval-every 15 --threads 1
+# run_pair RECIPE SEED PREFIX: ACN and residual side by side; each resumes its checkpoint if there is one
+define run_pair
+	for w in acn residual; do p=runs/l150/$(3)$${w}_s$(2); r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
+	    build/train_mixer $(L150) --recipe $(1) --wiring $$w --seed $(2) --save $$p --log $$p.csv \
+	        --plots runs/l150/plots_$(3)$${w}_s$(2) $$r >> $$p.out 2>&1 & done; wait
+endef
+results-l150: build/train_mixer
+	@mkdir -p runs/l150
+	$(call run_pair,simple,0,)
+	$(call run_pair,simple,1,)
+	$(call run_pair,paper,0,paper_)
+results-noise: build/train_mixer
+	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
+	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_mixer --eval-only --weights $$p.safetensors --eval-noise $$n \
+	        --log runs/l150/noise_$${w}_s$$s.csv; done; \
+	    for n in 0.02 0.05 0.1; do build/train_mixer --eval-only --weights $$p.safetensors --eval-sp $$n \
+	        --log runs/l150/noise_$${w}_s$$s.csv; done; done; done
