@@ -539,10 +539,15 @@ ACNDEF float        acn_lr_at(const acn_schedule *s, int64_t step);
  *   ACN_PRUNE_MAGNITUDE  score |w|
  *   ACN_PRUNE_MOVEMENT   score |w g|, g the gradient in ->grad now (sum it
  *                        over a few batches first: backward on each,
- *                        without acn_zero_grad between them)
- * The mask covers the whole parameter block (parameters not listed keep
- * everything); it is allocated here (acn_pruning_free releases it), never
- * in a step. acn_prune_apply zeroes what is pruned: the weights, their
+ *                        without acn_zero_grad between them); the
+ *                        first-order saliency the paper calls movement
+ *                        (Sanh et al.'s movement pruning sums -w g over
+ *                        training instead). All-zero scores (no gradient)
+ *                        are refused, and so is a NaN or an infinity
+ * A weight may be listed once. The mask covers the whole parameter block
+ * (parameters not listed keep everything); it is allocated here, never in
+ * a step: acn_pruning_free releases it, and must come before the struct is
+ * used for another acn_prune. acn_prune_apply zeroes what is pruned: the weights, their
  * gradients and, with opt, AdamW's moments. Call it right after acn_prune
  * and, to fine-tune, after each backward and after each optimizer step: a
  * pruned weight then stays exactly 0 (AdamW moves a weight only through
@@ -575,17 +580,23 @@ ACNDEF void       acn_pruning_free(acn_pruning *p);
  *     acn_clip_grad_norm(...); acn_adamw_step(...);
  *     acn_si_update(ctx, &si);          (path -= g (w - w before the step))
  * and acn_si_consolidate(ctx, &si) at the end of each task. Before the
- * first consolidation omega is 0 and the penalty nothing. All state is one
- * block of 6 x (parameter floats), laid out as the parameter block. */
+ * first consolidation omega is 0 and the penalty nothing. A second
+ * acn_si_penalty before acn_si_update, or an acn_si_update without one, is
+ * refused (ACN_ERR_STATE); acn_si_value reads the penalty without touching
+ * anything. All state is one block of 6 x (parameter floats), laid out as
+ * the parameter block, allocated by acn_si_init (acn_si_free releases it,
+ * and must come before the struct is initialised again). */
 typedef struct acn_si {
     float c, xi;           /* strength, damping                              */
     size_t n;              /* parameter floats covered                       */
     float *omega, *anchor, *start, *path, *g, *w;  /* (n) each: one block    */
     int tasks;             /* consolidations so far                          */
     int n_params;          /* parameter tensors when created                 */
+    int pending;           /* acn_si_penalty was called, acn_si_update not   */
 } acn_si;
 ACNDEF acn_status acn_si_init(acn_ctx *ctx, acn_si *si, float c, float xi);
 ACNDEF acn_status acn_si_penalty(acn_ctx *ctx, acn_si *si, float *penalty);
+ACNDEF acn_status acn_si_value(acn_ctx *ctx, const acn_si *si, float *penalty);
 ACNDEF acn_status acn_si_update(acn_ctx *ctx, acn_si *si);
 ACNDEF acn_status acn_si_consolidate(acn_ctx *ctx, acn_si *si);
 ACNDEF void       acn_si_free(acn_si *si);
@@ -6389,8 +6400,15 @@ ACNDEF acn_status acn_prune(acn_ctx *ctx, acn_pruning *p, acn_tensor *const *wei
                                                                         : "not a parameter");
             return ctx->status;
         }
+        for (m = 0; m < (size_t)t; m++)
+            if (weights[m] == x) {
+                acn__fail(ctx, ACN_ERR_ARG, "prune: %s is listed twice (as weights %zu and %d); list each once",
+                          x->name, m, t);
+                return ctx->status;
+            }
         total += x->numel;
     }
+    m = 0;
     p->keep = (unsigned char *)ACN_MALLOC(ctx->param_used ? ctx->param_used : 1);
     sc = (acn__score *)ACN_MALLOC((total ? total : 1) * sizeof *sc);
     if (!p->keep || !sc) {
@@ -6411,6 +6429,24 @@ ACNDEF acn_status acn_prune(acn_ctx *ctx, acn_pruning *p, acn_tensor *const *wei
             sc[m].s = score == ACN_PRUNE_MAGNITUDE ? fabsf(w[i]) : fabsf(w[i] * g[i]);
             sc[m++].i = i;
         }
+    }
+    for (j = 0, k = 0; j < total; j++) { /* scores that can be ranked */
+        if (!isfinite(sc[j].s)) {
+            size_t before = 0; /* which weight element j belongs to: they were scored in listed order */
+            for (t = 0; t + 1 < n_weights && j >= before + weights[t]->numel; t++) before += weights[t]->numel;
+            acn__fail(ctx, ACN_ERR_NONFINITE, "prune: the score of an element of %s is %g (its weight or its "
+                      "gradient is not finite); nothing was pruned", weights[t]->name, (double)sc[j].s);
+            break;
+        }
+        k += sc[j].s != 0.0f;
+    }
+    if (!ctx->status && score == ACN_PRUNE_MOVEMENT && total && !k)
+        acn__fail(ctx, ACN_ERR_STATE, "prune: every movement score |w g| is 0: the gradients are 0 (run backward on a "
+                  "few batches, without acn_zero_grad after them, before acn_prune)");
+    if (ctx->status) {
+        ACN_FREE(sc);
+        acn_pruning_free(p);
+        return ctx->status;
     }
     qsort(sc, total, sizeof *sc, acn__score_cmp);
     k = (size_t)((double)sparsity * (double)total + 0.5);
@@ -6504,6 +6540,13 @@ ACNDEF acn_status acn_si_penalty(acn_ctx *ctx, acn_si *si, float *penalty)
     double sum = 0.0;
     size_t i;
     if (acn__si_ok(ctx, si, "si_penalty")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (si->pending) {
+        acn__fail(ctx, ACN_ERR_STATE, "si_penalty: called twice in one step (its gradient would be added twice, "
+                  "and the task's gradient lost); call acn_si_update after the optimizer step, or acn_si_value to "
+                  "read the penalty alone");
+        return ctx->status;
+    }
+    si->pending = 1;
     w = acn__pblock(ctx);
     g = acn__gblock(ctx);
     memcpy(si->g, g, si->n * sizeof(float));
@@ -6516,12 +6559,29 @@ ACNDEF acn_status acn_si_penalty(acn_ctx *ctx, acn_si *si, float *penalty)
     if (penalty) *penalty = (float)(si->c * sum);
     return ACN_OK;
 }
+ACNDEF acn_status acn_si_value(acn_ctx *ctx, const acn_si *si, float *penalty)
+{
+    const float *w;
+    double sum = 0.0;
+    size_t i;
+    if (acn__si_ok(ctx, si, "si_value")) return ctx ? ctx->status : ACN_ERR_ARG;
+    w = acn__pblock(ctx);
+    for (i = 0; i < si->n; i++) sum += (double)si->omega[i] * (w[i] - si->anchor[i]) * (w[i] - si->anchor[i]);
+    if (penalty) *penalty = (float)(si->c * sum);
+    return ACN_OK;
+}
 /* path -= g (w - w before the step), with g and w kept by acn_si_penalty */
 ACNDEF acn_status acn_si_update(acn_ctx *ctx, acn_si *si)
 {
     const float *w;
     size_t i;
     if (acn__si_ok(ctx, si, "si_update")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (!si->pending) {
+        acn__fail(ctx, ACN_ERR_STATE, "si_update: no acn_si_penalty since the last update, so the step's task "
+                  "gradient is not known; call acn_si_penalty after backward and before the optimizer step");
+        return ctx->status;
+    }
+    si->pending = 0;
     w = acn__pblock(ctx);
     for (i = 0; i < si->n; i++) si->path[i] -= si->g[i] * (w[i] - si->w[i]);
     return ACN_OK;

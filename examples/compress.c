@@ -95,7 +95,11 @@ static int model_load(acn_ctx *ctx, const char *path, model *m, image_opts *o)
     int c = 0, h = 0, w = 0, rc = 1;
     memset(m, 0, sizeof *m);
     if (acn_st_read(ctx, path, &st)) {
+        size_t len = strlen(path);
         fprintf(stderr, "compress: %s\n", acn_error(ctx));
+        if (len < 12 || strcmp(path + len - 12, ".safetensors"))
+            fprintf(stderr, "compress: a checkpoint's weights are PREFIX.safetensors (--weights %s.safetensors?)\n",
+                    path);
         return 1;
     }
     kind = acn_st_meta(&st, "model");
@@ -189,19 +193,19 @@ static double time_per_image(acn_ctx *ctx, const model *m, const image_data *d, 
                              float *x, int *y, int *idx, size_t *arena_peak)
 {
     double t[TIME_REPS];
-    int r, i;
+    int r, i, run = 0;
     int nograd = acn_set_no_grad(ctx, 1), train = acn_set_train(ctx, 0);
-    if (b > d->test.n) b = d->test.n; /* a test set smaller than a batch */
+    if (b > d->test.n) b = d->test.n; /* a test set smaller than a batch (main says so) */
     for (r = 0; r < TIME_REPS; r++) {
         double t0 = now_s();
-        for (i = 0; i < images; i += b) {
+        for (i = run = 0; i < images; i += b, run += b) {
             acn_stats st;
             acn_reset(ctx);
             model_truncated(ctx, m, test_batch(ctx, d, i % (d->test.n - b + 1), b, x, y, idx), k);
             acn_stats_get(ctx, &st);
             if (arena_peak) *arena_peak = st.arena_peak;
         }
-        t[r] = (now_s() - t0) / images;
+        t[r] = (now_s() - t0) / run;
     }
     acn_set_no_grad(ctx, nograd);
     acn_set_train(ctx, train);
@@ -339,8 +343,8 @@ static int prune_eval(acn_ctx *ctx, const model *m, const image_data *d, const i
 {
     const acn_dataset *tr = &d->train;
     int np, i, j, b, method, rc = 1;
-    acn_tensor *params = acn_params(ctx, &np), *w[4 * TRAIN_MAXL + 8];
-    int nw = 0;
+    acn_tensor *params = acn_params(ctx, &np), **w = (acn_tensor **)malloc(sizeof(acn_tensor *) * (size_t)np);
+    int nw = 0, train_was = -1;
     acn_stats st;
     float *saved = NULL, *grads = NULL, *x = NULL, lacc[TRAIN_MAXL + 1];
     int *y = NULL, *idx = NULL;
@@ -350,20 +354,20 @@ static int prune_eval(acn_ctx *ctx, const model *m, const image_data *d, const i
     size_t per = (size_t)tr->c * tr->h * tr->w;
     memset(&pr, 0, sizeof pr);
     acn_stats_get(ctx, &st);
-    for (i = 0; i < np && nw < (int)(sizeof w / sizeof w[0]); i++)
+    for (i = 0; w && i < np; i++)
         if (params[i].ndim == 2) w[nw++] = &params[i];
     saved = (float *)malloc(sizeof(float) * st.param_floats_used);
     grads = (float *)malloc(sizeof(float) * st.param_floats_used);
     x = (float *)malloc(sizeof(float) * per * 64);
     y = (int *)malloc(sizeof(int) * 64);
     idx = (int *)malloc(sizeof(int) * 64);
-    if (!saved || !grads || !x || !y || !idx) {
+    if (!w || !saved || !grads || !x || !y || !idx) {
         fprintf(stderr, "compress: out of memory for pruning\n");
         goto out;
     }
     memcpy(saved, params[0].data, sizeof(float) * st.param_floats_used);
     acn_zero_grad(ctx);
-    acn_set_train(ctx, 0);
+    train_was = acn_set_train(ctx, 0);
     for (b = 0; b < batches && b * 64 < tr->n; b++) { /* the gradient for the movement scores, summed */
         int n = tr->n - b * 64 < 64 ? tr->n - b * 64 : 64, s[4];
         for (j = 0; j < n; j++) idx[j] = b * 64 + j;
@@ -397,8 +401,10 @@ static int prune_eval(acn_ctx *ctx, const model *m, const image_data *d, const i
     rc = 0;
 out:
     if (saved) memcpy(params[0].data, saved, sizeof(float) * st.param_floats_used);
+    if (train_was >= 0) acn_set_train(ctx, train_was);
     acn_zero_grad(ctx);
     acn_pruning_free(&pr);
+    free(w);
     free(saved);
     free(grads);
     free(x);
@@ -591,9 +597,12 @@ int main(int argc, char **argv)
         printf("%-28s %12.2f %12.2f %8.2f\n", "test accuracy (%)", acc[0][m[0].depth], cut_acc[cut.depth],
                cut_acc[cut.depth] / acc[0][m[0].depth]);
         printf("%-28s %12.1f %12.1f %8.2f\n", "images/s, batch 1", 1 / b1_full, 1 / b1_cut, b1_full / b1_cut);
-        printf("%-28s %12.1f %12.1f %8.2f\n", "images/s, batch 100", 1 / bb_full, 1 / bb_cut, bb_full / bb_cut);
+        char bl[32];
+        snprintf(bl, sizeof bl, "images/s, batch %d", batch < d.test.n ? batch : d.test.n);
+        printf("%-28s %12.1f %12.1f %8.2f\n", bl, 1 / bb_full, 1 / bb_cut, bb_full / bb_cut);
         printf("%-28s %12.2f %12.2f %8.2f\n", "parameters (MB)", p_full / 1e6, p_cut / 1e6, p_cut / p_full);
-        printf("%-28s %12.2f %12.2f %8.2f\n", "memory, batch 100 (MB)", (p_full + (double)peak_full) / 1e6,
+        snprintf(bl, sizeof bl, "memory, batch %d (MB)", batch < d.test.n ? batch : d.test.n);
+        printf("%-28s %12.2f %12.2f %8.2f\n", bl, (p_full + (double)peak_full) / 1e6,
                (p_cut + (double)peak_cut) / 1e6, (p_cut + (double)peak_cut) / (p_full + (double)peak_full));
         printf("%-28s %12.2f %12.2f %8.2f\n", "file (MB)", file_size(weights) / 1e6, file_size(cut_path) / 1e6,
                (double)file_size(cut_path) / (double)file_size(weights));

@@ -312,13 +312,20 @@ static void si_task(void)
         float keep = p[k]->data[0], h = 1e-3f, plus, minus, grad = g[k];
         CHECK(fabs(grad - want_g[k]) < 1e-4 * fabs(want_g[k]), "si: gradient %d = %g, by hand %g", k, grad, want_g[k]);
         p[k]->data[0] = keep + h;
-        acn_si_penalty(ctx, &si, &plus);
+        acn_si_value(ctx, &si, &plus);
         p[k]->data[0] = keep - h;
-        acn_si_penalty(ctx, &si, &minus);
+        acn_si_value(ctx, &si, &minus);
         p[k]->data[0] = keep;
         CHECK(fabs((plus - minus) / (2.0 * h) - grad) < 2e-3 * fabs(grad), "si: gradient %d = %g, central "
               "differences %g", k, grad, (plus - minus) / (2.0 * h));
     }
+    CHECK(acn_si_penalty(ctx, &si, &pen2) == ACN_ERR_STATE && strstr(acn_error(ctx), "called twice in one step"),
+          "si: a second penalty in one step is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_si_update(ctx, &si) == ACN_OK && acn_si_update(ctx, &si) == ACN_ERR_STATE &&
+          strstr(acn_error(ctx), "no acn_si_penalty since the last update"), "si: an update without a penalty is "
+          "refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
     si.c = 2.0f; /* the strength scales both */
     p[0]->grad[0] = p[1]->grad[0] = 0.0f;
     acn_si_penalty(ctx, &si, &pen2);
@@ -406,6 +413,19 @@ static void prune_task(void)
     acn_clear_error(ctx);
     CHECK(acn_prune_apply(ctx, &pr, NULL) == ACN_ERR_ARG && strstr(acn_error(ctx), "no mask"),
           "prune_apply without a mask: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    w[0] = p[0];
+    w[1] = p[0];
+    CHECK(acn_prune(ctx, &pr, w, 2, 0.5f, ACN_PRUNE_MAGNITUDE) == ACN_ERR_ARG && strstr(acn_error(ctx), "listed twice"),
+          "prune: a weight listed twice is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    acn_zero_grad(ctx);
+    CHECK(acn_prune(ctx, &pr, w, 1, 0.5f, ACN_PRUNE_MOVEMENT) == ACN_ERR_STATE && strstr(acn_error(ctx), "gradients are 0")
+          && !pr.keep, "prune: movement without a gradient is refused: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    p[0]->data[3] = NAN;
+    CHECK(acn_prune(ctx, &pr, w, 1, 0.5f, ACN_PRUNE_MAGNITUDE) == ACN_ERR_NONFINITE &&
+          strstr(acn_error(ctx), "fc0.weight is nan"), "prune: a NaN weight is refused, by name: %s", acn_error(ctx));
     acn_ctx_free(ctx);
 }
 
