@@ -34,18 +34,19 @@ def read(path):
 
 
 def chart(path, title, xlabel, series):
-    """series: [(label, [(x, y), ...])]; y from 0 to 100."""
+    """series: [(label, [(x, y), ...])]; y from 0 to the next 10 above the highest point."""
     W, H, L, R, T, B = 640, 420, 70, 170, 40, 55
     pw, ph = W - L - R, H - T - B
     xmax = max(x for _, pts in series for x, _ in pts) or 1.0
+    ymax = min(100, 10 * (int(max(y for _, pts in series for _, y in pts)) // 10 + 1))
     px = lambda x: L + pw * x / xmax
-    py = lambda y: T + ph - ph * y / 100.0
+    py = lambda y: T + ph - ph * y / ymax
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">' % (W, H, W, H),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="%.1f" y="24" text-anchor="middle" font-family="sans-serif" font-size="16">%s</text>'
            % (L + pw / 2, title)]
-    for k in range(6):
-        y = 20 * k
+    for k in range(ymax // 10 + 1):
+        y = 10 * k
         out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>' % (L, py(y), L + pw, py(y)))
         out.append('<text x="%d" y="%.1f" text-anchor="end" font-family="sans-serif" font-size="12">%d</text>'
                    % (L - 8, py(y) + 4, y))
