@@ -254,7 +254,7 @@ typedef struct xy_series { const char *label; const float *x, *y; int n; const c
 static int xy_chart(const char *path, const char *title, const char *xlabel, const char *ylabel, const xy_series *s,
                     int ns, float xmin, float xmax, float ymin, float ymax, float mark_x, const char *mark_label)
 {
-    const double W = 640, H = 420, L = 70, R = 170, T = 40, B = 55, pw = W - L - R, ph = H - T - B;
+    const double W = 680, H = 420, L = 70, R = 210, T = 40, B = 55, pw = W - L - R, ph = H - T - B;
     FILE *f = fopen(path, "w");
     int i, k;
     char buf[64];
@@ -296,13 +296,17 @@ static int xy_chart(const char *path, const char *title, const char *xlabel, con
     }
     for (i = 0; i < ns; i++) {
         const char *col = svg_colors[i % 6];
+        double lastx = -1e9;
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
         for (k = 0; k < s[i].n; k++) fprintf(f, "%.1f,%.1f ", PX(s[i].x[k]), PY(s[i].y[k]));
         fputs("\"/>\n", f);
-        for (k = 0; k < s[i].n; k++) {
+        for (k = 0; k < s[i].n; k++) { /* a text closer than 20 pixels to the last one written is left out */
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), col);
-            if (s[i].text && s[i].text[k]) /* above the dot for the first series, below for the second */
+            if (s[i].text && s[i].text[k] && fabs(PX(s[i].x[k]) - lastx) >= 20.0) {
+                /* above the dot for the first series, below for the second */
                 svg_text(f, PX(s[i].x[k]), PY(s[i].y[k]) + (i % 2 ? 16 : -8), "middle", 10, s[i].text[k], 0);
+                lastx = PX(s[i].x[k]);
+            }
         }
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
                 L + pw + 15, T + 15 + 22.0 * i, L + pw + 40, T + 15 + 22.0 * i, col);
