@@ -556,9 +556,9 @@ int main(int argc, char **argv)
     }
     printf("SST-2: %d training and %d dev sentences, vocabulary %d (the training words seen at least %d time%s)\n",
            R.train.n, R.dev.n, R.vocab.size, o->min_count, o->min_count == 1 ? "" : "s");
-    printf("BERT, %s wiring: %d blocks of width %d, %d heads, MLP %d, %d tokens; %zu parameters; %d threads\n",
+    printf("BERT, %s wiring: %d blocks of width %d, %d heads, MLP %d, %d tokens; %zu parameters; %d thread%s\n",
            acn_wiring_name(bc.wiring), o->depth, o->width, o->heads, o->mlp, o->seq, acn_param_numel(R.ctx),
-           acn_threads(R.ctx));
+           acn_threads(R.ctx), acn_threads(R.ctx) == 1 ? "" : "s");
     fflush(stdout);
     if (o->eval_only) {
         rc = bert_eval_only(&R);

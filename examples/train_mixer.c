@@ -90,9 +90,9 @@ int main(int argc, char **argv)
     meta_set(&md.meta, "depth", "%d", mc.depth);
     meta_set(&md.meta, "token_hidden", "%d", mc.token_hidden);
     meta_set(&md.meta, "channel_hidden", "%d", mc.channel_hidden);
-    printf("Mixer (%s block), %s wiring: %d blocks of width %d, patch %d; %zu parameters; %d threads, %s kernels\n",
+    printf("Mixer (%s block), %s wiring: %d blocks of width %d, patch %d; %zu parameters; %d thread%s, %s kernels\n",
            textbook ? "textbook" : "authors'", acn_wiring_name(mc.wiring), mc.depth, mc.width, mc.patch,
-           acn_param_numel(ctx), acn_threads(ctx), acn_simd_name(acn_simd(ctx)));
+           acn_param_numel(ctx), acn_threads(ctx), acn_threads(ctx) == 1 ? "" : "s", acn_simd_name(acn_simd(ctx)));
     rc = o.eval_only ? image_eval_only(ctx, argv[0], &md, &d, &o) : image_train(ctx, argv[0], &md, &d, &o);
     image_data_free(&d);
     acn_ctx_free(ctx);

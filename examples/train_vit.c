@@ -107,9 +107,9 @@ int main(int argc, char **argv)
     meta_set(&md.meta, "depth", "%d", mc.depth);
     meta_set(&md.meta, "heads", "%d", mc.heads);
     meta_set(&md.meta, "mlp", "%d", mc.mlp);
-    printf("ViT, %s wiring: %d blocks of width %d, %d heads, MLP %d, patch %d; %zu parameters; %d threads, %s kernels\n",
+    printf("ViT, %s wiring: %d blocks of width %d, %d heads, MLP %d, patch %d; %zu parameters; %d thread%s, %s kernels\n",
            acn_wiring_name(mc.wiring), mc.depth, mc.width, mc.heads, mc.mlp, mc.patch, acn_param_numel(ctx),
-           acn_threads(ctx), acn_simd_name(acn_simd(ctx)));
+           acn_threads(ctx), acn_threads(ctx) == 1 ? "" : "s", acn_simd_name(acn_simd(ctx)));
     rc = o.eval_only ? image_eval_only(ctx, argv[0], &md, &d, &o) : image_train(ctx, argv[0], &md, &d, &o);
     image_data_free(&d);
     acn_ctx_free(ctx);
