@@ -38,6 +38,7 @@ build/gradient_paths: examples/digits.h examples/svg.h
 build/train_mixer build/train_vit: examples/train.h examples/train_images.h
 build/train_bert: examples/train.h
 build/compress: examples/svg.h examples/train.h examples/train_images.h
+build/continual: examples/train.h
 build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm

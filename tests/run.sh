@@ -145,7 +145,7 @@ step "examples/models refuses a bad flag" sh -c '! build/models --wiring dense 2
 echo "== the training programs: exact resume after SIGINT, NaN, bad input"
 suite "train_mixer, train_vit, train_bert" tests/test_programs.sh build
 mkdir -p "$B/san_programs"
-if (for p in train_mixer train_vit train_bert compress; do
+if (for p in train_mixer train_vit train_bert compress continual; do
         $CC -std=c99 $WARN -O1 -g $SAN examples/$p.c -o "$B/san_programs/$p" -lm || exit 1
     done) 2> "$B/log"; then
     suite "the same, under AddressSanitizer and UndefinedBehaviorSanitizer" tests/test_programs.sh "$B/san_programs"

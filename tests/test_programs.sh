@@ -362,6 +362,31 @@ grep -q "^0 *${full}% *${full}%$" "$W/compress_prune.log" && grep -q "^0.5 " "$W
     grep -q "^1 *[0-9.]*% *[0-9.]*%$" "$W/compress_prune.log" && [ -s "$W/compress_prune/pruning.svg" ] &&
     grep -q "the 2-D weights, 29120 of 32398 parameters" "$W/compress_prune.log" && clean "$W/compress_prune.log"
 check "compress --prune: the table from sparsity 0 (the model's ${full:-?}%) to 1, both scores, and the chart (exit $rc)" $(( $? || rc != 0 )) "$W/compress_prune.log"
+# ---- examples/continual.c: split CIFAR-10 and CIFAR-100, with and without SI ---------------------
+for si in 0 1; do
+    $B/continual --data-dir $W/cifar --width 16 --depth 2 --token-hidden 8 --channel-hidden 16 --batch 16 --epochs 1 \
+        --si $si --threads 1 --log "$W/cl$si.csv" > "$W/cl$si.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && [ "$(wc -l < "$W/cl$si.csv")" -eq 6 ] && head -n 1 "$W/cl$si.csv" | grep -q "^after_task,task_1,.*,task_5,wiring,si," &&
+        grep -q "^average accuracy after the last task: [0-9.]*%; forgetting: -\?[0-9.]* points" "$W/cl$si.log" &&
+        [ "$(grep -c "^after task [1-5], test accuracy of task:" "$W/cl$si.log")" -eq 5 ] && clean "$W/cl$si.log"
+    check "continual --si $si: 5 tasks of 2 classes, the accuracy matrix and its CSV (exit $rc)" $? "$W/cl$si.log"
+done
+"$PY" - "$W/cifar100" <<'PYEOF'
+import os, random, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+rng = random.Random(3)
+for name, n in (("train.bin", 400), ("test.bin", 200)):
+    with open(os.path.join(sys.argv[1], name), "wb") as f:
+        for i in range(n):  # coarse label, fine label i % 100, then the pixels
+            f.write(bytes([(i % 100) // 5, i % 100]) + bytes(rng.randrange(256) for _ in range(3072)))
+PYEOF
+$B/continual --data cifar100 --data-dir $W/cifar100 --tasks 2 --width 16 --depth 2 --token-hidden 8 --channel-hidden 16 \
+    --batch 8 --epochs 1 --si 1 --threads 1 > "$W/cl100.log" 2>&1
+rc=$?
+grep -q "^split CIFAR-100: 2 tasks of 5 classes" "$W/cl100.log" && grep -q "^after task 2, test accuracy of task: 1:[0-9.]* 2:[0-9.]*$" "$W/cl100.log" && clean "$W/cl100.log"
+check "continual --data cifar100: tasks of 5 classes from the CIFAR-100 files (exit $rc)" $(( $? || rc != 0 )) "$W/cl100.log"
+refuse 2 "continual: more tasks than the split has" "the split has 5 tasks of 2 classes" $B/continual --data-dir $W/cifar --tasks 6
 refuse 2 "compress: two budgets at once" "two budgets; give one" $B/compress --weights "$W/whole.safetensors" --max-blocks 2 --max-ms 1
 refuse 1 "compress: a BERT or missing checkpoint says what it takes" "cannot open" $B/compress --weights "$W/nothing.safetensors"
 refuse 2 "--eval-only: a model flag too is refused" "--depth: with --eval-only the model and its data come from the metadata" \
