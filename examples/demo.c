@@ -247,13 +247,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    /* every fifth image for testing, the rest for training; pixels 0..16 -> 0..1 */
-    for (i = 0; i < DIGITS_N; i++) {
-        float *x = i % 5 == 0 ? xte + (size_t)nte * 64 : xtr + (size_t)ntr * 64;
-        for (k = 0; k < 64; k++) x[k] = digits_data[i][k] / 16.0f;
-        if (i % 5 == 0) yte[nte++] = digits_data[i][64];
-        else ytr[ntr++] = digits_data[i][64];
-    }
+    digits_split(xtr, ytr, &ntr, xte, yte, &nte); /* every fifth image for testing */
     printf("UCI digits: %d training and %d test images of 8 x 8; MLPs of %d blocks of width %d, %d epochs, "
            "seeds %llu to %llu\n", ntr, nte, L, width, epochs, (unsigned long long)seed,
            (unsigned long long)(seed + (uint64_t)nseeds - 1));

@@ -1803,3 +1803,19 @@ static const unsigned char digits_data[DIGITS_N][65] = {
 {0,0,2,10,7,0,0,0,0,0,14,16,16,15,1,0,0,4,16,7,3,16,7,0,0,5,16,10,7,16,4,0,0,0,5,14,14,16,4,0,0,0,0,0,0,16,2,0,0,0,4,7,7,16,2,0,0,0,5,12,16,12,0,0,9},
 {0,0,10,14,8,1,0,0,0,2,16,14,6,1,0,0,0,0,15,15,8,15,0,0,0,0,5,16,16,10,0,0,0,0,12,15,15,12,0,0,0,4,16,6,4,16,6,0,0,8,16,10,8,16,8,0,0,1,8,12,14,12,1,0,8},
 };
+
+/* The split the examples use: every fifth image for testing, the rest for
+ * training, pixels 0..16 scaled to 0..1. xtr (ntr, 64) and ytr (ntr) hold
+ * at least DIGITS_N - DIGITS_N / 5 images, xte and yte at least
+ * DIGITS_N / 5 + 1; the counts come back in *ntr and *nte. */
+static void digits_split(float *xtr, int *ytr, int *ntr, float *xte, int *yte, int *nte)
+{
+    int i, k;
+    *ntr = *nte = 0;
+    for (i = 0; i < DIGITS_N; i++) {
+        float *x = i % 5 == 0 ? xte + (size_t)*nte * 64 : xtr + (size_t)*ntr * 64;
+        for (k = 0; k < 64; k++) x[k] = digits_data[i][k] / 16.0f;
+        if (i % 5 == 0) yte[(*nte)++] = digits_data[i][64];
+        else ytr[(*ntr)++] = digits_data[i][64];
+    }
+}

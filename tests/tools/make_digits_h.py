@@ -7,6 +7,25 @@ Learning Repository, CC BY 4.0: 1,797 images of 8 x 8 pixels (values 0..16) with
 """
 import sys
 
+# The split every example uses, written after the data.
+SPLIT = r"""
+/* The split the examples use: every fifth image for testing, the rest for
+ * training, pixels 0..16 scaled to 0..1. xtr (ntr, 64) and ytr (ntr) hold
+ * at least DIGITS_N - DIGITS_N / 5 images, xte and yte at least
+ * DIGITS_N / 5 + 1; the counts come back in *ntr and *nte. */
+static void digits_split(float *xtr, int *ytr, int *ntr, float *xte, int *yte, int *nte)
+{
+    int i, k;
+    *ntr = *nte = 0;
+    for (i = 0; i < DIGITS_N; i++) {
+        float *x = i % 5 == 0 ? xte + (size_t)*nte * 64 : xtr + (size_t)*ntr * 64;
+        for (k = 0; k < 64; k++) x[k] = digits_data[i][k] / 16.0f;
+        if (i % 5 == 0) yte[(*nte)++] = digits_data[i][64];
+        else ytr[(*ntr)++] = digits_data[i][64];
+    }
+}
+"""
+
 rows = [list(map(int, l.strip().split(","))) for l in open(sys.argv[1]) if l.strip()]
 assert all(len(r) == 65 for r in rows) and all(0 <= v <= 16 for r in rows for v in r[:64])
 with open(sys.argv[2], "w") as f:
@@ -20,4 +39,5 @@ with open(sys.argv[2], "w") as f:
     for r in rows:
         f.write("{" + ",".join(map(str, r)) + "},\n")
     f.write("};\n")
+    f.write(SPLIT)
 print("%s: %d images" % (sys.argv[2], len(rows)))
