@@ -6976,8 +6976,9 @@ ACNDEF acn_tensor *acn_mixer_forward(acn_ctx *ctx, const acn_mixer *m, acn_tenso
 }
 /* x_0: the patch embedding, with the CLS token first (authors' form).
  *                                          images (B, C, H, W) -> (B, T, D) */
-static acn_tensor *acn__mixer_x0(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images)
+static acn_tensor *acn__mixer_x0(acn_ctx *ctx, const void *mv, acn_tensor *images)
 {
+    const acn_mixer *m = (const acn_mixer *)mv;
     const acn_mixer_config *c = &m->cfg;
     acn_tensor *x = acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), *parts[2]; /* (B, N, D) */
     int s[3];
@@ -7119,8 +7120,9 @@ ACNDEF acn_tensor *acn_vit_forward(acn_ctx *ctx, const acn_vit *m, acn_tensor *i
 }
 /* x_0: the patch embedding plus the fixed position embedding.
  *                                          images (B, C, H, W) -> (B, N, D) */
-static acn_tensor *acn__vit_x0(acn_ctx *ctx, const acn_vit *m, acn_tensor *images)
+static acn_tensor *acn__vit_x0(acn_ctx *ctx, const void *mv, acn_tensor *images)
 {
+    const acn_vit *m = (const acn_vit *)mv;
     const acn_vit_config *c = &m->cfg;
     acn_tensor *pe;
     int s[2];
@@ -7208,7 +7210,7 @@ static acn_tensor *acn__rows(acn_ctx *ctx, acn_tensor *x, const int *keep, int n
  * Per input still running (row r of the shrinking batch): rows[r] its index
  * in the caller's batch, pred[r] and run[r] its last prediction and how
  * many heads in a row gave it. */
-static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int wiring, int depth, int classes,
+static acn_status acn__anytime_run(acn_ctx *ctx, const char *who, const void *m, int wiring, int depth, int classes,
                                acn_tensor *x0, acn__block_fn block, acn__head_fn head, const acn_exit_rule *rule,
                                float *logits, int *blocks)
 {
@@ -7292,23 +7294,30 @@ static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int
     return ctx->status;
 }
 
-/* Inference mode for the call: no tape, no dropout; *was keeps the caller's. */
-static void acn__infer_begin(acn_ctx *ctx, int *was)
+/* x_0 of a model from its input: the stem the forwards also use. */
+typedef acn_tensor *(*acn__stem_fn)(acn_ctx *ctx, const void *m, acn_tensor *input);
+static acn_tensor *acn__mlp_x0(acn_ctx *ctx, const void *mv, acn_tensor *x)
 {
-    was[0] = acn_set_no_grad(ctx, 1);
-    was[1] = acn_set_train(ctx, 0);
+    return acn__lin(ctx, x, &((const acn_mlp *)mv)->embed);
 }
-static void acn__infer_end(acn_ctx *ctx, const int *was)
+/* The run in inference mode (no tape, no dropout), the caller's modes
+ * given back after. */
+static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int wiring, int depth, int classes,
+                               acn__stem_fn stem, acn_tensor *input, acn__block_fn block, acn__head_fn head,
+                               const acn_exit_rule *rule, float *logits, int *blocks)
 {
-    acn_set_no_grad(ctx, was[0]);
-    acn_set_train(ctx, was[1]);
+    int no_grad = acn_set_no_grad(ctx, 1), train = acn_set_train(ctx, 0);
+    acn_status st = acn__anytime_run(ctx, who, m, wiring, depth, classes, stem(ctx, m, input), block, head, rule,
+                                     logits, blocks);
+    acn_set_no_grad(ctx, no_grad);
+    acn_set_train(ctx, train);
+    return st;
 }
 
 ACNDEF acn_status acn_mlp_anytime(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x, const acn_exit_rule *rule,
                                   float *logits, int *blocks)
 {
-    int k = -1, was[2];
-    acn_status st;
+    int k = -1;
     if (acn__model_ok(ctx, "mlp_anytime", m) || acn__inputs_ok(ctx, "mlp_anytime", &x, 1) ||
         acn__run_ok(ctx, "mlp_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
         acn__exit_ok(ctx, "mlp_anytime", rule, logits) || acn__mlp_x_ok(ctx, "mlp_anytime", m, x))
@@ -7319,43 +7328,32 @@ ACNDEF acn_status acn_mlp_anytime(acn_ctx *ctx, const acn_mlp *m, acn_tensor *x,
                   ACN__SHAPE(x, sh), m->cfg.in);
         return ctx->status;
     }
-    acn__infer_begin(ctx, was);
-    st = acn__anytime(ctx, "mlp_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
-                      acn__lin(ctx, x, &m->embed), acn__mlp_block, acn__mlp_head, rule, logits, blocks);
-    acn__infer_end(ctx, was);
-    return st;
+    return acn__anytime(ctx, "mlp_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes, acn__mlp_x0, x,
+                        acn__mlp_block, acn__mlp_head, rule, logits, blocks);
 }
 ACNDEF acn_status acn_mixer_anytime(acn_ctx *ctx, const acn_mixer *m, acn_tensor *images,
                                     const acn_exit_rule *rule, float *logits, int *blocks)
 {
-    int k = -1, was[2];
-    acn_status st;
+    int k = -1;
     if (acn__model_ok(ctx, "mixer_anytime", m) || acn__inputs_ok(ctx, "mixer_anytime", &images, 1) ||
         acn__run_ok(ctx, "mixer_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
         acn__exit_ok(ctx, "mixer_anytime", rule, logits) ||
         acn__images_ok(ctx, "mixer_anytime", images, m->cfg.channels, m->cfg.image_h, m->cfg.image_w))
         return acn__failed(ctx);
-    acn__infer_begin(ctx, was);
-    st = acn__anytime(ctx, "mixer_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
-                      acn__mixer_x0(ctx, m, images), acn__mixer_block, acn__mixer_head, rule, logits, blocks);
-    acn__infer_end(ctx, was);
-    return st;
+    return acn__anytime(ctx, "mixer_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes, acn__mixer_x0, images,
+                        acn__mixer_block, acn__mixer_head, rule, logits, blocks);
 }
 ACNDEF acn_status acn_vit_anytime(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, const acn_exit_rule *rule,
                                   float *logits, int *blocks)
 {
-    int k = -1, was[2];
-    acn_status st;
+    int k = -1;
     if (acn__model_ok(ctx, "vit_anytime", m) || acn__inputs_ok(ctx, "vit_anytime", &images, 1) ||
         acn__run_ok(ctx, "vit_anytime", m->cfg.wiring, m->cfg.depth, &k, NULL, 0) ||
         acn__exit_ok(ctx, "vit_anytime", rule, logits) ||
         acn__images_ok(ctx, "vit_anytime", images, m->cfg.channels, m->cfg.image_h, m->cfg.image_w))
         return acn__failed(ctx);
-    acn__infer_begin(ctx, was);
-    st = acn__anytime(ctx, "vit_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes,
-                      acn__vit_x0(ctx, m, images), acn__vit_block, acn__vit_head, rule, logits, blocks);
-    acn__infer_end(ctx, was);
-    return st;
+    return acn__anytime(ctx, "vit_anytime", m, m->cfg.wiring, m->cfg.depth, m->cfg.classes, acn__vit_x0, images,
+                        acn__vit_block, acn__vit_head, rule, logits, blocks);
 }
 
 /* ---- BERT --------------------------------------------------------------- */

@@ -596,6 +596,23 @@ TRAIN_FN int resume_check(acn_ctx *ctx, const char *prog, const run_files *rf, c
     return 0;
 }
 
+/* --eval-only and --weights go together, and an evaluation trains nothing:
+ * 0, or 2 with a message naming the flag that does not belong. `training`
+ * is the first training-only flag given (--save, --resume, ...), or NULL. */
+TRAIN_FN int eval_flags_check(const char *prog, int eval_only, const char *weights, const char *training)
+{
+    if (eval_only != (weights != NULL)) {
+        fprintf(stderr, "%s: %s\n", prog, eval_only ? "--eval-only needs --weights FILE.safetensors, the weights to "
+                "evaluate" : "--weights goes with --eval-only (to continue a training run, use --resume PREFIX)");
+        return 2;
+    }
+    if (eval_only && training) {
+        fprintf(stderr, "%s: --eval-only trains nothing, so it takes no %s\n", prog, training);
+        return 2;
+    }
+    return 0;
+}
+
 /* --eval-only --weights FILE: the flags that define the model (the
  * RESUME_MODEL ones) and the training flags whose keys `also` lists (what
  * the evaluation's data depends on: the data set, a class subset, BERT's

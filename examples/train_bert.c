@@ -336,9 +336,18 @@ static int bert_eval_only(bert_run *R)
     float acc[TRAIN_MAXL + 1];
     double loss, t0 = now_s();
     char head[8192] = "", step[32], vocab[32], phase[16], fnv[32], mine[32];
+    const char *v;
     FILE *log;
-    meta_get(R->ctx, o->weights, "vocab", vocab, sizeof vocab);
-    meta_get(R->ctx, o->weights, "vocab_fnv", fnv, sizeof fnv);
+    acn_st st;
+    if (acn_st_read(R->ctx, o->weights, &st)) { /* its metadata, read once */
+        fprintf(stderr, "%s: --weights: %s\n", R->prog, acn_error(R->ctx));
+        return 1;
+    }
+    snprintf(vocab, sizeof vocab, "%s", (v = acn_st_meta(&st, "vocab")) ? v : "");
+    snprintf(fnv, sizeof fnv, "%s", (v = acn_st_meta(&st, "vocab_fnv")) ? v : "");
+    snprintf(step, sizeof step, "%s", (v = acn_st_meta(&st, "step")) ? v : "");
+    snprintf(phase, sizeof phase, "%s", (v = acn_st_meta(&st, "phase")) ? v : "");
+    acn_st_free(&st);
     vocab_fnv(&R->vocab, mine, sizeof mine);
     if (atoi(vocab) != R->vocab.size || (fnv[0] && strcmp(fnv, mine))) {
         fprintf(stderr, "%s: --weights %s: its vocabulary (%s words) is not the one train.tsv in %s gives (%d words, "
@@ -351,8 +360,6 @@ static int bert_eval_only(bert_run *R)
         fprintf(stderr, "%s: --weights: %s\n", R->prog, acn_error(R->ctx));
         return 1;
     }
-    meta_get(R->ctx, o->weights, "step", step, sizeof step);
-    meta_get(R->ctx, o->weights, "phase", phase, sizeof phase);
     if (!strcmp(phase, "mlm"))
         printf("note: %s was saved during MLM pretraining; its classification head is not trained yet\n", o->weights);
     if (bert_eval(R, PHASE_CLS, acc, &loss)) {
@@ -466,13 +473,8 @@ int main(int argc, char **argv)
                      "their sentiment labels, and reports the dev accuracy of its head after every block.");
     if (rc) return rc == 1 ? 0 : 2;
     /* the flags alone, before anything is allocated: exit 2 */
-    if (o->eval_only != (o->weights != NULL) || (o->eval_only && (o->save || o->resume))) {
-        fprintf(stderr, "%s: %s\n", argv[0], o->eval_only != (o->weights != NULL)
-                ? (o->eval_only ? "--eval-only needs --weights FILE.safetensors, the weights to evaluate"
-                                : "--weights goes with --eval-only (to continue a training run, use --resume PREFIX)")
-                : "--eval-only trains nothing, so it takes no --save or --resume");
+    if (eval_flags_check(argv[0], o->eval_only, o->weights, o->save ? "--save" : o->resume ? "--resume" : NULL))
         return 2;
-    }
     if (o->eval_only && (rc = flags_from_weights(argv[0], o->weights, "bert", argc, argv, f, n, bert_eval_keys)))
         return rc;
     if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0) return 2;

@@ -114,17 +114,8 @@ TRAIN_FN int image_opts_check(const char *prog, const image_opts *o, run_files *
         fprintf(stderr, "%s: --plots draws from the CSV log; give --log FILE too\n", prog);
         return 2;
     }
-    if (o->eval_only != (o->weights != NULL)) {
-        fprintf(stderr, "%s: %s\n", prog, o->eval_only ? "--eval-only needs --weights FILE.safetensors, the weights to "
-                "evaluate" : "--weights goes with --eval-only (to continue a training run, use --resume PREFIX)");
-        return 2;
-    }
-    if (o->eval_only && (o->save || o->resume || o->plots)) {
-        fprintf(stderr, "%s: --eval-only trains nothing, so it takes no %s\n", prog,
-                o->save ? "--save" : o->resume ? "--resume" : "--plots");
-        return 2;
-    }
-    return 0;
+    return eval_flags_check(prog, o->eval_only, o->weights,
+                            o->save ? "--save" : o->resume ? "--resume" : o->plots ? "--plots" : NULL);
 }
 
 /* The flags --eval-only takes from the weights file besides the model's:
