@@ -15,13 +15,15 @@
 #                   pair, two processes at a time, one thread each (about 2 h on 2 cores); into
 #                   runs/l150/; an interrupted run continues where it stopped (--resume)
 #   make results-noise  the L150 models under Gaussian and salt-and-pepper noise (--eval-only)
+#   make results-classes  the ACN and residual Mixers of L150 on classes 0-1 and 0-4 of CIFAR-10
+#                   (seeds 0 and 1; about 40 min), into runs/classes/
 #   make clean
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples refs bench-cpu fuzz clean results-l150 results-noise
+.PHONY: demo test examples refs bench-cpu fuzz clean results-l150 results-noise results-classes classes-seed
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -69,17 +71,25 @@ clean:
 # ---- the experiments of docs/results.md -----------------------------------------------------
 L150 := --low-data 100 --batch 64 --drop-last --lr 1e-3 --wd 0.01 --clip 1 --warmup 10 --min-lr 0 \
         --epochs 150 --eval-every 15 --threads 1
-# run_pair RECIPE SEED PREFIX: ACN and residual side by side; each resumes its checkpoint if there is one
+# run_pair DIR PREFIX SUFFIX SEED FLAGS: ACN and residual Mixers side by side, one thread each, into
+# DIR/PREFIX{acn,residual}SUFFIX_sSEED; each resumes its checkpoint if there is one
 define run_pair
-	for w in acn residual; do p=runs/l150/$(3)$${w}_s$(2); r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
-	    build/train_mixer $(L150) --recipe $(1) --wiring $$w --seed $(2) --save $$p --log $$p.csv \
-	        --plots runs/l150/plots_$(3)$${w}_s$(2) $$r >> $$p.out 2>&1 & done; wait
+	@mkdir -p $(1)
+	for w in acn residual; do n=$(2)$${w}$(3)_s$(4); p=$(1)/$$n; r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
+	    build/train_mixer $(L150) $(5) --wiring $$w --seed $(4) --save $$p --log $$p.csv \
+	        --plots $(1)/plots_$$n $$r >> $$p.out 2>&1 & done; wait
 endef
 results-l150: build/train_mixer
-	@mkdir -p runs/l150
-	$(call run_pair,simple,0,)
-	$(call run_pair,simple,1,)
-	$(call run_pair,paper,0,paper_)
+	$(call run_pair,runs/l150,,,0,--recipe simple)
+	$(call run_pair,runs/l150,,,1,--recipe simple)
+	$(call run_pair,runs/l150,paper_,,0,--recipe paper)
+results-classes: build/train_mixer
+	for s in 0 1; do $(MAKE) --no-print-directory classes-seed SEED=$$s; done
+CLASSES2 := --recipe simple --classes 0,1
+CLASSES5 := --recipe simple --classes 0,1,2,3,4
+classes-seed:
+	$(call run_pair,runs/classes,,_c2,$(SEED),$(CLASSES2))
+	$(call run_pair,runs/classes,,_c5,$(SEED),$(CLASSES5))
 results-noise: build/train_mixer
 	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
 	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_mixer --eval-only --weights $$p.safetensors --eval-noise $$n \

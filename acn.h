@@ -158,7 +158,8 @@ typedef enum acn_status {
     ACN_ERR_NONFINITE, /* a NaN or Inf was found (acn_set_check_finite)      */
     ACN_ERR_STATE,     /* called at the wrong time (see the message)         */
     ACN_ERR_IO,        /* a file could not be opened, read or written        */
-    ACN_ERR_FORMAT     /* a file is not what it claims to be                 */
+    ACN_ERR_FORMAT,    /* a file is not what it claims to be                 */
+    ACN_ERR_DIST       /* a message between processes failed (ACN_MPI)       */
 } acn_status;
 
 /* ------------------------------------------------------------------------ */
@@ -600,6 +601,58 @@ ACNDEF acn_status acn_si_value(acn_ctx *ctx, const acn_si *si, float *penalty);
 ACNDEF acn_status acn_si_update(acn_ctx *ctx, acn_si *si);
 ACNDEF acn_status acn_si_consolidate(acn_ctx *ctx, acn_si *si);
 ACNDEF void       acn_si_free(acn_si *si);
+
+/* ------------------------------------------------------------------------ */
+/* Data parallel training over processes (ACN_MPI)                          */
+/* ------------------------------------------------------------------------ */
+/* Compiled with ACN_MPI (the implementation file built by mpicc), contexts
+ * on the processes ("ranks") of MPI_COMM_WORLD train one model together
+ * (docs/distributed.md): every rank holds the whole model, works on its
+ * share of each global batch, and after backward the gradient blocks are
+ * summed, so that every rank takes the same optimizer step and the
+ * parameters stay equal. Without ACN_MPI, or before acn_dist_init, a
+ * context is alone (rank 0 of 1) and every call below changes nothing, so
+ * one program serves both.
+ *
+ * A step on each rank, for a global batch of B rows:
+ *     acn_dist_rows(ctx, B, &off, &cnt);  rows [off, off + cnt) are this
+ *                                         rank's (B / n each, the first
+ *                                         B % n ranks one more)
+ *     prepare all B rows with the generator every rank shares (so that
+ *     augmentation draws do not depend on n), keep rows off .. off+cnt-1
+ *     loss = the mean over those rows;   acn_backward(ctx, loss);
+ *     acn_dist_sum_grads(ctx, (double)cnt / B);
+ *     acn_clip_grad_norm(...); acn_adamw_step(...);  (the same on all ranks)
+ * acn_dist_sum_grads scales this rank's gradient by weight (its rows' share
+ * of the loss's denominator: cnt / B for a mean over rows, this rank's
+ * counted tokens over all ranks' for a mean over tokens) and sums the
+ * blocks over the ranks in one MPI_Allreduce. Dropout draws the numbers of
+ * the whole global batch and keeps this rank's rows' (the generator skips
+ * the others' in constant time), so its masks do not depend on n either:
+ * the results of n ranks are those of one process, up to the order of
+ * float sums. acn_dist_rows sets the rows that dropout takes, for the
+ * steps that follow; every tensor dropout sees in training must then have
+ * cnt rows first (a multiple of cnt elements).
+ *
+ * acn_dist_init joins MPI_COMM_WORLD (it calls MPI_Init when the program
+ * has not); acn_dist_finalize ends MPI if acn_dist_init started it.
+ * acn_dist_sum adds n doubles over the ranks in place (losses, counts of
+ * correct answers); acn_dist_any sets *flag to 1 on every rank when any
+ * rank passed a non-zero one (a stop signal, an error): call it at the
+ * same point on every rank, as every call here. acn_dist_broadcast_params
+ * copies rank 0's parameter block to every rank. acn_dist_abort ends every
+ * rank (MPI_Abort) when there are several, and returns when alone: for a
+ * rank that failed where the others may be waiting for it. */
+ACNDEF acn_status acn_dist_init(acn_ctx *ctx);
+ACNDEF void       acn_dist_finalize(void);
+ACNDEF int        acn_dist_rank(const acn_ctx *ctx);  /* 0 when alone      */
+ACNDEF int        acn_dist_size(const acn_ctx *ctx);  /* 1 when alone      */
+ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count);
+ACNDEF acn_status acn_dist_sum_grads(acn_ctx *ctx, double weight);
+ACNDEF acn_status acn_dist_sum(acn_ctx *ctx, double *values, int n);
+ACNDEF acn_status acn_dist_any(acn_ctx *ctx, int *flag);
+ACNDEF acn_status acn_dist_broadcast_params(acn_ctx *ctx);
+ACNDEF void       acn_dist_abort(acn_ctx *ctx, int code);
 
 /* ------------------------------------------------------------------------ */
 /* Models: blocks, wirings, probing                                         */
@@ -1157,6 +1210,13 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
 #include <assert.h>
 #define ACN_ASSERT(x) assert(x)
 #endif
+#ifdef ACN_MPI
+#if defined(__cplusplus) && !defined(OMPI_SKIP_MPICXX)
+#define OMPI_SKIP_MPICXX 1 /* the C interface only, not MPI's C++ classes */
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>     /* data parallel over processes (acn_dist_*)          */
+#endif
 
 /* fsync() and fileno() are declared only when POSIX was asked for before
  * the first standard header: by acn.h itself when it comes first, by the
@@ -1255,6 +1315,12 @@ struct acn_ctx {
     struct acn__pool *pool;
     float *packbuf;
     struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
+    /* data parallel (acn_dist_*): 0 ranks means alone; this rank's rows
+     * [dist_off, dist_off + dist_cnt) of a global batch of dist_batch */
+    int dist_rank, dist_size, dist_off, dist_cnt, dist_batch;
+#ifdef ACN_MPI
+    MPI_Comm comm;             /* a duplicate of MPI_COMM_WORLD              */
+#endif
 };
 
 struct acn__pool;
@@ -1264,6 +1330,7 @@ static float *acn__galloc(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* 
 static float *acn__galloc_raw(acn_ctx *ctx, struct acn__gheap *h, size_t numel); /* not zeroed */
 static void acn__gfree(struct acn__gheap *h, float *p, size_t numel);
 static void acn__pool_stop(struct acn__pool *pool);
+static void acn__rng_skip(acn_rng *r, uint64_t n);    /* "Random numbers" */
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -1363,7 +1430,8 @@ ACNDEF const char *acn_status_name(acn_status s)
 {
     static const char *const names[] = {
         "ACN_OK", "ACN_ERR_ARG", "ACN_ERR_SHAPE", "ACN_ERR_ARENA", "ACN_ERR_NOMEM",
-        "ACN_ERR_PARAMS", "ACN_ERR_NONFINITE", "ACN_ERR_STATE", "ACN_ERR_IO", "ACN_ERR_FORMAT"};
+        "ACN_ERR_PARAMS", "ACN_ERR_NONFINITE", "ACN_ERR_STATE", "ACN_ERR_IO", "ACN_ERR_FORMAT",
+        "ACN_ERR_DIST"};
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
 }
 
@@ -1472,6 +1540,13 @@ ACNDEF void acn_ctx_free(acn_ctx *ctx)
     ACN_FREE(ctx->arena);
     acn__pool_stop(ctx->pool);
     ACN_FREE(ctx->packbuf);
+#ifdef ACN_MPI
+    if (ctx->dist_size) {
+        int done = 0;
+        MPI_Finalized(&done);
+        if (!done) MPI_Comm_free(&ctx->comm);
+    }
+#endif
     ACN_FREE(ctx);
 }
 
@@ -3867,7 +3942,19 @@ ACNDEF acn_tensor *acn_dropout(acn_ctx *ctx, acn_tensor *x, float p)
     if (p == 0.0f || !ctx->train) return x;
     n = acn__node_new(ctx, ACN__OP_DROPOUT, &x, 1, x->ndim, x->shape, 0);
     if (!n || !(keep = (unsigned char *)acn__alloc(ctx, x->numel, "dropout"))) return NULL;
+    if (ctx->dist_size > 1 && x->numel % (size_t)ctx->dist_cnt) {
+        char sx[64];
+        acn__fail(ctx, ACN_ERR_SHAPE, "dropout: %s is not a whole number of rows for this rank's %d rows of the "
+                  "batch (acn_dist_rows): in data-parallel training, dropout's input must have the batch first; "
+                  "call acn_dist_rows with the batch of this step", ACN__SHAPE(x, sx), ctx->dist_cnt);
+        return NULL;
+    }
+    if (ctx->dist_size > 1) /* the draws of the rows before this rank's */
+        acn__rng_skip(&ctx->rng, (uint64_t)(x->numel / (size_t)ctx->dist_cnt) * (uint64_t)ctx->dist_off);
     for (i = 0; i < x->numel; i++) keep[i] = acn_rng_uniform(&ctx->rng) >= p;
+    if (ctx->dist_size > 1) /* and after them */
+        acn__rng_skip(&ctx->rng, (uint64_t)(x->numel / (size_t)ctx->dist_cnt) *
+                                     (uint64_t)(ctx->dist_batch - ctx->dist_off - ctx->dist_cnt));
     n->aux = keep;
     n->farg[0] = p;
     n->farg[1] = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
@@ -5956,6 +6043,8 @@ ACNDEF uint64_t acn_rng_u64(acn_rng *r)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
+/* The state of n draws later: SplitMix64's state is a counter. */
+static void acn__rng_skip(acn_rng *r, uint64_t n) { r->state += n * 0x9E3779B97F4A7C15ULL; }
 ACNDEF float acn_rng_uniform(acn_rng *r) { return (float)(acn_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
 /* 53-bit uniforms in (0, 1] and [0, 1), then Box-Muller's cosine branch. */
 ACNDEF float acn_rng_normal(acn_rng *r)
@@ -6608,6 +6697,198 @@ ACNDEF void acn_si_free(acn_si *si)
     if (!si) return;
     ACN_FREE(si->omega);
     memset(si, 0, sizeof *si);
+}
+
+/* ======================================================================== */
+/* Data parallel training over processes                                    */
+/* ======================================================================== */
+#ifdef ACN_MPI
+static int acn__mpi_started; /* acn_dist_init called MPI_Init */
+/* An MPI call's failure as the context's error: the call and MPI's words. */
+static acn_status acn__mpi_check(acn_ctx *ctx, int rc, const char *what)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (rc == MPI_SUCCESS) return ACN_OK;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "MPI error %d", rc);
+    acn__fail(ctx, ACN_ERR_DIST, "%s on rank %d of %d failed: %s (another rank may have stopped; its own "
+              "message says why)", what, ctx->dist_rank, ctx->dist_size, text);
+    return ctx->status;
+}
+#endif
+
+ACNDEF acn_status acn_dist_init(acn_ctx *ctx)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    if (ctx->dist_size) {
+        acn__fail(ctx, ACN_ERR_STATE, "dist_init: this context has joined the processes already");
+        return ctx->status;
+    }
+#ifdef ACN_MPI
+    {
+        int on = 0, rank = 0, size = 1;
+        MPI_Initialized(&on);
+        if (!on) {
+            if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+                acn__fail(ctx, ACN_ERR_DIST, "dist_init: MPI_Init failed; start the program with mpirun");
+                return ctx->status;
+            }
+            acn__mpi_started = 1;
+        }
+        if (acn__mpi_check(ctx, MPI_Comm_dup(MPI_COMM_WORLD, &ctx->comm), "dist_init: MPI_Comm_dup")) return ctx->status;
+        MPI_Comm_set_errhandler(ctx->comm, MPI_ERRORS_RETURN); /* failures come back as codes */
+        MPI_Comm_rank(ctx->comm, &rank);
+        MPI_Comm_size(ctx->comm, &size);
+        ctx->dist_rank = rank;
+        ctx->dist_size = size;
+    }
+#else
+    ctx->dist_size = 1;
+#endif
+    return ACN_OK;
+}
+ACNDEF void acn_dist_finalize(void)
+{
+#ifdef ACN_MPI
+    int done = 0;
+    MPI_Finalized(&done);
+    if (acn__mpi_started && !done) MPI_Finalize();
+    acn__mpi_started = 0;
+#endif
+}
+ACNDEF int acn_dist_rank(const acn_ctx *ctx) { return ctx ? ctx->dist_rank : 0; }
+ACNDEF int acn_dist_size(const acn_ctx *ctx) { return ctx && ctx->dist_size ? ctx->dist_size : 1; }
+
+/* Rank r of n takes batch / n rows, and one more when r < batch % n. */
+ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count)
+{
+    int n, r, base, extra;
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+    n = acn_dist_size(ctx);
+    r = ctx->dist_rank;
+    if (!offset || !count)
+        acn__fail(ctx, ACN_ERR_ARG, "dist_rows: offset and count must not be NULL");
+    else if (batch < n)
+        acn__fail(ctx, ACN_ERR_ARG, "dist_rows: a batch of %d rows cannot give each of the %d ranks a row; use a "
+                  "batch of at least %d (or drop an epoch's short last batch)", batch, n, n);
+    if (ctx->status) return ctx->status;
+    base = batch / n;
+    extra = batch % n;
+    *offset = r * base + (r < extra ? r : extra);
+    *count = base + (r < extra);
+    ctx->dist_off = *offset;
+    ctx->dist_cnt = *count;
+    ctx->dist_batch = batch;
+    return ACN_OK;
+}
+
+/* g = sum over the ranks of weight_r g_r. A rank that holds an error says
+ * so first (one int over all ranks), so that no rank waits for a sum that
+ * will not come: every rank then returns an error. */
+ACNDEF acn_status acn_dist_sum_grads(acn_ctx *ctx, double weight)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (!(weight >= 0.0 && weight <= 1.0)) {
+        acn__fail(ctx, ACN_ERR_ARG, "dist_sum_grads: weight = %g; it is this rank's share of the loss's "
+                  "denominator, in [0, 1] (count / batch for a mean over rows)", weight);
+    }
+#ifdef ACN_MPI
+    if (ctx->dist_size > 1) {
+        int bad = ctx->status != ACN_OK;
+        size_t done, n = ctx->param_used;
+        float *g = acn__gblock(ctx);
+        if (acn__mpi_check(ctx, MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx->comm),
+                           "dist_sum_grads: MPI_Allreduce"))
+            return ctx->status;
+        if (bad) {
+            acn__fail(ctx, ACN_ERR_DIST, "dist_sum_grads: another rank failed before this step's sum (its own "
+                      "message says why); every rank stops here");
+            return ctx->status;
+        }
+        if (acn__enter(ctx, "dist_sum_grads")) return ACN_ERR_STATE;
+        if (weight != 1.0) acn__gblock_pass(ctx, 2, (float)weight, NULL);
+        for (done = 0; done < n && !ctx->status;) { /* counts are ints: in pieces of at most 2^30 */
+            int len = (int)(n - done < ((size_t)1 << 30) ? n - done : ((size_t)1 << 30));
+            acn__mpi_check(ctx, MPI_Allreduce(MPI_IN_PLACE, g + done, len, MPI_FLOAT, MPI_SUM, ctx->comm),
+                           "dist_sum_grads: MPI_Allreduce");
+            done += (size_t)len;
+        }
+        acn__leave(ctx);
+        return ctx->status;
+    }
+#endif
+    if (ctx->status) return ctx->status;
+    if (weight != 1.0) { /* alone: the sum is this rank's own, scaled */
+        if (acn__enter(ctx, "dist_sum_grads")) return ACN_ERR_STATE;
+        acn__gblock_pass(ctx, 2, (float)weight, NULL);
+        acn__leave(ctx);
+    }
+    return ctx->status;
+}
+
+/* These two run even when the context holds an error, so that a rank
+ * that failed can still tell the others (acn_dist_any). */
+ACNDEF acn_status acn_dist_sum(acn_ctx *ctx, double *values, int n)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (n < 0 || (n && !values)) {
+        acn__fail(ctx, ACN_ERR_ARG, "dist_sum: %d values at %p", n, (void *)values);
+        return ctx->status;
+    }
+#ifdef ACN_MPI
+    if (ctx->dist_size > 1 && n) {
+        int rc = MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, ctx->comm);
+        if (rc != MPI_SUCCESS) return acn__mpi_check(ctx, rc, "dist_sum: MPI_Allreduce");
+    }
+#endif
+    return ctx->status;
+}
+ACNDEF acn_status acn_dist_any(acn_ctx *ctx, int *flag)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (!flag) {
+        acn__fail(ctx, ACN_ERR_ARG, "dist_any: flag must not be NULL");
+        return ctx->status;
+    }
+    *flag = *flag != 0;
+#ifdef ACN_MPI
+    if (ctx->dist_size > 1) {
+        int rc = MPI_Allreduce(MPI_IN_PLACE, flag, 1, MPI_INT, MPI_MAX, ctx->comm);
+        if (rc != MPI_SUCCESS) {
+            *flag = 1; /* no answer: take the worst */
+            return acn__mpi_check(ctx, rc, "dist_any: MPI_Allreduce");
+        }
+    }
+#endif
+    return ctx->status;
+}
+ACNDEF acn_status acn_dist_broadcast_params(acn_ctx *ctx)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+#ifdef ACN_MPI
+    if (ctx->dist_size > 1) {
+        size_t done, n = ctx->param_used;
+        float *w = acn__pblock(ctx);
+        for (done = 0; done < n && !ctx->status;) {
+            int len = (int)(n - done < ((size_t)1 << 30) ? n - done : ((size_t)1 << 30));
+            acn__mpi_check(ctx, MPI_Bcast(w + done, len, MPI_FLOAT, 0, ctx->comm), "dist_broadcast_params: MPI_Bcast");
+            done += (size_t)len;
+        }
+    }
+#endif
+    return ctx->status;
+}
+ACNDEF void acn_dist_abort(acn_ctx *ctx, int code)
+{
+#ifdef ACN_MPI
+    if (ctx && ctx->dist_size > 1) MPI_Abort(ctx->comm, code ? code : 1);
+#else
+    (void)ctx;
+    (void)code;
+#endif
 }
 
 /* ======================================================================== */

@@ -4,6 +4,7 @@
 #
 #   ACN_REQUIRE_TORCH=1  fail (rather than skip) when PyTorch is missing; CI
 #                        sets it, since CI installs Debian's python3-torch.
+#   ACN_REQUIRE_MPI=1    the same for Open MPI (mpicc, mpirun); CI installs it.
 #   PYTHON               the interpreter with torch (default /usr/bin/python3,
 #                        Debian's, which python3-torch installs into).
 set -u
@@ -74,6 +75,25 @@ if g++ $WARN -O2 -x c++ tests/test_core.c -o "$B/test_core_cxx" 2> "$B/log"; the
     suite "core, built as C++" "$B/test_core_cxx"
 else
     bad "build test_core as C++" "$B/log"
+fi
+
+echo "== data parallel over processes (acn_dist_*, ACN_MPI)"
+if build tests/test_dist.c -o "$B/test_dist_alone" 2> "$B/log"; then suite "alone (no ACN_MPI): the calls change nothing" "$B/test_dist_alone"; else bad "build test_dist" "$B/log"; fi
+# Open MPI on loopback only; as root (CI) it must be told that is fine
+MPIRUN="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca oob_tcp_if_include lo"
+if command -v mpicc > /dev/null && command -v mpirun > /dev/null; then
+    step "mpicxx $WARN -DACN_MPI, acn.h first (C++)" mpicxx $WARN -DACN_MPI -I. -c "$B/first.cpp" -o "$B/first_mpi.o"
+    if OMPI_CC=$CC mpicc -std=c99 -pedantic $WARN -O2 -g -DACN_MPI tests/test_dist.c -o "$B/test_dist" -lm 2> "$B/log"; then
+        for n in 1 2 3; do
+            suite "$n rank(s) against one process: losses, weights, bit-equal ranks and reruns, an error on one rank stops all" timeout 120 $MPIRUN -np $n "$B/test_dist"
+        done
+    else
+        bad "build test_dist with mpicc -DACN_MPI" "$B/log"
+    fi
+elif [ "${ACN_REQUIRE_MPI:-0}" = 1 ]; then
+    bad "MPI: mpicc or mpirun not installed, and ACN_REQUIRE_MPI=1 (apt-get install openmpi-bin libopenmpi-dev)"
+else
+    echo "  skip  MPI: mpicc or mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)"
 fi
 
 echo "== every SIMD level and thread count"
