@@ -2,8 +2,12 @@
 #   make demo       plain, residual and ACN networks side by side on the built-in digits (demo-out/)
 #   make test       the whole test suite (tests/run.sh)
 #   make examples   every single-file example, into build/
+#   make mpi        train_mixer, train_vit and train_bert built with mpicc -DACN_MPI, into build/mpi/,
+#                   for data-parallel training under mpirun (docs/distributed.md)
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
+#   make bench-mpi  the paper's Mixer step on 1 and 2 ranks, the all-reduce's share, a ping-pong,
+#                   and a model of 8 and 64 ranks (docs/distributed.md; needs Open MPI)
 #   make fuzz       libFuzzer (clang, ASan + UBSan) on every file reader, one target after another for
 #                   FUZZ_SECONDS each (default 60): safetensors, the checkpoint pair, CIFAR, IDX, CSV, TSV
 #                   (tests/fuzz/fuzz_*.c). Seeds: tests/fuzz/corpus/<target>/ (and, for safetensors, the
@@ -23,7 +27,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples refs bench-cpu fuzz clean results-l150 results-noise results-classes classes-seed
+.PHONY: demo test examples mpi refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -45,6 +49,15 @@ build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm
 
+# the training programs for many processes: mpirun -np N build/mpi/train_mixer ... (docs/distributed.md)
+MPICC ?= mpicc
+mpi: build/mpi/train_mixer build/mpi/train_vit build/mpi/train_bert
+build/mpi/train_mixer build/mpi/train_vit: examples/train.h examples/train_images.h examples/svg.h
+build/mpi/train_bert: examples/train.h
+build/mpi/%: examples/%.c acn.h
+	@mkdir -p build/mpi
+	$(MPICC) $(EXFLAGS) -DACN_MPI $< -o $@ -lm
+
 refs:
 	$(PYTHON) tests/ref/make_refs.py tests/ref
 	$(PYTHON) tests/ref/make_aa_refs.py tests/ref
@@ -52,6 +65,9 @@ refs:
 
 bench-cpu:
 	CC=$(CC) PYTHON=$(PYTHON) tests/bench/bench_cpu.sh
+
+bench-mpi:
+	PYTHON=$(PYTHON) tests/bench/bench_mpi.sh
 
 fuzz:
 	@mkdir -p build/fuzz/corpus-safetensors

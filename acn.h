@@ -636,6 +636,8 @@ ACNDEF void       acn_si_free(acn_si *si);
  *
  * acn_dist_init joins MPI_COMM_WORLD (it calls MPI_Init when the program
  * has not); acn_dist_finalize ends MPI if acn_dist_init started it.
+ * acn_dist_local_size counts the ranks on this machine (to share its
+ * cores: acn_set_threads(ctx, cores / local ranks)).
  * acn_dist_sum adds n doubles over the ranks in place (losses, counts of
  * correct answers); acn_dist_any sets *flag to 1 on every rank when any
  * rank passed a non-zero one (a stop signal, an error): call it at the
@@ -647,6 +649,7 @@ ACNDEF acn_status acn_dist_init(acn_ctx *ctx);
 ACNDEF void       acn_dist_finalize(void);
 ACNDEF int        acn_dist_rank(const acn_ctx *ctx);  /* 0 when alone      */
 ACNDEF int        acn_dist_size(const acn_ctx *ctx);  /* 1 when alone      */
+ACNDEF int        acn_dist_local_size(const acn_ctx *ctx); /* ranks on this machine (1 when alone) */
 ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count);
 ACNDEF acn_status acn_dist_sum_grads(acn_ctx *ctx, double weight);
 ACNDEF acn_status acn_dist_sum(acn_ctx *ctx, double *values, int n);
@@ -1317,7 +1320,7 @@ struct acn_ctx {
     struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
     /* data parallel (acn_dist_*): 0 ranks means alone; this rank's rows
      * [dist_off, dist_off + dist_cnt) of a global batch of dist_batch */
-    int dist_rank, dist_size, dist_off, dist_cnt, dist_batch;
+    int dist_rank, dist_size, dist_local, dist_off, dist_cnt, dist_batch;
 #ifdef ACN_MPI
     MPI_Comm comm;             /* a duplicate of MPI_COMM_WORLD              */
 #endif
@@ -6742,9 +6745,17 @@ ACNDEF acn_status acn_dist_init(acn_ctx *ctx)
         MPI_Comm_size(ctx->comm, &size);
         ctx->dist_rank = rank;
         ctx->dist_size = size;
+        ctx->dist_local = 1;
+        { /* the ranks that share this machine's memory (and cores) */
+            MPI_Comm node;
+            if (MPI_Comm_split_type(ctx->comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+                MPI_Comm_size(node, &ctx->dist_local);
+                MPI_Comm_free(&node);
+            }
+        }
     }
 #else
-    ctx->dist_size = 1;
+    ctx->dist_size = ctx->dist_local = 1;
 #endif
     return ACN_OK;
 }
@@ -6759,6 +6770,7 @@ ACNDEF void acn_dist_finalize(void)
 }
 ACNDEF int acn_dist_rank(const acn_ctx *ctx) { return ctx ? ctx->dist_rank : 0; }
 ACNDEF int acn_dist_size(const acn_ctx *ctx) { return ctx && ctx->dist_size ? ctx->dist_size : 1; }
+ACNDEF int acn_dist_local_size(const acn_ctx *ctx) { return ctx && ctx->dist_local ? ctx->dist_local : 1; }
 
 /* Rank r of n takes batch / n rows, and one more when r < batch % n. */
 ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count)

@@ -200,7 +200,39 @@ TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int th
         acn_ctx_free(ctx);
         return NULL;
     }
+    /* built with ACN_MPI (make mpi) and started by mpirun: join the other
+     * ranks; rank 0 alone prints, logs and saves (the others' errors still
+     * go to stderr). Otherwise this process is alone. */
+    if (acn_dist_init(ctx)) {
+        train_report(ctx, prog, "");
+        acn_ctx_free(ctx);
+        return NULL;
+    }
+    if (!threads && !getenv("ACN_THREADS") && acn_dist_local_size(ctx) > 1) { /* share the cores */
+        int share = acn_threads(ctx) / acn_dist_local_size(ctx);
+        if (acn_set_threads(ctx, share > 1 ? share : 1)) {
+            train_report(ctx, prog, "");
+            acn_ctx_free(ctx);
+            return NULL;
+        }
+    }
+    if (acn_dist_rank(ctx) > 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "%s: rank %d: cannot silence its output: %s\n", prog, acn_dist_rank(ctx), strerror(errno));
+        acn_ctx_free(ctx);
+        return NULL;
+    }
     return ctx;
+}
+
+/* The end of a program: with several ranks, a rank that failed on its own
+ * (status 1: a file, memory) takes the others down with it rather than
+ * leave them waiting; then MPI ends. Returns status. */
+TRAIN_FN int train_finish(acn_ctx *ctx, int status)
+{
+    if (status == 1) acn_dist_abort(ctx, 1);
+    acn_ctx_free(ctx);
+    acn_dist_finalize();
+    return status;
 }
 
 /* ACN_* of a wiring's name, or -1 with a message. */
@@ -273,6 +305,14 @@ TRAIN_FN void train_on_signal(int s)
 {
     train_stop_signal = s;
     signal(s, SIG_DFL); /* a second Ctrl-C ends the program at once */
+}
+/* "signal 2", or, with several ranks, the news that another got one */
+TRAIN_FN const char *train_signal_name(void)
+{
+    static char buf[40];
+    if (!train_stop_signal) return "a signal to another rank";
+    snprintf(buf, sizeof buf, "signal %d", (int)train_stop_signal);
+    return buf;
 }
 TRAIN_FN void train_catch_signals(void)
 {
@@ -808,25 +848,38 @@ TRAIN_FN void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sum
 }
 
 /* ---- one update ------------------------------------------------------------ */
-/* Everything after the forward pass of a training step: backward, the
- * per-block gradient norms (before clipping), clipping to clip (0: none),
- * and AdamW at rate lr; the loss joins the epoch's sums. A non-finite loss
- * or gradient norm changes nothing and returns 3 with a message saying
- * where (e.g. "step 12 (epoch 1)") and what the last good checkpoint is
- * (good, from last_good). 1 on an acn.h error (printed), 0 otherwise. */
-TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_adamw *opt, float lr, float clip,
-                        epoch_sums *es, acn_tensor *const *gw, int L, progress *pg, const char *where,
-                        const char *good)
+/* Everything after the forward pass of a training step: backward, the sum
+ * of the ranks' gradients (acn_dist_sum_grads; share is this rank's share
+ * of the loss's denominator, 1 when alone), the per-block gradient norms
+ * (before clipping), clipping to clip (0: none), and AdamW at rate lr; the
+ * loss of the whole batch (summed over the ranks) joins the epoch's sums
+ * and goes to *batch_loss. A non-finite loss or gradient norm changes
+ * nothing and returns 3 with a message saying where (e.g. "step 12 (epoch
+ * 1)") and what the last good checkpoint is (good, from last_good). 1 on
+ * an acn.h error (printed; with several ranks, every rank returns 1 when
+ * one fails), 0 otherwise. loss may be NULL when the forward pass failed:
+ * the other ranks are told. */
+TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, double share, acn_adamw *opt, float lr,
+                        float clip, epoch_sums *es, acn_tensor *const *gw, int L, progress *pg, const char *where,
+                        const char *good, float *batch_loss)
 {
     float gnorm = 0.0f;
     int finite;
-    if (!loss) {
-        train_report(ctx, prog, "");
+    double v[2]; /* ranks that failed, the batch's loss */
+    v[0] = !loss || acn_status_of(ctx);
+    v[1] = loss ? (double)loss->data[0] * share : 0.0;
+    acn_dist_sum(ctx, v, 2);
+    if (v[0] > 0.0 || acn_status_of(ctx)) {
+        if (acn_status_of(ctx)) train_report(ctx, prog, "");
+        else fprintf(stderr, "%s: rank %d stops: another rank failed at %s (its message says why)\n", prog,
+                     acn_dist_rank(ctx), where);
         return 1;
     }
-    if ((finite = isfinite(loss->data[0]) != 0)) {
+    *batch_loss = (float)v[1];
+    if ((finite = isfinite(*batch_loss) != 0)) {
         acn_zero_grad(ctx);
-        if (acn_backward(ctx, loss)) {
+        acn_backward(ctx, loss);
+        if (acn_dist_sum_grads(ctx, share)) { /* called even after a failed backward: it tells the others */
             train_report(ctx, prog, "");
             return 1;
         }
@@ -836,17 +889,26 @@ TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, acn_
     if (!finite || !isfinite(gnorm)) {
         progress_end(pg);
         fprintf(stderr, "%s: the %s is %g at %s; stopped without saving. %s Try a lower learning rate, or --clip\n",
-                prog, finite ? "gradient norm" : "loss", finite ? (double)gnorm : (double)loss->data[0], where, good);
+                prog, finite ? "gradient norm" : "loss", finite ? (double)gnorm : (double)*batch_loss, where, good);
         return 3;
     }
     if (acn_adamw_step(ctx, opt, lr)) {
         train_report(ctx, prog, "");
         return 1;
     }
-    es->loss += loss->data[0];
+    es->loss += *batch_loss;
     es->batches++;
     pg->steps_done++;
     return 0;
+}
+
+/* Whether to stop between two steps: a signal reached this rank or any
+ * other (every rank stops at the same step). */
+TRAIN_FN int train_should_stop(acn_ctx *ctx)
+{
+    int stop = train_stop_signal != 0;
+    acn_dist_any(ctx, &stop);
+    return stop;
 }
 
 #endif /* ACN_TRAIN_H */

@@ -90,20 +90,27 @@ static int bert_batch(bert_run *R, const acn_textset *ts, int b)
     return T;
 }
 
-/* Mean MLM cross-entropy over the masked positions of a batch (B, T): the
- * encoder's output y, the rows chosen by mlm_lab gathered (acn_embedding),
- * and the MLM head on those rows only. *count gets their number; NULL
- * with count 0 when nothing was masked. */
-static acn_tensor *bert_mlm_loss(bert_run *R, int b, int T, int *count)
+/* Mean MLM cross-entropy over the masked positions of rows [off, off + b)
+ * of a batch (B, T): the encoder's output y, the rows chosen by mlm_lab
+ * gathered (acn_embedding), and the MLM head on those rows only. *count
+ * gets their number; NULL with count 0 when nothing was masked, unless
+ * always: then one row with its label ignored stands in, for a loss of 0
+ * and no gradient (a rank whose rows have no masked word, while other
+ * ranks' have). */
+static acn_tensor *bert_mlm_loss(bert_run *R, int off, int b, int T, int always, int *count)
 {
     acn_ctx *ctx = R->ctx;
     int n = 0, k, s[2];
+    const int *lab = R->mlm_lab + (size_t)off * T;
     acn_tensor *y;
     for (k = 0; k < b * T; k++)
-        if (R->mlm_lab[k] >= 0) { R->rows[n] = k; R->row_lab[n++] = R->mlm_lab[k]; }
+        if (lab[k] >= 0) { R->rows[n] = k; R->row_lab[n++] = lab[k]; }
     *count = n;
-    if (!n) return NULL;
-    y = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_NONE, -1, NULL); /* (b, T, D) */
+    if (!n && !always) return NULL;
+    if (!n) { R->rows[0] = 0; R->row_lab[0] = -1; }
+    y = acn_bert_forward(ctx, &R->m, R->tok + (size_t)off * T, R->mask + (size_t)off * T, b, T, ACN_BERT_NONE, -1,
+                         NULL); /* (b, T, D) */
+    if (!n) n = 1;
     s[0] = b * T;
     s[1] = R->o.width;
     y = acn_embedding(ctx, acn_reshape(ctx, y, 2, s), R->rows, 1, &n);                  /* (n, D) */
@@ -117,45 +124,53 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
     acn_ctx *ctx = R->ctx;
     const acn_textset *dv = &R->dev;
     int B = R->o.batch, L = R->o.depth, i, k, c;
-    long correct[TRAIN_MAXL + 1], counted = 0;
-    double loss = 0.0;
+    int nb = (dv->n + B - 1) / B, r = acn_dist_rank(ctx), size = acn_dist_size(ctx);
+    int mine_lo = (int)((long)nb * r / size), mine_hi = (int)((long)nb * (r + 1) / size); /* this rank's batches */
+    double sums[TRAIN_MAXL + 4]; /* correct after k blocks (0..L), the loss, its count, ranks that failed */
     acn_tensor *probes[TRAIN_MAXL + 1];
-    acn_rng r;
+    acn_rng gen;
     int train_was = acn_set_train(ctx, 0), nograd_was = acn_set_no_grad(ctx, 1);
-    acn_rng_seed(&r, 4242);
-    memset(correct, 0, sizeof correct);
+    acn_rng_seed(&gen, 4242);
+    memset(sums, 0, sizeof sums);
     for (i = 0; i < dv->n && !acn_status_of(ctx); i += B) {
-        int b = dv->n - i < B ? dv->n - i : B, T;
+        int b = dv->n - i < B ? dv->n - i : B, T, mine = i / B >= mine_lo && i / B < mine_hi;
+        if (!mine && phase != PHASE_MLM) continue; /* another rank's (the MLM masks are drawn by all, to stay in step) */
         for (k = 0; k < b; k++) R->idx[k] = i + k;
         T = bert_batch(R, dv, b);
         acn_reset(ctx);
         if (phase == PHASE_MLM) {
             acn_tensor *lo;
             int n;
-            mlm_mask(&r, R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, R->o.mask_p);
-            lo = bert_mlm_loss(R, b, T, &n);
+            mlm_mask(&gen, R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, R->o.mask_p);
+            if (!mine) continue;
+            lo = bert_mlm_loss(R, 0, b, T, 0, &n);
             if (!n) continue;
             if (!lo) break;
-            loss += (double)lo->data[0] * n;
-            counted += n;
+            sums[L + 1] += (double)lo->data[0] * n;
+            sums[L + 2] += n;
         } else {
             acn_tensor *lo;
             if (!acn_bert_forward_ex(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, probes, TRAIN_MAXL + 1)) break;
             if (!(lo = acn_cross_entropy(ctx, probes[L], R->lab, 0.0f, -1))) break;
-            loss += (double)lo->data[0] * b;
-            counted += b;
+            sums[L + 1] += (double)lo->data[0] * b;
+            sums[L + 2] += b;
             for (k = 0; k <= L; k++)
                 for (c = 0; c < b; c++) {
                     const float *l = probes[k]->data + (size_t)c * 2;
-                    correct[k] += (l[1] > l[0]) == (R->lab[c] == 1);
+                    sums[k] += (l[1] > l[0]) == (R->lab[c] == 1);
                 }
         }
     }
     acn_set_train(ctx, train_was);
     acn_set_no_grad(ctx, nograd_was);
-    if (acn_status_of(ctx)) return 1;
-    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)correct[k] / (float)dv->n;
-    *loss_out = counted ? loss / (double)counted : 0.0;
+    sums[L + 3] = acn_status_of(ctx) != ACN_OK;
+    acn_dist_sum(ctx, sums, L + 4); /* over the ranks (counts are exact in double) */
+    if (sums[L + 3] > 0.0) {
+        acn_set_error(ctx, ACN_ERR_DIST, "rank %d stops: another rank's evaluation failed (its message says why)", r);
+        return 1;
+    }
+    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)sums[k] / (float)dv->n;
+    *loss_out = sums[L + 2] > 0.0 ? sums[L + 1] / sums[L + 2] : 0.0;
     return 0;
 }
 
@@ -164,6 +179,11 @@ static int bert_save(bert_run *R, const run_files *f, const acn_adamw *opt, cons
 {
     run_meta m = R->meta;
     int i;
+    if (acn_dist_rank(R->ctx) > 0) { /* rank 0 writes for all: they hold the same state */
+        R->saved_step = step;
+        R->saves++;
+        return 0;
+    }
     if (run_keep_previous(R->prog, f)) return 1;
     for (i = 0; i < R->train_meta.n; i++) meta_set(&m, R->train_meta.key[i], "%s", R->train_meta.val[i]);
     meta_set(&m, "phase", "%s", phase_name[phase]);
@@ -219,19 +239,25 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
     fflush(stdout);
     progress_init(&pg);
     t0 = now_s() - es.seconds;
+    if (acn_dist_broadcast_params(ctx)) { /* equal already (one seed, one file); now certainly */
+        train_report(ctx, R->prog, "");
+        status = 1;
+        goto done;
+    }
     while (smp.epoch < o->epochs[phase]) {
-        int b;
+        int b, off, cnt;
         acn_tensor *out, *loss;
-        float lr;
-        if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
+        float lr, batch_loss = 0.0f;
+        double share;
+        if (train_should_stop(ctx)) { /* Ctrl-C (on any rank): between two steps, the state is whole */
             progress_end(&pg);
             es.seconds = now_s() - t0;
             if (o->save && bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
             if (o->save)
-                printf("stopped by signal %d at %s step %ld; saved %s and %s; continue with --resume %s\n",
-                       (int)train_stop_signal, phase_name[phase], step, save->weights, save->state, o->save);
+                printf("stopped by %s at %s step %ld; saved %s and %s; continue with --resume %s\n",
+                       train_signal_name(), phase_name[phase], step, save->weights, save->state, o->save);
             else
-                printf("stopped by signal %d at %s step %ld; nothing saved (no --save)\n", (int)train_stop_signal,
+                printf("stopped by %s at %s step %ld; nothing saved (no --save)\n", train_signal_name(),
                        phase_name[phase], step);
             status = 130;
             break;
@@ -268,27 +294,35 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             if (o->save && bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
             continue;
         }
+        /* every rank makes the whole batch (and its masks, with the
+         * generator they share) and trains on its rows [off, off + cnt) */
         T = bert_batch(R, &R->train, b);
         acn_reset(ctx);
+        acn_dist_rows(ctx, b, &off, &cnt);
         if (phase == PHASE_MLM) {
-            int n;
+            int n, all = 0;
             mlm_mask(acn_ctx_rng(ctx), R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, o->mask_p);
-            if (!(loss = bert_mlm_loss(R, b, T, &n)) && !n) continue; /* nothing masked: no step */
+            for (k = 0; k < b * T; k++) all += R->mlm_lab[k] >= 0;
+            if (!all) continue; /* nothing masked: no step */
+            loss = bert_mlm_loss(R, off, cnt, T, 1, &n);
+            share = (double)n / all;
         } else {
-            out = acn_bert_forward(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, NULL);
-            loss = acn_cross_entropy(ctx, out, R->lab, 0.0f, -1);
+            out = acn_bert_forward(ctx, &R->m, R->tok + (size_t)off * T, R->mask + (size_t)off * T, cnt, T,
+                                   ACN_BERT_CLS, -1, NULL);
+            loss = acn_cross_entropy(ctx, out, R->lab + off, 0.0f, -1);
+            share = (double)cnt / b;
         }
         {
             char where[64];
             snprintf(where, sizeof where, "%s step %ld", phase_name[phase], step);
             lr = acn_lr_at(&sched, step);
-            status = train_update(ctx, R->prog, loss, &opt, lr, o->clip, &es, gw, L, &pg, where,
-                                  last_good(o->save ? save->weights : NULL, R->saved_step));
+            status = train_update(ctx, R->prog, loss, share, &opt, lr, o->clip, &es, gw, L, &pg, where,
+                                  last_good(o->save ? save->weights : NULL, R->saved_step), &batch_loss);
             if (status) break;
         }
         step++;
         progress_show(&pg, phase_name[phase], (long)smp.epoch, o->epochs[phase], (smp.pos + B - 1) / B, spe, step,
-                      total, loss->data[0], lr, (double)pg.steps_done * B, "sent");
+                      total, batch_loss, lr, (double)pg.steps_done * B, "sent");
         if (o->save && o->save_every && step % o->save_every == 0) {
             es.seconds = now_s() - t0;
             if (bert_save(R, save, &opt, &smp, step, phase, &es)) { status = 1; break; }
@@ -370,7 +404,7 @@ static int bert_eval_only(bert_run *R)
            step[0] ? step : "?", loss, acc[L], now_s() - t0);
     for (k = 0; k <= L; k++) printf("  %d:%.1f", k, acc[k]);
     printf("\n");
-    if (!o->log) return 0;
+    if (!o->log || acn_dist_rank(R->ctx) > 0) return 0;
     buf_add(head, sizeof head, "weights,step,dev_loss,dev_acc");
     for (k = 0; k <= L; k++) buf_add(head, sizeof head, ",dev_acc_%d", k);
     buf_add(head, sizeof head, ",cpu_model,acn_version\n");
@@ -400,7 +434,6 @@ static void bert_free(bert_run *R)
     acn_text_free(&R->train);
     acn_text_free(&R->dev);
     acn_vocab_free(&R->vocab);
-    if (R->ctx) acn_ctx_free(R->ctx);
 }
 
 int main(int argc, char **argv)
@@ -577,7 +610,7 @@ int main(int argc, char **argv)
         resume_phase = !strcmp(ph, "cls") ? PHASE_CLS : PHASE_MLM;
     }
     if (o->save && run_can_write(argv[0], &save)) goto done;
-    if (o->log) {
+    if (o->log && acn_dist_rank(R.ctx) == 0) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         int k;
         R.log_record = 1;
@@ -609,5 +642,5 @@ int main(int argc, char **argv)
         printf("saved %s and %s\n", save.weights, save.state);
 done:
     bert_free(&R);
-    return rc;
+    return R.ctx ? train_finish(R.ctx, rc) : rc;
 }

@@ -349,8 +349,9 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
 {
     const acn_dataset *te = &d->test;
     int L = md->depth, classes = d->train.classes, i, k, c;
-    long correct[TRAIN_MAXL + 1];
-    double loss = 0.0;
+    int nb = (te->n + o->eval_batch - 1) / o->eval_batch, r = acn_dist_rank(ctx), size = acn_dist_size(ctx);
+    int mine_lo = (int)((long)nb * r / size), mine_hi = (int)((long)nb * (r + 1) / size); /* this rank's batches */
+    double sums[TRAIN_MAXL + 3]; /* correct after k blocks (0..L), the loss, ranks that failed */
     size_t per = (size_t)te->c * te->h * te->w;
     float *x = (float *)malloc(sizeof(float) * per * (size_t)o->eval_batch);
     int *y = (int *)malloc(sizeof(int) * (size_t)o->eval_batch), *idx = (int *)malloc(sizeof(int) * (size_t)o->eval_batch);
@@ -367,27 +368,30 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
     train_was = acn_set_train(ctx, 0);
     nograd_was = acn_set_no_grad(ctx, 1);
     acn_rng_seed(&noise, 12345);
-    memset(correct, 0, sizeof correct);
+    memset(sums, 0, sizeof sums);
     for (i = 0; i < te->n && !acn_status_of(ctx); i += o->eval_batch) {
         int b = te->n - i < o->eval_batch ? te->n - i : o->eval_batch, s[4] = {b, te->c, te->h, te->w};
+        int mine = i / o->eval_batch >= mine_lo && i / o->eval_batch < mine_hi, noisy = o->eval_sp > 0 || o->eval_noise > 0;
         acn_tensor *lo;
+        if (!mine && !noisy) continue; /* another rank's; with noise, its draws are made here too, to stay in step */
         for (k = 0; k < b; k++) idx[k] = i + k;
         acn_data_batch(te, idx, b, x, y);
         if (o->eval_sp > 0) acn_aug_salt_pepper(&noise, x, b, te->c, te->h, te->w, o->eval_sp, 0.0f, 1.0f);
         acn_aug_normalize(x, b, te->c, te->h, te->w, d->recipe.mean, d->recipe.std);
         if (o->eval_noise > 0) acn_aug_gaussian(&noise, x, per * (size_t)b, o->eval_noise);
+        if (!mine) continue;
         acn_reset(ctx);
         if (!md->forward(ctx, md->m, acn_input(ctx, 4, s, x), probes)) break;
         lo = acn_cross_entropy(ctx, probes[L], y, 0.0f, -1);
         if (!lo) break;
-        loss += (double)lo->data[0] * b;
+        sums[L + 1] += (double)lo->data[0] * b;
         for (k = 0; k <= L; k++)
             for (c = 0; c < b; c++) {
                 const float *l = probes[k]->data + (size_t)c * classes;
                 int j, best = 0;
                 for (j = 1; j < classes; j++)
                     if (l[j] > l[best]) best = j;
-                correct[k] += best == y[c];
+                sums[k] += best == y[c];
             }
     }
     acn_set_train(ctx, train_was);
@@ -395,9 +399,14 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
     free(x);
     free(y);
     free(idx);
-    if (acn_status_of(ctx)) return 1;
-    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)correct[k] / (float)te->n;
-    *loss_out = loss / te->n;
+    sums[L + 2] = acn_status_of(ctx) != ACN_OK;
+    acn_dist_sum(ctx, sums, L + 3); /* over the ranks (counts are exact in double) */
+    if (sums[L + 2] > 0.0) {
+        acn_set_error(ctx, ACN_ERR_DIST, "rank %d stops: another rank's evaluation failed (its message says why)", r);
+        return 1;
+    }
+    for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)sums[k] / (float)te->n;
+    *loss_out = sums[L + 1] / te->n;
     return 0;
 }
 
@@ -424,6 +433,10 @@ TRAIN_FN int image_save(acn_ctx *ctx, const char *prog, const run_files *f, cons
 {
     run_meta m = md->meta;
     int i;
+    if (acn_dist_rank(ctx) > 0) { /* rank 0 writes for all: they hold the same state */
+        image_saved_step = step;
+        return 0;
+    }
     if (run_keep_previous(prog, f)) return 1;
     for (i = 0; i < md->train_meta.n; i++) meta_set(&m, md->train_meta.key[i], "%s", md->train_meta.val[i]);
     sums_to_meta(e, md->depth, &m);
@@ -554,7 +567,7 @@ TRAIN_FN int image_eval_only(acn_ctx *ctx, const char *prog, const image_model *
     printf("%s (step %s): test loss %.4f, test accuracy %.2f%% (%.0f s)\n", o->weights, step[0] ? step : "?", loss,
            acc[L], now_s() - t0);
     print_probes(acc, L);
-    if (!o->log) return 0;
+    if (!o->log || acn_dist_rank(ctx) > 0) return 0;
     buf_add(head, sizeof head, "weights,step,eval_noise,eval_sp,test_loss,test_acc");
     for (i = 0; i <= L; i++) buf_add(head, sizeof head, ",probe_%d", i);
     buf_add(head, sizeof head, ",cpu_model,acn_version\n");
@@ -641,9 +654,14 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
         printf("resumed from %s at step %ld (epoch %ld, image %ld of %d)\n", resume.weights, step, (long)smp.epoch + 1,
                (long)smp.pos, tr->n);
     }
+    if (acn_dist_broadcast_params(ctx)) { /* equal already (one seed, one file); now certainly */
+        train_report(ctx, prog, "");
+        status = 1;
+        goto done;
+    }
     if (o->save && run_can_write(prog, &save)) { status = 1; goto done; }
-    if (o->plots) mkdir(o->plots, 0755);
-    if (o->log) {
+    if (o->plots && acn_dist_rank(ctx) == 0) mkdir(o->plots, 0755);
+    if (o->log && acn_dist_rank(ctx) == 0) {
         FILE *old = o->resume ? fopen(o->log, "r") : NULL;
         if (old) {
             log_record = log_has_record(old);
@@ -669,19 +687,19 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
     progress_init(&pg);
     t_epoch = now_s() - es.seconds;
     while (smp.epoch < o->epochs) {
-        int b, s[4];
+        int b, s[4], off, cnt;
         acn_tensor *logits, *loss, *tg;
-        float lr;
-        if (train_stop_signal) { /* Ctrl-C: between two steps, the state is whole */
+        float lr, batch_loss = 0.0f;
+        if (train_should_stop(ctx)) { /* Ctrl-C (on any rank): between two steps, the state is whole */
             progress_end(&pg);
             if (o->save) {
                 es.seconds = now_s() - t_epoch;
                 if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
-                printf("stopped by signal %d at step %ld (epoch %ld, image %ld of %d); saved %s and %s; continue "
-                       "with --resume %s\n", (int)train_stop_signal, step, (long)smp.epoch + 1, (long)smp.pos, tr->n,
+                printf("stopped by %s at step %ld (epoch %ld, image %ld of %d); saved %s and %s; continue "
+                       "with --resume %s\n", train_signal_name(), step, (long)smp.epoch + 1, (long)smp.pos, tr->n,
                        save.weights, save.state, o->save);
             } else {
-                printf("stopped by signal %d at step %ld; nothing saved (no --save)\n", (int)train_stop_signal, step);
+                printf("stopped by %s at step %ld; nothing saved (no --save)\n", train_signal_name(), step);
             }
             status = 130;
             break;
@@ -723,26 +741,29 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
             if (o->save && image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }
             continue;
         }
-        /* a batch: pixels in [0, 1], then the recipe (soft targets) */
+        /* a batch: pixels in [0, 1], then the recipe (soft targets); every
+         * rank prepares all b images, with the generator they share, and
+         * trains on its rows [off, off + cnt) (all of them when alone) */
         acn_data_batch(tr, idx, b, x, y);
         acn_recipe_apply(&d->recipe, acn_ctx_rng(ctx), x, y, b, tr->c, tr->h, tr->w, classes, targets, scratch);
         acn_reset(ctx);
-        s[0] = b; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
-        logits = md->forward(ctx, md->m, acn_input(ctx, 4, s, x), NULL);
+        acn_dist_rows(ctx, b, &off, &cnt);
+        s[0] = cnt; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
+        logits = md->forward(ctx, md->m, acn_input(ctx, 4, s, x + (size_t)off * per), NULL);
         s[1] = classes;
-        tg = acn_input(ctx, 2, s, targets);
+        tg = acn_input(ctx, 2, s, targets + (size_t)off * classes);
         loss = acn_cross_entropy_soft(ctx, logits, tg, 0.0f);
         {
             char where[64];
             snprintf(where, sizeof where, "step %ld (epoch %ld)", step, (long)smp.epoch + 1);
             lr = acn_lr_at(&sched, step);
-            status = train_update(ctx, prog, loss, &opt, lr, o->clip, &es, gw, L, &pg, where,
-                                  last_good(o->save ? save.weights : NULL, image_saved_step));
+            status = train_update(ctx, prog, loss, (double)cnt / b, &opt, lr, o->clip, &es, gw, L, &pg, where,
+                                  last_good(o->save ? save.weights : NULL, image_saved_step), &batch_loss);
             if (status) break;
         }
         step++;
         progress_show(&pg, md->name, (long)smp.epoch, o->epochs, (smp.pos + o->batch - 1) / o->batch, spe, step,
-                      total, loss->data[0], lr, (double)pg.steps_done * o->batch, "img");
+                      total, batch_loss, lr, (double)pg.steps_done * o->batch, "img");
         if (o->save && o->save_every && step % o->save_every == 0) {
             es.seconds = now_s() - t_epoch;
             if (image_save(ctx, prog, &save, md, &opt, &smp, step, &es)) { status = 1; break; }

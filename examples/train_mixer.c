@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     mc.textbook = textbook;
     /* a block has 12 parameter tensors; the table is sized for the depth asked */
     if (!(ctx = train_ctx_new(argv[0], o.seed, arena_mb, o.threads, 64 + 16 * mc.depth))) return 1;
-    if ((rc = image_data_load(ctx, argv[0], &o, &d))) { acn_ctx_free(ctx); return rc; }
+    if ((rc = image_data_load(ctx, argv[0], &o, &d))) return train_finish(ctx, rc);
     mc.channels = d.train.c;
     mc.image_h = d.train.h;
     mc.image_w = d.train.w;
@@ -65,14 +65,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --patch %d does not divide the image size %d x %d; use a divisor of %d, such as 4\n",
                 argv[0], mc.patch, d.train.h, d.train.w, d.train.h % mc.patch ? d.train.h : d.train.w);
         image_data_free(&d);
-        acn_ctx_free(ctx);
-        return 2;
+        return train_finish(ctx, 2);
     }
     if (acn_mixer_build(ctx, &m, &mc)) {
         fprintf(stderr, "%s: %s\n", argv[0], acn_error(ctx));
         image_data_free(&d);
-        acn_ctx_free(ctx);
-        return 2;
+        return train_finish(ctx, 2);
     }
     memset(&md, 0, sizeof md);
     md.name = "mixer";
@@ -95,6 +93,5 @@ int main(int argc, char **argv)
            acn_param_numel(ctx), acn_threads(ctx), acn_threads(ctx) == 1 ? "" : "s", acn_simd_name(acn_simd(ctx)));
     rc = o.eval_only ? image_eval_only(ctx, argv[0], &md, &d, &o) : image_train(ctx, argv[0], &md, &d, &o);
     image_data_free(&d);
-    acn_ctx_free(ctx);
-    return rc;
+    return train_finish(ctx, rc);
 }

@@ -87,6 +87,11 @@ if command -v mpicc > /dev/null && command -v mpirun > /dev/null; then
         for n in 1 2 3; do
             suite "$n rank(s) against one process: losses, weights, bit-equal ranks and reruns, an error on one rank stops all" timeout 120 $MPIRUN -np $n "$B/test_dist"
         done
+        if make -s examples mpi CC="$CC" > "$B/log" 2>&1; then
+            suite "train_mixer and train_bert on 2 ranks: as 1 process, bit-equal reruns, SIGINT, resume on 1, a failing rank" tests/test_mpi.sh build build/mpi
+        else
+            bad "make mpi" "$B/log"
+        fi
     else
         bad "build test_dist with mpicc -DACN_MPI" "$B/log"
     fi

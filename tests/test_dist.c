@@ -124,6 +124,8 @@ int main(void)
 #ifndef ACN_MPI
     CHECK(rank == 0 && size == 1, "alone: rank %d of %d", rank, size);
 #endif
+    CHECK(acn_dist_local_size(a.ctx) == size, "rank %d: %d ranks on this machine, of %d (all are here)", rank,
+          acn_dist_local_size(a.ctx), size);
 
     /* the rows: each global row on exactly one rank, in order, the first B % n ranks one more */
     for (i = 0; i < B; i++) cover[i] = 0.0;
