@@ -4,6 +4,8 @@
 #   make examples   every single-file example, into build/
 #   make mpi        train_mixer, train_vit and train_bert built with mpicc -DACN_MPI, into build/mpi/,
 #                   for data-parallel training under mpirun (docs/distributed.md)
+#   make web        the teaching page (examples/web): acn.h in WebAssembly, into build/web/
+#   make serve-web  serves build/web on http://127.0.0.1:8000/ for a local browser
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
 #   make bench-mpi  the paper's Mixer step on 1 and 2 ranks, the all-reduce's share, a ping-pong,
@@ -27,7 +29,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples mpi refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed
+.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -48,6 +50,20 @@ build/continual: examples/train.h
 build/%: examples/%.c acn.h
 	@mkdir -p build
 	$(CC) $(EXFLAGS) $< -o $@ -lm
+
+# the teaching page: acn.h compiled to WebAssembly (wasm32-wasi) beside its page, into build/web/
+# (Debian: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)
+WASM_CC ?= clang
+web: build/web/acn_web.wasm build/web/index.html build/web/app.js
+build/web/acn_web.wasm: examples/web/acn_web.c acn.h examples/digits.h
+	@mkdir -p build/web
+	$(WASM_CC) --target=wasm32-wasi -std=c99 -pedantic -Wall -Wextra -Werror -O2 -mexec-model=reactor $< -o $@
+build/web/index.html build/web/app.js: build/web/%: examples/web/%
+	@mkdir -p build/web
+	cp $< $@
+serve-web: web
+	@echo "serving build/web: open http://127.0.0.1:8000/ in a browser (Ctrl-C stops)"
+	cd build/web && $(PYTHON) -m http.server 8000 --bind 127.0.0.1
 
 # the training programs for many processes: mpirun -np N build/mpi/train_mixer ... (docs/distributed.md)
 MPICC ?= mpicc

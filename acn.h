@@ -43,7 +43,8 @@
  *   BERT) and their wiring, probes and truncation (docs/models.md);
  *   safetensors, checkpoints and cut models (acn_save_cut); data sets,
  *   sampler and loaders (CIFAR, IDX, CSV, TSV text); augmentation (crop,
- *   flip, noise, CutMix, AutoAugment) and training recipes.
+ *   flip, noise, CutMix, AutoAugment) and training recipes; pruning and
+ *   Synaptic Intelligence; data-parallel training over processes (MPI).
  *   examples/train_*.c train the paper's models with them (docs/training.md).
  *
  * FEATURE MACROS (define before including the implementation)
@@ -61,12 +62,16 @@
  *   ACN_NO_SIMD           only the portable matrix kernel (no AVX2/AVX-512
  *                         paths, no <immintrin.h>).
  *   ACN_NO_THREADS        no thread pool (no <pthread.h>); one thread. The
- *                         pool needs GCC or Clang (their atomic built-ins).
+ *                         pool needs GCC or Clang (their atomic built-ins);
+ *                         WebAssembly under WASI (__wasi__) has none either.
  *   ACN_PAR_MIN_NS        work, in nanoseconds of one core, below which an op
  *                         runs on the calling thread alone (default 20000).
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
+ *   ACN_MPI               data-parallel training over MPI processes
+ *                         (acn_dist_*; build with mpicc; docs/distributed.md).
+ *                         Without it the acn_dist_* calls see one process.
  *   ACN_NO_POSIX          do not ask for POSIX. By default, on non-Windows
  *                         systems the implementation defines _POSIX_C_SOURCE
  *                         (200809L) when acn.h is the first header the file
@@ -634,14 +639,19 @@ ACNDEF void       acn_si_free(acn_si *si);
  * steps that follow; every tensor dropout sees in training must then have
  * cnt rows first (a multiple of cnt elements).
  *
- * acn_dist_init joins MPI_COMM_WORLD (it calls MPI_Init when the program
- * has not); acn_dist_finalize ends MPI if acn_dist_init started it.
+ * acn_dist_init joins MPI_COMM_WORLD (it calls MPI_Init_thread, funneled,
+ * when the program has not); acn_dist_finalize ends MPI if acn_dist_init
+ * started it. Every call here that talks to the other ranks does so even
+ * when this context holds an error, so that no rank is left waiting:
+ * acn_dist_sum_grads then fails on every rank (ACN_ERR_DIST on the others,
+ * this rank's own error here), acn_dist_sum and acn_dist_any still give
+ * their sums (a rank that failed tells the others with acn_dist_any).
  * acn_dist_local_size counts the ranks on this machine (to share its
  * cores: acn_set_threads(ctx, cores / local ranks)).
  * acn_dist_sum adds n doubles over the ranks in place (losses, counts of
  * correct answers); acn_dist_any sets *flag to 1 on every rank when any
- * rank passed a non-zero one (a stop signal, an error): call it at the
- * same point on every rank, as every call here. acn_dist_broadcast_params
+ * rank passed a non-zero one (a stop signal, an error). Call them at the
+ * same points on every rank, as every call here that talks to the others. acn_dist_broadcast_params
  * copies rank 0's parameter block to every rank. acn_dist_abort ends every
  * rank (MPI_Abort) when there are several, and returns when alone: for a
  * rank that failed where the others may be waiting for it. */
@@ -1187,7 +1197,7 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
 #include <errno.h>   /* the system's reason when a file cannot be opened */
 
 #include <stdlib.h>  /* getenv, atoi; malloc and free unless overridden */
-#if !defined(ACN_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__))
+#if !defined(ACN_NO_THREADS) && !defined(_WIN32) && !defined(__wasi__) && (defined(__GNUC__) || defined(__clang__))
 #include <pthread.h>  /* (the pool's hand-over uses GCC's __atomic built-ins) */
 #include <unistd.h>  /* sysconf: the number of online cores */
 #define ACN__THREADS 1
@@ -2881,12 +2891,17 @@ static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
 }
 
 /* ---- the exact GELU, one value (used by acn_gelu and acn_linear_gelu) -- */
+/* erf in double, rounded to float: within half an ulp or so of the true
+ * value, and the same bits from glibc and from musl (wasi-libc, the
+ * WebAssembly build of examples/web), whose erff differ in the last bit,
+ * which a few hundred training steps turn into other accuracies. */
+static float acn__erf1(float z) { return (float)erf((double)z); }
 /* gelu(x) = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 */
-static float acn__gelu1(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678f)); }
+static float acn__gelu1(float x) { return 0.5f * x * (1.0f + acn__erf1(x * 0.70710678f)); }
 /* gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi) */
 static float acn__dgelu1(float x)
 {
-    return 0.5f * (1.0f + erff(x * 0.70710678f)) + x * 0.39894228f * expf(-0.5f * x * x);
+    return 0.5f * (1.0f + acn__erf1(x * 0.70710678f)) + x * 0.39894228f * expf(-0.5f * x * x);
 }
 
 /* ---- linear + GELU ------------------------------------------------------ */
@@ -3945,6 +3960,12 @@ ACNDEF acn_tensor *acn_dropout(acn_ctx *ctx, acn_tensor *x, float p)
     if (p == 0.0f || !ctx->train) return x;
     n = acn__node_new(ctx, ACN__OP_DROPOUT, &x, 1, x->ndim, x->shape, 0);
     if (!n || !(keep = (unsigned char *)acn__alloc(ctx, x->numel, "dropout"))) return NULL;
+    if (ctx->dist_size > 1 && ctx->dist_cnt < 1) {
+        acn__fail(ctx, ACN_ERR_STATE, "dropout: this context shares its batches with %d ranks, but no rows of "
+                  "one are this rank's: call acn_dist_rows with the step's batch before its forward pass (a rank "
+                  "given no rows runs none)", ctx->dist_size);
+        return NULL;
+    }
     if (ctx->dist_size > 1 && x->numel % (size_t)ctx->dist_cnt) {
         char sx[64];
         acn__fail(ctx, ACN_ERR_SHAPE, "dropout: %s is not a whole number of rows for this rank's %d rows of the "
@@ -5682,7 +5703,8 @@ ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
     return ACN_OK;
 }
 
-/* The defaults of a new context: $ACN_SIMD and $ACN_THREADS, else the CPU. */
+/* The defaults of a new context: $ACN_SIMD and $ACN_THREADS, else the CPU
+ * (one thread per core this process may run on). */
 static acn_status acn__fast_init(acn_ctx *ctx)
 {
     const char *e = getenv("ACN_SIMD");
@@ -5694,6 +5716,13 @@ static acn_status acn__fast_init(acn_ctx *ctx)
     if (e && atoi(e) > 0) n = atoi(e);
 #if defined(_SC_NPROCESSORS_ONLN)
     else n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+#ifdef ACN__AFFINITY
+    if (!(e && atoi(e) > 0)) { /* the cores this process may use, when fewer (taskset, mpirun's binding) */
+        cpu_set_t mine;
+        if (!sched_getaffinity(0, sizeof mine, &mine) && CPU_COUNT(&mine) >= 1 && CPU_COUNT(&mine) < n)
+            n = CPU_COUNT(&mine);
+    }
 #endif
     if (n < 1) n = 1;
     if (n > ACN__MAX_THREADS) n = ACN__MAX_THREADS;
@@ -6720,26 +6749,30 @@ static acn_status acn__mpi_check(acn_ctx *ctx, int rc, const char *what)
 }
 #endif
 
+/* It joins even when the context holds an error (the others are joining
+ * too: MPI_Comm_dup is collective), then returns that error. */
 ACNDEF acn_status acn_dist_init(acn_ctx *ctx)
 {
     if (!ctx) return ACN_ERR_ARG;
-    if (ctx->status) return ctx->status;
     if (ctx->dist_size) {
         acn__fail(ctx, ACN_ERR_STATE, "dist_init: this context has joined the processes already");
         return ctx->status;
     }
 #ifdef ACN_MPI
     {
-        int on = 0, rank = 0, size = 1;
+        int on = 0, rank = 0, size = 1, level;
         MPI_Initialized(&on);
-        if (!on) {
-            if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        if (!on) { /* the pool's workers never call MPI: only this thread does */
+            if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &level) != MPI_SUCCESS) {
                 acn__fail(ctx, ACN_ERR_DIST, "dist_init: MPI_Init failed; start the program with mpirun");
                 return ctx->status;
             }
             acn__mpi_started = 1;
         }
-        if (acn__mpi_check(ctx, MPI_Comm_dup(MPI_COMM_WORLD, &ctx->comm), "dist_init: MPI_Comm_dup")) return ctx->status;
+        {
+            int rc = MPI_Comm_dup(MPI_COMM_WORLD, &ctx->comm);
+            if (rc != MPI_SUCCESS) return acn__mpi_check(ctx, rc, "dist_init: MPI_Comm_dup");
+        }
         MPI_Comm_set_errhandler(ctx->comm, MPI_ERRORS_RETURN); /* failures come back as codes */
         MPI_Comm_rank(ctx->comm, &rank);
         MPI_Comm_size(ctx->comm, &size);
@@ -6757,7 +6790,7 @@ ACNDEF acn_status acn_dist_init(acn_ctx *ctx)
 #else
     ctx->dist_size = ctx->dist_local = 1;
 #endif
-    return ACN_OK;
+    return ctx->status;
 }
 ACNDEF void acn_dist_finalize(void)
 {
@@ -6772,7 +6805,9 @@ ACNDEF int acn_dist_rank(const acn_ctx *ctx) { return ctx ? ctx->dist_rank : 0; 
 ACNDEF int acn_dist_size(const acn_ctx *ctx) { return ctx && ctx->dist_size ? ctx->dist_size : 1; }
 ACNDEF int acn_dist_local_size(const acn_ctx *ctx) { return ctx && ctx->dist_local ? ctx->dist_local : 1; }
 
-/* Rank r of n takes batch / n rows, and one more when r < batch % n. */
+/* Rank r of n takes batch / n rows, and one more when r < batch % n: with
+ * fewer rows than ranks, the last ranks take none (and run no forward pass;
+ * their share of the sum is 0). */
 ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count)
 {
     int n, r, base, extra;
@@ -6782,9 +6817,8 @@ ACNDEF acn_status acn_dist_rows(acn_ctx *ctx, int batch, int *offset, int *count
     r = ctx->dist_rank;
     if (!offset || !count)
         acn__fail(ctx, ACN_ERR_ARG, "dist_rows: offset and count must not be NULL");
-    else if (batch < n)
-        acn__fail(ctx, ACN_ERR_ARG, "dist_rows: a batch of %d rows cannot give each of the %d ranks a row; use a "
-                  "batch of at least %d (or drop an epoch's short last batch)", batch, n, n);
+    else if (batch < 1)
+        acn__fail(ctx, ACN_ERR_ARG, "dist_rows: a batch of %d rows; it must have at least one", batch);
     if (ctx->status) return ctx->status;
     base = batch / n;
     extra = batch % n;
@@ -6808,18 +6842,17 @@ ACNDEF acn_status acn_dist_sum_grads(acn_ctx *ctx, double weight)
     }
 #ifdef ACN_MPI
     if (ctx->dist_size > 1) {
-        int bad = ctx->status != ACN_OK;
+        int entered = !acn__enter(ctx, "dist_sum_grads"), bad = !entered || ctx->status != ACN_OK, rc;
         size_t done, n = ctx->param_used;
         float *g = acn__gblock(ctx);
-        if (acn__mpi_check(ctx, MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx->comm),
-                           "dist_sum_grads: MPI_Allreduce"))
-            return ctx->status;
-        if (bad) {
-            acn__fail(ctx, ACN_ERR_DIST, "dist_sum_grads: another rank failed before this step's sum (its own "
-                      "message says why); every rank stops here");
-            return ctx->status;
+        rc = MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx->comm);
+        if (rc != MPI_SUCCESS || bad) {
+            if (rc != MPI_SUCCESS) acn__mpi_check(ctx, rc, "dist_sum_grads: MPI_Allreduce");
+            else acn__fail(ctx, ACN_ERR_DIST, "dist_sum_grads: another rank failed before this step's sum (its "
+                           "own message says why); every rank stops here");
+            if (entered) acn__leave(ctx);
+            return entered ? ctx->status : ACN_ERR_STATE;
         }
-        if (acn__enter(ctx, "dist_sum_grads")) return ACN_ERR_STATE;
         if (weight != 1.0) acn__gblock_pass(ctx, 2, (float)weight, NULL);
         for (done = 0; done < n && !ctx->status;) { /* counts are ints: in pieces of at most 2^30 */
             int len = (int)(n - done < ((size_t)1 << 30) ? n - done : ((size_t)1 << 30));
@@ -6876,17 +6909,18 @@ ACNDEF acn_status acn_dist_any(acn_ctx *ctx, int *flag)
 #endif
     return ctx->status;
 }
+/* It runs even when the context holds an error (the others wait for it). */
 ACNDEF acn_status acn_dist_broadcast_params(acn_ctx *ctx)
 {
     if (!ctx) return ACN_ERR_ARG;
-    if (ctx->status) return ctx->status;
 #ifdef ACN_MPI
     if (ctx->dist_size > 1) {
         size_t done, n = ctx->param_used;
         float *w = acn__pblock(ctx);
-        for (done = 0; done < n && !ctx->status;) {
+        for (done = 0; done < n;) {
             int len = (int)(n - done < ((size_t)1 << 30) ? n - done : ((size_t)1 << 30));
-            acn__mpi_check(ctx, MPI_Bcast(w + done, len, MPI_FLOAT, 0, ctx->comm), "dist_broadcast_params: MPI_Bcast");
+            int rc = MPI_Bcast(w + done, len, MPI_FLOAT, 0, ctx->comm);
+            if (rc != MPI_SUCCESS) return acn__mpi_check(ctx, rc, "dist_broadcast_params: MPI_Bcast");
             done += (size_t)len;
         }
     }

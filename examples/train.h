@@ -183,6 +183,7 @@ TRAIN_FN void train_report(acn_ctx *ctx, const char *prog, const char *what)
  * max_params parameter tensors (so that every depth the flags allow fits)
  * and threads threads (0: ACN_THREADS or every core). NULL with a message on
  * failure. */
+static int train_rank; /* this process's rank (0 when alone): only rank 0 shows progress */
 TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads, int max_params)
 {
     acn_ctx *ctx;
@@ -208,7 +209,11 @@ TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int th
         acn_ctx_free(ctx);
         return NULL;
     }
-    if (!threads && !getenv("ACN_THREADS") && acn_dist_local_size(ctx) > 1) { /* share the cores */
+    /* several ranks on this machine, each free to use every core (mpirun
+     * --bind-to none): each takes its share. (Bound to fewer cores, a rank
+     * has a thread per core it may use already: acn.h counts those.) */
+    if (!threads && !getenv("ACN_THREADS") && acn_dist_local_size(ctx) > 1 &&
+        acn_threads(ctx) >= (int)sysconf(_SC_NPROCESSORS_ONLN)) {
         int share = acn_threads(ctx) / acn_dist_local_size(ctx);
         if (acn_set_threads(ctx, share > 1 ? share : 1)) {
             train_report(ctx, prog, "");
@@ -216,6 +221,7 @@ TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int th
             return NULL;
         }
     }
+    train_rank = acn_dist_rank(ctx);
     if (acn_dist_rank(ctx) > 0 && !freopen("/dev/null", "w", stdout)) {
         fprintf(stderr, "%s: rank %d: cannot silence its output: %s\n", prog, acn_dist_rank(ctx), strerror(errno));
         acn_ctx_free(ctx);
@@ -225,11 +231,12 @@ TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int th
 }
 
 /* The end of a program: with several ranks, a rank that failed on its own
- * (status 1: a file, memory) takes the others down with it rather than
- * leave them waiting; then MPI ends. Returns status. */
+ * (status 1: a file, memory; not ACN_ERR_DIST, the news of another rank's
+ * failure) takes the others down with it rather than leave them waiting;
+ * then MPI ends. Returns status. */
 TRAIN_FN int train_finish(acn_ctx *ctx, int status)
 {
-    if (status == 1) acn_dist_abort(ctx, 1);
+    if (status == 1 && acn_status_of(ctx) != ACN_ERR_DIST) acn_dist_abort(ctx, 1);
     acn_ctx_free(ctx);
     acn_dist_finalize();
     return status;
@@ -282,6 +289,7 @@ TRAIN_FN void progress_show(progress *p, const char *what, long epoch, long epoc
     double eta = p->steps_done > 0 ? el / (double)p->steps_done * (double)(steps_total - step) : 0.0;
     char e[32];
     fmt_time(e, sizeof e, eta);
+    if (train_rank > 0) return;
     if (p->shown && pos != per_epoch &&
         (p->tty ? now_s() - p->last_time < 0.1 : step - p->last_line < (per_epoch >= 10 ? per_epoch / 10 : 1)))
         return; /* a terminal: at most 10 updates a second; a file: a line every tenth of an epoch */
@@ -857,8 +865,9 @@ TRAIN_FN void sums_from_meta(acn_ctx *ctx, const char *weights, int L, epoch_sum
  * nothing and returns 3 with a message saying where (e.g. "step 12 (epoch
  * 1)") and what the last good checkpoint is (good, from last_good). 1 on
  * an acn.h error (printed; with several ranks, every rank returns 1 when
- * one fails), 0 otherwise. loss may be NULL when the forward pass failed:
- * the other ranks are told. */
+ * one fails), 0 otherwise. loss may be NULL when the forward pass failed
+ * (the other ranks are told) or, with share 0, when this rank was given
+ * no rows of the batch (it adds nothing). */
 TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, double share, acn_adamw *opt, float lr,
                         float clip, epoch_sums *es, acn_tensor *const *gw, int L, progress *pg, const char *where,
                         const char *good, float *batch_loss)
@@ -866,19 +875,21 @@ TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, doub
     float gnorm = 0.0f;
     int finite;
     double v[2]; /* ranks that failed, the batch's loss */
-    v[0] = !loss || acn_status_of(ctx);
+    v[0] = (!loss && share > 0.0) || acn_status_of(ctx);
     v[1] = loss ? (double)loss->data[0] * share : 0.0;
     acn_dist_sum(ctx, v, 2);
     if (v[0] > 0.0 || acn_status_of(ctx)) {
         if (acn_status_of(ctx)) train_report(ctx, prog, "");
-        else fprintf(stderr, "%s: rank %d stops: another rank failed at %s (its message says why)\n", prog,
-                     acn_dist_rank(ctx), where);
+        else {
+            acn_set_error(ctx, ACN_ERR_DIST, "another rank failed at %s (its message says why)", where);
+            fprintf(stderr, "%s: rank %d stops: %s\n", prog, acn_dist_rank(ctx), acn_error(ctx));
+        }
         return 1;
     }
     *batch_loss = (float)v[1];
     if ((finite = isfinite(*batch_loss) != 0)) {
         acn_zero_grad(ctx);
-        acn_backward(ctx, loss);
+        if (loss) acn_backward(ctx, loss); /* (none on a rank given no rows of this batch) */
         if (acn_dist_sum_grads(ctx, share)) { /* called even after a failed backward: it tells the others */
             train_report(ctx, prog, "");
             return 1;

@@ -298,15 +298,19 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
          * generator they share) and trains on its rows [off, off + cnt) */
         T = bert_batch(R, &R->train, b);
         acn_reset(ctx);
+        off = 0;
+        cnt = b;
         acn_dist_rows(ctx, b, &off, &cnt);
+        loss = NULL;
+        share = 0.0;
         if (phase == PHASE_MLM) {
-            int n, all = 0;
+            int n = 0, all = 0;
             mlm_mask(acn_ctx_rng(ctx), R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, o->mask_p);
             for (k = 0; k < b * T; k++) all += R->mlm_lab[k] >= 0;
             if (!all) continue; /* nothing masked: no step */
-            loss = bert_mlm_loss(R, off, cnt, T, 1, &n);
+            if (cnt > 0) loss = bert_mlm_loss(R, off, cnt, T, 1, &n); /* (a short last batch may leave a rank no rows) */
             share = (double)n / all;
-        } else {
+        } else if (cnt > 0) {
             out = acn_bert_forward(ctx, &R->m, R->tok + (size_t)off * T, R->mask + (size_t)off * T, cnt, T,
                                    ACN_BERT_CLS, -1, NULL);
             loss = acn_cross_entropy(ctx, out, R->lab + off, 0.0f, -1);

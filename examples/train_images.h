@@ -747,12 +747,17 @@ TRAIN_FN int image_train(acn_ctx *ctx, const char *prog, image_model *md, image_
         acn_data_batch(tr, idx, b, x, y);
         acn_recipe_apply(&d->recipe, acn_ctx_rng(ctx), x, y, b, tr->c, tr->h, tr->w, classes, targets, scratch);
         acn_reset(ctx);
+        off = 0;
+        cnt = b;
         acn_dist_rows(ctx, b, &off, &cnt);
-        s[0] = cnt; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
-        logits = md->forward(ctx, md->m, acn_input(ctx, 4, s, x + (size_t)off * per), NULL);
-        s[1] = classes;
-        tg = acn_input(ctx, 2, s, targets + (size_t)off * classes);
-        loss = acn_cross_entropy_soft(ctx, logits, tg, 0.0f);
+        loss = NULL;
+        if (cnt > 0) { /* (a short last batch may leave a rank no rows) */
+            s[0] = cnt; s[1] = tr->c; s[2] = tr->h; s[3] = tr->w;
+            logits = md->forward(ctx, md->m, acn_input(ctx, 4, s, x + (size_t)off * per), NULL);
+            s[1] = classes;
+            tg = acn_input(ctx, 2, s, targets + (size_t)off * classes);
+            loss = acn_cross_entropy_soft(ctx, logits, tg, 0.0f);
+        }
         {
             char where[64];
             snprintf(where, sizeof where, "step %ld (epoch %ld)", step, (long)smp.epoch + 1);

@@ -178,6 +178,37 @@ else
     bad "build the training programs with sanitizers" "$B/log"
 fi
 
+echo "== the teaching page: acn.h in WebAssembly, trained in headless Chromium"
+# make web needs Debian's clang, lld, wasi-libc and libclang-rt-14-dev-wasm32; the browser test needs
+# chromium, node and tests/web/node_modules (npm ci --prefix tests/web). Skipped with a message when
+# missing, unless ACN_REQUIRE_WEB=1 (CI installs them all).
+web_missing=""
+command -v chromium > /dev/null || web_missing="$web_missing chromium"
+command -v node > /dev/null || web_missing="$web_missing node"
+[ -d tests/web/node_modules/playwright-core ] || web_missing="$web_missing tests/web/node_modules (npm ci --prefix tests/web)"
+if make -s web > "$B/log" 2>&1; then
+    ok "make web (clang --target=wasm32-wasi)"
+    if [ -z "$web_missing" ]; then
+        WEB_SET="8 64 0.002 1" # depth, width, learning rate, seed; 200 steps
+        build -DACN_NO_SIMD -DACN_NO_THREADS -DACN_WEB_MAIN examples/web/acn_web.c -o "$B/web_native" 2> "$B/log.native" || bad "build examples/web/acn_web.c natively" "$B/log.native"
+        "$B/web_native" $WEB_SET 200 > "$B/web_native.txt" 2>&1
+        if timeout 300 node tests/web/page_test.mjs build/web build/web-screenshot.png 200 $WEB_SET > "$B/web_page.json" 2> "$B/web_page.log"; then
+            ok "the page trains 200 steps in headless Chromium (screenshot: build/web-screenshot.png)"
+            step "the page's losses and probe accuracies are the native build's (-DACN_NO_SIMD -DACN_NO_THREADS), and no console error" "$PYTHON" tests/web/compare.py "$B/web_page.json" "$B/web_native.txt"
+        else
+            bad "the page in headless Chromium" "$B/web_page.log"
+        fi
+    elif [ "${ACN_REQUIRE_WEB:-0}" = 1 ]; then
+        bad "the browser test: missing$web_missing, and ACN_REQUIRE_WEB=1"
+    else
+        echo "  skip  the browser test: missing$web_missing"
+    fi
+elif [ "${ACN_REQUIRE_WEB:-0}" = 1 ] || [ -d /usr/share/wasi-sysroot ]; then
+    bad "make web" "$B/log"
+else
+    echo "  skip  make web: no WebAssembly toolchain (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
+fi
+
 echo "== make demo, end to end (fewer epochs, 3 seeds)"
 if build/demo --epochs 4 --seeds 3 --seed 7 --out "$B/demo-out" > "$B/demo.log" 2>&1; then
     ok "demo runs ($(grep -c '^ *[0-9]* ' "$B/demo.log") numbered rows)"

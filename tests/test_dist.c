@@ -135,6 +135,12 @@ int main(void)
     for (i = off; i < off + cnt; i++) cover[i] += 1.0;
     acn_dist_sum(a.ctx, cover, B);
     for (i = 0; i < B; i++) CHECK(cover[i] == (i < 7 ? 1.0 : 0.0), "row %d of 7 taken %g times", i, cover[i]);
+    /* fewer rows than ranks: the first ranks take one each, the others none */
+    CHECK(acn_dist_rows(a.ctx, 1, &off, &cnt) == ACN_OK && off == (rank < 1 ? 0 : 1) && cnt == (rank < 1),
+          "rank %d: a batch of 1 at %d, %d rows", rank, off, cnt);
+    CHECK(acn_dist_rows(a.ctx, 0, &off, &cnt) == ACN_ERR_ARG && strstr(acn_error(a.ctx), "at least one"),
+          "a batch of 0: %s", acn_error(a.ctx));
+    acn_clear_error(a.ctx);
 
     /* training: against a lone context on the whole batch */
     CHECK(net_train(&a, la) == ACN_OK, "rank %d: training: %s", rank, acn_error(a.ctx));
@@ -188,6 +194,18 @@ int main(void)
         CHECK(!acn_dropout(b.ctx, acn_input(b.ctx, 2, s, z), 0.5f) && strstr(acn_error(b.ctx), "batch first"),
               "dropout on (5, 7) with %d rows: %s", cnt, acn_error(b.ctx));
         acn_clear_error(b.ctx);
+    }
+
+    /* dropout in training before acn_dist_rows has said which rows are this rank's: refused */
+    if (size > 1) {
+        net c;
+        int sh[2] = {4, 4};
+        float z[16] = {0};
+        CHECK(net_new(&c, 1) == 0, "a third context: %s", acn_error(c.ctx));
+        acn_reset(c.ctx);
+        CHECK(!acn_dropout(c.ctx, acn_input(c.ctx, 2, sh, z), 0.5f) && acn_status_of(c.ctx) == ACN_ERR_STATE &&
+              strstr(acn_error(c.ctx), "call acn_dist_rows"), "dropout before acn_dist_rows: %s", acn_error(c.ctx));
+        net_free(&c);
     }
 
     /* an error on the last rank stops every rank at the next sum, with a message */

@@ -61,6 +61,15 @@ n=$(nproc); want=$(( n / 2 > 1 ? n / 2 : 1 ))
 grep -q "parameters; $want thread" "$W/share.log"
 check "2 ranks without --threads: $want thread(s) each on $n cores" $? "$W/share.log"
 
+# uneven shares: 3 ranks, batch 16 (6 + 5 + 5 rows), and a short last batch of 1 image (33 = 2 x 16 + 1),
+# which leaves two ranks no rows; with a noisy evaluation (--eval-noise), whose draws every rank makes
+U="$M --epochs 2 --limit 33 --eval-noise 0.3"
+$B/train_mixer $U --save "$W/uone" --log "$W/uone.csv" > "$W/uone.log" 2>&1 &&
+    $MPIRUN -np 3 $BM/train_mixer $U --save "$W/uthree" --log "$W/uthree.csv" > "$W/uthree.log" 2>&1 &&
+    cut -d, -f1-11 "$W/uone.csv" > "$W/uone.cut" && cut -d, -f1-11 "$W/uthree.csv" > "$W/uthree.cut" &&
+    cmp -s "$W/uone.cut" "$W/uthree.cut" && same "$W/uthree.safetensors" "$W/uone.safetensors" 1e-5 'tok\.fc2\.bias'
+check "train_mixer on 3 ranks, a last batch of 1 image, noisy evaluation: as 1 process ($(cat "$W/cmp.log"))" $? "$W/uthree.log"
+
 # BERT: MLM pretraining with dropout 0.1 and 15% masking, 20 steps of 32 sentences (16 per rank)
 T="--data-dir $W/sst2 --width 16 --heads 2 --mlp 32 --depth 2 --seq 16 --batch 32 --limit 640 --mlm-epochs 1 --cls-epochs 0 --threads 1"
 $B/train_bert $T --save "$W/bone" --log "$W/bone.csv" > "$W/bone.log" 2>&1
@@ -74,6 +83,13 @@ check "train_bert: the weights after 20 steps within 1e-5 ($(cat "$W/cmp.log"))"
 $MPIRUN -np 2 $BM/train_bert $T --save "$W/btwo_again" > /dev/null 2>&1
 same "$W/btwo_again.safetensors" "$W/btwo.safetensors" 0
 check "train_bert: a second 2-rank run is bit-identical ($(cat "$W/cmp.log"))" $? "$W/cmp.log"
+# fine-tuning too (dropout, the classification head), batch 30 on 3 ranks, from the start
+TC="--data-dir $W/sst2 --width 16 --heads 2 --mlp 32 --depth 2 --seq 16 --batch 30 --limit 300 --mlm-epochs 1 --cls-epochs 1 --threads 1"
+$B/train_bert $TC --save "$W/cone" --log "$W/cone.csv" > "$W/cone.log" 2>&1 &&
+    $MPIRUN -np 3 $BM/train_bert $TC --save "$W/cthree" --log "$W/cthree.csv" > "$W/cthree.log" 2>&1 &&
+    cut -d, -f1-8 "$W/cone.csv" > "$W/cone.cut" && cut -d, -f1-8 "$W/cthree.csv" > "$W/cthree.cut" && cmp -s "$W/cone.cut" "$W/cthree.cut" &&
+    same "$W/cthree.safetensors" "$W/cone.safetensors" 1e-5
+check "train_bert pretraining and fine-tuning on 3 ranks: the same log and dev accuracies, weights within 1e-5 ($(cat "$W/cmp.log"))" $? "$W/cthree.log"
 
 # ---- stopping and resuming -------------------------------------------------------------------
 # --stop-after raises SIGINT in every rank after 10 steps; then 2 ranks and 1 process continue it

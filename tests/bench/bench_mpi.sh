@@ -13,7 +13,7 @@ B=build/bench
 REPS=${REPS:-3}
 STEPS=${STEPS:-10}
 mkdir -p "$B"
-MPIRUN="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca oob_tcp_if_include lo"
+MPIRUN="mpirun --allow-run-as-root --bind-to none --mca btl self,vader --mca oob_tcp_if_include lo" # (each case sets its threads)
 command -v mpicc > /dev/null || { echo "bench-mpi needs Open MPI: apt-get install openmpi-bin libopenmpi-dev" >&2; exit 1; }
 mpicc -std=c99 -O2 -Wall -Wextra -Werror -DACN_MPI tests/bench/bench_mpi.c -o "$B/bench_mpi" -lm
 cpu=$(grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //'); fam=$(grep -m1 "cpu family" /proc/cpuinfo | sed 's/.*: //')
