@@ -45,9 +45,13 @@ print("two_ranks_vs_two_threads: %.2f (1 rank x 2 threads' step / 2 ranks x 1 th
 print("allreduce_share_2x1: %.3f (%.4f s of the step: %d bytes of gradient)" % (a21 / s21, a21, nbytes))
 print("transport: latency %.2e s one way (8 B), bandwidth %.2f GB/s (%d B one way)" % (lat, bw / 1e9, max(pp)))
 print("model, not measured (compute = 1x1 step / p, plus a ring all-reduce at this transport):")
-for p in (2, 8, 64):
-    comm = 2 * (p - 1) * lat + 2 * (p - 1) / p * nbytes / bw
-    comp = (s11 - 0.0) / p
-    print("  p %2d: compute %.4f s + all-reduce %.4f s = %.4f s a step; %.0f img/s; all-reduce %.0f%% of the step"
-          % (p, comp, comm, comp + comm, 64 / (comp + comm), 100 * comm / (comp + comm)))
+def model(lat, bw):
+    for p in (2, 8, 64):
+        comm = 2 * (p - 1) * lat + 2 * (p - 1) / p * nbytes / bw
+        comp = s11 / p
+        print("  p %2d: compute %.4f s + all-reduce %.4f s = %.4f s a step; %.0f img/s; all-reduce %.0f%% of the step"
+              % (p, comp, comm, comp + comm, 64 / (comp + comm), 100 * comm / (comp + comm)))
+model(lat, bw)
+print("the same model across machines on an assumed 10 Gb/s network (1.25 GB/s, 20 us one way; not measured):")
+model(20e-6, 1.25e9)
 PY
