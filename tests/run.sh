@@ -180,12 +180,11 @@ fi
 
 echo "== the teaching page: acn.h in WebAssembly, trained in headless Chromium"
 # make web needs Debian's clang, lld, wasi-libc and libclang-rt-14-dev-wasm32; the browser test needs
-# chromium, node and tests/web/node_modules (npm ci --prefix tests/web). Skipped with a message when
-# missing, unless ACN_REQUIRE_WEB=1 (CI installs them all).
+# chromium and node (tests/web/page_test.mjs drives Chromium over the DevTools protocol itself).
+# Skipped with a message when missing, unless ACN_REQUIRE_WEB=1 (CI installs them all).
 web_missing=""
 command -v chromium > /dev/null || web_missing="$web_missing chromium"
 command -v node > /dev/null || web_missing="$web_missing node"
-[ -d tests/web/node_modules/playwright-core ] || web_missing="$web_missing tests/web/node_modules (npm ci --prefix tests/web)"
 if make -s web > "$B/log" 2>&1; then
     ok "make web (clang --target=wasm32-wasi)"
     if [ -z "$web_missing" ]; then
