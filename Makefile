@@ -21,6 +21,7 @@
 #                   pair, two processes at a time, one thread each (about 2 h on 2 cores); into
 #                   runs/l150/; an interrupted run continues where it stopped (--resume)
 #   make results-noise  the L150 models under Gaussian and salt-and-pepper noise (--eval-only)
+#   make results-bert  AC-BERT on SST-2: the configurations of docs/results.md, ACN and residual
 #   make results-classes  the ACN and residual Mixers of L150 on classes 0-1 and 0-4 of CIFAR-10
 #                   (seeds 0 and 1; about 40 min), into runs/classes/
 #   make clean
@@ -29,7 +30,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed
+.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -122,6 +123,19 @@ CLASSES5 := --recipe simple --classes 0,1,2,3,4
 classes-seed:
 	$(call run_pair,runs/classes,,_c2,$(SEED),$(CLASSES2))
 	$(call run_pair,runs/classes,,_c5,$(SEED),$(CLASSES5))
+# AC-BERT on SST-2 (data/sst2: train.tsv, dev.tsv): the configurations of docs/results.md, ACN and residual
+# side by side, one thread each, into runs/bert/
+BERT_A := --depth 8 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
+BERT_B := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
+define bert_pair
+	@mkdir -p runs/bert
+	for w in acn residual; do p=runs/bert/$(1)_$${w}; r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
+	    build/train_bert $(BERT_$(1)) --threads 1 --seed 0 --wiring $$w --save $$p --log $$p.csv $$r >> $$p.out 2>&1 & \
+	done; wait
+endef
+results-bert: build/train_bert
+	$(call bert_pair,A)
+	$(call bert_pair,B)
 results-noise: build/train_mixer
 	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
 	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_mixer --eval-only --weights $$p.safetensors --eval-noise $$n \

@@ -4,7 +4,7 @@
  * after every block.
  *
  *   cc -O2 examples/train_bert.c -o train_bert -lm -lpthread
- *   ./train_bert --data-dir ../shared/data/sst2 --save runs/bert
+ *   ./train_bert --data-dir data/sst2 --save runs/bert
  *   ./train_bert --help
  *
  * Phase 1 (MLM): 15% of the words of each sentence are chosen; of those 80%
