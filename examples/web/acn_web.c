@@ -215,8 +215,9 @@ WEB_EXPORT("web_probe") int web_probe(void)
  * connection: backward with every block's input detached) and the forward
  * part FG_i = dy/dw_i - DG_i. chain_out, for L blocks:
  *   [0 .. 2]          y of plain, residual, ACN (autograd)
- *   [3 + 4 L ...]     rows i = 0 .. L-1 of 8: autograd and closed-form
- *                     dy/dw_i for plain, residual, ACN, then DG_i, FG_i */
+ *   [3 + 8 i ...]     row i (i = 0 .. L-1), 8 numbers: autograd and
+ *                     closed-form dy/dw_i for plain, residual, ACN, then
+ *                     DG_i, FG_i */
 enum { WEB_CHAIN_MAX = 12 };
 static float chain_w[WEB_CHAIN_MAX], chain_out[3 + 8 * WEB_CHAIN_MAX];
 static acn_ctx *chain_ctx;
