@@ -134,7 +134,8 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
     memset(sums, 0, sizeof sums);
     for (i = 0; i < dv->n && !acn_status_of(ctx); i += B) {
         int b = dv->n - i < B ? dv->n - i : B, T, mine = i / B >= mine_lo && i / B < mine_hi;
-        if (!mine && phase != PHASE_MLM) continue; /* another rank's (the MLM masks are drawn by all, to stay in step) */
+        /* another rank's batch: skipped, but for the MLM masks, which every rank draws to stay in step */
+        if (!mine && phase != PHASE_MLM) continue;
         for (k = 0; k < b; k++) R->idx[k] = i + k;
         T = bert_batch(R, dv, b);
         acn_reset(ctx);
@@ -308,7 +309,8 @@ static int bert_phase(bert_run *R, int phase, const run_files *resume, const run
             mlm_mask(acn_ctx_rng(ctx), R->tok, R->mask, R->mlm_lab, b * T, R->vocab.size, o->mask_p);
             for (k = 0; k < b * T; k++) all += R->mlm_lab[k] >= 0;
             if (!all) continue; /* nothing masked: no step */
-            if (cnt > 0) loss = bert_mlm_loss(R, off, cnt, T, 1, &n); /* (a short last batch may leave a rank no rows) */
+            if (cnt > 0) /* (a short last batch may leave a rank no rows) */
+                loss = bert_mlm_loss(R, off, cnt, T, 1, &n);
             share = (double)n / all;
         } else if (cnt > 0) {
             out = acn_bert_forward(ctx, &R->m, R->tok + (size_t)off * T, R->mask + (size_t)off * T, cnt, T,

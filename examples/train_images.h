@@ -371,7 +371,8 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
     memset(sums, 0, sizeof sums);
     for (i = 0; i < te->n && !acn_status_of(ctx); i += o->eval_batch) {
         int b = te->n - i < o->eval_batch ? te->n - i : o->eval_batch, s[4] = {b, te->c, te->h, te->w};
-        int mine = i / o->eval_batch >= mine_lo && i / o->eval_batch < mine_hi, noisy = o->eval_sp > 0 || o->eval_noise > 0;
+        int mine = i / o->eval_batch >= mine_lo && i / o->eval_batch < mine_hi;
+        int noisy = o->eval_sp > 0 || o->eval_noise > 0;
         acn_tensor *lo;
         if (!mine && !noisy) continue; /* another rank's; with noise, its draws are made here too, to stay in step */
         for (k = 0; k < b; k++) idx[k] = i + k;

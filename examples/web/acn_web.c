@@ -270,7 +270,8 @@ WEB_EXPORT("web_chain") int web_chain(int L, float x0)
         row[2] = g[1][i];
         row[3] = (float)(after_res * before_res * x0); /* residual: of all other (1 + w) */
         row[4] = g[2][i];
-        row[5] = (float)((1 + fg) * before * x0);      /* ACN: (1 + w_{i+1} + w_{i+1} w_{i+2} + ...) times the weights below */
+        /* ACN: (1 + w_{i+1} + w_{i+1} w_{i+2} + ...) (w_1 ... w_{i-1}) x0 */
+        row[5] = (float)((1 + fg) * before * x0);
         row[6] = g[3][i];                              /* DG: before * x0 */
         row[7] = g[2][i] - g[3][i];                    /* FG */
     }
@@ -312,7 +313,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", web_error());
         return 1;
     }
-    printf("steps %d\nloss %.6f %.6f %.6f\n", web_steps(), (double)out_loss[0], (double)out_loss[1], (double)out_loss[2]);
+    printf("steps %d\nloss %.6f %.6f %.6f\n", web_steps(), (double)out_loss[0], (double)out_loss[1],
+           (double)out_loss[2]);
     for (n = 0; n < WEB_NETS; n++) {
         printf("probe %s", acn_wiring_name(web_wiring[n]));
         for (k = 0; k <= web_depth; k++) printf(" %.4f", (double)out_probe[n][k]);

@@ -58,12 +58,12 @@ static int step_bench(int threads, int steps)
     s[0] = cnt; s[1] = 3; s[2] = 32; s[3] = 32;
     for (step = 0; step <= steps; step++) {
         double t0, t1, t2;
-        acn_tensor *loss;
+        acn_tensor *x, *loss;
         MPI_Barrier(MPI_COMM_WORLD); /* the ranks start each step together */
         t0 = MPI_Wtime();
         acn_reset(ctx);
-        loss = acn_cross_entropy(ctx, acn_mixer_forward(ctx, &m, acn_input(ctx, 4, s, xs + (size_t)off * 3 * 32 * 32), -1, NULL),
-                                 labels + off, 0.1f, -1);
+        x = acn_input(ctx, 4, s, xs + (size_t)off * 3 * 32 * 32); /* (cnt, 3, 32, 32): this rank's rows */
+        loss = acn_cross_entropy(ctx, acn_mixer_forward(ctx, &m, x, -1, NULL), labels + off, 0.1f, -1);
         acn_zero_grad(ctx);
         if (!loss || acn_backward(ctx, loss)) return die(ctx);
         t1 = MPI_Wtime();
