@@ -127,6 +127,7 @@ classes-seed:
 # side by side, one thread each, into runs/bert/
 BERT_A := --depth 8 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
 BERT_B := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
+BERT_C := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 6 --cls-epochs 3
 define bert_pair
 	@mkdir -p runs/bert
 	for w in acn residual; do p=runs/bert/$(1)_$${w}; r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
@@ -136,6 +137,7 @@ endef
 results-bert: build/train_bert
 	$(call bert_pair,A)
 	$(call bert_pair,B)
+	$(call bert_pair,C)
 results-noise: build/train_mixer
 	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
 	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_mixer --eval-only --weights $$p.safetensors --eval-noise $$n \
