@@ -21,6 +21,7 @@
 #                   pair, two processes at a time, one thread each (about 2 h on 2 cores); into
 #                   runs/l150/; an interrupted run continues where it stopped (--resume)
 #   make results-noise  the L150 models under Gaussian and salt-and-pepper noise (--eval-only)
+#   make results-vit-noise  ACN and residual ViTs on CIFAR-10 (about 1.5 h), then the same noise
 #   make results-bert  AC-BERT on SST-2: the configurations of docs/results.md, ACN and residual
 #   make results-classes  the ACN and residual Mixers of L150 on classes 0-1 and 0-4 of CIFAR-10
 #                   (seeds 0 and 1; about 40 min), into runs/classes/
@@ -30,7 +31,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert
+.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert results-vit-noise
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -138,6 +139,19 @@ results-bert: build/train_bert
 	$(call bert_pair,A)
 	$(call bert_pair,B)
 	$(call bert_pair,C)
+# the ViT pair of the noise experiment: ACN and residual on CIFAR-10, 16 epochs (about 1.5 h for the
+# pair), then each under Gaussian and salt-and-pepper noise (--eval-only), into runs/vit/
+VIT_NOISE := --epochs 16 --eval-every 4 --warmup 1 --recipe simple --threads 1 --seed 0 --save-every 200
+results-vit-noise: build/train_vit
+	@mkdir -p runs/vit
+	for w in acn residual; do p=runs/vit/$${w}_s0; r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
+	    build/train_vit $(VIT_NOISE) --wiring $$w --save $$p --log $$p.csv --plots runs/vit/plots_$${w}_s0 $$r \
+	        >> $$p.out 2>&1 & done; wait
+	for w in acn residual; do p=runs/vit/$${w}_s0; \
+	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_vit --eval-only --weights $$p.safetensors --eval-noise $$n \
+	        --log runs/vit/noise_$${w}_s0.csv; done; \
+	    for n in 0.02 0.05 0.1; do build/train_vit --eval-only --weights $$p.safetensors --eval-sp $$n \
+	        --log runs/vit/noise_$${w}_s0.csv; done; done
 results-noise: build/train_mixer
 	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
 	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_mixer --eval-only --weights $$p.safetensors --eval-noise $$n \
