@@ -913,6 +913,22 @@ TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, doub
     return 0;
 }
 
+/* An evaluation's sums over the ranks: sums[0 .. n-2], this rank's counts
+ * and losses, become every rank's; sums[n-1] is set here to whether this
+ * rank failed. Returns 1, with the context's error set (this rank's own, or
+ * the news of another's), when any rank failed. */
+TRAIN_FN int eval_sum_ranks(acn_ctx *ctx, double *sums, int n)
+{
+    sums[n - 1] = acn_status_of(ctx) != ACN_OK;
+    acn_dist_sum(ctx, sums, n); /* (counts are exact in double) */
+    if (sums[n - 1] > 0.0) {
+        acn_set_error(ctx, ACN_ERR_DIST, "rank %d stops: another rank's evaluation failed (its message says why)",
+                      acn_dist_rank(ctx));
+        return 1;
+    }
+    return 0;
+}
+
 /* Whether to stop between two steps: a signal reached this rank or any
  * other (every rank stops at the same step). */
 TRAIN_FN int train_should_stop(acn_ctx *ctx)

@@ -164,12 +164,7 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
     }
     acn_set_train(ctx, train_was);
     acn_set_no_grad(ctx, nograd_was);
-    sums[L + 3] = acn_status_of(ctx) != ACN_OK;
-    acn_dist_sum(ctx, sums, L + 4); /* over the ranks (counts are exact in double) */
-    if (sums[L + 3] > 0.0) {
-        acn_set_error(ctx, ACN_ERR_DIST, "rank %d stops: another rank's evaluation failed (its message says why)", r);
-        return 1;
-    }
+    if (eval_sum_ranks(ctx, sums, L + 4)) return 1;
     for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)sums[k] / (float)dv->n;
     *loss_out = sums[L + 2] > 0.0 ? sums[L + 1] / sums[L + 2] : 0.0;
     return 0;

@@ -400,12 +400,7 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
     free(x);
     free(y);
     free(idx);
-    sums[L + 2] = acn_status_of(ctx) != ACN_OK;
-    acn_dist_sum(ctx, sums, L + 3); /* over the ranks (counts are exact in double) */
-    if (sums[L + 2] > 0.0) {
-        acn_set_error(ctx, ACN_ERR_DIST, "rank %d stops: another rank's evaluation failed (its message says why)", r);
-        return 1;
-    }
+    if (eval_sum_ranks(ctx, sums, L + 3)) return 1;
     for (k = 0; k <= L; k++) acc[k] = 100.0f * (float)sums[k] / (float)te->n;
     *loss_out = sums[L + 1] / te->n;
     return 0;
