@@ -26,6 +26,17 @@ check() { # check NAME CONDITION-EXIT-STATUS [LOG]
     if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1"; [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 15; fi
 }
 same() { "$PY" tests/tools/st_compare.py "$@" > "$W/cmp.log" 2>&1; } # same A B TOL [EXCLUDE]
+# as_one PROGRAM RANKS COLUMNS NAME EXCLUDE ARGS...: PROGRAM with ARGS as 1 process (W/NAME1) and on RANKS
+# ranks (W/NAMEn); 0 when both ran, their logs agree in the first COLUMNS columns and their weights within
+# 1e-5 (EXCLUDE: a regular expression of tensors left out, or "")
+as_one() {
+    local prog=$1 np=$2 cols=$3 name=$4 excl=$5
+    shift 5
+    $B/$prog "$@" --save "$W/${name}1" --log "$W/${name}1.csv" > "$W/${name}1.log" 2>&1 &&
+        $MPIRUN -np $np $BM/$prog "$@" --save "$W/${name}n" --log "$W/${name}n.csv" > "$W/${name}n.log" 2>&1 &&
+        cut -d, -f1-$cols "$W/${name}1.csv" > "$W/${name}1.cut" && cut -d, -f1-$cols "$W/${name}n.csv" > "$W/${name}n.cut" &&
+        cmp -s "$W/${name}1.cut" "$W/${name}n.cut" && same "$W/${name}n.safetensors" "$W/${name}1.safetensors" 1e-5 $excl
+}
 "$PY" tests/tools/tiny_cifar.py "$W/cifar" 64 > /dev/null
 "$PY" tests/tools/tiny_sst2.py "$W/sst2" > /dev/null
 # 320 training images, batch 16: 20 steps an epoch, 8 rows per rank
@@ -50,11 +61,8 @@ check "train_mixer: a second 2-rank run is bit-identical ($(cat "$W/cmp.log"))" 
 
 # the ViT, the simple recipe (crop, flip), 20 steps
 V="--data-dir $W/cifar --width 32 --heads 2 --mlp 64 --depth 3 --batch 16 --threads 1 --epochs 1"
-$B/train_vit $V --save "$W/vone" --log "$W/vone.csv" > "$W/vone.log" 2>&1 &&
-    $MPIRUN -np 2 $BM/train_vit $V --save "$W/vtwo" --log "$W/vtwo.csv" > "$W/vtwo.log" 2>&1 &&
-    cut -d, -f1-10 "$W/vone.csv" > "$W/vone.cut" && cut -d, -f1-10 "$W/vtwo.csv" > "$W/vtwo.cut" && cmp -s "$W/vone.cut" "$W/vtwo.cut" &&
-    same "$W/vtwo.safetensors" "$W/vone.safetensors" 1e-5
-check "train_vit: 2 ranks as 1 process: the same log, the weights within 1e-5 ($(cat "$W/cmp.log"))" $? "$W/vtwo.log"
+as_one train_vit 2 10 vit "" $V
+check "train_vit: 2 ranks as 1 process: the same log, the weights within 1e-5 ($(cat "$W/cmp.log"))" $? "$W/vitn.log"
 # without --threads, each of 2 ranks on this machine takes its share of the cores
 $MPIRUN -np 2 $BM/train_mixer $M --epochs 1 --limit 32 --threads 0 > "$W/share.log" 2>&1
 n=$(nproc); want=$(( n / 2 > 1 ? n / 2 : 1 ))
@@ -64,11 +72,8 @@ check "2 ranks without --threads: $want thread(s) each on $n cores" $? "$W/share
 # uneven shares: 3 ranks, batch 16 (6 + 5 + 5 rows), and a short last batch of 1 image (33 = 2 x 16 + 1),
 # which leaves two ranks no rows; with a noisy evaluation (--eval-noise), whose draws every rank makes
 U="$M --epochs 2 --limit 33 --eval-noise 0.3"
-$B/train_mixer $U --save "$W/uone" --log "$W/uone.csv" > "$W/uone.log" 2>&1 &&
-    $MPIRUN -np 3 $BM/train_mixer $U --save "$W/uthree" --log "$W/uthree.csv" > "$W/uthree.log" 2>&1 &&
-    cut -d, -f1-11 "$W/uone.csv" > "$W/uone.cut" && cut -d, -f1-11 "$W/uthree.csv" > "$W/uthree.cut" &&
-    cmp -s "$W/uone.cut" "$W/uthree.cut" && same "$W/uthree.safetensors" "$W/uone.safetensors" 1e-5 'tok\.fc2\.bias'
-check "train_mixer on 3 ranks, a last batch of 1 image, noisy evaluation: as 1 process ($(cat "$W/cmp.log"))" $? "$W/uthree.log"
+as_one train_mixer 3 11 uneven 'tok\.fc2\.bias' $U
+check "train_mixer on 3 ranks, a last batch of 1 image, noisy evaluation: as 1 process ($(cat "$W/cmp.log"))" $? "$W/unevenn.log"
 
 # BERT: MLM pretraining with dropout 0.1 and 15% masking, 20 steps of 32 sentences (16 per rank)
 T="--data-dir $W/sst2 --width 16 --heads 2 --mlp 32 --depth 2 --seq 16 --batch 32 --limit 640 --mlm-epochs 1 --cls-epochs 0 --threads 1"
@@ -85,11 +90,8 @@ same "$W/btwo_again.safetensors" "$W/btwo.safetensors" 0
 check "train_bert: a second 2-rank run is bit-identical ($(cat "$W/cmp.log"))" $? "$W/cmp.log"
 # fine-tuning too (dropout, the classification head), batch 30 on 3 ranks, from the start
 TC="--data-dir $W/sst2 --width 16 --heads 2 --mlp 32 --depth 2 --seq 16 --batch 30 --limit 300 --mlm-epochs 1 --cls-epochs 1 --threads 1"
-$B/train_bert $TC --save "$W/cone" --log "$W/cone.csv" > "$W/cone.log" 2>&1 &&
-    $MPIRUN -np 3 $BM/train_bert $TC --save "$W/cthree" --log "$W/cthree.csv" > "$W/cthree.log" 2>&1 &&
-    cut -d, -f1-8 "$W/cone.csv" > "$W/cone.cut" && cut -d, -f1-8 "$W/cthree.csv" > "$W/cthree.cut" && cmp -s "$W/cone.cut" "$W/cthree.cut" &&
-    same "$W/cthree.safetensors" "$W/cone.safetensors" 1e-5
-check "train_bert pretraining and fine-tuning on 3 ranks: the same log and dev accuracies, weights within 1e-5 ($(cat "$W/cmp.log"))" $? "$W/cthree.log"
+as_one train_bert 3 8 finetune "" $TC
+check "train_bert pretraining and fine-tuning on 3 ranks: the same log and dev accuracies, weights within 1e-5 ($(cat "$W/cmp.log"))" $? "$W/finetunen.log"
 
 # ---- stopping and resuming -------------------------------------------------------------------
 # --stop-after raises SIGINT in every rank after 10 steps; then 2 ranks and 1 process continue it
