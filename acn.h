@@ -288,6 +288,26 @@ ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const flo
 /* t's values; for a transient, recomputed if evicted, and valid until the
  * next op runs. NULL (with the error set) only if the arena is full. */
 ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t);
+/* Values between the tensor and your memory, the same calls whatever the
+ * device that holds the tensor (so a program written with them needs no
+ * change to run on a GPU context, see docs/cuda.md). acn_read copies t's
+ * numel values (recomputed if t is transient) into dst; acn_read_grad its
+ * gradient (ACN_ERR_STATE when t has none: no gradient flows to it, or
+ * backward has not run). acn_write copies numel values from src into a
+ * parameter or a leaf (acn_new, acn_input); an op's output is refused, as
+ * the tape would no longer agree with it. acn_item: the value of a tensor
+ * of one element (a loss), or NaN with the error set. */
+ACNDEF acn_status  acn_read(acn_ctx *ctx, acn_tensor *t, float *dst);
+ACNDEF acn_status  acn_read_grad(acn_ctx *ctx, acn_tensor *t, float *dst);
+ACNDEF acn_status  acn_write(acn_ctx *ctx, acn_tensor *t, const float *src);
+ACNDEF float       acn_item(acn_ctx *ctx, acn_tensor *t);
+/* Two more that a training loop needs, on every device. acn_argmax: for
+ * each row of t (..., C), out[r] = the index of its first largest value
+ * (numel / C rows; a NaN compares as never larger). acn_grad_norm: the
+ * Frobenius norm of t's gradient, its squares summed in double in index
+ * order; NaN with the error set when t has none. */
+ACNDEF acn_status  acn_argmax(acn_ctx *ctx, acn_tensor *t, int *out);
+ACNDEF double      acn_grad_norm(acn_ctx *ctx, acn_tensor *t);
 
 /* Arena marks: rewind the arena and the tape to an earlier point (everything
  * made after the mark is gone). Used by the gradient checker and eval loops. */
@@ -2153,6 +2173,107 @@ ACNDEF float *acn_data(acn_ctx *ctx, acn_tensor *t)
     v = acn__val(ctx, t);
     acn__leave(ctx);
     return v;
+}
+
+/* The checks the four calls below share: a context, a live tensor of it,
+ * and dst/src not NULL. -1 with the error set (when there is a context). */
+static int acn__io_ok(acn_ctx *ctx, const acn_tensor *t, const void *buf, const char *who)
+{
+    if (!ctx) return -1;
+    if (ctx->status) return -1;
+    if (!t) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the tensor is NULL (an op before it failed? see the error it set)", who);
+        return -1;
+    }
+    if (!buf) {
+        acn__fail(ctx, ACN_ERR_ARG, "%s: the buffer is NULL; pass room for the tensor's %zu values", who, t->numel);
+        return -1;
+    }
+    return acn__live(ctx, t, who, 0);
+}
+ACNDEF acn_status acn_read(acn_ctx *ctx, acn_tensor *t, float *dst)
+{
+    const float *v;
+    if (acn__io_ok(ctx, t, dst, "read")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (!(v = acn_data(ctx, t))) return ctx->status;
+    memcpy(dst, v, t->numel * sizeof(float));
+    return ACN_OK;
+}
+ACNDEF acn_status acn_read_grad(acn_ctx *ctx, acn_tensor *t, float *dst)
+{
+    char sh[64];
+    if (acn__io_ok(ctx, t, dst, "read_grad")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (!t->grad) {
+        acn__fail(ctx, ACN_ERR_STATE, "read_grad: the tensor '%s' of shape %s has no gradient: no gradient "
+                         "flows to it (a parameter, or a leaf made with ACN_F_GRAD, has one), or acn_backward "
+                         "has not reached it since the last acn_reset", t->name ? t->name : "", ACN__SHAPE(t, sh));
+        return ctx->status;
+    }
+    memcpy(dst, t->grad, t->numel * sizeof(float));
+    return ACN_OK;
+}
+ACNDEF acn_status acn_write(acn_ctx *ctx, acn_tensor *t, const float *src)
+{
+    char sh[64];
+    if (acn__io_ok(ctx, t, src, "write")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (t->node) {
+        acn__fail(ctx, ACN_ERR_STATE, "write: the tensor of shape %s is the output of %s, and the tape "
+                         "would no longer agree with it; write parameters and leaves (acn_new, acn_input) "
+                         "only", ACN__SHAPE(t, sh), acn__op_name(t->node->op));
+        return ctx->status;
+    }
+    memcpy(t->data, src, t->numel * sizeof(float));
+    return ACN_OK;
+}
+ACNDEF float acn_item(acn_ctx *ctx, acn_tensor *t)
+{
+    float v = NAN;
+    char sh[64];
+    if (!ctx || ctx->status) return NAN;
+    if (t && t->numel != 1) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "item: the tensor has shape %s, %zu values; item reads a tensor of "
+                  "one value (a loss): use acn_read for more", ACN__SHAPE(t, sh), t->numel);
+        return NAN;
+    }
+    return acn_read(ctx, t, &v) ? NAN : v;
+}
+ACNDEF acn_status acn_argmax(acn_ctx *ctx, acn_tensor *t, int *out)
+{
+    const float *v;
+    size_t r, rows;
+    int j, C;
+    char sh[64];
+    if (acn__io_ok(ctx, t, out, "argmax")) return ctx ? ctx->status : ACN_ERR_ARG;
+    if (t->ndim < 1) {
+        acn__fail(ctx, ACN_ERR_SHAPE, "argmax: the tensor has shape %s; it needs rows (..., C)", ACN__SHAPE(t, sh));
+        return ctx->status;
+    }
+    if (!(v = acn_data(ctx, t))) return ctx->status;
+    C = t->shape[t->ndim - 1];
+    rows = C ? t->numel / (size_t)C : 0;
+    for (r = 0; r < rows; r++, v += C) {  /* v: row r, (C) */
+        int best = 0;
+        for (j = 1; j < C; j++)
+            if (v[j] > v[best]) best = j;
+        out[r] = best;
+    }
+    return ACN_OK;
+}
+ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
+{
+    double s2 = 0.0;
+    size_t i;
+    char sh[64];
+    if (!ctx || ctx->status) return NAN;
+    if (!t || !t->grad) {
+        if (t) acn__fail(ctx, ACN_ERR_STATE, "grad_norm: the tensor '%s' of shape %s has no gradient (see "
+                         "acn_read_grad)", t->name ? t->name : "", ACN__SHAPE(t, sh));
+        else acn__fail(ctx, ACN_ERR_ARG, "grad_norm: the tensor is NULL");
+        return NAN;
+    }
+    if (acn__live(ctx, t, "grad_norm", 0)) return NAN;
+    for (i = 0; i < t->numel; i++) s2 += (double)t->grad[i] * t->grad[i];
+    return sqrt(s2);
 }
 
 /* Make the values a kernel of node n reads available (the inputs, and for

@@ -52,8 +52,8 @@ static float evaluate(acn_ctx *ctx, const acn_mixer *m, const acn_dataset *ds, c
                       float *x, int *y, int *idx)
 {
     long correct = 0;
-    int i, j, c, was_train = acn_set_train(ctx, 0), was_nograd = acn_set_no_grad(ctx, 1);
-    for (i = 0; i < ds->n; i += batch) {
+    int i, j, *pred = idx, was_train = acn_set_train(ctx, 0), was_nograd = acn_set_no_grad(ctx, 1);
+    for (i = 0; i < ds->n; i += batch) { /* pred: idx, free once the batch is read */
         int b = ds->n - i < batch ? ds->n - i : batch, s[4] = {b, ds->c, ds->h, ds->w};
         acn_tensor *lg;
         for (j = 0; j < b; j++) idx[j] = i + j;
@@ -61,13 +61,8 @@ static float evaluate(acn_ctx *ctx, const acn_mixer *m, const acn_dataset *ds, c
         acn_aug_normalize(x, b, ds->c, ds->h, ds->w, rc->mean, rc->std);
         acn_reset(ctx);
         if (!(lg = acn_mixer_forward_ex(ctx, m, acn_input(ctx, 4, s, x), -1, NULL, 0))) break;
-        for (j = 0; j < b; j++) {
-            const float *l = lg->data + (size_t)j * ds->classes;
-            int best = 0;
-            for (c = 1; c < ds->classes; c++)
-                if (l[c] > l[best]) best = c;
-            correct += best == y[j];
-        }
+        if (acn_argmax(ctx, lg, pred)) break;
+        for (j = 0; j < b; j++) correct += pred[j] == y[j];
     }
     acn_set_train(ctx, was_train);
     acn_set_no_grad(ctx, was_nograd);
@@ -254,13 +249,13 @@ int main(int argc, char **argv)
                     train_report(ctx, argv[0], "");
                     goto done;
                 }
-                if (!isfinite(loss->data[0])) {
+                if (!isfinite(acn_item(ctx, loss))) {
                     fprintf(stderr, "%s: the loss is %g at task %d, step %ld; try a lower --lr\n", argv[0],
-                            (double)loss->data[0], t + 1, step);
+                            (double)acn_item(ctx, loss), t + 1, step);
                     rc = 3;
                     goto done;
                 }
-                loss_sum += loss->data[0] + pen;
+                loss_sum += acn_item(ctx, loss) + pen;
                 batches++;
                 step++;
             }

@@ -57,13 +57,11 @@ static void probe(acn_ctx *ctx, const acn_mlp *m, const float *x, const int *y, 
         acn_reset(ctx);
         s[0] = b; s[1] = 64;
         acn_mlp_forward_ex(ctx, m, acn_input(ctx, 2, s, x + (size_t)i * 64), -1, probes, MAXL + 1);
-        for (k = 0; k <= L && !acn_status_of(ctx); k++)
-            for (c = 0; c < b; c++) {
-                const float *l = probes[k]->data + c * 10;
-                int j, best = 0;
-                for (j = 1; j < 10; j++) if (l[j] > l[best]) best = j;
-                correct[k] += best == y[i + c];
-            }
+        for (k = 0; k <= L && !acn_status_of(ctx); k++) {
+            int pred[BATCH];
+            if (acn_argmax(ctx, probes[k], pred)) break;
+            for (c = 0; c < b; c++) correct[k] += pred[c] == y[i + c];
+        }
     }
     acn_set_no_grad(ctx, 0);
     for (k = 0; k <= L; k++) acc[k] = 100.0f * correct[k] / n;
@@ -129,16 +127,13 @@ static int train(int wiring, int L, int width, int epochs, uint64_t seed, const 
             acn_zero_grad(ctx);
             if (acn_backward(ctx, loss)) break;
             for (i = 0; i < L; i++) { /* the Frobenius norm of each block's weight gradient, before clipping */
-                const acn_tensor *g = m.blocks[i].fc.weight;
-                double s2 = 0.0;
-                size_t j;
-                for (j = 0; j < g->numel; j++) s2 += (double)g->grad[j] * g->grad[j];
-                out->grad_norm[(size_t)i * epochs + e] += (float)sqrt(s2);
-                if (step == 0) out->grad_init[i] = (float)sqrt(s2);
+                float norm = (float)acn_grad_norm(ctx, m.blocks[i].fc.weight);
+                out->grad_norm[(size_t)i * epochs + e] += norm;
+                if (step == 0) out->grad_init[i] = norm;
             }
             acn_clip_grad_norm(ctx, 1.0f, NULL);
             acn_adamw_step(ctx, &opt, acn_lr_at(&sched, step++));
-            loss_sum += loss->data[0];
+            loss_sum += acn_item(ctx, loss);
             nb++;
         }
         if (acn_status_of(ctx)) break;

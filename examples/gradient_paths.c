@@ -309,12 +309,12 @@ static int paths_grads(acn_ctx *ctx, const paths_net *n, int wiring, int hand, i
     l = acn_cross_entropy(ctx, logits, labels, 0.0f, -1);
     acn_zero_grad(ctx);
     if (!l || acn_backward(ctx, l)) return -1;
-    if (loss) *loss = l->data[0];
+    if (loss) *loss = acn_item(ctx, l);
     for (i = 0; i < paths_depth(n); i++) {
         if (only >= 0 && i != only) continue;
         np = paths_block_params(n, i, p);
         for (k = 0, off = 0; k < np; off += p[k]->numel, k++)
-            memcpy(g + (size_t)i * P + off, p[k]->grad, p[k]->numel * sizeof(float));
+            if (acn_read_grad(ctx, p[k], g + (size_t)i * P + off)) return -1;
     }
     return 0;
 }
@@ -393,7 +393,7 @@ typedef struct paths_opts {
 /* Test accuracy (%) of the model's output. */
 static float paths_accuracy(acn_ctx *ctx, const paths_net *n, int wiring, const float *x, const int *y, int rows)
 {
-    int i, c, j, correct = 0, in = paths_in(n);
+    int i, c, correct = 0, in = paths_in(n), pred[PATHS_MEASURE_N];
     acn_set_no_grad(ctx, 1);
     for (i = 0; i < rows; i += PATHS_MEASURE_N) {
         int b = rows - i < PATHS_MEASURE_N ? rows - i : PATHS_MEASURE_N;
@@ -401,12 +401,8 @@ static float paths_accuracy(acn_ctx *ctx, const paths_net *n, int wiring, const 
         acn_reset(ctx);
         logits = paths_library(ctx, n, wiring, paths_input(ctx, n, x + (size_t)i * in, b)); /* (b, 10) */
         if (!logits) break;
-        for (c = 0; c < b; c++) {
-            const float *l = logits->data + c * 10;
-            int best = 0;
-            for (j = 1; j < 10; j++) if (l[j] > l[best]) best = j;
-            correct += best == y[i + c];
-        }
+        if (acn_argmax(ctx, logits, pred)) break;
+        for (c = 0; c < b; c++) correct += pred[c] == y[i + c];
     }
     acn_set_no_grad(ctx, 0);
     return 100.0f * (float)correct / (float)rows;

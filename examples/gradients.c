@@ -28,7 +28,7 @@ static int grads(acn_ctx *ctx, int wiring, int L, const float *w, float x0, doub
     x = acn_input(ctx, 1, &one, &x0);
     for (i = 0; i < L; i++) {
         W[i] = acn_new(ctx, 1, &one, ACN_F_GRAD);
-        if (W[i]) W[i]->data[0] = w[i];
+        if (W[i]) acn_write(ctx, W[i], &w[i]);
     }
     y = xi = x;
     for (i = 0; i < L; i++) {
@@ -43,7 +43,11 @@ static int grads(acn_ctx *ctx, int wiring, int L, const float *w, float x0, doub
         }
     }
     if (acn_backward(ctx, acn_sum(ctx, y, ACN_AXIS_ALL))) return -1;
-    for (i = 0; i < L; i++) out[i] = W[i]->grad[0];
+    for (i = 0; i < L; i++) {
+        float g;
+        if (acn_read_grad(ctx, W[i], &g)) return -1;
+        out[i] = g;
+    }
     return 0;
 }
 

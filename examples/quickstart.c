@@ -21,11 +21,11 @@ int main(void) {
         loss = acn_cross_entropy(ctx, acn_linear(ctx, h, W2, b2), Y, 0.0f, -1);
         acn_zero_grad(ctx);
         if (acn_backward(ctx, loss) || acn_adamw_step(ctx, &opt, 0.05f)) break;
-        if (step % 100 == 0) printf("step %3d  loss %.4f\n", step, loss->data[0]);
+        if (step % 100 == 0) printf("step %3d  loss %.4f\n", step, acn_item(ctx, loss));
     }
     rc = acn_status_of(ctx);
     if (rc) fprintf(stderr, "error: %s\n", acn_error(ctx));
-    else printf("final loss %.5f\n", loss->data[0]);
+    else printf("final loss %.5f\n", acn_item(ctx, loss));
     acn_adamw_free(&opt);
     acn_ctx_free(ctx);
     return rc;

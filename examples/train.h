@@ -811,16 +811,11 @@ TRAIN_FN void sums_find_weights(acn_ctx *ctx, const char *fmt, int L, acn_tensor
 
 /* docs/acn.md, "Gradient heat map": the Frobenius norm of each block's weight gradient, added
  * to the epoch's sums (before clipping). */
-TRAIN_FN void sums_add_gnorms(epoch_sums *e, acn_tensor *const *gw, int L)
+TRAIN_FN void sums_add_gnorms(acn_ctx *ctx, epoch_sums *e, acn_tensor *const *gw, int L)
 {
     int i;
-    for (i = 0; i < L; i++) {
-        double s2 = 0.0;
-        size_t j;
-        if (!gw[i]) continue;
-        for (j = 0; j < gw[i]->numel; j++) s2 += (double)gw[i]->grad[j] * gw[i]->grad[j];
-        e->gnorm[i] += sqrt(s2);
-    }
+    for (i = 0; i < L; i++)
+        if (gw[i]) e->gnorm[i] += acn_grad_norm(ctx, gw[i]);
 }
 
 TRAIN_FN void sums_to_meta(const epoch_sums *e, int L, run_meta *m)
@@ -876,7 +871,7 @@ TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, doub
     int finite;
     double v[2]; /* ranks that failed, the batch's loss */
     v[0] = (!loss && share > 0.0) || acn_status_of(ctx);
-    v[1] = loss ? (double)loss->data[0] * share : 0.0;
+    v[1] = loss ? (double)acn_item(ctx, loss) * share : 0.0;
     acn_dist_sum(ctx, v, 2);
     if (v[0] > 0.0 || acn_status_of(ctx)) {
         if (acn_status_of(ctx)) train_report(ctx, prog, "");
@@ -894,7 +889,7 @@ TRAIN_FN int train_update(acn_ctx *ctx, const char *prog, acn_tensor *loss, doub
             train_report(ctx, prog, "");
             return 1;
         }
-        sums_add_gnorms(es, gw, L);
+        sums_add_gnorms(ctx, es, gw, L);
         acn_clip_grad_norm(ctx, clip > 0 ? clip : 3e38f, &gnorm);
     }
     if (!finite || !isfinite(gnorm)) {

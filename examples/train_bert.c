@@ -147,19 +147,18 @@ static int bert_eval(bert_run *R, int phase, float *acc, double *loss_out)
             lo = bert_mlm_loss(R, 0, b, T, 0, &n);
             if (!n) continue;
             if (!lo) break;
-            sums[L + 1] += (double)lo->data[0] * n;
+            sums[L + 1] += (double)acn_item(ctx, lo) * n;
             sums[L + 2] += n;
         } else {
             acn_tensor *lo;
             if (!acn_bert_forward_ex(ctx, &R->m, R->tok, R->mask, b, T, ACN_BERT_CLS, -1, probes, TRAIN_MAXL + 1)) break;
             if (!(lo = acn_cross_entropy(ctx, probes[L], R->lab, 0.0f, -1))) break;
-            sums[L + 1] += (double)lo->data[0] * b;
+            sums[L + 1] += (double)acn_item(ctx, lo) * b;
             sums[L + 2] += b;
-            for (k = 0; k <= L; k++)
-                for (c = 0; c < b; c++) {
-                    const float *l = probes[k]->data + (size_t)c * 2;
-                    sums[k] += (l[1] > l[0]) == (R->lab[c] == 1);
-                }
+            for (k = 0; k <= L; k++) { /* the predictions go into R->idx, free once the batch is read */
+                if (acn_argmax(ctx, probes[k], R->idx)) break;
+                for (c = 0; c < b; c++) sums[k] += (R->idx[c] == 1) == (R->lab[c] == 1);
+            }
         }
     }
     acn_set_train(ctx, train_was);

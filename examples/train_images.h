@@ -348,7 +348,7 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
                       double *loss_out)
 {
     const acn_dataset *te = &d->test;
-    int L = md->depth, classes = d->train.classes, i, k, c;
+    int L = md->depth, i, k, c;
     int nb = (te->n + o->eval_batch - 1) / o->eval_batch, r = acn_dist_rank(ctx), size = acn_dist_size(ctx);
     int mine_lo = (int)((long)nb * r / size), mine_hi = (int)((long)nb * (r + 1) / size); /* this rank's batches */
     double sums[TRAIN_MAXL + 3]; /* correct after k blocks (0..L), the loss, ranks that failed */
@@ -385,15 +385,11 @@ TRAIN_FN int image_eval(acn_ctx *ctx, const image_model *md, const image_data *d
         if (!md->forward(ctx, md->m, acn_input(ctx, 4, s, x), probes)) break;
         lo = acn_cross_entropy(ctx, probes[L], y, 0.0f, -1);
         if (!lo) break;
-        sums[L + 1] += (double)lo->data[0] * b;
-        for (k = 0; k <= L; k++)
-            for (c = 0; c < b; c++) {
-                const float *l = probes[k]->data + (size_t)c * classes;
-                int j, best = 0;
-                for (j = 1; j < classes; j++)
-                    if (l[j] > l[best]) best = j;
-                sums[k] += best == y[c];
-            }
+        sums[L + 1] += (double)acn_item(ctx, lo) * b;
+        for (k = 0; k <= L; k++) { /* the predictions go into idx, free once the batch is read */
+            if (acn_argmax(ctx, probes[k], idx)) break;
+            for (c = 0; c < b; c++) sums[k] += idx[c] == y[c];
+        }
     }
     acn_set_train(ctx, train_was);
     acn_set_no_grad(ctx, nograd_was);

@@ -1082,6 +1082,52 @@ static void test_custom(void)
 
 /* NULL contexts and structs: no crash, and the reason where a context can
  * hold one. */
+/* acn_read, acn_read_grad, acn_write, acn_item, acn_argmax, acn_grad_norm:
+ * values by hand, and each misuse refused with its error. */
+static void test_host_io(void)
+{
+    int ws[2] = {2, 3}, rs[2] = {3, 3}, one = 1, pred[3];
+    float w[6] = {1, -2, 3, 0.5f, 4, -1}, got[6], g[6];
+    float rows[9] = {1, 5, 5, /* ties: the first */ -1, -3, -2, 1, NAN, 2 /* NaN is never larger */};
+    acn_tensor *W = acn_param_find(ctx, "io.w"), *l, *x, *r;
+    if (!W) W = acn_param(ctx, "io.w", 2, ws);
+    acn_reset(ctx);
+    CHECK(W && acn_write(ctx, W, w) == ACN_OK && acn_read(ctx, W, got) == ACN_OK && !memcmp(got, w, sizeof w),
+          "write then read a parameter");
+    /* loss = sum(W * W) / 2: dL/dW = W, |dL/dW| = |W| = sqrt(1+4+9+0.25+16+1) = sqrt(31.25) */
+    acn_zero_grad(ctx);
+    l = acn_scale(ctx, acn_sum(ctx, acn_mul(ctx, W, W), ACN_AXIS_ALL), 0.5f);
+    CHECK(l && acn_backward(ctx, l) == ACN_OK, "%s", acn_error(ctx));
+    CHECK(acn_item(ctx, l) == 15.625f, "item %g, want 15.625", (double)acn_item(ctx, l));
+    CHECK(acn_read_grad(ctx, W, g) == ACN_OK && !memcmp(g, w, sizeof w), "read_grad is W");
+    CHECK(fabs(acn_grad_norm(ctx, W) - sqrt(31.25)) < 1e-12, "grad_norm %.17g", acn_grad_norm(ctx, W));
+    r = acn_input(ctx, 2, rs, rows);
+    CHECK(acn_argmax(ctx, r, pred) == ACN_OK && pred[0] == 1 && pred[1] == 0 && pred[2] == 2,
+          "argmax %d %d %d, want 1 0 2", pred[0], pred[1], pred[2]);
+    x = acn_new(ctx, 1, &one, 0);
+    CHECK(acn_write(ctx, x, w) == ACN_OK && acn_item(ctx, x) == 1.0f, "write a leaf");
+    /* misuse */
+    CHECK(isnan(acn_item(ctx, W)) && acn_status_of(ctx) == ACN_ERR_SHAPE && strstr(acn_error(ctx), "acn_read"),
+          "item of 6 values: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_write(ctx, l, w) == ACN_ERR_STATE && strstr(acn_error(ctx), "output of scale"), "write an op's "
+          "output: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_read_grad(ctx, x, g) == ACN_ERR_STATE && strstr(acn_error(ctx), "no gradient"), "read_grad of a "
+          "tensor without one: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(isnan(acn_grad_norm(ctx, x)) && acn_status_of(ctx) == ACN_ERR_STATE, "grad_norm without one");
+    acn_clear_error(ctx);
+    CHECK(acn_read(ctx, W, NULL) == ACN_ERR_ARG && strstr(acn_error(ctx), "6 values"), "NULL buffer: %s",
+          acn_error(ctx));
+    acn_clear_error(ctx);
+    acn_reset(ctx);
+    CHECK(acn_read(ctx, x, got) == ACN_ERR_STATE && strstr(acn_error(ctx), "acn_reset"), "a tensor from before "
+          "the reset: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_read(NULL, W, got) == ACN_ERR_ARG, "no context");
+}
+
 int main(void)
 {
     if (acn_ctx_new(&ctx, NULL)) return 1;
@@ -1105,6 +1151,7 @@ int main(void)
     test_optim_sched();
     test_safetensors();
     test_custom();
+    test_host_io();
     acn_ctx_free(ctx);
     return t_done("core");
 }

@@ -150,14 +150,9 @@ WEB_EXPORT("web_train") int web_train(int steps)
                                      yb, 0.0f, -1);
             acn_zero_grad(w->ctx);
             if (!loss || acn_backward(w->ctx, loss)) return web_fail("training", w->ctx);
-            for (i = 0; i < web_depth; i++) { /* the Frobenius norm of block i's weight gradient */
-                const acn_tensor *g = w->m.blocks[i].fc.weight;
-                double s2 = 0.0;
-                size_t j;
-                for (j = 0; j < g->numel; j++) s2 += (double)g->grad[j] * g->grad[j];
-                sum_gnorm[n][i] += sqrt(s2);
-            }
-            sum_loss[n] += loss->data[0];
+            for (i = 0; i < web_depth; i++) /* the Frobenius norm of block i's weight gradient */
+                sum_gnorm[n][i] += acn_grad_norm(w->ctx, w->m.blocks[i].fc.weight);
+            sum_loss[n] += acn_item(w->ctx, loss);
             if (acn_clip_grad_norm(w->ctx, 1.0f, NULL) || acn_adamw_step(w->ctx, &w->opt, web_rate))
                 return web_fail("training", w->ctx);
         }
@@ -190,14 +185,11 @@ WEB_EXPORT("web_probe") int web_probe(void)
             if (!acn_mlp_forward_ex(w->ctx, &w->m, acn_input(w->ctx, 2, shape, xte + (size_t)i * 64), -1, probes,
                                     WEB_MAXL + 1))
                 break;
-            for (k = 0; k <= web_depth; k++)
-                for (c = 0; c < b; c++) {
-                    const float *l = probes[k]->data + c * 10;
-                    int j, best = 0;
-                    for (j = 1; j < 10; j++)
-                        if (l[j] > l[best]) best = j;
-                    correct[k] += best == yte[i + c];
-                }
+            for (k = 0; k <= web_depth; k++) {
+                int pred[WEB_BATCH];
+                if (acn_argmax(w->ctx, probes[k], pred)) break;
+                for (c = 0; c < b; c++) correct[k] += pred[c] == yte[i + c];
+            }
         }
         acn_set_no_grad(w->ctx, 0);
         if (acn_status_of(w->ctx)) return web_fail("probing", w->ctx);
@@ -231,7 +223,7 @@ static float chain_grads(int wiring, int L, float x0, float *g)
     y = xi = acn_input(chain_ctx, 1, &one, &x0);
     for (i = 0; i < L; i++) {
         W[i] = acn_new(chain_ctx, 1, &one, ACN_F_GRAD);
-        if (W[i]) W[i]->data[0] = chain_w[i];
+        if (W[i]) acn_write(chain_ctx, W[i], &chain_w[i]);
     }
     for (i = 0; i < L; i++) {
         if (wiring == 0) y = acn_mul(chain_ctx, W[i], y);
@@ -242,8 +234,9 @@ static float chain_grads(int wiring, int L, float x0, float *g)
         }
     }
     if (acn_backward(chain_ctx, acn_sum(chain_ctx, y, ACN_AXIS_ALL))) return NAN;
-    for (i = 0; i < L; i++) g[i] = W[i]->grad[0];
-    return y->data[0];
+    for (i = 0; i < L; i++)
+        if (acn_read_grad(chain_ctx, W[i], &g[i])) return NAN;
+    return acn_item(chain_ctx, y);
 }
 
 WEB_EXPORT("web_chain") int web_chain(int L, float x0)
