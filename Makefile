@@ -6,6 +6,8 @@
 #                   for data-parallel training under mpirun (docs/distributed.md)
 #   make web        the teaching page (examples/web): acn.h in WebAssembly, into build/web/
 #   make serve-web  serves build/web on http://127.0.0.1:8000/ for a local browser
+#   make cuda       the GPU unit: acn_cuda.cu with nvcc (sm_90 and PTX), and tests/test_cuda.c
+#                   against it, into build/cuda/ (docs/cuda.md; needs the CUDA toolkit)
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
 #   make bench-mpi  the paper's Mixer step on 1 and 2 ranks, the all-reduce's share, a ping-pong,
@@ -31,7 +33,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples mpi web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert results-vit-noise
+.PHONY: demo test examples mpi cuda web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert results-vit-noise
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -75,6 +77,21 @@ build/mpi/train_bert: examples/train.h
 build/mpi/%: examples/%.c acn.h
 	@mkdir -p build/mpi
 	$(MPICC) $(EXFLAGS) -DACN_MPI $< -o $@ -lm
+
+# the GPU unit (docs/cuda.md): nvcc from the CUDA toolkit (not a Debian package)
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+NVFLAGS := -O3 -gencode arch=compute_90,code=[sm_90,compute_90] -Werror all-warnings \
+           -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
+cuda: build/cuda/test_cuda build/cuda/test_cuda_cxx
+build/cuda/acn_cuda.o: acn_cuda.cu acn.h
+	@mkdir -p build/cuda
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+build/cuda/test_cuda: tests/test_cuda.c tests/test.h acn.h build/cuda/acn_cuda.o
+	$(CC) $(EXFLAGS) -DACN_CUDA $< build/cuda/acn_cuda.o -o $@ $(CUDA_LIBS) -lstdc++ -lm
+build/cuda/test_cuda_cxx: tests/test_cuda.c tests/test.h acn.h build/cuda/acn_cuda.o
+	$(CXX) -O2 -Wall -Wextra -Werror -x c++ -DACN_CUDA $< -x none build/cuda/acn_cuda.o -o $@ $(CUDA_LIBS) -lm
 
 refs:
 	$(PYTHON) tests/ref/make_refs.py tests/ref

@@ -164,7 +164,8 @@ typedef enum acn_status {
     ACN_ERR_STATE,     /* called at the wrong time (see the message)         */
     ACN_ERR_IO,        /* a file could not be opened, read or written        */
     ACN_ERR_FORMAT,    /* a file is not what it claims to be                 */
-    ACN_ERR_DIST       /* a message between processes failed (ACN_MPI)       */
+    ACN_ERR_DIST,      /* a message between processes failed (ACN_MPI)       */
+    ACN_ERR_DEVICE     /* the GPU or its driver failed (ACN_CUDA)            */
 } acn_status;
 
 /* ------------------------------------------------------------------------ */
@@ -1198,6 +1199,92 @@ ACNDEF acn_status acn_text_tsv(acn_ctx *ctx, acn_textset *ts, const char *path, 
                                int min_count);
 #endif
 
+#if defined(ACN_CUDA) || defined(ACN__CUDA_UNIT)
+/* ------------------------------------------------------------------------ */
+/* Private: the GPU unit, acn_cuda.cu, as the implementation calls it       */
+/* (docs/cuda.md). Each is the device twin of the CPU kernel it names       */
+/* there; buffers are device memory (those ending in _h: host). Each       */
+/* returns ACN_OK or an ACN_ERR_* code with the reason in acn__cu_msg; work */
+/* is queued in order on the unit's stream, and only the calls marked      */
+/* "waits" wait for it.                                                    */
+/* ------------------------------------------------------------------------ */
+typedef struct acn__cu acn__cu;
+enum { ACN__CU_H2D, ACN__CU_D2H, ACN__CU_D2D };                       /* copies */
+enum { ACN__CU_ADD, ACN__CU_SUB, ACN__CU_MUL };                      /* binary */
+enum { ACN__CU_GELU, ACN__CU_GELU_TANH, ACN__CU_RELU, ACN__CU_TANH }; /* unary  */
+#define ACN__CU_ADDN_MAX 64  /* inputs add_n takes in one launch          */
+extern int         acn__cu_devices(int *count, char *why, size_t why_cap);
+extern int         acn__cu_open(acn__cu **out, int ordinal, char *why, size_t why_cap);
+extern void        acn__cu_close(acn__cu *g);
+extern const char *acn__cu_msg(const acn__cu *g);
+extern const char *acn__cu_name(const acn__cu *g);
+extern int         acn__cu_set_tf32(acn__cu *g, int on);
+extern int         acn__cu_sync(acn__cu *g, const char *what);                         /* waits */
+extern int         acn__cu_alloc(acn__cu *g, void **p, size_t bytes, const char *what);
+extern void        acn__cu_free(acn__cu *g, void *p);
+extern int         acn__cu_host_alloc(acn__cu *g, void **p, size_t bytes, const char *what);
+extern void        acn__cu_host_free(acn__cu *g, void *p);
+extern int         acn__cu_copy(acn__cu *g, void *dst, const void *src, size_t bytes, int dir,
+                                const char *what);                                /* D2H waits */
+extern int         acn__cu_zero(acn__cu *g, void *p, size_t bytes, const char *what);
+extern int         acn__cu_fill(acn__cu *g, float *p, size_t n, float v, const char *what);
+extern int         acn__cu_axpy(acn__cu *g, size_t n, float a, const float *x, float *y, int accumulate,
+                                const char *what);
+extern int         acn__cu_add_n(acn__cu *g, const float *const *xs_h, int k, size_t n, float *out,
+                                 const char *what);
+extern int         acn__cu_binary(acn__cu *g, int op, const int n4[4], const size_t sa[4], const size_t sb[4],
+                                  const float *a, const float *b, float *out, const char *what);
+extern int         acn__cu_binary_bwd(acn__cu *g, int op, int second, const int n4[4], const size_t s_self[4],
+                                      const size_t s_other[4], size_t m, const float *d, const float *other,
+                                      float *grad, const char *what);
+extern int         acn__cu_unary(acn__cu *g, int op, size_t n, const float *x, float *y, const char *what);
+extern int         acn__cu_unary_bwd(acn__cu *g, int op, size_t n, const float *xy, const float *d, float *gx,
+                                     int accumulate, const char *what);
+extern int         acn__cu_gemm(acn__cu *g, int M, int N, int K, const float *A, int lda, int ta, const float *B,
+                                int ldb, int tb, float *C, int ldc, int accumulate, int batch, long long sa,
+                                long long sb, long long sc, const char *what);
+extern int         acn__cu_add_rows(acn__cu *g, size_t R, int N, const float *bias, float *C, int ldc,
+                                    const char *what);
+extern int         acn__cu_colsum(acn__cu *g, size_t R, size_t C, const float *d, float *out, int accumulate,
+                                  const char *what);
+extern int         acn__cu_ln_fwd(acn__cu *g, size_t R, int D, const float *x, const float *gamma,
+                                  const float *beta, float eps, float *out, float *mean, float *rstd,
+                                  const char *what);
+extern int         acn__cu_ln_bwd(acn__cu *g, size_t R, int D, const float *x, const float *gamma,
+                                  const float *mean, const float *rstd, const float *d, float *gx, float *ggamma,
+                                  float *gbeta, const char *what);
+extern int         acn__cu_softmax(acn__cu *g, size_t R, int C, float scale, const float *x, const float *mask,
+                                   const int n4[4], const size_t ms[4], float *out, const char *what);
+extern int         acn__cu_softmax_bwd(acn__cu *g, size_t R, int C, float scale, const float *y, const float *d,
+                                       float *gx, int accumulate, const char *what);
+extern int         acn__cu_xent(acn__cu *g, size_t R, int C, const float *z, const int *labels,
+                                const float *target, int ignore, float eps, int count, double *rowloss, float *out,
+                                const char *what);
+extern int         acn__cu_xent_bwd(acn__cu *g, size_t R, int C, const float *z, const int *labels,
+                                    const float *target, int ignore, float eps, int count, const float *dout,
+                                    float *gz, float *gt, const char *what);
+extern int         acn__cu_transpose(acn__cu *g, const int n4[4], int a0, int a1, const float *x, float *out,
+                                     int accumulate, const char *what);
+extern int         acn__cu_copy2d(acn__cu *g, size_t rows, size_t cols, const float *src, size_t sld, float *dst,
+                                  size_t dld, int accumulate, const char *what);
+extern int         acn__cu_patches(acn__cu *g, int B, int C, int H, int W, int p, const float *src, float *dst,
+                                   int backward, const char *what);
+extern int         acn__cu_embed(acn__cu *g, size_t n, int D, const float *table, const int *ids, float *out,
+                                 const char *what);
+extern int         acn__cu_embed_bwd(acn__cu *g, size_t n, int D, const float *d, const int *ids, float *gtable,
+                                     const char *what);
+extern int         acn__cu_dropout_mask(acn__cu *g, size_t n, float p, uint64_t state, unsigned char *keep,
+                                        const char *what);
+extern int         acn__cu_mask_scale(acn__cu *g, size_t n, const unsigned char *keep, float s, const float *x,
+                                      float *y, int accumulate, const char *what);
+extern int         acn__cu_adamw(acn__cu *g, size_t n, float *w, const float *grad, float *m, float *v,
+                                 const unsigned char *nodecay, const float *hp, float b1, float b2, float eps,
+                                 const char *what);
+extern int         acn__cu_clip(acn__cu *g, size_t n, float *grad, float max_norm, void *scratch, float *norm_out,
+                                const char *what);
+extern size_t      acn__cu_clip_scratch_bytes(void);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -1464,7 +1551,7 @@ ACNDEF const char *acn_status_name(acn_status s)
     static const char *const names[] = {
         "ACN_OK", "ACN_ERR_ARG", "ACN_ERR_SHAPE", "ACN_ERR_ARENA", "ACN_ERR_NOMEM",
         "ACN_ERR_PARAMS", "ACN_ERR_NONFINITE", "ACN_ERR_STATE", "ACN_ERR_IO", "ACN_ERR_FORMAT",
-        "ACN_ERR_DIST"};
+        "ACN_ERR_DIST", "ACN_ERR_DEVICE"};
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
 }
 

@@ -77,6 +77,27 @@ else
     bad "build test_core as C++" "$B/log"
 fi
 
+echo "== the GPU unit (acn_cuda.cu)"
+# CI has nvcc but no GPU: there this builds and links everything (the check), and the
+# tests report that they skipped; tests/gpu_check.sh runs them on a GPU machine
+NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+if [ -x "$NVCC" ] || command -v "$NVCC" > /dev/null 2>&1; then
+    if make -s cuda NVCC="$NVCC" CC="$CC" > "$B/log" 2>&1; then
+        ok "make cuda: acn_cuda.cu with nvcc -Werror (sm_90 and PTX), tests/test_cuda.c as C and C++, linked"
+        build/cuda/test_cuda > "$B/out" 2>&1
+        if grep -q '^no CUDA device: skipped' "$B/out"; then
+            echo "  skip  the GPU tests: $(head -n 1 "$B/out")"
+        else
+            suite "the GPU against the CPU, kernel by kernel" build/cuda/test_cuda
+            suite "the same, built as C++" build/cuda/test_cuda_cxx
+        fi
+    else
+        bad "make cuda" "$B/log"
+    fi
+else
+    echo "  skip  the GPU unit: no nvcc at $NVCC (the CUDA toolkit is not a Debian package; set NVCC)"
+fi
+
 echo "== data parallel over processes (acn_dist_*, ACN_MPI)"
 if build tests/test_dist.c -o "$B/test_dist_alone" 2> "$B/log"; then suite "alone (no ACN_MPI): the calls change nothing" "$B/test_dist_alone"; else bad "build test_dist" "$B/log"; fi
 # Open MPI on loopback only; as root (CI) it must be told that is fine

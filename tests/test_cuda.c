@@ -1,0 +1,492 @@
+/* The GPU unit (acn_cuda.cu) against the CPU: each kernel runs on the
+ * device and its result is compared with acn.h's own CPU op on the same
+ * inputs (relative error under 1e-5 per tensor, TF32 off), or with a plain
+ * loop where acn.h has no op of that shape (the matrix product's strides).
+ * Where no CUDA device can be used it prints "no CUDA device: skipped" and
+ * exits 0. Built by `make cuda` (nvcc for acn_cuda.o, then this file with
+ * -DACN_CUDA); see docs/cuda.md. */
+#define ACN_IMPLEMENTATION
+#include "../acn.h"
+#include "test.h"
+
+#define TOL 1e-5
+
+static acn__cu *G;
+static acn_ctx *C; /* the CPU reference */
+
+/* ---- device buffers: up, down, free ------------------------------------------ */
+static float *up(const float *h, size_t n)
+{
+    void *d = NULL;
+    if (acn__cu_alloc(G, &d, n * sizeof(float), "test") || acn__cu_copy(G, d, h, n * sizeof(float), ACN__CU_H2D, "test")) {
+        fprintf(stderr, "%s\n", acn__cu_msg(G));
+        exit(1);
+    }
+    return (float *)d;
+}
+static int *up_int(const int *h, size_t n)
+{
+    void *d = NULL;
+    if (acn__cu_alloc(G, &d, n * sizeof(int), "test") || acn__cu_copy(G, d, h, n * sizeof(int), ACN__CU_H2D, "test")) {
+        fprintf(stderr, "%s\n", acn__cu_msg(G));
+        exit(1);
+    }
+    return (int *)d;
+}
+static float *zeros_d(size_t n)
+{
+    void *d = NULL;
+    if (acn__cu_alloc(G, &d, (n ? n : 1) * sizeof(float), "test") || acn__cu_zero(G, d, n * sizeof(float), "test")) {
+        fprintf(stderr, "%s\n", acn__cu_msg(G));
+        exit(1);
+    }
+    return (float *)d;
+}
+/* the device's n floats, in a malloc'd buffer the caller frees */
+static float *down(const float *d, size_t n)
+{
+    float *h = (float *)malloc((n ? n : 1) * sizeof(float));
+    if (!h || acn__cu_copy(G, h, d, n * sizeof(float), ACN__CU_D2H, "test")) {
+        fprintf(stderr, "%s\n", acn__cu_msg(G));
+        exit(1);
+    }
+    return h;
+}
+static void same(const char *what, const float *d, const float *want, size_t n)
+{
+    float *h = down(d, n);
+    double e = t_relerr(h, want, n);
+    CHECK(e < TOL, "%s: relative error %.3g (tolerance %.0e)", what, e, TOL);
+    free(h);
+}
+static void rnd(float *p, size_t n, float scale)
+{
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = scale * (2.0f * acn_rng_uniform(acn_ctx_rng(C)) - 1.0f);
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+static void test_memory(void)
+{
+    float h[1000], *d, *back;
+    size_t i;
+    void *big = NULL;
+    rnd(h, 1000, 1.0f);
+    d = up(h, 1000);
+    back = down(d, 1000);
+    CHECK(!memcmp(back, h, sizeof h), "copy up and down");
+    free(back);
+    CHECK(acn__cu_fill(G, d, 1000, 2.5f, "fill") == ACN_OK, "%s", acn__cu_msg(G));
+    back = down(d, 1000);
+    for (i = 0; i < 1000 && back[i] == 2.5f; i++) {}
+    CHECK(i == 1000, "fill");
+    free(back);
+    acn__cu_free(G, d);
+    /* far more than any GPU has: a clear ACN_ERR_NOMEM that names what and the bytes */
+    CHECK(acn__cu_alloc(G, &big, (size_t)1 << 50, "arena") == ACN_ERR_NOMEM && !big &&
+              strstr(acn__cu_msg(G), "arena: out of device memory for 1125899906842624 bytes"),
+          "out of memory: %s", acn__cu_msg(G));
+}
+
+/* C (M, N) = op(A) op(B) against a plain double loop, every transpose, a
+ * leading dimension wider than the block, accumulation, and 3 batches. */
+static void test_gemm(void)
+{
+    enum { M = 37, N = 29, K = 45, LD = 50, BATCH = 3 };
+    static float A[BATCH * LD * LD], B[BATCH * LD * LD], C0[BATCH * M * LD], want[BATCH * M * LD];
+    int ta, tb, acc, b, i, j, k;
+    rnd(A, sizeof A / 4, 1.0f);
+    rnd(B, sizeof B / 4, 1.0f);
+    rnd(C0, sizeof C0 / 4, 1.0f);
+    for (ta = 0; ta < 2; ta++)
+        for (tb = 0; tb < 2; tb++)
+            for (acc = 0; acc < 2; acc++) {
+                float *dA = up(A, sizeof A / 4), *dB = up(B, sizeof B / 4), *dC = up(C0, sizeof C0 / 4);
+                char what[64];
+                for (b = 0; b < BATCH; b++)
+                    for (i = 0; i < M; i++)
+                        for (j = 0; j < LD; j++) {
+                            double s = acc || j >= N ? C0[b * M * LD + i * LD + j] : 0.0;
+                            for (k = 0; k < K && j < N; k++) {
+                                float a = ta ? A[b * LD * LD + k * LD + i] : A[b * LD * LD + i * LD + k];
+                                float bb = tb ? B[b * LD * LD + j * LD + k] : B[b * LD * LD + k * LD + j];
+                                s += (double)a * bb;
+                            }
+                            want[b * M * LD + i * LD + j] = (float)s;
+                        }
+                CHECK(acn__cu_gemm(G, M, N, K, dA, LD, ta, dB, LD, tb, dC, LD, acc, BATCH, LD * LD, LD * LD, M * LD,
+                                   "gemm") == ACN_OK, "%s", acn__cu_msg(G));
+                snprintf(what, sizeof what, "gemm ta %d tb %d accumulate %d", ta, tb, acc);
+                same(what, dC, want, sizeof want / 4);
+                acn__cu_free(G, dA);
+                acn__cu_free(G, dB);
+                acn__cu_free(G, dC);
+            }
+}
+
+/* The CPU op with its backward, d = a fixed random tensor (loss = sum(out * R)). */
+static acn_tensor *cpu_bwd(acn_tensor *out, float *R)
+{
+    acn_tensor *r = acn_input(C, out->ndim, out->shape, R);
+    acn_backward(C, acn_sum(C, acn_mul(C, out, r), ACN_AXIS_ALL));
+    CHECK(acn_status_of(C) == ACN_OK, "CPU reference: %s", acn_error(C));
+    return out;
+}
+static acn_tensor *leaf(int ndim, const int *shape, const float *v)
+{
+    acn_tensor *t = acn_new(C, ndim, shape, ACN_F_GRAD);
+    acn_write(C, t, v);
+    return t;
+}
+
+static void test_binary(void)
+{
+    /* a (2, 3, 4) op b (3, 1): b repeats along dims 0 and 3 */
+    int sa_[3] = {2, 3, 4}, sb_[2] = {3, 1}, op;
+    float a[24], b[3], R[24];
+    rnd(a, 24, 1.0f);
+    rnd(b, 3, 1.0f);
+    rnd(R, 24, 1.0f);
+    for (op = 0; op < 3; op++) {
+        acn_tensor *A, *B, *O;
+        acn__bcast bc;
+        float *dA, *dB, *dO, *dR, *gA, *gB;
+        char what[64];
+        acn_reset(C);
+        A = leaf(3, sa_, a);
+        B = leaf(2, sb_, b);
+        O = op == 0 ? acn_add(C, A, B) : op == 1 ? acn_sub(C, A, B) : acn_mul(C, A, B);
+        cpu_bwd(O, R);
+        acn__bcast_init(&bc, O, A, B);
+        dA = up(a, 24); dB = up(b, 3); dO = zeros_d(24); dR = up(R, 24); gA = zeros_d(24); gB = zeros_d(3);
+        CHECK(!acn__cu_binary(G, op, bc.n, bc.sa, bc.sb, dA, dB, dO, "binary"), "%s", acn__cu_msg(G));
+        CHECK(!acn__cu_binary_bwd(G, op, 0, bc.n, bc.sa, bc.sb, 24, dR, dB, gA, "binary") &&
+              !acn__cu_binary_bwd(G, op, 1, bc.n, bc.sb, bc.sa, 3, dR, dA, gB, "binary"), "%s", acn__cu_msg(G));
+        snprintf(what, sizeof what, "binary %d forward", op);
+        same(what, dO, O->data, 24);
+        snprintf(what, sizeof what, "binary %d da", op);
+        same(what, gA, A->grad, 24);
+        snprintf(what, sizeof what, "binary %d db (broadcast)", op);
+        same(what, gB, B->grad, 3);
+        acn__cu_free(G, dA); acn__cu_free(G, dB); acn__cu_free(G, dO); acn__cu_free(G, dR);
+        acn__cu_free(G, gA); acn__cu_free(G, gB);
+    }
+}
+
+static void test_unary(void)
+{
+    enum { N = 1000 };
+    int s = N, op;
+    float x[N], R[N];
+    rnd(x, N, 4.0f);
+    rnd(R, N, 1.0f);
+    for (op = 0; op < 4; op++) {
+        acn_tensor *X, *Y;
+        float *dX, *dY, *dR, *gX;
+        char what[64];
+        acn_reset(C);
+        X = leaf(1, &s, x);
+        Y = op == ACN__CU_GELU ? acn_gelu(C, X) : op == ACN__CU_GELU_TANH ? acn_gelu_ex(C, X, ACN_GELU_TANH)
+            : op == ACN__CU_RELU ? acn_relu(C, X) : acn_tanh(C, X);
+        cpu_bwd(Y, R);
+        dX = up(x, N); dY = zeros_d(N); dR = up(R, N); gX = zeros_d(N);
+        CHECK(!acn__cu_unary(G, op, N, dX, dY, "unary") &&
+              !acn__cu_unary_bwd(G, op, N, op == ACN__CU_TANH ? dY : dX, dR, gX, 1, "unary"), "%s", acn__cu_msg(G));
+        snprintf(what, sizeof what, "unary %d forward", op);
+        same(what, dY, Y->data, N);
+        snprintf(what, sizeof what, "unary %d backward", op);
+        same(what, gX, X->grad, N);
+        acn__cu_free(G, dX); acn__cu_free(G, dY); acn__cu_free(G, dR); acn__cu_free(G, gX);
+    }
+}
+
+static void test_layernorm(void)
+{
+    enum { R = 33, D = 300 };
+    int sx[2] = {R, D}, sd = D;
+    static float x[R * D], gam[D], bet[D], Rw[R * D];
+    acn_tensor *X, *Gm, *Bt, *Y;
+    float *dX, *dG, *dB, *dY, *mean, *rstd, *dR, *gX, *gG, *gB;
+    rnd(x, R * D, 3.0f);
+    rnd(gam, D, 1.0f);
+    rnd(bet, D, 1.0f);
+    rnd(Rw, R * D, 1.0f);
+    acn_reset(C);
+    X = leaf(2, sx, x);
+    Gm = leaf(1, &sd, gam);
+    Bt = leaf(1, &sd, bet);
+    Y = cpu_bwd(acn_layernorm(C, X, Gm, Bt, 1e-5f), Rw);
+    dX = up(x, R * D); dG = up(gam, D); dB = up(bet, D); dY = zeros_d(R * D); mean = zeros_d(R); rstd = zeros_d(R);
+    dR = up(Rw, R * D); gX = zeros_d(R * D); gG = zeros_d(D); gB = zeros_d(D);
+    CHECK(!acn__cu_ln_fwd(G, R, D, dX, dG, dB, 1e-5f, dY, mean, rstd, "layernorm") &&
+          !acn__cu_ln_bwd(G, R, D, dX, dG, mean, rstd, dR, gX, gG, gB, "layernorm"), "%s", acn__cu_msg(G));
+    same("layernorm forward", dY, Y->data, R * D);
+    same("layernorm dx", gX, X->grad, R * D);
+    same("layernorm dgamma", gG, Gm->grad, D);
+    same("layernorm dbeta", gB, Bt->grad, D);
+    acn__cu_free(G, dX); acn__cu_free(G, dG); acn__cu_free(G, dB); acn__cu_free(G, dY); acn__cu_free(G, mean);
+    acn__cu_free(G, rstd); acn__cu_free(G, dR); acn__cu_free(G, gX); acn__cu_free(G, gG); acn__cu_free(G, gB);
+}
+
+static void test_softmax(void)
+{
+    /* x (2, 5, 77), mask (2, 1, 77): one row of the mask per batch, as padding */
+    enum { B = 2, T = 5, K = 77 };
+    int sx[3] = {B, T, K}, sm[3] = {B, 1, K};
+    static float x[B * T * K], m[B * K], Rw[B * T * K];
+    acn_tensor *X, *Mk, *Y;
+    acn__bcast bc;
+    float *dX, *dM, *dY, *dR, *gX;
+    size_t i;
+    rnd(x, B * T * K, 5.0f);
+    rnd(m, B * K, 1.0f);
+    for (i = 0; i < K; i += 7) m[i] = -1e9f;
+    rnd(Rw, B * T * K, 1.0f);
+    acn_reset(C);
+    X = leaf(3, sx, x);
+    Mk = acn_input(C, 3, sm, m);
+    Y = cpu_bwd(acn_softmax(C, X, Mk), Rw);
+    acn__bcast_init(&bc, Y, X, Mk);
+    dX = up(x, B * T * K); dM = up(m, B * K); dY = zeros_d(B * T * K); dR = up(Rw, B * T * K); gX = zeros_d(B * T * K);
+    CHECK(!acn__cu_softmax(G, B * T, K, 1.0f, dX, dM, bc.n, bc.sb, dY, "softmax") &&
+          !acn__cu_softmax_bwd(G, B * T, K, 1.0f, dY, dR, gX, 1, "softmax"), "%s", acn__cu_msg(G));
+    same("softmax forward", dY, Y->data, B * T * K);
+    same("softmax backward", gX, X->grad, B * T * K);
+    acn__cu_free(G, dX); acn__cu_free(G, dM); acn__cu_free(G, dY); acn__cu_free(G, dR); acn__cu_free(G, gX);
+}
+
+static void test_xent(void)
+{
+    enum { R = 50, K = 10 };
+    int s[2] = {R, K}, lab[R], i, soft;
+    static float z[R * K], t[R * K];
+    rnd(z, R * K, 4.0f);
+    for (i = 0; i < R; i++) lab[i] = i % 7 == 3 ? -1 : i % K; /* some rows ignored */
+    for (i = 0; i < R * K; i++) t[i] = (float)((i * 37) % 11) / 55.0f;
+    for (soft = 0; soft < 2; soft++) {
+        acn_tensor *Z, *Tg = NULL, *L;
+        float *dZ, *dT = NULL, *out, *gZ, *gT = NULL, one = 1.0f, *dOne;
+        double *rows;
+        int *dLab = up_int(lab, R), valid = 0;
+        void *rs = NULL;
+        acn_reset(C);
+        Z = leaf(2, s, z);
+        if (soft) Tg = leaf(2, s, t); /* targets that take a gradient too (distillation) */
+        L = soft ? acn_cross_entropy_soft(C, Z, Tg, 0.1f) : acn_cross_entropy(C, Z, lab, 0.1f, -1);
+        acn_backward(C, L);
+        for (i = 0; i < R; i++) valid += soft || lab[i] != -1;
+        dZ = up(z, R * K);
+        if (soft) {
+            dT = up(t, R * K);
+            gT = zeros_d(R * K);
+        }
+        out = zeros_d(1);
+        gZ = zeros_d(R * K);
+        dOne = up(&one, 1);
+        acn__cu_alloc(G, &rs, R * sizeof(double), "test");
+        rows = (double *)rs;
+        CHECK(!acn__cu_xent(G, R, K, dZ, dLab, dT, -1, 0.1f, valid, rows, out, "xent") &&
+              !acn__cu_xent_bwd(G, R, K, dZ, dLab, dT, -1, 0.1f, valid, dOne, gZ, gT, "xent"), "%s", acn__cu_msg(G));
+        same(soft ? "soft cross-entropy loss" : "cross-entropy loss", out, L->data, 1);
+        same(soft ? "soft cross-entropy dz" : "cross-entropy dz", gZ, Z->grad, R * K);
+        if (soft) same("soft cross-entropy dtarget", gT, Tg->grad, R * K);
+        acn__cu_free(G, dZ); acn__cu_free(G, dT); acn__cu_free(G, out); acn__cu_free(G, gZ);
+        acn__cu_free(G, dOne); acn__cu_free(G, rs); acn__cu_free(G, dLab); acn__cu_free(G, gT);
+    }
+}
+
+static void test_moves(void)
+{
+    /* transpose of axes 1 and 2 of (3, 4, 5): padded axes 2 and 3 */
+    int s3[3] = {3, 4, 5}, n4[4] = {1, 3, 4, 5}, si[4] = {2, 3, 8, 8}, ids[6] = {4, 1, 4, 0, 2, 4}, st[2] = {5, 3};
+    int so[2] = {2, 3};
+    static float x[60], img[2 * 3 * 8 * 8], R[60], Rp[2 * 16 * 12], tab[15], Re[18];
+    acn_tensor *X, *Y, *I, *P, *T, *E;
+    float *dX, *dY, *dR, *gX, *dI, *dP, *dRp, *gI, *dTab, *dE, *dRe, *gTab;
+    int *dIds;
+    rnd(x, 60, 1.0f);
+    rnd(R, 60, 1.0f);
+    acn_reset(C);
+    X = leaf(3, s3, x);
+    Y = cpu_bwd(acn_transpose(C, X, 1, 2), R);
+    dX = up(x, 60); dY = zeros_d(60); dR = up(R, 60); gX = zeros_d(60);
+    CHECK(!acn__cu_transpose(G, n4, 2, 3, dX, dY, 0, "transpose"), "%s", acn__cu_msg(G));
+    {   /* backward: the same swap of d, shaped as the output (1, 3, 5, 4) */
+        int o4[4] = {1, 3, 5, 4};
+        CHECK(!acn__cu_transpose(G, o4, 2, 3, dR, gX, 1, "transpose"), "%s", acn__cu_msg(G));
+    }
+    same("transpose forward", dY, Y->data, 60);
+    same("transpose backward", gX, X->grad, 60);
+    /* patches of 4 x 4 over (2, 3, 8, 8) */
+    rnd(img, sizeof img / 4, 1.0f);
+    rnd(Rp, sizeof Rp / 4, 1.0f);
+    acn_reset(C);
+    I = leaf(4, si, img);
+    P = cpu_bwd(acn_patches(C, I, 4), Rp);
+    dI = up(img, sizeof img / 4); dP = zeros_d(sizeof Rp / 4); dRp = up(Rp, sizeof Rp / 4); gI = zeros_d(sizeof img / 4);
+    CHECK(!acn__cu_patches(G, 2, 3, 8, 8, 4, dI, dP, 0, "patches") &&
+          !acn__cu_patches(G, 2, 3, 8, 8, 4, dRp, gI, 1, "patches"), "%s", acn__cu_msg(G));
+    same("patches forward", dP, P->data, sizeof Rp / 4);
+    same("patches backward", gI, I->grad, sizeof img / 4);
+    /* embedding: table (5, 3), ids repeating (4 three times) */
+    rnd(tab, 15, 1.0f);
+    rnd(Re, 18, 1.0f);
+    acn_reset(C);
+    T = leaf(2, st, tab);
+    E = cpu_bwd(acn_embedding(C, T, ids, 2, so), Re);
+    dTab = up(tab, 15); dE = zeros_d(18); dRe = up(Re, 18); gTab = zeros_d(15); dIds = up_int(ids, 6);
+    CHECK(!acn__cu_embed(G, 6, 3, dTab, dIds, dE, "embedding") && !acn__cu_embed_bwd(G, 6, 3, dRe, dIds, gTab, "embedding"),
+          "%s", acn__cu_msg(G));
+    same("embedding forward", dE, E->data, 18);
+    same("embedding backward", gTab, T->grad, 15);
+    acn__cu_free(G, dX); acn__cu_free(G, dY); acn__cu_free(G, dR); acn__cu_free(G, gX);
+    acn__cu_free(G, dI); acn__cu_free(G, dP); acn__cu_free(G, dRp); acn__cu_free(G, gI);
+    acn__cu_free(G, dTab); acn__cu_free(G, dE); acn__cu_free(G, dRe); acn__cu_free(G, gTab); acn__cu_free(G, dIds);
+}
+
+/* The device's dropout mask is the CPU's, draw for draw. */
+static void test_dropout(void)
+{
+    enum { N = 5000 };
+    int s = N;
+    static float x[N];
+    acn_tensor *X, *Y;
+    uint64_t state;
+    void *keep = NULL;
+    float *dX, *dY;
+    rnd(x, N, 1.0f);
+    acn_reset(C);
+    acn_set_train(C, 1);
+    X = acn_input(C, 1, &s, x);
+    state = acn_ctx_rng(C)->state;
+    Y = acn_dropout(C, X, 0.3f);
+    acn_set_train(C, 0);
+    dX = up(x, N);
+    dY = zeros_d(N);
+    acn__cu_alloc(G, &keep, N, "test");
+    CHECK(!acn__cu_dropout_mask(G, N, 0.3f, state, (unsigned char *)keep, "dropout") &&
+          !acn__cu_mask_scale(G, N, (const unsigned char *)keep, 1.0f / 0.7f, dX, dY, 0, "dropout"), "%s",
+          acn__cu_msg(G));
+    {
+        float *h = down(dY, N);
+        CHECK(Y && !memcmp(h, Y->data, sizeof x), "dropout: the same kept values, bit for bit");
+        free(h);
+    }
+    acn__cu_free(G, dX); acn__cu_free(G, dY); acn__cu_free(G, keep);
+}
+
+/* AdamW and clipping over a parameter block: 5 steps against acn_adamw_step
+ * and acn_clip_grad_norm, with one parameter out of the weight decay. */
+static void test_adamw_clip(void)
+{
+    acn_ctx *P;
+    acn_adamw opt;
+    int s1[2] = {64, 33}, s2 = 17, step, i;
+    acn_tensor *W, *b;
+    size_t n;
+    float *dw, *dg, *dm, *dv, *hp, *norm_d, norm_cpu = 0.0f;
+    unsigned char *nodecay_h;
+    void *nd = NULL, *scratch = NULL;
+    static float g[64 * 33 + 64];
+    if (acn_ctx_new(&P, NULL)) return;
+    W = acn_param(P, "w", 2, s1);
+    b = acn_param(P, "b", 1, &s2);
+    acn_param_set_decay(b, 0);
+    acn_init_normal(P, W, 0.0f, 1.0f);
+    acn_init_normal(P, b, 0.0f, 1.0f);
+    acn_adamw_init(P, &opt, 0.9f, 0.999f, 1e-8f, 0.1f);
+    n = opt.n;
+    nodecay_h = (unsigned char *)calloc(n, 1);
+    for (i = 0; i < (int)b->numel; i++) nodecay_h[b->offset + i] = 1;
+    dw = up(acn__pblock(P), n); dm = zeros_d(n); dv = zeros_d(n); dg = zeros_d(n); hp = zeros_d(3); norm_d = zeros_d(1);
+    acn__cu_alloc(G, &nd, n, "test");
+    acn__cu_copy(G, nd, nodecay_h, n, ACN__CU_H2D, "test");
+    acn__cu_alloc(G, &scratch, acn__cu_clip_scratch_bytes(), "test");
+    for (step = 1; step <= 5; step++) {
+        float lr = 0.01f * step, h[3];
+        double bc1 = 1.0 - pow(0.9, step), bc2 = 1.0 - pow(0.999, step);
+        rnd(g, n, 3.0f);
+        memcpy(acn__gblock(P), g, n * sizeof(float));
+        for (i = 0; i < (int)n; i++) /* the padding between parameters stays zero */
+            if (!(i < (int)W->numel || (i >= (int)b->offset && i < (int)(b->offset + b->numel)))) acn__gblock(P)[i] = g[i] = 0;
+        acn__cu_copy(G, dg, g, n * sizeof(float), ACN__CU_H2D, "test");
+        acn_clip_grad_norm(P, 10.0f, &norm_cpu);
+        acn_adamw_step(P, &opt, lr);
+        h[0] = (float)(lr / bc1);
+        h[1] = (float)sqrt(bc2);
+        h[2] = (float)(1.0 - (double)lr * 0.1);
+        acn__cu_copy(G, hp, h, sizeof h, ACN__CU_H2D, "test");
+        CHECK(!acn__cu_clip(G, n, dg, 10.0f, scratch, norm_d, "clip") &&
+              !acn__cu_adamw(G, n, dw, dg, dm, dv, (const unsigned char *)nd, hp, 0.9f, 0.999f, 1e-8f, "adamw"),
+              "%s", acn__cu_msg(G));
+        same("clip: the norm", norm_d, &norm_cpu, 1);
+        same("clip: the clipped gradient", dg, acn__gblock(P), n);
+    }
+    same("adamw: the parameters after 5 steps", dw, acn__pblock(P), n);
+    same("adamw: the first moments", dm, opt.m, n);
+    same("adamw: the second moments", dv, opt.v, n);
+    acn__cu_free(G, dw); acn__cu_free(G, dm); acn__cu_free(G, dv); acn__cu_free(G, dg); acn__cu_free(G, hp);
+    acn__cu_free(G, norm_d); acn__cu_free(G, nd); acn__cu_free(G, scratch);
+    free(nodecay_h);
+    acn_adamw_free(&opt);
+    acn_ctx_free(P);
+}
+
+/* add_n with 70 inputs: two launches, summed in order as acn_add_n */
+static void test_add_n(void)
+{
+    enum { K = 70, N = 300 };
+    static float x[K][N];
+    acn_tensor *xs[K], *Y;
+    const float *dx[K];
+    float *dY;
+    int s = N, k;
+    acn_reset(C);
+    for (k = 0; k < K; k++) {
+        rnd(x[k], N, 1.0f);
+        xs[k] = acn_input(C, 1, &s, x[k]);
+        dx[k] = up(x[k], N);
+    }
+    Y = acn_add_n(C, xs, K);
+    dY = zeros_d(N);
+    CHECK(!acn__cu_add_n(G, dx, K, N, dY, "add_n"), "%s", acn__cu_msg(G));
+    {
+        float *h = down(dY, N);
+        CHECK(Y && !memcmp(h, Y->data, N * sizeof(float)), "add_n: the CPU's sum, bit for bit (the same order)");
+        free(h);
+    }
+    for (k = 0; k < K; k++) acn__cu_free(G, (void *)dx[k]);
+    acn__cu_free(G, dY);
+}
+
+int main(void)
+{
+    char why[512];
+    int count = 0;
+    if (acn__cu_devices(&count, why, sizeof why) || count < 1) {
+        printf("no CUDA device: skipped (%s)\n", count < 1 && !why[0] ? "the driver reports none" : why);
+        return 0;
+    }
+    if (acn__cu_open(&G, 0, why, sizeof why)) {
+        fprintf(stderr, "cuda: %s\n", why);
+        return 1;
+    }
+    if (acn_ctx_new(&C, NULL)) return 1;
+    acn_set_threads(C, 1);
+    printf("cuda: %s\n", acn__cu_name(G));
+    test_memory();
+    test_gemm();
+    test_binary();
+    test_unary();
+    test_layernorm();
+    test_softmax();
+    test_xent();
+    test_moves();
+    test_dropout();
+    test_adamw_clip();
+    test_add_n();
+    CHECK(acn__cu_sync(G, "the last kernels") == ACN_OK, "%s", acn__cu_msg(G));
+    acn_ctx_free(C);
+    acn__cu_close(G);
+    return t_done("cuda");
+}
