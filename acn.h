@@ -211,6 +211,11 @@ typedef struct acn_ctx_config {
     int max_params;       /* capacity of the parameter table (tensors)       */
     size_t arena_bytes;   /* per-step arena: activations, tape, scratch      */
     uint64_t seed;        /* seed of the context's random generator          */
+    int device;           /* ACN_DEVICE_CPU, or ACN_DEVICE_CUDA: the floats
+                             (parameters, gradients, optimizer state, the
+                             arena's tensors) in the memory of a GPU; needs
+                             a build with ACN_CUDA (docs/cuda.md)            */
+    int device_index;     /* which GPU, 0 for the first                       */
 } acn_ctx_config;
 
 typedef struct acn_stats {
@@ -247,6 +252,10 @@ ACNDEF void        acn_set_error(acn_ctx *ctx, acn_status code, const char *fmt,
 #endif
     ;
 ACNDEF const char *acn_status_name(acn_status s);  /* "ACN_ERR_SHAPE", ...    */
+/* Where the context's floats live: ACN_DEVICE_CPU or ACN_DEVICE_CUDA, and
+ * the device's name ("the CPU", or the GPU's name and memory). */
+ACNDEF int         acn_device(const acn_ctx *ctx);
+ACNDEF const char *acn_device_name(const acn_ctx *ctx);
 
 /* Modes. no_grad: ops record nothing (evaluation). train: dropout active.
  * check_finite: every op output and gradient is scanned for NaN/Inf, and the
@@ -312,7 +321,7 @@ ACNDEF double      acn_grad_norm(acn_ctx *ctx, acn_tensor *t);
 
 /* Arena marks: rewind the arena and the tape to an earlier point (everything
  * made after the mark is gone). Used by the gradient checker and eval loops. */
-typedef struct acn_mark { size_t arena_used; struct acn__node *tape; size_t tape_len; unsigned resets; } acn_mark;
+typedef struct acn_mark { size_t arena_used, dev_used; struct acn__node *tape; size_t tape_len; unsigned resets; } acn_mark;
 ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx);
 ACNDEF void     acn_mark_rewind(acn_ctx *ctx, acn_mark m);
 
@@ -513,8 +522,10 @@ typedef struct acn_adamw {
     float beta1, beta2, eps, weight_decay;
     int64_t step;          /* steps taken                                    */
     size_t n;              /* parameter floats covered                       */
-    float *m, *v;          /* (n) each: views into one block                 */
+    float *m, *v;          /* (n) each: views into one block; on a GPU
+                              context, device memory                         */
     int n_params;          /* parameter tensors when created                 */
+    void *dev_;            /* private: the GPU unit that holds m and v       */
 } acn_adamw;
 ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2,
                                  float eps, float weight_decay);
@@ -1247,6 +1258,10 @@ extern int         acn__cu_add_rows(acn__cu *g, size_t R, int N, const float *bi
                                     const char *what);
 extern int         acn__cu_colsum(acn__cu *g, size_t R, size_t C, const float *d, float *out, int accumulate,
                                   const char *what);
+extern int         acn__cu_reduce(acn__cu *g, size_t outer, size_t len, size_t inner, int mean, const float *x,
+                                  float *out, const char *what);
+extern int         acn__cu_reduce_bwd(acn__cu *g, size_t outer, size_t len, size_t inner, float k, const float *d,
+                                      float *gx, const char *what);
 extern int         acn__cu_ln_fwd(acn__cu *g, size_t R, int D, const float *x, const float *gamma,
                                   const float *beta, float eps, float *out, float *mean, float *rstd,
                                   const char *what);
@@ -1435,6 +1450,16 @@ struct acn_ctx {
     struct acn__pool *pool;
     float *packbuf;
     struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
+    /* the device of the floats (docs/cuda.md): on a GPU context, params,
+     * grads and every tensor's data and grad point into device memory; the
+     * tape, the nodes and the tensor headers stay in the host arena */
+    int device;                /* ACN_DEVICE_*                               */
+#ifdef ACN_CUDA
+    struct acn__cu *cu;        /* the GPU unit (acn_cuda.cu)                 */
+    unsigned char *dev_arena;  /* (dev_cap + ACN__ALIGN) device bytes        */
+    size_t dev_cap, dev_used, dev_peak;
+    void *dev_scratch;         /* clipping's scratch (acn__cu_clip), then the norm */
+#endif
     /* data parallel (acn_dist_*): 0 ranks means alone; this rank's rows
      * [dist_off, dist_off + dist_cnt) of a global batch of dist_batch */
     int dist_rank, dist_size, dist_local, dist_off, dist_cnt, dist_batch;
@@ -1525,6 +1550,52 @@ static const char *acn__shape_str(const acn_tensor *t, char *buf, size_t cap)
 }
 #define ACN__SHAPE(t, buf) acn__shape_str((t), (buf), sizeof(buf))
 
+/* ---- floats that may live on a GPU (docs/cuda.md) ------------------------ */
+/* ACN__GPU(ctx): the context keeps its floats in device memory. Without
+ * ACN_CUDA it is the constant 0 and every branch below folds away; with it,
+ * these helpers are the only places where the two kinds of context differ
+ * in how they touch memory. dir of acn__dcopy: ACN__H2D, ACN__D2H, ACN__D2D
+ * (host to host on the CPU, where all three are memmove). */
+#ifdef ACN_CUDA
+#define ACN__GPU(ctx) ((ctx)->device == ACN_DEVICE_CUDA)
+#define ACN__H2D ACN__CU_H2D
+#define ACN__D2H ACN__CU_D2H
+#define ACN__D2D ACN__CU_D2D
+#else
+#define ACN__GPU(ctx) 0
+enum { ACN__H2D, ACN__D2H, ACN__D2D };
+#endif
+static void acn__fail(acn_ctx *ctx, acn_status code, const char *fmt, ...);
+/* A call of the GPU unit: its status, with its message as the context's error. */
+#ifdef ACN_CUDA
+static int acn__cu_ok(acn_ctx *ctx, int rc)
+{
+    if (rc && !ctx->status) acn__fail(ctx, (acn_status)rc, "%s", acn__cu_msg(ctx->cu));
+    return rc;
+}
+#endif
+static int acn__dzero(acn_ctx *ctx, void *p, size_t bytes, const char *what)
+{
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) return acn__cu_ok(ctx, acn__cu_zero(ctx->cu, p, bytes, what));
+#endif
+    (void)ctx; (void)what;
+    if (bytes) memset(p, 0, bytes);
+    return 0;
+}
+static int acn__dcopy(acn_ctx *ctx, void *dst, const void *src, size_t bytes, int dir, const char *what)
+{
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) return acn__cu_ok(ctx, acn__cu_copy(ctx->cu, dst, src, bytes, dir, what));
+#endif
+    (void)ctx; (void)dir; (void)what;
+    if (bytes) memmove(dst, src, bytes);
+    return 0;
+}
+/* AddressSanitizer's poisoning, for host memory only */
+#define ACN__DPOISON(ctx, p, n) do { if (!ACN__GPU(ctx)) ACN__POISON((p), (n)); } while (0)
+#define ACN__DUNPOISON(ctx, p, n) do { if (!ACN__GPU(ctx)) ACN__UNPOISON((p), (n)); } while (0)
+
 ACNDEF acn_status acn_status_of(const acn_ctx *ctx) { return ctx ? ctx->status : ACN_ERR_ARG; }
 ACNDEF const char *acn_error(const acn_ctx *ctx)
 {
@@ -1554,6 +1625,15 @@ ACNDEF const char *acn_status_name(acn_status s)
         "ACN_ERR_DIST", "ACN_ERR_DEVICE"};
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
 }
+ACNDEF int acn_device(const acn_ctx *ctx) { return ctx ? ctx->device : ACN_DEVICE_CPU; }
+ACNDEF const char *acn_device_name(const acn_ctx *ctx)
+{
+#ifdef ACN_CUDA
+    if (ctx && ACN__GPU(ctx)) return acn__cu_name(ctx->cu);
+#endif
+    (void)ctx;
+    return "the CPU";
+}
 
 /* ------------------------------------------------------------------------ */
 /* Context and memory                                                       */
@@ -1565,6 +1645,8 @@ ACNDEF acn_ctx_config acn_ctx_defaults(void)
     c.max_params = 1024;
     c.arena_bytes = (size_t)256 << 20; /* 256 MB; pages are touched lazily  */
     c.seed = 0x5eedULL;
+    c.device = ACN_DEVICE_CPU;
+    c.device_index = 0;
     return c;
 }
 
@@ -1603,15 +1685,44 @@ ACNDEF acn_status acn_ctx_new_ex(acn_ctx **out, const acn_ctx_config *cfg_in, ch
         return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: the sizes asked for (arena_bytes %zu, "
                              "param_floats %zu, max_params %d) overflow the address space", cfg.arena_bytes,
                              cfg.param_floats, cfg.max_params);
+    if (cfg.device != ACN_DEVICE_CPU && cfg.device != ACN_DEVICE_CUDA)
+        return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: device is %d; use ACN_DEVICE_CPU or "
+                             "ACN_DEVICE_CUDA", cfg.device);
+#ifndef ACN_CUDA
+    if (cfg.device == ACN_DEVICE_CUDA)
+        return acn__ctx_fail(why, why_cap, ACN_ERR_ARG, "ctx_new: a GPU context needs acn.h built with ACN_CUDA "
+                             "and linked with acn_cuda.o, -lcudart and -lcublas (docs/cuda.md); this program was "
+                             "built without it");
+#endif
     ctx = (acn_ctx *)ACN_MALLOC(sizeof *ctx);
     if (!ctx) return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the context itself");
     memset(ctx, 0, sizeof *ctx);
     ctx->param_cap = acn__round_up(cfg.param_floats, ACN__ALIGN / sizeof(float));
     ctx->max_params = cfg.max_params;
     ctx->arena_cap = acn__round_up(cfg.arena_bytes, ACN__ALIGN);
-    /* The blocks are over-allocated by one alignment unit and aligned by hand. */
-    ctx->params = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
-    ctx->grads = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ctx->device = cfg.device;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the floats on the GPU: the two blocks, the arena's floats, clipping's scratch */
+        acn_status st = (acn_status)acn__cu_open(&ctx->cu, cfg.device_index, why, why_cap);
+        size_t pbytes = ctx->param_cap * sizeof(float) + ACN__ALIGN;
+        if (!st && ((st = (acn_status)acn__cu_alloc(ctx->cu, (void **)&ctx->params, pbytes, "ctx_new: the parameter block")) ||
+                    (st = (acn_status)acn__cu_alloc(ctx->cu, (void **)&ctx->grads, pbytes, "ctx_new: the gradient block")) ||
+                    (st = (acn_status)acn__cu_alloc(ctx->cu, (void **)&ctx->dev_arena, ctx->arena_cap + ACN__ALIGN,
+                                                    "ctx_new: the arena")) ||
+                    (st = (acn_status)acn__cu_alloc(ctx->cu, &ctx->dev_scratch, acn__cu_clip_scratch_bytes() + ACN__ALIGN + 4 * sizeof(float),
+                                                    "ctx_new: scratch"))))
+            acn__ctx_fail(why, why_cap, st, "ctx_new: %s", acn__cu_msg(ctx->cu));
+        if (st) {
+            acn_ctx_free(ctx);
+            return st;
+        }
+        ctx->dev_cap = ctx->arena_cap;
+    } else
+#endif
+    { /* The blocks are over-allocated by one alignment unit and aligned by hand. */
+        ctx->params = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
+        ctx->grads = (float *)ACN_MALLOC(ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    }
     ctx->ptab = (acn_tensor *)ACN_MALLOC((size_t)cfg.max_params * sizeof(acn_tensor));
     ctx->pnames = (char (*)[ACN_NAME_MAX])ACN_MALLOC((size_t)cfg.max_params * ACN_NAME_MAX);
     ctx->arena = (unsigned char *)ACN_MALLOC(ctx->arena_cap + ACN__ALIGN);
@@ -1628,8 +1739,8 @@ ACNDEF acn_status acn_ctx_new_ex(acn_ctx **out, const acn_ctx_config *cfg_in, ch
         return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the thread pool's buffers");
     }
     ACN__POISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
-    ACN__POISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN); /* until carved */
-    ACN__POISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+    ACN__DPOISON(ctx, ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN); /* until carved */
+    ACN__DPOISON(ctx, ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     *out = ctx;
     return ACN_OK;
 }
@@ -1651,6 +1762,18 @@ ACNDEF void acn_ctx_free(acn_ctx *ctx)
 {
     if (!ctx) return;
     if (ctx->arena) ACN__UNPOISON(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) {
+        if (ctx->cu) {
+            acn__cu_free(ctx->cu, ctx->params);
+            acn__cu_free(ctx->cu, ctx->grads);
+            acn__cu_free(ctx->cu, ctx->dev_arena);
+            acn__cu_free(ctx->cu, ctx->dev_scratch);
+            acn__cu_close(ctx->cu);
+        }
+        ctx->params = ctx->grads = NULL;
+    }
+#endif
     if (ctx->params) ACN__UNPOISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     if (ctx->grads) ACN__UNPOISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     ACN_FREE(ctx->params);
@@ -1699,8 +1822,27 @@ static void *acn__alloc(acn_ctx *ctx, size_t bytes, const char *what)
     acn__leave(ctx);
     return p;
 }
+/* A tensor's floats: from the arena, or on a GPU context from the device
+ * arena beside it, carved the same way and emptied by the same acn_reset. */
 static float *acn__alloc_floats(acn_ctx *ctx, size_t n, const char *what)
 {
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) {
+        size_t need = acn__round_up(n ? n * sizeof(float) : 1, ACN__ALIGN);
+        unsigned char *p;
+        if (need > ctx->dev_cap - ctx->dev_used) {
+            acn__fail(ctx, ACN_ERR_ARENA, "%s: the device arena is full (%zu bytes needed, %zu of %zu free); "
+                      "create the context with a larger acn_ctx_config.arena_bytes, or use a smaller batch%s",
+                      what, need, ctx->dev_cap - ctx->dev_used, ctx->dev_cap,
+                      ctx->backwards > 1 ? " (or call acn_reset once per step)" : "");
+            return NULL;
+        }
+        p = (unsigned char *)acn__aligned(ctx->dev_arena) + ctx->dev_used;
+        ctx->dev_used += need;
+        if (ctx->dev_used > ctx->dev_peak) ctx->dev_peak = ctx->dev_used;
+        return (float *)p;
+    }
+#endif
     return (float *)acn__alloc(ctx, n * sizeof(float), what);
 }
 
@@ -1737,6 +1879,9 @@ ACNDEF void acn_reset(acn_ctx *ctx)
     acn__unseal_from(ctx, acn__ablock(ctx));
     ACN__POISON(acn__ablock(ctx), ctx->arena_used);
     ctx->arena_used = (ctx->resets++ & 1u) ? 0 : ACN__ALIGN; /* see acn__seal_of */
+#ifdef ACN_CUDA
+    ctx->dev_used = 0; /* the same place every step: a captured step's addresses stay valid */
+#endif
     ctx->rewound_lo = ctx->rewound_hi = 0;
     ctx->backwards = 0;
     ctx->tape = NULL;
@@ -1754,6 +1899,9 @@ ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx)
     memset(&m, 0, sizeof m);
     if (!ctx) return m;
     m.arena_used = ctx->arena_used;
+#ifdef ACN_CUDA
+    m.dev_used = ctx->dev_used;
+#endif
     m.tape = ctx->tape;
     m.tape_len = ctx->tape_len;
     m.resets = ctx->resets;
@@ -1762,7 +1910,7 @@ ACNDEF acn_mark acn_mark_get(const acn_ctx *ctx)
 
 ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
 {
-    unsigned char *cut;
+    unsigned char *cut, *fcut; /* the arena's, and the arena of floats' */
     int s;
     if (!ctx) return;
     if (m.resets != ctx->resets || m.arena_used > ctx->arena_used) {
@@ -1771,13 +1919,16 @@ ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
         return;
     }
     if (acn__enter(ctx, "mark_rewind")) return;
-    cut = acn__ablock(ctx) + m.arena_used;
+    cut = fcut = acn__ablock(ctx) + m.arena_used;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) fcut = (unsigned char *)acn__aligned(ctx->dev_arena) + m.dev_used;
+#endif
     acn__unseal_from(ctx, cut);
     /* Slots owned by tensors made after the mark forget them; slots carved
      * after the mark are gone, and their (older) owners are evicted. */
     for (s = 0; s < ACN__SLOTS; s++) {
         if ((unsigned char *)ctx->slot_owner[s] >= cut) ctx->slot_owner[s] = NULL;
-        if (ctx->slot[s] && (unsigned char *)ctx->slot[s] >= cut) {
+        if (ctx->slot[s] && (unsigned char *)ctx->slot[s] >= fcut) {
             if (ctx->slot_owner[s]) { ctx->slot_owner[s]->data = NULL; ctx->slot_owner[s]->slot = -1; }
             ctx->slot[s] = NULL;
             ctx->slot_owner[s] = NULL;
@@ -1790,6 +1941,9 @@ ACNDEF void acn_mark_rewind(acn_ctx *ctx, acn_mark m)
     }
     /* the next pass starts 64 bytes away (see acn__seal_of), room allowing */
     ctx->arena_used = m.arena_used + ((ctx->rewinds++ & 1u) || ctx->arena_cap - m.arena_used < ACN__ALIGN ? 0 : ACN__ALIGN);
+#ifdef ACN_CUDA
+    ctx->dev_used = m.dev_used;
+#endif
     ctx->tape = m.tape;
     ctx->tape_len = m.tape_len;
     acn__leave(ctx);
@@ -1835,6 +1989,11 @@ ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on)
     int o;
     if (!ctx) return 0;
     o = ctx->check_finite;
+    if (on && ACN__GPU(ctx)) {
+        acn__fail(ctx, ACN_ERR_STATE, "set_check_finite: the scan for NaN and Inf runs on the CPU only for now "
+                  "(docs/cuda.md); check the loss with acn_item instead");
+        return o;
+    }
     ctx->check_finite = !!on;
     return o;
 }
@@ -1888,7 +2047,7 @@ static acn_tensor *acn__header(acn_ctx *ctx, int ndim, const int *shape, const c
     *t = tmp;
     t->name = who;
     t->slot = -1;
-    t->device = ACN_DEVICE_CPU;
+    t->device = ctx->device;
     t->ctx = ctx;
     t->seal = acn__seal_of(ctx, t);
     t->older = ctx->newest;
@@ -1942,11 +2101,11 @@ ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags)
     if (!ctx || ctx->status) return NULL;
     t = acn__header(ctx, ndim, shape, "new");
     if (!t || !(t->data = acn__alloc_floats(ctx, t->numel, "new"))) return NULL;
-    memset(t->data, 0, t->numel * sizeof(float));
+    if (acn__dzero(ctx, t->data, t->numel * sizeof(float), "new")) return NULL;
     t->flags = flags & ACN_F_GRAD;
     if (t->flags) { /* a leaf's gradient lives as long as the leaf */
         if (!(t->grad = acn__alloc_floats(ctx, t->numel, "new"))) return NULL;
-        memset(t->grad, 0, t->numel * sizeof(float));
+        if (acn__dzero(ctx, t->grad, t->numel * sizeof(float), "new")) return NULL;
     }
     return t;
 }
@@ -1958,7 +2117,7 @@ ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const flo
     if (!data) { acn__fail(ctx, ACN_ERR_ARG, "input: data is NULL"); return NULL; }
     t = acn__header(ctx, ndim, shape, "input");
     if (!t || !(t->data = acn__alloc_floats(ctx, t->numel, "input"))) return NULL;
-    memcpy(t->data, data, t->numel * sizeof(float));
+    if (acn__dcopy(ctx, t->data, data, t->numel * sizeof(float), ACN__H2D, "input")) return NULL;
     return t;
 }
 
@@ -1972,25 +2131,42 @@ static int acn__grow_params(acn_ctx *ctx, size_t need, const char *name)
     int i;
     cap = acn__round_up(cap, ACN__ALIGN / sizeof(float));
     bytes = cap * sizeof(float) + ACN__ALIGN;
-    np = (float *)ACN_MALLOC(bytes);
-    ng = (float *)ACN_MALLOC(bytes);
-    if (!np || !ng) {
-        ACN_FREE(np);
-        ACN_FREE(ng);
-        acn__fail(ctx, ACN_ERR_NOMEM, "param '%s': cannot grow the parameter block to %zu floats",
-                  name, cap);
-        return -1;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* on the device: new blocks, the used part copied across */
+        np = ng = NULL;
+        if (acn__cu_ok(ctx, acn__cu_alloc(ctx->cu, (void **)&np, bytes, "param: the parameter block")) ||
+            acn__cu_ok(ctx, acn__cu_alloc(ctx->cu, (void **)&ng, bytes, "param: the gradient block")) ||
+            acn__dcopy(ctx, acn__aligned(np), acn__pblock(ctx), ctx->param_used * sizeof(float), ACN__D2D, "param") ||
+            acn__dcopy(ctx, acn__aligned(ng), acn__gblock(ctx), ctx->param_used * sizeof(float), ACN__D2D, "param")) {
+            acn__cu_free(ctx->cu, np);
+            acn__cu_free(ctx->cu, ng);
+            return -1;
+        }
+        acn__cu_free(ctx->cu, ctx->params);
+        acn__cu_free(ctx->cu, ctx->grads);
+    } else
+#endif
+    {
+        np = (float *)ACN_MALLOC(bytes);
+        ng = (float *)ACN_MALLOC(bytes);
+        if (!np || !ng) {
+            ACN_FREE(np);
+            ACN_FREE(ng);
+            acn__fail(ctx, ACN_ERR_NOMEM, "param '%s': cannot grow the parameter block to %zu floats",
+                      name, cap);
+            return -1;
+        }
+        ACN__POISON(np, bytes);
+        ACN__POISON(ng, bytes);
+        ACN__UNPOISON(acn__aligned(np), ctx->param_used * sizeof(float));
+        ACN__UNPOISON(acn__aligned(ng), ctx->param_used * sizeof(float));
+        memcpy(acn__aligned(np), acn__pblock(ctx), ctx->param_used * sizeof(float));
+        memcpy(acn__aligned(ng), acn__gblock(ctx), ctx->param_used * sizeof(float));
+        ACN__UNPOISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+        ACN__UNPOISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+        ACN_FREE(ctx->params);
+        ACN_FREE(ctx->grads);
     }
-    ACN__POISON(np, bytes);
-    ACN__POISON(ng, bytes);
-    ACN__UNPOISON(acn__aligned(np), ctx->param_used * sizeof(float));
-    ACN__UNPOISON(acn__aligned(ng), ctx->param_used * sizeof(float));
-    memcpy(acn__aligned(np), acn__pblock(ctx), ctx->param_used * sizeof(float));
-    memcpy(acn__aligned(ng), acn__gblock(ctx), ctx->param_used * sizeof(float));
-    ACN__UNPOISON(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
-    ACN__UNPOISON(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
-    ACN_FREE(ctx->params);
-    ACN_FREE(ctx->grads);
     ctx->params = np;
     ctx->grads = ng;
     ctx->param_cap = cap;
@@ -2033,7 +2209,7 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
     *t = tmp;
     t->name = ctx->pnames[ctx->n_params];
     t->flags = ACN_F_PARAM | ACN_F_GRAD;
-    t->device = ACN_DEVICE_CPU;
+    t->device = ctx->device;
     t->offset = off;
     t->slot = -1;
     t->ctx = ctx;
@@ -2041,10 +2217,11 @@ ACNDEF acn_tensor *acn_param(acn_ctx *ctx, const char *name, int ndim, const int
     t->data = acn__pblock(ctx) + off;
     t->grad = acn__gblock(ctx) + off;
     /* the view and its alignment padding (zeroed by acn_zero_grad's memset) */
-    ACN__UNPOISON(t->data, (ctx->param_used - off) * sizeof(float));
-    ACN__UNPOISON(t->grad, (ctx->param_used - off) * sizeof(float));
-    memset(t->data, 0, tmp.numel * sizeof(float));
-    memset(t->grad, 0, tmp.numel * sizeof(float));
+    ACN__DUNPOISON(ctx, t->data, (ctx->param_used - off) * sizeof(float));
+    ACN__DUNPOISON(ctx, t->grad, (ctx->param_used - off) * sizeof(float));
+    if (acn__dzero(ctx, t->data, (ctx->param_used - off) * sizeof(float), "param") ||
+        acn__dzero(ctx, t->grad, (ctx->param_used - off) * sizeof(float), "param"))
+        return NULL;
     ctx->n_params++;
     return t;
 }
@@ -2079,56 +2256,65 @@ static void acn__gblock_pass(acn_ctx *ctx, int op, float coef, double *sums); /*
 ACNDEF void acn_zero_grad(acn_ctx *ctx)
 {
     if (!ctx || acn__enter(ctx, "zero_grad")) return;
-    acn__gblock_pass(ctx, 0, 0.0f, NULL);
+    if (ACN__GPU(ctx)) acn__dzero(ctx, acn__gblock(ctx), ctx->param_used * sizeof(float), "zero_grad");
+    else acn__gblock_pass(ctx, 0, 0.0f, NULL);
     acn__leave(ctx);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The op table                                                             */
 /* ------------------------------------------------------------------------ */
-/* One line per op: id, name, forward kernel, backward kernel. A forward
+/* One line per op: id, name, forward kernel, backward kernel, and their
+ * device twins for a GPU context (the section "Ops on a GPU"; acn__d_none
+ * where an op does not run there yet, which fails with a message). A forward
  * kernel computes node->out->data from the inputs and must be pure (it runs
  * again when a transient output is recomputed); a backward kernel adds to
  * the gradients of the inputs that have one, reading out->grad. To add an
  * op: write the two kernels and a constructor next to each other, then add
  * its line here (docs/design.md). */
-#define ACN__OP_LIST(X)                                          \
-    X(ADD, "add", acn__binary_fwd, acn__binary_bwd)              \
-    X(SUB, "sub", acn__binary_fwd, acn__binary_bwd)              \
-    X(MUL, "mul", acn__binary_fwd, acn__binary_bwd)              \
-    X(SCALE, "scale", acn__scale_fwd, acn__scale_bwd)            \
-    X(ADD_N, "add_n", acn__addn_fwd, acn__addn_bwd)              \
-    X(SUM, "sum", acn__reduce_fwd, acn__reduce_bwd)              \
-    X(MEAN, "mean", acn__reduce_fwd, acn__reduce_bwd)            \
-    X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd)        \
-    X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd)        \
-    X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd) \
-    X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd)    \
-    X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd)                    \
-    X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd)                \
-    X(RELU, "relu", acn__relu_fwd, acn__relu_bwd)                \
-    X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd)                \
-    X(SOFTMAX, "softmax", acn__softmax_fwd, acn__softmax_bwd)    \
-    X(XENT, "cross_entropy", acn__xent_fwd, acn__xent_bwd)       \
-    X(XENT_SOFT, "cross_entropy_soft", acn__xsoft_fwd, acn__xsoft_bwd) \
-    X(LAYERNORM, "layernorm", acn__ln_fwd, acn__ln_bwd)          \
-    X(TRANSPOSE, "transpose", acn__transpose_fwd, acn__transpose_bwd) \
-    X(RESHAPE, "reshape", acn__reshape_fwd, acn__reshape_bwd)    \
-    X(CONCAT, "concat", acn__concat_fwd, acn__concat_bwd)        \
-    X(SLICE, "slice", acn__slice_fwd, acn__slice_bwd)            \
-    X(PATCHES, "patches", acn__patches_fwd, acn__patches_bwd)    \
-    X(EMBEDDING, "embedding", acn__embed_fwd, acn__embed_bwd)    \
-    X(DROPOUT, "dropout", acn__dropout_fwd, acn__dropout_bwd)    \
-    X(ATTENTION, "attention", acn__attn_fwd, acn__attn_bwd)      \
-    X(CUSTOM, "custom", acn__custom_fwd, acn__custom_bwd)
+#define ACN__OP_LIST(X) \
+    X(ADD, "add", acn__binary_fwd, acn__binary_bwd, acn__d_binary_fwd, acn__d_binary_bwd) \
+    X(SUB, "sub", acn__binary_fwd, acn__binary_bwd, acn__d_binary_fwd, acn__d_binary_bwd) \
+    X(MUL, "mul", acn__binary_fwd, acn__binary_bwd, acn__d_binary_fwd, acn__d_binary_bwd) \
+    X(SCALE, "scale", acn__scale_fwd, acn__scale_bwd, acn__d_scale_fwd, acn__d_scale_bwd) \
+    X(ADD_N, "add_n", acn__addn_fwd, acn__addn_bwd, acn__d_addn_fwd, acn__d_addn_bwd) \
+    X(SUM, "sum", acn__reduce_fwd, acn__reduce_bwd, acn__d_reduce_fwd, acn__d_reduce_bwd) \
+    X(MEAN, "mean", acn__reduce_fwd, acn__reduce_bwd, acn__d_reduce_fwd, acn__d_reduce_bwd) \
+    X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd, acn__d_matmul_fwd, acn__d_matmul_bwd) \
+    X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd, acn__d_linear_fwd, acn__d_linear_bwd) \
+    X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd, acn__d_none, acn__d_none) \
+    X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd, acn__d_none, acn__d_none) \
+    X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd, acn__d_none, acn__d_none) \
+    X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
+    X(RELU, "relu", acn__relu_fwd, acn__relu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
+    X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
+    X(SOFTMAX, "softmax", acn__softmax_fwd, acn__softmax_bwd, acn__d_softmax_fwd, acn__d_softmax_bwd) \
+    X(XENT, "cross_entropy", acn__xent_fwd, acn__xent_bwd, acn__d_xent_fwd, acn__d_xent_bwd) \
+    X(XENT_SOFT, "cross_entropy_soft", acn__xsoft_fwd, acn__xsoft_bwd, acn__d_xent_fwd, acn__d_xent_bwd) \
+    X(LAYERNORM, "layernorm", acn__ln_fwd, acn__ln_bwd, acn__d_ln_fwd, acn__d_ln_bwd) \
+    X(TRANSPOSE, "transpose", acn__transpose_fwd, acn__transpose_bwd, acn__d_transpose_fwd, acn__d_transpose_bwd) \
+    X(RESHAPE, "reshape", acn__reshape_fwd, acn__reshape_bwd, acn__d_reshape_fwd, acn__d_reshape_bwd) \
+    X(CONCAT, "concat", acn__concat_fwd, acn__concat_bwd, acn__d_none, acn__d_none) \
+    X(SLICE, "slice", acn__slice_fwd, acn__slice_bwd, acn__d_none, acn__d_none) \
+    X(PATCHES, "patches", acn__patches_fwd, acn__patches_bwd, acn__d_none, acn__d_none) \
+    X(EMBEDDING, "embedding", acn__embed_fwd, acn__embed_bwd, acn__d_none, acn__d_none) \
+    X(DROPOUT, "dropout", acn__dropout_fwd, acn__dropout_bwd, acn__d_dropout_fwd, acn__d_dropout_bwd) \
+    X(ATTENTION, "attention", acn__attn_fwd, acn__attn_bwd, acn__d_none, acn__d_none) \
+    X(CUSTOM, "custom", acn__custom_fwd, acn__custom_bwd, acn__d_none, acn__d_none)
 
-#define ACN__OP_ENUM(id, name, fwd, bwd) ACN__OP_##id,
+#define ACN__OP_ENUM(id, name, fwd, bwd, dfwd, dbwd) ACN__OP_##id,
 enum { ACN__OP_LIST(ACN__OP_ENUM) ACN__OP_COUNT };
 #undef ACN__OP_ENUM
 
 typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
-#define ACN__OP_DECL(id, name, fwd, bwd) \
+#ifdef ACN_CUDA /* and the device twins (the section "Ops on a GPU") */
+#define ACN__OP_DECL(id, name, fwd, bwd, dfwd, dbwd) \
+    static void fwd(acn_ctx *ctx, acn__node *n); static void bwd(acn_ctx *ctx, acn__node *n); \
+    static void dfwd(acn_ctx *ctx, acn__node *n); static void dbwd(acn_ctx *ctx, acn__node *n);
+#else
+#define ACN__OP_DECL(id, name, fwd, bwd, dfwd, dbwd) \
     static void fwd(acn_ctx *ctx, acn__node *n); static void bwd(acn_ctx *ctx, acn__node *n);
+#endif
 ACN__OP_LIST(ACN__OP_DECL)
 #undef ACN__OP_DECL
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
@@ -2283,8 +2469,8 @@ ACNDEF acn_status acn_read(acn_ctx *ctx, acn_tensor *t, float *dst)
     const float *v;
     if (acn__io_ok(ctx, t, dst, "read")) return ctx ? ctx->status : ACN_ERR_ARG;
     if (!(v = acn_data(ctx, t))) return ctx->status;
-    memcpy(dst, v, t->numel * sizeof(float));
-    return ACN_OK;
+    acn__dcopy(ctx, dst, v, t->numel * sizeof(float), ACN__D2H, "read");
+    return ctx->status;
 }
 ACNDEF acn_status acn_read_grad(acn_ctx *ctx, acn_tensor *t, float *dst)
 {
@@ -2296,8 +2482,8 @@ ACNDEF acn_status acn_read_grad(acn_ctx *ctx, acn_tensor *t, float *dst)
                          "has not reached it since the last acn_reset", t->name ? t->name : "", ACN__SHAPE(t, sh));
         return ctx->status;
     }
-    memcpy(dst, t->grad, t->numel * sizeof(float));
-    return ACN_OK;
+    acn__dcopy(ctx, dst, t->grad, t->numel * sizeof(float), ACN__D2H, "read_grad");
+    return ctx->status;
 }
 ACNDEF acn_status acn_write(acn_ctx *ctx, acn_tensor *t, const float *src)
 {
@@ -2309,8 +2495,8 @@ ACNDEF acn_status acn_write(acn_ctx *ctx, acn_tensor *t, const float *src)
                          "only", ACN__SHAPE(t, sh), acn__op_name(t->node->op));
         return ctx->status;
     }
-    memcpy(t->data, src, t->numel * sizeof(float));
-    return ACN_OK;
+    acn__dcopy(ctx, t->data, src, t->numel * sizeof(float), ACN__H2D, "write");
+    return ctx->status;
 }
 ACNDEF float acn_item(acn_ctx *ctx, acn_tensor *t)
 {
@@ -2336,6 +2522,11 @@ ACNDEF acn_status acn_argmax(acn_ctx *ctx, acn_tensor *t, int *out)
         return ctx->status;
     }
     if (!(v = acn_data(ctx, t))) return ctx->status;
+    if (ACN__GPU(ctx)) { /* the values come to the host, into the arena (gone at the next reset) */
+        float *h = (float *)acn__alloc(ctx, t->numel * sizeof(float), "argmax");
+        if (!h || acn__dcopy(ctx, h, v, t->numel * sizeof(float), ACN__D2H, "argmax")) return ctx->status;
+        v = h;
+    }
     C = t->shape[t->ndim - 1];
     rows = C ? t->numel / (size_t)C : 0;
     for (r = 0; r < rows; r++, v += C) {  /* v: row r, (C) */
@@ -2350,6 +2541,7 @@ ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
 {
     double s2 = 0.0;
     size_t i;
+    const float *g;
     char sh[64];
     if (!ctx || ctx->status) return NAN;
     if (!t || !t->grad) {
@@ -2359,7 +2551,13 @@ ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
         return NAN;
     }
     if (acn__live(ctx, t, "grad_norm", 0)) return NAN;
-    for (i = 0; i < t->numel; i++) s2 += (double)t->grad[i] * t->grad[i];
+    g = t->grad;
+    if (ACN__GPU(ctx)) { /* the gradient comes to the host, into the arena (gone at the next reset) */
+        float *h = (float *)acn__alloc(ctx, t->numel * sizeof(float), "grad_norm");
+        if (!h || acn__dcopy(ctx, h, g, t->numel * sizeof(float), ACN__D2H, "grad_norm")) return NAN;
+        g = h;
+    }
+    for (i = 0; i < t->numel; i++) s2 += (double)g[i] * g[i];
     return sqrt(s2);
 }
 
@@ -2392,7 +2590,7 @@ static int acn__fresh(acn_tensor *t)
 }
 static float *acn__zeroed(acn_tensor *t)
 {
-    if (acn__fresh(t)) memset(t->grad, 0, t->numel * sizeof(float));
+    if (acn__fresh(t)) acn__dzero(t->ctx, t->grad, t->numel * sizeof(float), "backward");
     return acn__g(t);
 }
 
@@ -4418,7 +4616,7 @@ ACNDEF acn_tensor *acn_detach(acn_ctx *ctx, acn_tensor *x)
         const float *v;
         if (!(t->data = acn__alloc_floats(ctx, x->numel, "detach"))) return NULL;
         if (!(v = acn_data(ctx, x))) return NULL;
-        memcpy(t->data, v, x->numel * sizeof(float));
+        if (acn__dcopy(ctx, t->data, v, x->numel * sizeof(float), ACN__D2D, "detach")) return NULL;
     } else {
         t->data = x->data;
     }
@@ -4502,12 +4700,322 @@ static void acn__custom_bwd(acn_ctx *ctx, acn__node *n)
 }
 
 /* ---- the table ---------------------------------------------------------- */
+#ifdef ACN_CUDA
+typedef struct acn__opdef { const char *name; acn__kernel fwd, bwd, dfwd, dbwd; } acn__opdef;
+#define ACN__OP_ROW(id, name, fwd, bwd, dfwd, dbwd) {name, fwd, bwd, dfwd, dbwd},
+#else
 typedef struct acn__opdef { const char *name; acn__kernel fwd, bwd; } acn__opdef;
-#define ACN__OP_ROW(id, name, fwd, bwd) {name, fwd, bwd},
+#define ACN__OP_ROW(id, name, fwd, bwd, dfwd, dbwd) {name, fwd, bwd},
+#endif
 static const acn__opdef acn__ops[ACN__OP_COUNT] = {ACN__OP_LIST(ACN__OP_ROW)};
 #undef ACN__OP_ROW
-static void acn__forward(acn_ctx *ctx, acn__node *n) { acn__ops[n->op].fwd(ctx, n); }
+/* An op's kernels on the context's device. */
+static void acn__forward(acn_ctx *ctx, acn__node *n)
+{
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { acn__ops[n->op].dfwd(ctx, n); return; }
+#endif
+    acn__ops[n->op].fwd(ctx, n);
+}
+static void acn__backward_op(acn_ctx *ctx, acn__node *n)
+{
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { acn__ops[n->op].dbwd(ctx, n); return; }
+#endif
+    acn__ops[n->op].bwd(ctx, n);
+}
 static const char *acn__op_name(int op) { return acn__ops[op].name; }
+
+#ifdef ACN_CUDA
+/* ======================================================================== */
+/* Ops on a GPU: each CPU kernel's device twin (docs/cuda.md)               */
+/* ======================================================================== */
+/* Each reads its node exactly as the CPU kernel named in its comment and
+ * calls the GPU unit (acn_cuda.cu) with device pointers; a failure of the
+ * unit becomes the context's error (acn__cu_ok). Host data an op keeps
+ * (labels, a dropout mask) goes up to the device arena in forward and to
+ * the gradient heap in backward. */
+#define ACN__CU_CALL(ctx, call) ((void)acn__cu_ok((ctx), (call)))
+
+/* An op that does not run on a GPU context yet. */
+static void acn__d_none(acn_ctx *ctx, acn__node *n)
+{
+    acn__fail(ctx, ACN_ERR_STATE, "%s: this op does not run on a GPU context yet; docs/cuda.md lists the ops that "
+              "do (use a CPU context for this model for now)", acn__op_name(n->op));
+}
+
+/* A contiguous matrix product on the device, with the storage conventions
+ * of acn__gemm: op(A) (M, K) stored (M, K), or (K, M) when ta; op(B) (K, N)
+ * stored (K, N), or (N, K) when tb; C (M, N); batch products with strides. */
+static void acn__dgemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb, float *C,
+                       int accumulate, int batch, size_t sa, size_t sb, size_t sc, const char *what)
+{
+    ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C, N, accumulate, batch,
+                                   (long long)sa, (long long)sb, (long long)sc, what));
+}
+
+/* device twin of acn__binary_fwd: out = a op b, broadcast */
+static void acn__d_binary_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__bcast bc;
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    ACN__CU_CALL(ctx, acn__cu_binary(ctx->cu, n->op - ACN__OP_ADD + ACN__CU_ADD, bc.n, bc.sa, bc.sb,
+                                     acn__val(ctx, n->in[0]), acn__val(ctx, n->in[1]), n->out->data, "binary"));
+}
+/* device twin of acn__binary_bwd: each operand's gradient, reduced over the dims it repeats along */
+static void acn__d_binary_bwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__bcast bc;
+    int op = n->op - ACN__OP_ADD + ACN__CU_ADD;
+    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    if (ga) ACN__CU_CALL(ctx, acn__cu_binary_bwd(ctx->cu, op, 0, bc.n, bc.sa, bc.sb, n->in[0]->numel, n->out->grad,
+                                                 acn__val(ctx, n->in[1]), ga, acn__op_name(n->op)));
+    if (gb) ACN__CU_CALL(ctx, acn__cu_binary_bwd(ctx->cu, op, 1, bc.n, bc.sb, bc.sa, n->in[1]->numel, n->out->grad,
+                                                 acn__val(ctx, n->in[0]), gb, acn__op_name(n->op)));
+}
+/* device twins of acn__scale_fwd (out = s x) and acn__scale_bwd (dx += s d) */
+static void acn__d_scale_fwd(acn_ctx *ctx, acn__node *n)
+{
+    ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, n->farg[0], acn__val(ctx, n->in[0]), n->out->data, 0, "scale"));
+}
+static void acn__d_scale_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    if (gx) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, n->farg[0], n->out->grad, gx, 1, "scale"));
+}
+/* device twins of acn__addn_fwd (in order) and acn__addn_bwd (dx_k += d) */
+static void acn__d_addn_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const float **xs = (const float **)acn__alloc(ctx, (size_t)n->n_in * sizeof(float *), "add_n"); /* host */
+    int k;
+    if (!xs) return;
+    for (k = 0; k < n->n_in; k++) xs[k] = acn__val(ctx, n->in[k]);
+    ACN__CU_CALL(ctx, acn__cu_add_n(ctx->cu, xs, n->n_in, n->out->numel, n->out->data, "add_n"));
+}
+static void acn__d_addn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int k;
+    for (k = 0; k < n->n_in; k++) {
+        float *g = acn__g(n->in[k]);
+        if (g) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, n->out->grad, g, 1, "add_n"));
+    }
+}
+/* device twins of acn__reduce_fwd and acn__reduce_bwd: x (outer, len, inner) */
+static void acn__d_reduce_fwd(acn_ctx *ctx, acn__node *n)
+{
+    ACN__CU_CALL(ctx, acn__cu_reduce(ctx->cu, (size_t)n->iarg[0], (size_t)n->iarg[1], (size_t)n->iarg[2],
+                                     n->op == ACN__OP_MEAN, acn__val(ctx, n->in[0]), n->out->data, acn__op_name(n->op)));
+}
+static void acn__d_reduce_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    if (gx) ACN__CU_CALL(ctx, acn__cu_reduce_bwd(ctx->cu, (size_t)n->iarg[0], (size_t)n->iarg[1], (size_t)n->iarg[2],
+                                                 n->op == ACN__OP_MEAN ? 1.0f / (float)n->iarg[1] : 1.0f,
+                                                 n->out->grad, gx, acn__op_name(n->op)));
+}
+/* device twin of acn__matmul_fwd: out[z] = op(a[z]) op(b[z]), one batched product */
+static void acn__d_matmul_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int M, N, K, Z = n->iarg[2];
+    acn__mnk(n, &M, &N, &K);
+    acn__dgemm(ctx, M, N, K, acn__val(ctx, n->in[0]), n->iarg[0], acn__val(ctx, n->in[1]), n->iarg[1], n->out->data, 0,
+               Z, (size_t)M * K, n->iarg[3] ? 0 : (size_t)K * N, (size_t)M * N, "matmul");
+}
+/* device twin of acn__matmul_bwd, its four products as written there; a
+ * shared b's gradient sums over the batch, one product after another */
+static void acn__d_matmul_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    const float *a = acn__val(ctx, n->in[0]), *b = acn__val(ctx, n->in[1]), *dC = n->out->grad;
+    int M, N, K, z, ta = n->iarg[0], tb = n->iarg[1], Z = n->iarg[2], shared = n->iarg[3];
+    size_t sa, sb, sc;
+    acn__mnk(n, &M, &N, &K);
+    sa = (size_t)M * K;
+    sb = shared ? 0 : (size_t)K * N;
+    sc = (size_t)M * N;
+    if (ga) {
+        if (!ta) acn__dgemm(ctx, M, K, N, dC, 0, b, !tb, ga, 1, Z, sc, sb, sa, "matmul");   /* dA = dC op(B)^T */
+        else acn__dgemm(ctx, K, M, N, b, tb, dC, 1, ga, 1, Z, sb, sc, sa, "matmul");        /* dA = op(B) dC^T */
+    }
+    if (gb)
+        for (z = 0; z < (shared ? Z : 1); z++) {
+            int nb = shared ? 1 : Z;
+            const float *az = a + (size_t)z * sa, *dz = dC + (size_t)z * sc;
+            if (!tb) acn__dgemm(ctx, K, N, M, az, !ta, dz, 0, gb, 1, nb, sa, sc, sb, "matmul"); /* dB = op(A)^T dC */
+            else acn__dgemm(ctx, N, K, M, dz, 1, az, ta, gb, 1, nb, sc, sa, sb, "matmul");     /* dB = dC^T op(A) */
+        }
+}
+/* device twin of acn__linear_fwd: out (R, O) = x (R, I) W^T, then + b on every row */
+static void acn__d_linear_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    acn__dgemm(ctx, R, O, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, n->out->data, 0, 1, 0, 0, 0,
+               "linear");
+    if (n->in[2])
+        ACN__CU_CALL(ctx, acn__cu_add_rows(ctx->cu, (size_t)R, O, acn__val(ctx, n->in[2]), n->out->data, O, "linear"));
+}
+/* device twin of acn__linear_bwd: dx += d W; dW += d^T x; db += column sums of d */
+static void acn__d_linear_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = acn__g(n->in[2]);
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    const float *d = n->out->grad;
+    if (gx) acn__dgemm(ctx, R, I, O, d, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]), 1, 0, 0, 0, "linear");
+    if (gW) acn__dgemm(ctx, O, I, R, d, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]), 1, 0, 0, 0, "linear");
+    if (gb) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)O, d, acn__zeroed(n->in[2]), 1, "linear"));
+}
+/* device twins of acn__gelu_fwd, acn__relu_fwd, acn__tanh_fwd and their backward */
+static int acn__d_unary_op(const acn__node *n)
+{
+    return n->op == ACN__OP_RELU ? ACN__CU_RELU : n->op == ACN__OP_TANH ? ACN__CU_TANH
+           : (n->iarg[0] & ACN_GELU_TANH) ? ACN__CU_GELU_TANH : ACN__CU_GELU;
+}
+static void acn__d_unary_fwd(acn_ctx *ctx, acn__node *n)
+{
+    ACN__CU_CALL(ctx, acn__cu_unary(ctx->cu, acn__d_unary_op(n), n->out->numel, acn__val(ctx, n->in[0]), n->out->data,
+                                    acn__op_name(n->op)));
+}
+static void acn__d_unary_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    const float *xy = n->op == ACN__OP_TANH ? acn__val(ctx, n->out) : acn__val(ctx, n->in[0]); /* tanh' from y */
+    if (gx) ACN__CU_CALL(ctx, acn__cu_unary_bwd(ctx->cu, acn__d_unary_op(n), n->out->numel, xy, n->out->grad, gx, 1,
+                                                acn__op_name(n->op)));
+}
+/* device twin of acn__softmax_fwd: rows of the last axis, the mask broadcast as the add's */
+static void acn__d_softmax_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__bcast bc;
+    int C = n->out->shape[n->out->ndim - 1];
+    memset(&bc, 0, sizeof bc);
+    if (n->in[1]) acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    ACN__CU_CALL(ctx, acn__cu_softmax(ctx->cu, n->out->numel / (size_t)C, C, 1.0f, acn__val(ctx, n->in[0]),
+                                      n->in[1] ? acn__val(ctx, n->in[1]) : NULL, bc.n, bc.sb, n->out->data, "softmax"));
+}
+/* device twin of acn__softmax_bwd: dz = y (d - sum d y); dx += dz; the mask's
+ * gradient sums dz over the dims it was broadcast along */
+static void acn__d_softmax_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gm = n->in[1] ? acn__g(n->in[1]) : NULL, *dz;
+    const float *y = acn__val(ctx, n->out);
+    int C = n->out->shape[n->out->ndim - 1];
+    size_t R = n->out->numel / (size_t)C;
+    acn__bcast bc;
+    if (!gm) {
+        if (gx) ACN__CU_CALL(ctx, acn__cu_softmax_bwd(ctx->cu, R, C, 1.0f, y, n->out->grad, gx, 1, "softmax"));
+        return;
+    }
+    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, n->out->numel))) return;
+    acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
+    ACN__CU_CALL(ctx, acn__cu_softmax_bwd(ctx->cu, R, C, 1.0f, y, n->out->grad, dz, 0, "softmax"));
+    if (gx) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, dz, gx, 1, "softmax"));
+    ACN__CU_CALL(ctx, acn__cu_binary_bwd(ctx->cu, ACN__CU_ADD, 0, bc.n, bc.sb, bc.sa, n->in[1]->numel, dz, NULL, gm,
+                                         "softmax"));
+    acn__gfree(ctx->gheap, dz, n->out->numel);
+}
+/* device twins of acn__xent_fwd and acn__xsoft_fwd: the labels (kept on the
+ * host in aux, after the rows' losses) go up to the device arena */
+static int *acn__d_labels(acn_ctx *ctx, acn__node *n, size_t R, int in_backward)
+{
+    int *d = (int *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, R) : acn__alloc_floats(ctx, R, "cross_entropy"));
+    if (d && acn__dcopy(ctx, d, (const double *)n->aux + R, R * sizeof(int), ACN__H2D, "cross_entropy")) return NULL;
+    return d;
+}
+static void acn__d_xent_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], soft = n->op == ACN__OP_XENT_SOFT;
+    size_t R = n->in[0]->numel / (size_t)C;
+    double *rows = (double *)acn__alloc_floats(ctx, 2 * R, acn__op_name(n->op));
+    int *labels = soft ? NULL : acn__d_labels(ctx, n, R, 0);
+    if (!rows || (!soft && !labels)) return;
+    ACN__CU_CALL(ctx, acn__cu_xent(ctx->cu, R, C, acn__val(ctx, n->in[0]), labels, soft ? acn__val(ctx, n->in[1]) : NULL,
+                                   soft ? 0 : n->iarg[0], n->farg[0], soft ? (int)R : n->iarg[1], rows, n->out->data,
+                                   acn__op_name(n->op)));
+}
+static void acn__d_xent_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int C = n->in[0]->shape[n->in[0]->ndim - 1], soft = n->op == ACN__OP_XENT_SOFT;
+    size_t R = n->in[0]->numel / (size_t)C;
+    float *gz = acn__g(n->in[0]), *gt = soft ? acn__g(n->in[1]) : NULL;
+    int *labels = NULL;
+    if ((!gz && !gt) || (!soft && !n->iarg[1])) return;
+    if (!soft && !(labels = acn__d_labels(ctx, n, R, 1))) return;
+    ACN__CU_CALL(ctx, acn__cu_xent_bwd(ctx->cu, R, C, acn__val(ctx, n->in[0]), labels,
+                                       soft ? acn__val(ctx, n->in[1]) : NULL, soft ? 0 : n->iarg[0], n->farg[0],
+                                       soft ? (int)R : n->iarg[1], n->out->grad, gz, gt, acn__op_name(n->op)));
+    if (labels) acn__gfree(ctx->gheap, (float *)labels, R);
+}
+/* device twins of acn__ln_fwd and acn__ln_bwd (aux: mean (R), rstd (R), on the device) */
+static void acn__d_ln_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int D = n->out->shape[n->out->ndim - 1];
+    size_t R = n->out->numel / (size_t)D;
+    float *mean = (float *)n->aux;
+    ACN__CU_CALL(ctx, acn__cu_ln_fwd(ctx->cu, R, D, acn__val(ctx, n->in[0]), n->in[1] ? acn__val(ctx, n->in[1]) : NULL,
+                                     n->in[2] ? acn__val(ctx, n->in[2]) : NULL, n->farg[0], n->out->data, mean,
+                                     mean + R, "layernorm"));
+}
+static void acn__d_ln_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int D = n->out->shape[n->out->ndim - 1];
+    size_t R = n->out->numel / (size_t)D;
+    const float *mean = (const float *)n->aux;
+    float *gg = n->in[1] ? acn__g(n->in[1]) : NULL, *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    ACN__CU_CALL(ctx, acn__cu_ln_bwd(ctx->cu, R, D, acn__val(ctx, n->in[0]), n->in[1] ? acn__val(ctx, n->in[1]) : NULL,
+                                     mean, mean + R, n->out->grad, acn__g(n->in[0]), gg, gb, "layernorm"));
+}
+/* device twins of acn__transpose_fwd and acn__transpose_bwd (the same swap, added back) */
+static void acn__d_transpose_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int n4[4], d;
+    for (d = 0; d < 4; d++) n4[d] = acn__dim4(n->in[0], d);
+    ACN__CU_CALL(ctx, acn__cu_transpose(ctx->cu, n4, n->iarg[0], n->iarg[1], acn__val(ctx, n->in[0]), n->out->data, 0,
+                                        "transpose"));
+}
+static void acn__d_transpose_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int n4[4], d;
+    float *gx = acn__g(n->in[0]);
+    for (d = 0; d < 4; d++) n4[d] = acn__dim4(n->out, d);
+    if (gx) ACN__CU_CALL(ctx, acn__cu_transpose(ctx->cu, n4, n->iarg[0], n->iarg[1], n->out->grad, gx, 1, "transpose"));
+}
+/* device twins of acn__reshape_fwd (a copy only when iarg[0] says so) and acn__reshape_bwd (dx += d) */
+static void acn__d_reshape_fwd(acn_ctx *ctx, acn__node *n)
+{
+    if (n->iarg[0])
+        acn__dcopy(ctx, n->out->data, acn__val(ctx, n->in[0]), n->out->numel * sizeof(float), ACN__D2D, "reshape");
+}
+static void acn__d_reshape_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    if (gx) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, n->out->grad, gx, 1, "reshape"));
+}
+/* device twins of acn__dropout_fwd and acn__dropout_bwd: the mask acn_dropout
+ * drew on the host (aux) goes up beside the op's floats */
+static unsigned char *acn__d_keep(acn_ctx *ctx, acn__node *n, int in_backward)
+{
+    size_t w = (n->out->numel + sizeof(float) - 1) / sizeof(float);
+    unsigned char *k = (unsigned char *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, w)
+                                                     : acn__alloc_floats(ctx, w, "dropout"));
+    if (k && acn__dcopy(ctx, k, n->aux, n->out->numel, ACN__H2D, "dropout")) return NULL;
+    return k;
+}
+static void acn__d_dropout_fwd(acn_ctx *ctx, acn__node *n)
+{
+    unsigned char *keep = acn__d_keep(ctx, n, 0);
+    if (keep) ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, keep, n->farg[1], acn__val(ctx, n->in[0]),
+                                                   n->out->data, 0, "dropout"));
+}
+static void acn__d_dropout_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    unsigned char *keep;
+    if (!gx || !(keep = acn__d_keep(ctx, n, 1))) return;
+    ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, keep, n->farg[1], n->out->grad, gx, 1, "dropout"));
+    acn__gfree(ctx->gheap, (float *)keep, (n->out->numel + sizeof(float) - 1) / sizeof(float));
+}
+#endif /* ACN_CUDA */
 
 /* ======================================================================== */
 /* Fast paths: the thread pool and the packed SIMD matrix kernel            */
@@ -5959,6 +6467,7 @@ typedef struct acn__gheap {
     size_t top, cap, peak;     /* bytes: bump pointer, room, high water      */
     size_t *off, *len;         /* free spans below top, sorted by offset     */
     int n, max;
+    acn_ctx *ctx;              /* on a GPU context, base is device memory    */
 } acn__gheap;
 
 static float *acn__galloc_raw(acn_ctx *ctx, acn__gheap *h, size_t numel)
@@ -5987,16 +6496,16 @@ static float *acn__galloc_raw(acn_ctx *ctx, acn__gheap *h, size_t numel)
         h->top += need;
         if (h->top > h->peak) h->peak = h->top;
     }
-    ACN__UNPOISON(h->base + at, numel * sizeof(float));
+    ACN__DUNPOISON(ctx, h->base + at, numel * sizeof(float));
 #ifdef ACN__ASAN /* a sanitized build sees a read of an unwritten gradient as NaN, not as old zeros */
-    memset(h->base + at, 0xFF, numel * sizeof(float));
+    if (!ACN__GPU(ctx)) memset(h->base + at, 0xFF, numel * sizeof(float));
 #endif
     return (float *)(h->base + at);
 }
 static float *acn__galloc(acn_ctx *ctx, acn__gheap *h, size_t numel)
 {
     float *p = acn__galloc_raw(ctx, h, numel);
-    if (p) memset(p, 0, numel * sizeof(float));
+    if (p && acn__dzero(ctx, p, numel * sizeof(float), "backward")) return NULL;
     return p;
 }
 
@@ -6005,7 +6514,7 @@ static void acn__gfree(acn__gheap *h, float *p, size_t numel)
     size_t at = (size_t)((unsigned char *)p - h->base);
     size_t len = acn__round_up(numel * sizeof(float), ACN__ALIGN) + ACN__REDZONE;
     int i = 0, k;
-    ACN__POISON(p, len);
+    ACN__DPOISON(h->ctx, p, len);
     while (i < h->n && h->off[i] < at) i++;
     if (i > 0 && h->off[i - 1] + h->len[i - 1] == at) { /* joins the span before */
         i--;
@@ -6075,12 +6584,22 @@ static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout
     if (!h.off) return ctx->status;
     h.len = h.off + h.max;
     used = ctx->arena_used;
+    h.ctx = ctx;
     h.base = acn__ablock(ctx) + used;
     h.cap = ctx->arena_cap - used;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the gradients in the device arena's free part */
+        h.base = (unsigned char *)acn__aligned(ctx->dev_arena) + ctx->dev_used;
+        h.cap = ctx->dev_cap - ctx->dev_used;
+    }
+#endif
     ctx->backwards++;
     ctx->gheap = &h; /* a kernel's scratch comes from here too (acn_linear_gelu) */
-    if (!(out->grad = acn__galloc(ctx, &h, out->numel))) { ctx->gheap = NULL; return ctx->status; }
-    memcpy(out->grad, dout, out->numel * sizeof(float));
+    if (!(out->grad = acn__galloc(ctx, &h, out->numel)) ||
+        acn__dcopy(ctx, out->grad, dout, out->numel * sizeof(float), ACN__H2D, "backward")) {
+        ctx->gheap = NULL;
+        return ctx->status;
+    }
     /* activations start with no gradient: each was released (or dropped
      * after an error) by the walk that allocated it */
     for (n = out->node; n && pending && !ctx->status; n = n->prev) {
@@ -6097,7 +6616,7 @@ static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout
             }
         }
         if (ctx->status || acn__ready(ctx, n, 1)) break;
-        acn__ops[n->op].bwd(ctx, n);
+        acn__backward_op(ctx, n);
         for (i = 0; i < n->n_in; i++) /* an input the op did not write stays valid for the next one */
             acn__zeroed(n->in[i]);
         if (ctx->check_finite)
@@ -6119,6 +6638,10 @@ static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout
         n->out->flags &= ~ACN__F_FRESH;
     }
     ctx->gheap = NULL;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx) && ctx->dev_used + h.peak > ctx->dev_peak) ctx->dev_peak = ctx->dev_used + h.peak;
+    else
+#endif
     if (used + h.peak > ctx->arena_peak) ctx->arena_peak = used + h.peak;
     ACN__POISON(acn__ablock(ctx) + start, used - start); /* the span table too */
     ctx->arena_used = start;
@@ -6306,6 +6829,26 @@ static int acn__init_ok(acn_ctx *ctx, const acn_tensor *t, const char *who)
     return 0;
 }
 
+/* Where an initialiser writes t's values: t's own data on the CPU; on a GPU
+ * context, a host buffer that acn__init_done copies up and frees (the draws
+ * are the CPU's, so both devices start from the same weights). */
+static float *acn__init_dst(acn_ctx *ctx, acn_tensor *t, const char *who)
+{
+    float *h;
+    if (!ACN__GPU(ctx)) return t->data;
+    if (!(h = (float *)ACN_MALLOC((t->numel ? t->numel : 1) * sizeof(float))))
+        acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of host memory for %zu values on their way to the GPU", who, t->numel);
+    return h;
+}
+static acn_status acn__init_done(acn_ctx *ctx, acn_tensor *t, float *dst, const char *who)
+{
+    if (dst != t->data) {
+        acn__dcopy(ctx, t->data, dst, t->numel * sizeof(float), ACN__H2D, who);
+        ACN_FREE(dst);
+    }
+    return ctx->status;
+}
+
 /* PyTorch's _calculate_fan_in_and_fan_out. */
 static int acn__fans(acn_ctx *ctx, const acn_tensor *t, const char *who, double *fan_in, double *fan_out)
 {
@@ -6326,16 +6869,18 @@ static int acn__fans(acn_ctx *ctx, const acn_tensor *t, const char *who, double 
 ACNDEF acn_status acn_init_uniform(acn_ctx *ctx, acn_tensor *t, float lo, float hi)
 {
     size_t i;
-    if (acn__init_ok(ctx, t, "init_uniform")) return acn_status_of(ctx);
-    for (i = 0; i < t->numel; i++) t->data[i] = lo + (hi - lo) * acn_rng_uniform(&ctx->rng);
-    return ACN_OK;
+    float *v;
+    if (acn__init_ok(ctx, t, "init_uniform") || !(v = acn__init_dst(ctx, t, "init_uniform"))) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) v[i] = lo + (hi - lo) * acn_rng_uniform(&ctx->rng);
+    return acn__init_done(ctx, t, v, "init_uniform");
 }
 ACNDEF acn_status acn_init_normal(acn_ctx *ctx, acn_tensor *t, float mean, float std)
 {
     size_t i;
-    if (acn__init_ok(ctx, t, "init_normal")) return acn_status_of(ctx);
-    for (i = 0; i < t->numel; i++) t->data[i] = mean + std * acn_rng_normal(&ctx->rng);
-    return ACN_OK;
+    float *v;
+    if (acn__init_ok(ctx, t, "init_normal") || !(v = acn__init_dst(ctx, t, "init_normal"))) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) v[i] = mean + std * acn_rng_normal(&ctx->rng);
+    return acn__init_done(ctx, t, v, "init_normal");
 }
 
 /* erf^-1 in double: Winitzki's closed form (error ~2e-3) then Newton steps
@@ -6360,6 +6905,7 @@ ACNDEF acn_status acn_init_trunc_normal(acn_ctx *ctx, acn_tensor *t, float mean,
 {
     double cl, cu;
     size_t i;
+    float *v;
     if (acn__init_ok(ctx, t, "init_trunc_normal")) return acn_status_of(ctx);
     if (!(std > 0.0f) || !(lo < hi)) {
         acn__fail(ctx, ACN_ERR_ARG, "init_trunc_normal: need std > 0 and lo < hi (got std %g, [%g, %g])",
@@ -6368,12 +6914,13 @@ ACNDEF acn_status acn_init_trunc_normal(acn_ctx *ctx, acn_tensor *t, float mean,
     }
     cl = 0.5 * (1.0 + erf((lo - mean) / (std * 1.4142135623730951)));
     cu = 0.5 * (1.0 + erf((hi - mean) / (std * 1.4142135623730951)));
+    if (!(v = acn__init_dst(ctx, t, "init_trunc_normal"))) return ctx->status;
     for (i = 0; i < t->numel; i++) {
         double u = (2.0 * cl - 1.0) + (2.0 * (cu - cl)) * acn_rng_uniform(&ctx->rng);
         double x = mean + std * 1.4142135623730951 * acn__erfinv(u);
-        t->data[i] = (float)(x < lo ? lo : x > hi ? hi : x);
+        v[i] = (float)(x < lo ? lo : x > hi ? hi : x);
     }
-    return ACN_OK;
+    return acn__init_done(ctx, t, v, "init_trunc_normal");
 }
 ACNDEF acn_status acn_init_xavier_uniform(acn_ctx *ctx, acn_tensor *t, float gain)
 {
@@ -6403,9 +6950,10 @@ ACNDEF acn_status acn_init_linear(acn_ctx *ctx, acn_tensor *W, acn_tensor *b)
 ACNDEF acn_status acn_init_const(acn_ctx *ctx, acn_tensor *t, float value)
 {
     size_t i;
-    if (acn__init_ok(ctx, t, "init_const")) return acn_status_of(ctx);
-    for (i = 0; i < t->numel; i++) t->data[i] = value;
-    return ACN_OK;
+    float *v;
+    if (acn__init_ok(ctx, t, "init_const") || !(v = acn__init_dst(ctx, t, "init_const"))) return acn_status_of(ctx);
+    for (i = 0; i < t->numel; i++) v[i] = value;
+    return acn__init_done(ctx, t, v, "init_const");
 }
 ACNDEF acn_status acn_init_zeros(acn_ctx *ctx, acn_tensor *t) { return acn_init_const(ctx, t, 0.0f); }
 ACNDEF acn_status acn_init_ones(acn_ctx *ctx, acn_tensor *t) { return acn_init_const(ctx, t, 1.0f); }
@@ -6421,6 +6969,15 @@ static float *acn__opt_block(acn_ctx *ctx, size_t k, const char *who)
         acn__fail(ctx, ACN_ERR_STATE, "%s: the context has no parameters yet; create the model first", who);
         return NULL;
     }
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the moments, then AdamW's 4 scalars of a step and a byte per float: no decay */
+        size_t bytes = k * ctx->param_used * sizeof(float) + 4 * sizeof(float) + ctx->param_used;
+        p = NULL;
+        if (acn__cu_ok(ctx, acn__cu_alloc(ctx->cu, (void **)&p, bytes, who))) return NULL;
+        if (acn__dzero(ctx, p, bytes, who)) { acn__cu_free(ctx->cu, p); return NULL; }
+        return p;
+    }
+#endif
     p = (float *)ACN_MALLOC(k * ctx->param_used * sizeof(float));
     if (!p) {
         acn__fail(ctx, ACN_ERR_NOMEM, "%s: could not allocate %zu bytes of optimizer state", who,
@@ -6463,6 +7020,21 @@ ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, floa
     }
     if (!(opt->m = acn__opt_block(ctx, 2, "adamw"))) return ctx->status;
     opt->v = opt->m + ctx->param_used;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the bytes that mark the parameters without weight decay */
+        unsigned char *nd = (unsigned char *)(opt->v + ctx->param_used + 4), one = 1;
+        int k;
+        size_t i;
+        opt->dev_ = ctx->cu;
+        for (k = 0; k < ctx->n_params; k++)
+            if (ctx->ptab[k].flags & ACN_F_NODECAY)
+                for (i = 0; i < ctx->ptab[k].numel; i++)
+                    if (acn__dcopy(ctx, nd + ctx->ptab[k].offset + i, &one, 1, ACN__H2D, "adamw_init")) {
+                        acn_adamw_free(opt);
+                        return ctx->status;
+                    }
+    }
+#endif
     opt->n = ctx->param_used;
     opt->beta1 = beta1;
     opt->beta2 = beta2;
@@ -6519,6 +7091,21 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
     j.step_size = (float)(lr / bc1);
     j.bc2_sqrt = (float)sqrt(bc2);
     j.decay_keep = (float)(1.0 - (double)lr * opt->weight_decay);
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the step's scalars go up beside the moments; the kernel reads them there */
+        float hp[4], *dhp = opt->v + opt->n;
+        hp[0] = j.step_size;
+        hp[1] = j.bc2_sqrt;
+        hp[2] = j.decay_keep;
+        hp[3] = 0.0f;
+        if (!acn__dcopy(ctx, dhp, hp, sizeof hp, ACN__H2D, "adamw_step"))
+            acn__cu_ok(ctx, acn__cu_adamw(ctx->cu, opt->n, acn__pblock(ctx), acn__gblock(ctx), opt->m, opt->v,
+                                          (const unsigned char *)(dhp + 4), dhp, opt->beta1, opt->beta2, opt->eps,
+                                          "adamw_step"));
+        acn__leave(ctx);
+        return ctx->status;
+    }
+#endif
     acn__parallel(ctx, acn__adamw_task, &j, (double)opt->n * ACN__NS_ELEM_HEAVY, 4);
     acn__leave(ctx);
     return ctx->status;
@@ -6526,6 +7113,14 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
 ACNDEF void acn_adamw_free(acn_adamw *opt)
 {
     if (!opt) return;
+#ifdef ACN_CUDA
+    if (opt->dev_) {
+        acn__cu_free((acn__cu *)opt->dev_, opt->m);
+        opt->m = opt->v = NULL;
+        opt->dev_ = NULL;
+        return;
+    }
+#endif
     ACN_FREE(opt->m);
     opt->m = opt->v = NULL;
 }
@@ -6540,6 +7135,11 @@ ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float
     }
     memset(opt, 0, sizeof *opt);
     if (ctx->status) return ctx->status;
+    if (ACN__GPU(ctx)) {
+        acn__fail(ctx, ACN_ERR_STATE, "sgd_init: SGD runs on the CPU only for now; use AdamW on a GPU context "
+                  "(docs/cuda.md)");
+        return ctx->status;
+    }
     if (!(momentum >= 0.0f) || !(weight_decay >= 0.0f) || (nesterov && (momentum <= 0.0f || dampening != 0.0f))) {
         acn__fail(ctx, ACN_ERR_ARG,
                   "sgd: momentum and weight decay must be >= 0; Nesterov needs momentum > 0 and "
@@ -6639,6 +7239,16 @@ ACNDEF acn_status acn_clip_grad_norm(acn_ctx *ctx, float max_norm, float *norm_o
         return ctx->status;
     }
     if (acn__enter(ctx, "clip_grad_norm")) return ACN_ERR_STATE;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* the norm and the scaling on the device; the norm comes back only if asked for */
+        float *dnorm = (float *)((unsigned char *)acn__aligned(ctx->dev_scratch) + acn__cu_clip_scratch_bytes());
+        if (!acn__cu_ok(ctx, acn__cu_clip(ctx->cu, ctx->param_used, acn__gblock(ctx), max_norm,
+                                          acn__aligned(ctx->dev_scratch), dnorm, "clip_grad_norm")) && norm_out)
+            acn__dcopy(ctx, norm_out, dnorm, sizeof(float), ACN__D2H, "clip_grad_norm");
+        acn__leave(ctx);
+        return ctx->status;
+    }
+#endif
     chunks = (ctx->param_used + acn__chunk(ctx->param_used) - 1) / acn__chunk(ctx->param_used);
     acn__gblock_pass(ctx, 1, 0.0f, sums);
     for (i = 0; i < chunks; i++) s += sums[i];

@@ -196,6 +196,7 @@ extern "C" int acn__cu_alloc(acn__cu *g, void **p, size_t bytes, const char *wha
     }
     return acn__cu_check(g, e, what);
 }
+/* g may be NULL: the memory is the process's, whichever unit allocated it */
 extern "C" void acn__cu_free(acn__cu *g, void *p)
 {
     (void)g;
@@ -512,6 +513,43 @@ extern "C" int acn__cu_colsum(acn__cu *g, size_t R, size_t C, const float *d, fl
 {
     if (!C) return ACN_OK;
     acn__k_colsum<<<acn__cu_blocks(g, C), ACN__CU_THREADS, 0, g->stream>>>(R, C, d, out, accumulate);
+    return ACN__CU_LAUNCHED(g, what);
+}
+
+/* ---- sum and mean over an axis ---------------------------------------------------- */
+/* out[o, i] = sum_l x[o, l, i] (mean: / len), one thread per output, the sum
+ * in double in order as acn__reduce_fwd */
+__global__ void acn__k_reduce(size_t outer, size_t len, size_t inner, int mean, const float *x, float *out)
+{
+    ACN__CU_GRID_STRIDE(j, outer * inner) {
+        size_t o = j / inner, i = j % inner;
+        double s = 0.0;
+        for (size_t l = 0; l < len; l++) s += x[(o * len + l) * inner + i];
+        out[j] = (float)(mean ? s / (double)len : s);
+    }
+}
+/* x (outer, len, inner) -> out (outer, inner)   (acn__reduce_fwd) */
+extern "C" int acn__cu_reduce(acn__cu *g, size_t outer, size_t len, size_t inner, int mean, const float *x, float *out,
+                              const char *what)
+{
+    if (!outer || !inner) return ACN_OK;
+    acn__k_reduce<<<acn__cu_blocks(g, outer * inner), ACN__CU_THREADS, 0, g->stream>>>(outer, len, inner, mean, x, out);
+    return ACN__CU_LAUNCHED(g, what);
+}
+__global__ void acn__k_reduce_bwd(size_t outer, size_t len, size_t inner, float k, const float *d, float *gx)
+{
+    ACN__CU_GRID_STRIDE(j, outer * len * inner) {
+        size_t i = j % inner, o = j / (len * inner);
+        gx[j] += d[o * inner + i] * k;
+    }
+}
+/* gx (outer, len, inner) += d[o, i] k   (acn__reduce_bwd; k = 1 / len for a mean) */
+extern "C" int acn__cu_reduce_bwd(acn__cu *g, size_t outer, size_t len, size_t inner, float k, const float *d, float *gx,
+                                  const char *what)
+{
+    size_t n = outer * len * inner;
+    if (!n) return ACN_OK;
+    acn__k_reduce_bwd<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(outer, len, inner, k, d, gx);
     return ACN__CU_LAUNCHED(g, what);
 }
 

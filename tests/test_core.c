@@ -1126,6 +1126,17 @@ static void test_host_io(void)
           "the reset: %s", acn_error(ctx));
     acn_clear_error(ctx);
     CHECK(acn_read(NULL, W, got) == ACN_ERR_ARG, "no context");
+    {   /* a GPU context from a build without ACN_CUDA: refused, saying how to build one */
+        acn_ctx_config cfg = acn_ctx_defaults();
+        acn_ctx *g = NULL;
+        char why[300];
+        cfg.device = ACN_DEVICE_CUDA;
+        CHECK(acn_ctx_new_ex(&g, &cfg, why, sizeof why) == ACN_ERR_ARG && !g && strstr(why, "ACN_CUDA") &&
+                  strstr(why, "acn_cuda.o"), "a GPU context without ACN_CUDA: %s", why);
+        cfg.device = 7;
+        CHECK(acn_ctx_new_ex(&g, &cfg, why, sizeof why) == ACN_ERR_ARG && strstr(why, "device is 7"), "device 7: %s", why);
+        CHECK(acn_device(ctx) == ACN_DEVICE_CPU && !strcmp(acn_device_name(ctx), "the CPU"), "acn_device");
+    }
 }
 
 int main(void)

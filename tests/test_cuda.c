@@ -1,13 +1,24 @@
-/* The GPU unit (acn_cuda.cu) against the CPU: each kernel runs on the
- * device and its result is compared with acn.h's own CPU op on the same
- * inputs (relative error under 1e-5 per tensor, TF32 off), or with a plain
- * loop where acn.h has no op of that shape (the matrix product's strides).
- * Where no CUDA device can be used it prints "no CUDA device: skipped" and
- * exits 0. Built by `make cuda` (nvcc for acn_cuda.o, then this file with
- * -DACN_CUDA); see docs/cuda.md. */
+/* The GPU against the CPU, in two layers (docs/cuda.md):
+ *   - the kernels: each runs on the device and its result is compared with
+ *     acn.h's own CPU op on the same inputs, or with a plain loop where
+ *     acn.h has no op of that shape (the matrix product's strides);
+ *   - the device context: a GPU context and a CPU context build the same
+ *     models and graphs from the same seed, train them, and must agree
+ *     (losses, gradients, probes, weights after AdamW steps).
+ * Tolerance: relative error under 1e-5 per tensor, TF32 off.
+ *
+ * Built two ways. `make cuda`: with acn_cuda.o (nvcc), for a real GPU;
+ * where no CUDA device can be used it prints "no CUDA device: skipped" and
+ * exits 0. And with -DACN_CUDA_EMU: with tests/cuda_emu.c, the GPU unit
+ * emulated on the host with device pointers that fault if acn.h reads them
+ * as host memory, so that the device context is tested on every machine
+ * (make test). */
 #define ACN_IMPLEMENTATION
 #include "../acn.h"
 #include "test.h"
+#ifdef ACN_CUDA_EMU
+#include "cuda_emu.c"
+#endif
 
 #define TOL 1e-5
 
@@ -459,6 +470,166 @@ static void test_add_n(void)
     acn__cu_free(G, dY);
 }
 
+
+/* ---- the device context --------------------------------------------------------- */
+static acn_ctx *new_ctx(int device)
+{
+    acn_ctx_config cfg = acn_ctx_defaults();
+    acn_ctx *c = NULL;
+    char why[512];
+    cfg.device = device;
+    cfg.arena_bytes = (size_t)64 << 20;
+    if (acn_ctx_new_ex(&c, &cfg, why, sizeof why)) {
+        fprintf(stderr, "context on %s: %s\n", device ? "the GPU" : "the CPU", why);
+        exit(1);
+    }
+    acn_set_threads(c, 1);
+    return c;
+}
+/* t on both contexts, compared through acn_read (values) or acn_read_grad */
+static void agree(const char *what, acn_ctx *cg, acn_tensor *g, acn_ctx *cc, acn_tensor *c, int grad)
+{
+    float *a = (float *)malloc(c->numel * sizeof(float)), *b = (float *)malloc(c->numel * sizeof(float));
+    double e;
+    int rg = grad ? acn_read_grad(cg, g, a) : acn_read(cg, g, a), rc = grad ? acn_read_grad(cc, c, b) : acn_read(cc, c, b);
+    e = rg || rc ? 1.0 : t_relerr(a, b, c->numel);
+    CHECK(!rg && !rc && e < TOL, "%s: relative error %.3g (GPU: %s; CPU: %s)", what, e, acn_error(cg), acn_error(cc));
+    free(a);
+    free(b);
+}
+
+/* The MLP in every wiring, with LayerNorm in its blocks and head: three
+ * steps of cross-entropy with smoothing, clipping and AdamW on both
+ * contexts; the loss and the clipped norm of each step, every probe, and
+ * every weight after the steps must agree. */
+static void test_context_mlp(void)
+{
+    int wiring, step, k, np, i, xs[2] = {16, 64};
+    static float x[16 * 64];
+    int y[16];
+    for (i = 0; i < 16 * 64; i++) x[i] = (float)((i * 7919) % 97) / 48.0f - 1.0f;
+    for (i = 0; i < 16; i++) y[i] = (i * 3) % 10;
+    for (wiring = ACN_PLAIN; wiring <= ACN_ACN_DETACH; wiring++) {
+        acn_ctx *ctx[2];
+        acn_mlp m[2];
+        acn_adamw opt[2];
+        acn_mlp_config c = acn_mlp_defaults();
+        acn_tensor *probes[2][8], *pg, *pc;
+        char what[96];
+        c.depth = 4;
+        c.width = 32;
+        c.wiring = wiring;
+        for (k = 0; k < 2; k++) {
+            ctx[k] = new_ctx(k ? ACN_DEVICE_CUDA : ACN_DEVICE_CPU);
+            CHECK(!acn_mlp_build(ctx[k], &m[k], &c) && !acn_adamw_init(ctx[k], &opt[k], 0.9f, 0.999f, 1e-8f, 0.01f),
+                  "build: %s", acn_error(ctx[k]));
+        }
+        CHECK(acn_device(ctx[1]) == ACN_DEVICE_CUDA && acn_device(ctx[0]) == ACN_DEVICE_CPU, "acn_device");
+        for (step = 0; step < 3; step++) {
+            float loss[2], norm[2];
+            for (k = 0; k < 2; k++) {
+                acn_tensor *lo;
+                acn_reset(ctx[k]);
+                lo = acn_cross_entropy(ctx[k], acn_mlp_forward_ex(ctx[k], &m[k], acn_input(ctx[k], 2, xs, x), -1,
+                                                                  probes[k], 8), y, 0.1f, -1);
+                acn_zero_grad(ctx[k]);
+                acn_backward(ctx[k], lo);
+                acn_clip_grad_norm(ctx[k], 0.5f, &norm[k]);
+                loss[k] = acn_item(ctx[k], lo);
+                acn_adamw_step(ctx[k], &opt[k], 1e-2f);
+                CHECK(acn_status_of(ctx[k]) == ACN_OK, "wiring %d step %d on the %s: %s", wiring, step,
+                      k ? "GPU" : "CPU", acn_error(ctx[k]));
+            }
+            snprintf(what, sizeof what, "MLP wiring %d step %d: the loss", wiring, step);
+            CHECK(fabsf(loss[1] - loss[0]) <= TOL * fabsf(loss[0]), "%s: %.9g vs %.9g", what, loss[1], loss[0]);
+            CHECK(fabsf(norm[1] - norm[0]) <= TOL * fabsf(norm[0]), "MLP wiring %d step %d: the norm %.9g vs %.9g",
+                  wiring, step, norm[1], norm[0]);
+            for (i = 0; i <= c.depth && step == 2; i++) {
+                snprintf(what, sizeof what, "MLP wiring %d: the probe after %d blocks", wiring, i);
+                agree(what, ctx[1], probes[1][i], ctx[0], probes[0][i], 0);
+            }
+        }
+        pg = acn_params(ctx[1], &np);
+        pc = acn_params(ctx[0], &np);
+        for (i = 0; i < np; i++) {
+            snprintf(what, sizeof what, "MLP wiring %d: %s after 3 AdamW steps", wiring, pc[i].name);
+            agree(what, ctx[1], &pg[i], ctx[0], &pc[i], 0);
+            snprintf(what, sizeof what, "MLP wiring %d: the last gradient of %s", wiring, pc[i].name);
+            agree(what, ctx[1], &pg[i], ctx[0], &pc[i], 1);
+        }
+        for (k = 0; k < 2; k++) {
+            acn_adamw_free(&opt[k]);
+            acn_ctx_free(ctx[k]);
+        }
+    }
+}
+
+/* One graph of the other ops that run on a GPU context, on both contexts:
+ * every leaf's gradient must agree. */
+static acn_tensor *graph(acn_ctx *c, acn_tensor **leaves)
+{
+    int s_a[3] = {2, 6, 8}, s_w[2] = {8, 5}, s_b[2] = {6, 1}, s_m[3] = {2, 1, 5}, s_t[2] = {12, 5}, i;
+    static float va[96], vw[40], vb[6], vm[10], vt[60];
+    int lab[12];
+    acn_tensor *a, *w, *b, *m, *t, *h, *p, *u, *v, *parts[3];
+    for (i = 0; i < 96; i++) va[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    for (i = 0; i < 40; i++) vw[i] = (float)((i * 11) % 17) / 8.0f - 1.0f;
+    for (i = 0; i < 6; i++) vb[i] = 0.25f * (float)i - 0.5f;
+    for (i = 0; i < 10; i++) vm[i] = i == 3 ? -1e9f : 0.1f * (float)i;
+    for (i = 0; i < 60; i++) vt[i] = (float)((i * 13) % 7) / 7.0f;
+    for (i = 0; i < 12; i++) lab[i] = i % 5 == 2 ? -1 : i % 5;
+    a = leaves[0] = acn_new(c, 3, s_a, ACN_F_GRAD);
+    w = leaves[1] = acn_new(c, 2, s_w, ACN_F_GRAD);
+    b = leaves[2] = acn_new(c, 2, s_b, ACN_F_GRAD);
+    m = leaves[3] = acn_new(c, 3, s_m, ACN_F_GRAD);
+    t = leaves[4] = acn_new(c, 2, s_t, ACN_F_GRAD);
+    acn_write(c, a, va); acn_write(c, w, vw); acn_write(c, b, vb); acn_write(c, m, vm); acn_write(c, t, vt);
+    h = acn_matmul(c, acn_tanh(c, acn_sub(c, acn_mul(c, a, b), acn_scale(c, b, 0.5f))), w, 0, 0); /* (2, 6, 5) */
+    h = acn_transpose(c, acn_relu(c, acn_transpose(c, h, 1, 2)), 1, 2);
+    p = acn_softmax(c, acn_layernorm(c, h, NULL, NULL, 1e-5f), m);                                  /* mask (2, 1, 5) */
+    u = acn_matmul(c, a, acn_reshape(c, w, 2, s_w), 0, 0);                                        /* shared b */
+    v = acn_matmul(c, p, h, 1, 0);                                                                /* (2, 5, 5), a^T */
+    parts[0] = acn_sum(c, acn_mean(c, acn_gelu_ex(c, u, ACN_GELU_TANH), 1), ACN_AXIS_ALL);
+    parts[1] = acn_mean(c, acn_gelu(c, v), ACN_AXIS_ALL);
+    parts[2] = acn_add(c, acn_cross_entropy(c, acn_reshape(c, p, 2, s_t), lab, 0.2f, -1),
+                       acn_cross_entropy_soft(c, acn_reshape(c, h, 2, s_t), acn_dropout(c, t, 0.25f), 0.1f));
+    return acn_add_n(c, parts, 3);
+}
+static void test_context_graph(void)
+{
+    acn_ctx *ctx[2];
+    acn_tensor *leaves[2][5], *lo[2];
+    const char *names[5] = {"a", "b (broadcast)", "w (shared by a batch)", "the mask", "the soft targets"};
+    int k, i, map[5] = {0, 2, 1, 3, 4};
+    for (k = 0; k < 2; k++) {
+        ctx[k] = new_ctx(k ? ACN_DEVICE_CUDA : ACN_DEVICE_CPU);
+        acn_set_train(ctx[k], 1);
+        lo[k] = graph(ctx[k], leaves[k]);
+        CHECK(lo[k] && acn_backward(ctx[k], lo[k]) == ACN_OK, "graph on the %s: %s", k ? "GPU" : "CPU", acn_error(ctx[k]));
+    }
+    if (lo[0] && lo[1]) {
+        agree("graph: the loss", ctx[1], lo[1], ctx[0], lo[0], 0);
+        for (i = 0; i < 5; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "graph: the gradient of %s", names[i]);
+            agree(what, ctx[1], leaves[1][map[i]], ctx[0], leaves[0][map[i]], 1);
+        }
+    }
+    /* what does not run on a GPU context yet says so */
+    {
+        int s[3] = {1, 4, 6};
+        acn_tensor *q = acn_new(ctx[1], 3, s, 0);
+        CHECK(!acn_attention(ctx[1], q, q, q, 2, NULL) && acn_status_of(ctx[1]) == ACN_ERR_STATE &&
+                  strstr(acn_error(ctx[1]), "attention: this op does not run on a GPU context yet"),
+              "attention on a GPU context: %s", acn_error(ctx[1]));
+        acn_clear_error(ctx[1]);
+        acn_set_check_finite(ctx[1], 1);
+        CHECK(acn_status_of(ctx[1]) == ACN_ERR_STATE, "check_finite on a GPU context: %s", acn_error(ctx[1]));
+        acn_clear_error(ctx[1]);
+    }
+    for (k = 0; k < 2; k++) acn_ctx_free(ctx[k]);
+}
+
 int main(void)
 {
     char why[512];
@@ -486,6 +657,8 @@ int main(void)
     test_adamw_clip();
     test_add_n();
     CHECK(acn__cu_sync(G, "the last kernels") == ACN_OK, "%s", acn__cu_msg(G));
+    test_context_mlp();
+    test_context_graph();
     acn_ctx_free(C);
     acn__cu_close(G);
     return t_done("cuda");
