@@ -2282,9 +2282,9 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(MEAN, "mean", acn__reduce_fwd, acn__reduce_bwd, acn__d_reduce_fwd, acn__d_reduce_bwd) \
     X(MATMUL, "matmul", acn__matmul_fwd, acn__matmul_bwd, acn__d_matmul_fwd, acn__d_matmul_bwd) \
     X(LINEAR, "linear", acn__linear_fwd, acn__linear_bwd, acn__d_linear_fwd, acn__d_linear_bwd) \
-    X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd, acn__d_none, acn__d_none) \
-    X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd, acn__d_none, acn__d_none) \
-    X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd, acn__d_none, acn__d_none) \
+    X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd, acn__d_lgelu_fwd, acn__d_lgelu_bwd) \
+    X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd, acn__d_lmid_fwd, acn__d_lmid_bwd) \
+    X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd, acn__d_ffn_fwd, acn__d_ffn_bwd) \
     X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
     X(RELU, "relu", acn__relu_fwd, acn__relu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
     X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
@@ -2294,12 +2294,12 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(LAYERNORM, "layernorm", acn__ln_fwd, acn__ln_bwd, acn__d_ln_fwd, acn__d_ln_bwd) \
     X(TRANSPOSE, "transpose", acn__transpose_fwd, acn__transpose_bwd, acn__d_transpose_fwd, acn__d_transpose_bwd) \
     X(RESHAPE, "reshape", acn__reshape_fwd, acn__reshape_bwd, acn__d_reshape_fwd, acn__d_reshape_bwd) \
-    X(CONCAT, "concat", acn__concat_fwd, acn__concat_bwd, acn__d_none, acn__d_none) \
-    X(SLICE, "slice", acn__slice_fwd, acn__slice_bwd, acn__d_none, acn__d_none) \
-    X(PATCHES, "patches", acn__patches_fwd, acn__patches_bwd, acn__d_none, acn__d_none) \
-    X(EMBEDDING, "embedding", acn__embed_fwd, acn__embed_bwd, acn__d_none, acn__d_none) \
+    X(CONCAT, "concat", acn__concat_fwd, acn__concat_bwd, acn__d_concat_fwd, acn__d_concat_bwd) \
+    X(SLICE, "slice", acn__slice_fwd, acn__slice_bwd, acn__d_slice_fwd, acn__d_slice_bwd) \
+    X(PATCHES, "patches", acn__patches_fwd, acn__patches_bwd, acn__d_patches_fwd, acn__d_patches_bwd) \
+    X(EMBEDDING, "embedding", acn__embed_fwd, acn__embed_bwd, acn__d_embed_fwd, acn__d_embed_bwd) \
     X(DROPOUT, "dropout", acn__dropout_fwd, acn__dropout_bwd, acn__d_dropout_fwd, acn__d_dropout_bwd) \
-    X(ATTENTION, "attention", acn__attn_fwd, acn__attn_bwd, acn__d_none, acn__d_none) \
+    X(ATTENTION, "attention", acn__attn_fwd, acn__attn_bwd, acn__d_attn_fwd, acn__d_attn_bwd) \
     X(CUSTOM, "custom", acn__custom_fwd, acn__custom_bwd, acn__d_none, acn__d_none)
 
 #define ACN__OP_ENUM(id, name, fwd, bwd, dfwd, dbwd) ACN__OP_##id,
@@ -5014,6 +5014,258 @@ static void acn__d_dropout_bwd(acn_ctx *ctx, acn__node *n)
     if (!gx || !(keep = acn__d_keep(ctx, n, 1))) return;
     ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, keep, n->farg[1], n->out->grad, gx, 1, "dropout"));
     acn__gfree(ctx->gheap, (float *)keep, (n->out->numel + sizeof(float) - 1) / sizeof(float));
+}
+/* device twins of acn__lgelu_fwd and acn__lgelu_bwd: z = x W^T + b kept in
+ * aux (computed once: iarg[1]), out = GELU(z); dz = d GELU'(z), then as linear */
+static void acn__d_lgelu_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    float *z = (float *)n->aux;
+    if (!n->iarg[1]) {
+        acn__dgemm(ctx, R, O, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, z, 0, 1, 0, 0, 0, "linear_gelu");
+        if (n->in[2]) ACN__CU_CALL(ctx, acn__cu_add_rows(ctx->cu, (size_t)R, O, acn__val(ctx, n->in[2]), z, O, "linear_gelu"));
+    }
+    ACN__CU_CALL(ctx, acn__cu_unary(ctx->cu, ACN__CU_GELU, n->out->numel, z, n->out->data, "linear_gelu"));
+    n->iarg[1] = 1;
+}
+static void acn__d_lgelu_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = n->in[2] ? acn__g(n->in[2]) : NULL, *dz;
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, n->out->numel))) return;
+    ACN__CU_CALL(ctx, acn__cu_unary_bwd(ctx->cu, ACN__CU_GELU, n->out->numel, (const float *)n->aux, n->out->grad, dz,
+                                        0, "linear_gelu"));
+    if (gx) acn__dgemm(ctx, R, I, O, dz, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]), 1, 0, 0, 0, "linear_gelu");
+    if (gW) acn__dgemm(ctx, O, I, R, dz, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]), 1, 0, 0, 0, "linear_gelu");
+    if (gb) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)O, dz, acn__zeroed(n->in[2]), 1, "linear_gelu"));
+    acn__gfree(ctx->gheap, dz, n->out->numel);
+}
+/* device twins of acn__lmid_fwd and acn__lmid_bwd, per batch element b:
+ * out_b (J, D) = W (J, T) x_b (T, D) + b 1^T;  dx_b += W^T d_b;
+ * dW += d_b x_b^T (b in order);  db[j] += sum_{b, d} d_b[j, d] */
+static void acn__d_lmid_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0];
+    acn__dgemm(ctx, J, D, T, acn__val(ctx, n->in[1]), 0, acn__val(ctx, n->in[0]), 0, n->out->data, 0, B, 0,
+               (size_t)T * D, (size_t)J * D, "linear_mid");
+    if (n->in[2]) { /* + bias[j] on row j of every b: an add broadcast over (B, 1, D), in place */
+        int n4[4];
+        size_t so[4], sb[4];
+        n4[0] = 1; n4[1] = B; n4[2] = J; n4[3] = D;
+        so[0] = 0; so[1] = (size_t)J * D; so[2] = (size_t)D; so[3] = 1;
+        sb[0] = sb[1] = sb[3] = 0; sb[2] = 1;
+        ACN__CU_CALL(ctx, acn__cu_binary(ctx->cu, ACN__CU_ADD, n4, so, sb, n->out->data, acn__val(ctx, n->in[2]),
+                                         n->out->data, "linear_mid"));
+    }
+}
+static void acn__d_lmid_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0], b;
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = n->in[2] ? acn__zeroed(n->in[2]) : NULL;
+    const float *x = acn__val(ctx, n->in[0]), *d = n->out->grad;
+    if (gx) acn__dgemm(ctx, T, D, J, acn__val(ctx, n->in[1]), 1, d, 0, gx, !acn__fresh(n->in[0]), B, 0, (size_t)J * D,
+                       (size_t)T * D, "linear_mid");
+    if (gW) {
+        int add = !acn__fresh(n->in[1]);
+        for (b = 0; b < B && !ctx->status; b++)
+            acn__dgemm(ctx, J, T, D, d + (size_t)b * J * D, 0, x + (size_t)b * T * D, 1, gW, b > 0 || add, 1, 0, 0, 0,
+                       "linear_mid");
+    }
+    if (gb) { /* d (B, J, D) summed over b and d into (J) */
+        int n4[4];
+        size_t sb[4], so[4];
+        n4[0] = 1; n4[1] = B; n4[2] = J; n4[3] = D;
+        sb[0] = sb[1] = sb[3] = 0; sb[2] = 1;
+        so[0] = 0; so[1] = (size_t)J * D; so[2] = (size_t)D; so[3] = 1;
+        ACN__CU_CALL(ctx, acn__cu_binary_bwd(ctx->cu, ACN__CU_ADD, 0, n4, sb, so, (size_t)J, d, NULL, gb, "linear_mid"));
+    }
+}
+/* device twins of acn__ffn_fwd and acn__ffn_bwd. On a GPU context aux holds
+ * z = x W1^T + b1 (R, H) and, when there is room (iarg[0]), h = GELU(z);
+ * without it h lives in the arena for the forward and is made again from z
+ * in the gradient heap for backward. */
+static void acn__d_ffn_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
+    int R = (int)(n->out->numel / (size_t)O);
+    float *z = (float *)n->aux, *h = n->iarg[0] ? z + (size_t)R * H : acn__alloc_floats(ctx, (size_t)R * H, "ffn");
+    if (!h) return;
+    acn__dgemm(ctx, R, H, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, z, 0, 1, 0, 0, 0, "ffn");
+    if (n->in[2]) ACN__CU_CALL(ctx, acn__cu_add_rows(ctx->cu, (size_t)R, H, acn__val(ctx, n->in[2]), z, H, "ffn"));
+    ACN__CU_CALL(ctx, acn__cu_unary(ctx->cu, ACN__CU_GELU, (size_t)R * H, z, h, "ffn"));
+    acn__dgemm(ctx, R, O, H, h, 0, acn__val(ctx, n->in[3]), 1, n->out->data, 0, 1, 0, 0, 0, "ffn");
+    if (n->in[4]) ACN__CU_CALL(ctx, acn__cu_add_rows(ctx->cu, (size_t)R, O, acn__val(ctx, n->in[4]), n->out->data, O, "ffn"));
+}
+/* dz = (d W2) GELU'(z);  dW2 += d^T h;  db2 += sum_r d;  dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz */
+static void acn__d_ffn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
+    int R = (int)(n->out->numel / (size_t)O);
+    size_t RH = (size_t)R * H;
+    float *gx = acn__g(n->in[0]), *gW1 = acn__g(n->in[1]), *gb1 = acn__g(n->in[2]);
+    float *gW2 = acn__g(n->in[3]), *gb2 = acn__g(n->in[4]), *dz, *h = NULL;
+    const float *z = (const float *)n->aux, *d = n->out->grad;
+    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, RH))) return;
+    acn__dgemm(ctx, R, H, O, d, 0, acn__val(ctx, n->in[3]), 0, dz, 0, 1, 0, 0, 0, "ffn");
+    ACN__CU_CALL(ctx, acn__cu_unary_bwd(ctx->cu, ACN__CU_GELU, RH, z, dz, dz, 0, "ffn"));
+    if (gW2) {
+        if (n->iarg[0]) h = (float *)z + RH;
+        else if ((h = acn__galloc_raw(ctx, ctx->gheap, RH)))
+            ACN__CU_CALL(ctx, acn__cu_unary(ctx->cu, ACN__CU_GELU, RH, z, h, "ffn"));
+        if (h) acn__dgemm(ctx, O, H, R, d, 1, h, 0, gW2, !acn__fresh(n->in[3]), 1, 0, 0, 0, "ffn");
+        if (h && !n->iarg[0]) acn__gfree(ctx->gheap, h, RH);
+    }
+    if (gb2) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)O, d, acn__zeroed(n->in[4]), 1, "ffn"));
+    if (gx) acn__dgemm(ctx, R, I, H, dz, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]), 1, 0, 0, 0, "ffn");
+    if (gW1) acn__dgemm(ctx, H, I, R, dz, 1, acn__val(ctx, n->in[0]), 0, gW1, !acn__fresh(n->in[1]), 1, 0, 0, 0, "ffn");
+    if (gb1) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)H, dz, acn__zeroed(n->in[2]), 1, "ffn"));
+    acn__gfree(ctx->gheap, dz, RH);
+}
+/* device twins of acn__concat_fwd/bwd and acn__slice_fwd/bwd: each input is
+ * an (outer, len) block of rows inside the (outer, row) output */
+static void acn__d_concat_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int a = n->iarg[0], k;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim);
+    size_t row = (size_t)n->out->shape[a] * inner, off = 0;
+    for (k = 0; k < n->n_in; k++) {
+        size_t len = (size_t)n->in[k]->shape[a] * inner;
+        ACN__CU_CALL(ctx, acn__cu_copy2d(ctx->cu, outer, len, acn__val(ctx, n->in[k]), len, n->out->data + off, row, 0,
+                                         "concat"));
+        off += len;
+    }
+}
+static void acn__d_concat_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int a = n->iarg[0], k;
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim);
+    size_t row = (size_t)n->out->shape[a] * inner, off = 0;
+    for (k = 0; k < n->n_in; k++) {
+        size_t len = (size_t)n->in[k]->shape[a] * inner;
+        float *g = acn__g(n->in[k]);
+        if (g) ACN__CU_CALL(ctx, acn__cu_copy2d(ctx->cu, outer, len, n->out->grad + off, row, g, len, 1, "concat"));
+        off += len;
+    }
+}
+static void acn__d_slice_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int a = n->iarg[0];
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim);
+    size_t len = (size_t)n->out->shape[a] * inner, row = (size_t)n->in[0]->shape[a] * inner;
+    ACN__CU_CALL(ctx, acn__cu_copy2d(ctx->cu, outer, len, acn__val(ctx, n->in[0]) + (size_t)n->iarg[1] * inner, row,
+                                     n->out->data, len, 0, "slice"));
+}
+static void acn__d_slice_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]);
+    int a = n->iarg[0];
+    size_t outer = acn__prod(n->out, 0, a), inner = acn__prod(n->out, a + 1, n->out->ndim);
+    size_t len = (size_t)n->out->shape[a] * inner, row = (size_t)n->in[0]->shape[a] * inner;
+    if (gx) ACN__CU_CALL(ctx, acn__cu_copy2d(ctx->cu, outer, len, n->out->grad, len, gx + (size_t)n->iarg[1] * inner,
+                                             row, 1, "slice"));
+}
+/* device twins of acn__patches_fwd (gather) and acn__patches_bwd (scatter, added) */
+static void acn__d_patches_fwd(acn_ctx *ctx, acn__node *n)
+{
+    const acn_tensor *x = n->in[0];
+    ACN__CU_CALL(ctx, acn__cu_patches(ctx->cu, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iarg[0],
+                                      acn__val(ctx, n->in[0]), n->out->data, 0, "patches"));
+}
+static void acn__d_patches_bwd(acn_ctx *ctx, acn__node *n)
+{
+    const acn_tensor *x = n->in[0];
+    float *gx = acn__g(n->in[0]);
+    if (gx) ACN__CU_CALL(ctx, acn__cu_patches(ctx->cu, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iarg[0],
+                                              n->out->grad, gx, 1, "patches"));
+}
+/* device twins of acn__embed_fwd and acn__embed_bwd: the ids (host, aux) go up first */
+static int *acn__d_ids(acn_ctx *ctx, acn__node *n, size_t count, int in_backward)
+{
+    int *d = (int *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, count) : acn__alloc_floats(ctx, count, "embedding"));
+    if (d && acn__dcopy(ctx, d, n->aux, count * sizeof(int), ACN__H2D, "embedding")) return NULL;
+    return d;
+}
+static void acn__d_embed_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int D = n->in[0]->shape[1];
+    size_t count = n->out->numel / (size_t)D;
+    int *ids = acn__d_ids(ctx, n, count, 0);
+    if (ids) ACN__CU_CALL(ctx, acn__cu_embed(ctx->cu, count, D, acn__val(ctx, n->in[0]), ids, n->out->data, "embedding"));
+}
+static void acn__d_embed_bwd(acn_ctx *ctx, acn__node *n)
+{
+    int D = n->in[0]->shape[1], *ids;
+    size_t count = n->out->numel / (size_t)D;
+    float *gt = acn__g(n->in[0]);
+    if (!gt || !(ids = acn__d_ids(ctx, n, count, 1))) return;
+    ACN__CU_CALL(ctx, acn__cu_embed_bwd(ctx->cu, count, D, n->out->grad, ids, gt, "embedding"));
+    acn__gfree(ctx->gheap, (float *)ids, count);
+}
+/* device twins of acn__attn_fwd and acn__attn_bwd, head by head, each a
+ * product batched over b on the columns h dh .. h dh + dh - 1 where they lie:
+ *   P[b, h] = softmax(s q_bh k_bh^T + mask[b]) (kept in aux, (B, H, Tq, Tk));  out_bh = P v_bh
+ *   dP = G_bh v_bh^T;  dv_bh += P^T G_bh;  dS = P (dP - rowsum(P dP));  dmask[b, j] += sum_i dS
+ *   dq_bh += s dS k_bh;  dk_bh += s dS^T q_bh */
+static void acn__d_attn_fwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__attn_geom g = acn__attn_where(n);
+    int B = n->out->shape[0], H = n->iarg[0], dh = g.D / H, h, n4[4];
+    const float *q = acn__val(ctx, n->in[0]) + g.qo, *k = acn__val(ctx, n->in[1]) + g.ko, *v = acn__val(ctx, n->in[2]) + g.vo;
+    float *P = (float *)n->aux;
+    size_t PT = (size_t)g.Tq * g.Tk, ms[4];
+    for (h = 0; h < H && !ctx->status; h++)
+        ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tq, g.Tk, dh, q + (size_t)h * dh, (int)g.lq, 0, k + (size_t)h * dh,
+                                       (int)g.lk, 1, P + (size_t)h * PT, g.Tk, 0, B, (long long)(g.Tq * g.lq),
+                                       (long long)(g.Tk * g.lk), (long long)(H * PT), "attention"));
+    n4[0] = B; n4[1] = H; n4[2] = g.Tq; n4[3] = g.Tk;
+    ms[0] = (size_t)g.Tk; ms[1] = ms[2] = 0; ms[3] = 1; /* the mask (B, Tk) over every head and query */
+    ACN__CU_CALL(ctx, acn__cu_softmax(ctx->cu, (size_t)B * H * g.Tq, g.Tk, 1.0f / sqrtf((float)dh), P,
+                                      n->in[3] ? acn__val(ctx, n->in[3]) : NULL, n4, ms, P, "attention"));
+    for (h = 0; h < H && !ctx->status; h++)
+        ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tq, dh, g.Tk, P + (size_t)h * PT, g.Tk, 0, v + (size_t)h * dh,
+                                       (int)g.lv, 0, n->out->data + (size_t)h * dh, g.D, 0, B, (long long)(H * PT),
+                                       (long long)(g.Tk * g.lv), (long long)((size_t)g.Tq * g.D), "attention"));
+}
+static void acn__d_attn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    acn__attn_geom g = acn__attn_where(n);
+    int B = n->out->shape[0], H = n->iarg[0], dh = g.D / H, h, n4[4];
+    const float *q = acn__val(ctx, n->in[0]) + g.qo, *k = acn__val(ctx, n->in[1]) + g.ko, *v = acn__val(ctx, n->in[2]) + g.vo;
+    const float *P = (const float *)n->aux, *G = n->out->grad;
+    float *gq = acn__g(n->in[0]), *gk = acn__g(n->in[1]), *gv = acn__g(n->in[2]);
+    float *gm = n->in[3] ? acn__g(n->in[3]) : NULL, *dS, s = 1.0f / sqrtf((float)dh);
+    size_t PT = (size_t)g.Tq * g.Tk, all = (size_t)B * H * PT, ms[4], ss[4];
+    long long sP = (long long)(H * PT), sG = (long long)((size_t)g.Tq * g.D);
+    if (gq) gq += g.qo;
+    if (gk) gk += g.ko;
+    if (gv) gv += g.vo;
+    if (!(dS = acn__galloc_raw(ctx, ctx->gheap, all))) return;
+    for (h = 0; h < H && !ctx->status; h++) {
+        size_t c = (size_t)h * dh;
+        ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tq, g.Tk, dh, G + c, g.D, 0, v + c, (int)g.lv, 1, dS + (size_t)h * PT,
+                                       g.Tk, 0, B, sG, (long long)(g.Tk * g.lv), sP, "attention"));
+        if (gv) ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tk, dh, g.Tq, P + (size_t)h * PT, g.Tk, 1, G + c, g.D, 0,
+                                               gv + c, (int)g.lv, 1, B, sP, sG, (long long)(g.Tk * g.lv), "attention"));
+    }
+    ACN__CU_CALL(ctx, acn__cu_softmax_bwd(ctx->cu, (size_t)B * H * g.Tq, g.Tk, 1.0f, P, dS, dS, 0, "attention"));
+    if (gm) {
+        n4[0] = B; n4[1] = H; n4[2] = g.Tq; n4[3] = g.Tk;
+        ms[0] = (size_t)g.Tk; ms[1] = ms[2] = 0; ms[3] = 1;
+        ss[0] = (size_t)H * PT; ss[1] = PT; ss[2] = (size_t)g.Tk; ss[3] = 1;
+        ACN__CU_CALL(ctx, acn__cu_binary_bwd(ctx->cu, ACN__CU_ADD, 0, n4, ms, ss, n->in[3]->numel, dS, NULL, gm,
+                                             "attention"));
+    }
+    ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, all, s, dS, dS, 0, "attention"));
+    for (h = 0; h < H && !ctx->status; h++) {
+        size_t c = (size_t)h * dh;
+        if (gq) ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tq, dh, g.Tk, dS + (size_t)h * PT, g.Tk, 0, k + c, (int)g.lk, 0,
+                                               gq + c, (int)g.lq, 1, B, sP, (long long)(g.Tk * g.lk),
+                                               (long long)(g.Tq * g.lq), "attention"));
+        if (gk) ACN__CU_CALL(ctx, acn__cu_gemm(ctx->cu, g.Tk, dh, g.Tq, dS + (size_t)h * PT, g.Tk, 1, q + c, (int)g.lq, 0,
+                                               gk + c, (int)g.lk, 1, B, sP, (long long)(g.Tq * g.lq),
+                                               (long long)(g.Tk * g.lk), "attention"));
+    }
+    acn__gfree(ctx->gheap, dS, all);
 }
 #endif /* ACN_CUDA */
 
@@ -8273,8 +8525,9 @@ static acn_tensor *acn__vit_x0(acn_ctx *ctx, const void *mv, acn_tensor *images)
     int s[2];
     s[0] = (c->image_h / c->patch) * (c->image_w / c->patch);
     s[1] = c->width;
-    if (!(pe = acn_new(ctx, 2, s, 0))) return NULL;                         /* (N, D) */
-    acn_posemb_sincos_2d(c->image_h / c->patch, c->image_w / c->patch, c->width, pe->data);
+    float *h = (float *)acn__alloc(ctx, (size_t)s[0] * s[1] * sizeof(float), "vit_forward"); /* host */
+    if (!h || acn_posemb_sincos_2d(c->image_h / c->patch, c->image_w / c->patch, c->width, h)) return NULL;
+    if (!(pe = acn_input(ctx, 2, s, h))) return NULL;                       /* (N, D), on the context's device */
     return acn_add(ctx, acn__patch_embed(ctx, images, m->embed_w, m->embed_b, c->patch), pe);
 }
 ACNDEF acn_tensor *acn_vit_forward_ex(acn_ctx *ctx, const acn_vit *m, acn_tensor *images, int k,
@@ -8639,9 +8892,11 @@ ACNDEF acn_tensor *acn_bert_forward_ex(acn_ctx *ctx, const acn_bert *m, const in
     r.mask = NULL;
     s[0] = B;
     s[1] = T;
-    if (mask) { /* additive over keys: 0 for tokens, -10000 for padding */
-        if (!(r.mask = acn_new(ctx, 2, s, 0))) return NULL;
-        for (i = 0; i < B * T; i++) r.mask->data[i] = mask[i] ? 0.0f : -10000.0f;
+    if (mask) { /* additive over keys: 0 for tokens, -10000 for padding (made on the host) */
+        float *h = (float *)acn__alloc(ctx, (size_t)B * T * sizeof(float), "bert_forward");
+        if (!h) return NULL;
+        for (i = 0; i < B * T; i++) h[i] = mask[i] ? 0.0f : -10000.0f;
+        if (!(r.mask = acn_input(ctx, 2, s, h))) return NULL;
     }
     if (!(pos = (int *)acn__alloc(ctx, (size_t)T * sizeof(int), "bert_forward"))) return NULL;
     for (i = 0; i < T; i++) pos[i] = i;

@@ -82,7 +82,7 @@ echo "== the GPU unit (acn_cuda.cu)"
 # device pointers fault if acn.h reads them as host memory
 if build -DACN_CUDA -DACN_CUDA_EMU tests/test_cuda.c -o "$B/test_cuda_emu" 2> "$B/log" &&
     g++ $WARN -O1 -x c++ -DACN_CUDA -DACN_CUDA_EMU tests/test_cuda.c -o "$B/test_cuda_emu_cxx" -lm 2>> "$B/log"; then
-    suite "GPU contexts against CPU contexts, on the emulated GPU (kernels, MLP in 4 wirings, a graph of ops)" "$B/test_cuda_emu"
+    suite "GPU contexts against CPU contexts, on the emulated GPU (kernels; MLP, Mixer, ViT, BERT in 4 wirings; a graph of ops)" "$B/test_cuda_emu"
     suite "the same, built as C++" "$B/test_cuda_emu_cxx"
     if $CC -std=c99 $WARN -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -DACN_CUDA -DACN_CUDA_EMU tests/test_cuda.c -o "$B/san_cuda_emu" -lm 2> "$B/log"; then
         suite "the same, under AddressSanitizer and UndefinedBehaviorSanitizer" "$B/san_cuda_emu"

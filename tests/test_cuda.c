@@ -498,6 +498,64 @@ static void agree(const char *what, acn_ctx *cg, acn_tensor *g, acn_ctx *cc, acn
     free(b);
 }
 
+/* Every parameter's gradient on both contexts. Each is held to 1e-5 of the
+ * larger of its own norm and 1e-2 of the whole gradient's norm: a gradient
+ * that is zero in exact arithmetic (the key bias of attention, whose shift
+ * softmax ignores; the bias of the Mixer's token-mixing output, which the
+ * LayerNorm after it removes) is rounding noise on both devices, and is held
+ * to rounding, not to its own noise. */
+static void grads_agree(const char *model, int wiring, acn_ctx *cg, acn_ctx *cc)
+{
+    int np, i;
+    acn_tensor *pg = acn_params(cg, &np), *pc = acn_params(cc, &np);
+    double total = 0.0;
+    for (i = 0; i < np; i++) {
+        double n = acn_grad_norm(cc, &pc[i]);
+        total += n * n;
+    }
+    total = sqrt(total);
+    for (i = 0; i < np; i++) {
+        size_t n = pc[i].numel, j;
+        float *a = (float *)malloc(n * sizeof(float)), *b = (float *)malloc(n * sizeof(float));
+        double d = 0.0, own = 0.0, scale;
+        int ok = a && b && !acn_read_grad(cg, &pg[i], a) && !acn_read_grad(cc, &pc[i], b);
+        for (j = 0; ok && j < n; j++) {
+            d += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+            own += (double)b[j] * b[j];
+        }
+        scale = sqrt(own) > 1e-2 * total ? sqrt(own) : 1e-2 * total;
+        CHECK(ok && sqrt(d) <= TOL * scale, "%s wiring %d: the gradient of %s: error %.3g of %.3g (its norm %.3g)",
+              model, wiring, pc[i].name, sqrt(d), scale, sqrt(own));
+        free(a);
+        free(b);
+    }
+}
+/* Parameters whose gradient is zero in exact arithmetic (see grads_agree):
+ * AdamW turns their rounding noise into steps of the learning rate's size,
+ * so after steps they are compared with nothing. */
+static int zero_gradient(const char *name)
+{
+    return strstr(name, "attn.k.bias") || strstr(name, "attn.qkv.bias") || strstr(name, "tok.fc2.bias");
+}
+/* The weights after AdamW steps: AdamW divides each step by the root of the
+ * gradient's second moment, which makes small differences of the gradient
+ * count more than in the forward and backward passes; 1e-4 per tensor. */
+#define TOL_STEPS 1e-4
+static void weights_agree(const char *model, int wiring, acn_ctx *cg, acn_ctx *cc)
+{
+    int np, i;
+    acn_tensor *pg = acn_params(cg, &np), *pc = acn_params(cc, &np);
+    for (i = 0; i < np; i++) {
+        float *a = (float *)malloc(pc[i].numel * sizeof(float)), *b = (float *)malloc(pc[i].numel * sizeof(float));
+        double e = 1.0;
+        if (zero_gradient(pc[i].name)) { free(a); free(b); continue; }
+        if (a && b && !acn_read(cg, &pg[i], a) && !acn_read(cc, &pc[i], b)) e = t_relerr(a, b, pc[i].numel);
+        CHECK(e < TOL_STEPS, "%s wiring %d: %s after 3 AdamW steps: relative error %.3g", model, wiring, pc[i].name, e);
+        free(a);
+        free(b);
+    }
+}
+
 /* The MLP in every wiring, with LayerNorm in its blocks and head: three
  * steps of cross-entropy with smoothing, clipping and AdamW on both
  * contexts; the loss and the clipped norm of each step, every probe, and
@@ -527,15 +585,19 @@ static void test_context_mlp(void)
         CHECK(acn_device(ctx[1]) == ACN_DEVICE_CUDA && acn_device(ctx[0]) == ACN_DEVICE_CPU, "acn_device");
         for (step = 0; step < 3; step++) {
             float loss[2], norm[2];
+            acn_tensor *lo_[2];
             for (k = 0; k < 2; k++) {
                 acn_tensor *lo;
                 acn_reset(ctx[k]);
-                lo = acn_cross_entropy(ctx[k], acn_mlp_forward_ex(ctx[k], &m[k], acn_input(ctx[k], 2, xs, x), -1,
+                lo = lo_[k] = acn_cross_entropy(ctx[k], acn_mlp_forward_ex(ctx[k], &m[k], acn_input(ctx[k], 2, xs, x), -1,
                                                                   probes[k], 8), y, 0.1f, -1);
                 acn_zero_grad(ctx[k]);
                 acn_backward(ctx[k], lo);
+            }
+            if (step == 0) grads_agree("MLP", wiring, ctx[1], ctx[0]);
+            for (k = 0; k < 2; k++) {
                 acn_clip_grad_norm(ctx[k], 0.5f, &norm[k]);
-                loss[k] = acn_item(ctx[k], lo);
+                loss[k] = acn_item(ctx[k], lo_[k]);
                 acn_adamw_step(ctx[k], &opt[k], 1e-2f);
                 CHECK(acn_status_of(ctx[k]) == ACN_OK, "wiring %d step %d on the %s: %s", wiring, step,
                       k ? "GPU" : "CPU", acn_error(ctx[k]));
@@ -549,14 +611,8 @@ static void test_context_mlp(void)
                 agree(what, ctx[1], probes[1][i], ctx[0], probes[0][i], 0);
             }
         }
-        pg = acn_params(ctx[1], &np);
-        pc = acn_params(ctx[0], &np);
-        for (i = 0; i < np; i++) {
-            snprintf(what, sizeof what, "MLP wiring %d: %s after 3 AdamW steps", wiring, pc[i].name);
-            agree(what, ctx[1], &pg[i], ctx[0], &pc[i], 0);
-            snprintf(what, sizeof what, "MLP wiring %d: the last gradient of %s", wiring, pc[i].name);
-            agree(what, ctx[1], &pg[i], ctx[0], &pc[i], 1);
-        }
+        weights_agree("MLP", wiring, ctx[1], ctx[0]);
+        (void)pg; (void)pc; (void)np;
         for (k = 0; k < 2; k++) {
             acn_adamw_free(&opt[k]);
             acn_ctx_free(ctx[k]);
@@ -595,6 +651,14 @@ static acn_tensor *graph(acn_ctx *c, acn_tensor **leaves)
                        acn_cross_entropy_soft(c, acn_reshape(c, h, 2, s_t), acn_dropout(c, t, 0.25f), 0.1f));
     return acn_add_n(c, parts, 3);
 }
+static void custom_fwd(acn_tensor *const *in, int n_in, acn_tensor *out, void *user)
+{
+    (void)in; (void)n_in; (void)out; (void)user;
+}
+static void custom_bwd(acn_tensor *const *in, int n_in, acn_tensor *out, void *user)
+{
+    (void)in; (void)n_in; (void)out; (void)user;
+}
 static void test_context_graph(void)
 {
     acn_ctx *ctx[2];
@@ -617,17 +681,123 @@ static void test_context_graph(void)
     }
     /* what does not run on a GPU context yet says so */
     {
-        int s[3] = {1, 4, 6};
-        acn_tensor *q = acn_new(ctx[1], 3, s, 0);
-        CHECK(!acn_attention(ctx[1], q, q, q, 2, NULL) && acn_status_of(ctx[1]) == ACN_ERR_STATE &&
-                  strstr(acn_error(ctx[1]), "attention: this op does not run on a GPU context yet"),
-              "attention on a GPU context: %s", acn_error(ctx[1]));
+        int s[1] = {4};
+        acn_tensor *q = acn_new(ctx[1], 1, s, 0);
+        CHECK(!acn_custom(ctx[1], "mine", &q, 1, 1, s, custom_fwd, custom_bwd, NULL) && acn_status_of(ctx[1]) == ACN_ERR_STATE &&
+                  strstr(acn_error(ctx[1]), "custom: this op does not run on a GPU context yet"),
+              "a custom op on a GPU context: %s", acn_error(ctx[1]));
         acn_clear_error(ctx[1]);
         acn_set_check_finite(ctx[1], 1);
         CHECK(acn_status_of(ctx[1]) == ACN_ERR_STATE, "check_finite on a GPU context: %s", acn_error(ctx[1]));
         acn_clear_error(ctx[1]);
     }
     for (k = 0; k < 2; k++) acn_ctx_free(ctx[k]);
+}
+/* The paper's models on both contexts: the Mixer (its fused ops), the ViT
+ * (attention on one fused projection, concat, patches) and BERT (embedding,
+ * padding mask, dropout), each in every wiring; three training steps, as
+ * for the MLP. */
+enum { M_MIXER, M_VIT, M_BERT };
+typedef struct model_run { int kind; acn_mixer mixer; acn_vit vit; acn_bert bert; } model_run;
+static const char *model_name[3] = {"Mixer", "ViT", "BERT"};
+static acn_status model_build(acn_ctx *c, model_run *m, int kind, int wiring)
+{
+    m->kind = kind;
+    if (kind == M_MIXER) {
+        acn_mixer_config cfg = t_small_mixer();
+        cfg.wiring = wiring;
+        return acn_mixer_build(c, &m->mixer, &cfg);
+    }
+    if (kind == M_VIT) {
+        acn_vit_config cfg = acn_vit_defaults();
+        cfg.image_h = cfg.image_w = 8;
+        cfg.patch = 4;
+        cfg.width = 16;
+        cfg.depth = 3;
+        cfg.heads = 2;
+        cfg.mlp = 32;
+        cfg.classes = 5;
+        cfg.wiring = wiring;
+        return acn_vit_build(c, &m->vit, &cfg);
+    } else {
+        acn_bert_config cfg = acn_bert_defaults();
+        cfg.vocab = 30;
+        cfg.max_pos = 12;
+        cfg.width = 16;
+        cfg.depth = 3;
+        cfg.heads = 2;
+        cfg.mlp = 32;
+        cfg.classes = 5;
+        cfg.dropout = 0.1f;
+        cfg.wiring = wiring;
+        return acn_bert_build(c, &m->bert, &cfg);
+    }
+}
+static acn_tensor *model_loss(acn_ctx *c, model_run *m, acn_tensor **probes, int np)
+{
+    static float img[4 * 3 * 8 * 8];
+    static const int tok[4 * 6] = {1, 5, 9, 2, 0, 0, 1, 7, 7, 3, 8, 2, 1, 4, 2, 0, 0, 0, 1, 29, 11, 12, 13, 2};
+    static const int msk[4 * 6] = {1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    static const int lab[4] = {3, 0, 4, 1};
+    int s[4] = {4, 3, 8, 8}, i;
+    acn_tensor *logits;
+    for (i = 0; i < 4 * 3 * 8 * 8; i++) img[i] = (float)((i * 7919) % 101) / 50.0f - 1.0f;
+    if (m->kind == M_MIXER) logits = acn_mixer_forward_ex(c, &m->mixer, acn_input(c, 4, s, img), -1, probes, np);
+    else if (m->kind == M_VIT) logits = acn_vit_forward_ex(c, &m->vit, acn_input(c, 4, s, img), -1, probes, np);
+    else logits = acn_bert_forward_ex(c, &m->bert, tok, msk, 4, 6, ACN_BERT_CLS, -1, probes, np);
+    return acn_cross_entropy(c, logits, lab, 0.1f, -1);
+}
+static void test_context_models(void)
+{
+    int kind, wiring, step, k, np, i;
+    for (kind = M_MIXER; kind <= M_BERT; kind++)
+        for (wiring = ACN_PLAIN; wiring <= ACN_ACN_DETACH; wiring++) {
+            acn_ctx *ctx[2];
+            model_run *m[2];
+            acn_adamw opt[2];
+            acn_tensor *probes[2][8], *pg, *pc;
+            char what[128];
+            for (k = 0; k < 2; k++) {
+                ctx[k] = new_ctx(k ? ACN_DEVICE_CUDA : ACN_DEVICE_CPU);
+                acn_set_train(ctx[k], 1);
+                m[k] = (model_run *)calloc(1, sizeof(model_run));
+                CHECK(m[k] && !model_build(ctx[k], m[k], kind, wiring) &&
+                          !acn_adamw_init(ctx[k], &opt[k], 0.9f, 0.999f, 1e-8f, 0.05f),
+                      "%s: build: %s", model_name[kind], acn_error(ctx[k]));
+            }
+            for (step = 0; step < 3 && !acn_status_of(ctx[0]) && !acn_status_of(ctx[1]); step++) {
+                float loss[2], norm[2];
+                acn_tensor *lo[2];
+                for (k = 0; k < 2; k++) {
+                    acn_reset(ctx[k]);
+                    lo[k] = model_loss(ctx[k], m[k], probes[k], 8);
+                    acn_zero_grad(ctx[k]);
+                    acn_backward(ctx[k], lo[k]);
+                }
+                if (step == 0) grads_agree(model_name[kind], wiring, ctx[1], ctx[0]);
+                for (k = 0; k < 2; k++) {
+                    acn_clip_grad_norm(ctx[k], 0.5f, &norm[k]);
+                    loss[k] = acn_item(ctx[k], lo[k]);
+                    acn_adamw_step(ctx[k], &opt[k], 1e-2f);
+                    CHECK(acn_status_of(ctx[k]) == ACN_OK, "%s wiring %d step %d on the %s: %s", model_name[kind],
+                          wiring, step, k ? "GPU" : "CPU", acn_error(ctx[k]));
+                }
+                CHECK(fabsf(loss[1] - loss[0]) <= TOL * fabsf(loss[0]) && fabsf(norm[1] - norm[0]) <= TOL * fabsf(norm[0]),
+                      "%s wiring %d step %d: loss %.9g vs %.9g, norm %.9g vs %.9g", model_name[kind], wiring, step,
+                      loss[1], loss[0], norm[1], norm[0]);
+                for (i = 0; i <= 3 && step == 2; i++) {
+                    snprintf(what, sizeof what, "%s wiring %d: the probe after %d blocks", model_name[kind], wiring, i);
+                    agree(what, ctx[1], probes[1][i], ctx[0], probes[0][i], 0);
+                }
+            }
+            weights_agree(model_name[kind], wiring, ctx[1], ctx[0]);
+            (void)pg; (void)pc; (void)np;
+            for (k = 0; k < 2; k++) {
+                acn_adamw_free(&opt[k]);
+                acn_ctx_free(ctx[k]);
+                free(m[k]);
+            }
+        }
 }
 
 int main(void)
@@ -659,6 +829,7 @@ int main(void)
     CHECK(acn__cu_sync(G, "the last kernels") == ACN_OK, "%s", acn__cu_msg(G));
     test_context_mlp();
     test_context_graph();
+    test_context_models();
     acn_ctx_free(C);
     acn__cu_close(G);
     return t_done("cuda");
