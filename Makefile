@@ -6,8 +6,9 @@
 #                   for data-parallel training under mpirun (docs/distributed.md)
 #   make web        the teaching page (examples/web): acn.h in WebAssembly, into build/web/
 #   make serve-web  serves build/web on http://127.0.0.1:8000/ for a local browser
-#   make cuda       the GPU unit: acn_cuda.cu with nvcc (sm_90 and PTX), and tests/test_cuda.c
-#                   against it, into build/cuda/ (docs/cuda.md; needs the CUDA toolkit)
+#   make cuda       the GPU unit: acn_cuda.cu with nvcc (sm_90 and PTX), tests/test_cuda.c against
+#                   it, and train_mixer, train_vit and train_bert with --device cuda, into build/cuda/
+#                   (docs/cuda.md; needs the CUDA toolkit)
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
 #   make bench-mpi  the paper's Mixer step on 1 and 2 ranks, the all-reduce's share, a ping-pong,
@@ -84,7 +85,11 @@ NVCC ?= $(CUDA_HOME)/bin/nvcc
 NVFLAGS := -O3 -gencode arch=compute_90,code=[sm_90,compute_90] -Werror all-warnings \
            -Xcompiler -Wall,-Wextra,-Werror -Xptxas -warn-spills,-warn-lmem-usage
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
-cuda: build/cuda/test_cuda build/cuda/test_cuda_cxx
+cuda: build/cuda/test_cuda build/cuda/test_cuda_cxx build/cuda/train_mixer build/cuda/train_vit build/cuda/train_bert
+build/cuda/train_mixer build/cuda/train_vit: examples/train.h examples/train_images.h examples/svg.h
+build/cuda/train_bert: examples/train.h
+build/cuda/train_%: examples/train_%.c acn.h build/cuda/acn_cuda.o
+	$(CC) $(EXFLAGS) -DACN_CUDA $< build/cuda/acn_cuda.o -o $@ $(CUDA_LIBS) -lstdc++ -lm
 build/cuda/acn_cuda.o: acn_cuda.cu acn.h
 	@mkdir -p build/cuda
 	$(NVCC) $(NVFLAGS) -c $< -o $@

@@ -1592,6 +1592,14 @@ static int acn__dcopy(acn_ctx *ctx, void *dst, const void *src, size_t bytes, in
     if (bytes) memmove(dst, src, bytes);
     return 0;
 }
+/* -1 with an error when ctx is a GPU context and `who` runs on the CPU only. */
+static int acn__cpu_only(acn_ctx *ctx, const char *who)
+{
+    if (!ACN__GPU(ctx)) return 0;
+    acn__fail(ctx, ACN_ERR_STATE, "%s runs on a CPU context only for now (docs/cuda.md lists what runs on a GPU "
+              "context)", who);
+    return -1;
+}
 /* AddressSanitizer's poisoning, for host memory only */
 #define ACN__DPOISON(ctx, p, n) do { if (!ACN__GPU(ctx)) ACN__POISON((p), (n)); } while (0)
 #define ACN__DUNPOISON(ctx, p, n) do { if (!ACN__GPU(ctx)) ACN__UNPOISON((p), (n)); } while (0)
@@ -6956,7 +6964,7 @@ ACNDEF acn_status acn_gradcheck(acn_ctx *ctx, acn_build_fn build, void *user,
     size_t numel, i, *idx;
     int w, k, M = o.max_elems, failed = 0, old_ng;
     if (!ctx) return ACN_ERR_ARG;
-    if (ctx->status) return ctx->status;
+    if (ctx->status || acn__cpu_only(ctx, "gradcheck")) return ctx->status;
     if (!build || !wrt || n_wrt < 1 || !res || o.max_elems < 1 || !(o.eps > 0.0f)) {
         acn__fail(ctx, ACN_ERR_ARG, "gradcheck: needs build(), tensors to check, a result and eps > 0");
         return ctx->status;
@@ -7570,6 +7578,7 @@ ACNDEF acn_status acn_prune(acn_ctx *ctx, acn_pruning *p, acn_tensor *const *wei
     size_t total = 0, k, j, m = 0;
     int t;
     if (!ctx) return ACN_ERR_ARG;
+    if (!ctx->status && acn__cpu_only(ctx, "prune")) return ctx->status;
     if (!p) {
         acn__fail(ctx, ACN_ERR_ARG, "prune: the pruning struct is NULL (pass the address of one)");
         return ctx->status;
@@ -7652,6 +7661,7 @@ ACNDEF acn_status acn_prune_apply(acn_ctx *ctx, const acn_pruning *p, acn_adamw 
     float *w, *g;
     size_t i;
     if (!ctx) return ACN_ERR_ARG;
+    if (!ctx->status && acn__cpu_only(ctx, "prune_apply")) return ctx->status;
     if (ctx->status) return ctx->status;
     if (!p || !p->keep || p->n != ctx->param_used || (opt && (!opt->m || opt->n != p->n))) {
         acn__fail(ctx, ACN_ERR_ARG, "prune_apply: %s", !p || !p->keep ? "no mask (make one with acn_prune)"
@@ -7698,6 +7708,7 @@ ACNDEF acn_status acn_si_init(acn_ctx *ctx, acn_si *si, float c, float xi)
 {
     size_t n;
     if (!ctx) return ACN_ERR_ARG;
+    if (!ctx->status && acn__cpu_only(ctx, "si_init")) return ctx->status;
     if (!si) {
         acn__fail(ctx, ACN_ERR_ARG, "si_init: the SI struct is NULL (pass the address of one)");
         return ctx->status;
@@ -7910,6 +7921,7 @@ ACNDEF acn_status acn_dist_sum_grads(acn_ctx *ctx, double weight)
         acn__fail(ctx, ACN_ERR_ARG, "dist_sum_grads: weight = %g; it is this rank's share of the loss's "
                   "denominator, in [0, 1] (count / batch for a mean over rows)", weight);
     }
+    if (ctx->dist_size > 1) acn__cpu_only(ctx, "dist_sum_grads"); /* the other ranks learn of it below */
 #ifdef ACN_MPI
     if (ctx->dist_size > 1) {
         int entered = !acn__enter(ctx, "dist_sum_grads"), bad = !entered || ctx->status != ACN_OK, rc;
@@ -7984,7 +7996,7 @@ ACNDEF acn_status acn_dist_broadcast_params(acn_ctx *ctx)
 {
     if (!ctx) return ACN_ERR_ARG;
 #ifdef ACN_MPI
-    if (ctx->dist_size > 1) {
+    if (ctx->dist_size > 1 && !acn__cpu_only(ctx, "dist_broadcast_params")) {
         size_t done, n = ctx->param_used;
         float *w = acn__pblock(ctx);
         for (done = 0; done < n;) {
@@ -8704,8 +8716,12 @@ static acn_status acn__anytime(acn_ctx *ctx, const char *who, const void *m, int
                                acn__stem_fn stem, acn_tensor *input, acn__block_fn block, acn__head_fn head,
                                const acn_exit_rule *rule, float *logits, int *blocks)
 {
-    int no_grad = acn_set_no_grad(ctx, 1), train = acn_set_train(ctx, 0);
-    acn_status st = acn__anytime_run(ctx, who, m, wiring, depth, classes, stem(ctx, m, input), block, head, rule,
+    int no_grad, train;
+    acn_status st;
+    if (acn__cpu_only(ctx, who)) return ctx->status;
+    no_grad = acn_set_no_grad(ctx, 1);
+    train = acn_set_train(ctx, 0);
+    st = acn__anytime_run(ctx, who, m, wiring, depth, classes, stem(ctx, m, input), block, head, rule,
                                      logits, blocks);
     acn_set_no_grad(ctx, no_grad);
     acn_set_train(ctx, train);
@@ -9522,6 +9538,31 @@ ACNDEF acn_status acn_st_write_items(acn_ctx *ctx, const char *path, const acn_s
     return ok ? ACN_OK : ctx->status;
 }
 
+/* Files and a GPU context: what is written comes down to a host buffer
+ * first, and what is read goes up from one. acn__host_copy: n device floats
+ * in a new host buffer (the caller frees it with ACN_FREE); NULL with the
+ * error set. acn__st_get_to: st's tensor `name` into the context's floats
+ * at dst (device memory on a GPU context). */
+static float *acn__host_copy(acn_ctx *ctx, const float *src, size_t n, const char *who)
+{
+    float *h = (float *)ACN_MALLOC((n ? n : 1) * sizeof(float));
+    if (!h) acn__fail(ctx, ACN_ERR_NOMEM, "%s: out of host memory for %zu values from the GPU", who, n);
+    else if (acn__dcopy(ctx, h, src, n * sizeof(float), ACN__D2H, who)) { ACN_FREE(h); h = NULL; }
+    return h;
+}
+static acn_status acn__st_get_to(acn_ctx *ctx, const acn_st *st, const char *name, float *dst, size_t n)
+{
+    float *h;
+    if (!ACN__GPU(ctx)) return acn_st_get_f32(ctx, st, name, dst, n);
+    if (!(h = (float *)ACN_MALLOC((n ? n : 1) * sizeof(float)))) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "load: out of host memory for %zu values on their way to the GPU", n);
+        return ctx->status;
+    }
+    if (!acn_st_get_f32(ctx, st, name, h, n)) acn__dcopy(ctx, dst, h, n * sizeof(float), ACN__H2D, "load");
+    ACN_FREE(h);
+    return ctx->status;
+}
+
 ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const *t, int n,
                                const char *const *kv, int n_meta)
 {
@@ -9551,7 +9592,12 @@ ACNDEF acn_status acn_st_write(acn_ctx *ctx, const char *path, acn_tensor *const
         for (d = 0; d < t[i]->ndim; d++) items[i].shape[d] = t[i]->shape[d];
         items[i].data = t[i]->data;
     }
-    st = acn_st_write_items(ctx, path, items, n, kv, n_meta);
+    if (ACN__GPU(ctx)) /* the values come down first, each into its own host copy */
+        for (i = 0; i < n; i++)
+            if (!(items[i].data = acn__host_copy(ctx, t[i]->data, t[i]->numel, "st_write"))) break;
+    st = ctx->status ? ctx->status : acn_st_write_items(ctx, path, items, n, kv, n_meta);
+    if (ACN__GPU(ctx))
+        for (i = 0; i < n; i++) ACN_FREE((void *)items[i].data);
     ACN_FREE(items);
     return st;
 }
@@ -9606,8 +9652,8 @@ static acn_status acn__params_take(acn_ctx *ctx, const acn_st *st, const char *p
 {
     int i;
     if (acn__params_match(ctx, st, path)) return ctx->status;
-    for (i = 0; i < ctx->n_params; i++)
-        acn_st_get_f32(ctx, st, ctx->ptab[i].name, ctx->ptab[i].data, ctx->ptab[i].numel);
+    for (i = 0; i < ctx->n_params && !ctx->status; i++)
+        acn__st_get_to(ctx, st, ctx->ptab[i].name, ctx->ptab[i].data, ctx->ptab[i].numel);
     return ctx->status;
 }
 
@@ -10065,6 +10111,7 @@ ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, co
                                       const char *const *kv, int n_meta)
 {
     const char **meta;
+    float *moments[2] = {NULL, NULL}; /* on a GPU context: their host copies */
     char num[32];
     acn_st_item it[8];
     int64_t ints[6];
@@ -10100,7 +10147,16 @@ ACNDEF acn_status acn_save_checkpoint(acn_ctx *ctx, const char *weights_path, co
     meta[0] = "step";
     meta[1] = num;
     for (i = 0; i < 2 * n_meta; i++) meta[2 + i] = kv[i];
-    if (!acn_st_write_items(ctx, state_path, it, n, meta, 1)) acn_save_params(ctx, weights_path, meta, n_meta + 1);
+    if (opt && ACN__GPU(ctx)) /* AdamW's moments come down first, into host copies */
+        for (i = 0; i < n; i++)
+            if (it[i].data == opt->m || it[i].data == opt->v) {
+                it[i].data = acn__host_copy(ctx, (const float *)it[i].data, opt->n, "save_checkpoint");
+                moments[moments[0] != NULL] = (float *)it[i].data;
+            }
+    if (!ctx->status && !acn_st_write_items(ctx, state_path, it, n, meta, 1))
+        acn_save_params(ctx, weights_path, meta, n_meta + 1);
+    ACN_FREE(moments[0]);
+    ACN_FREE(moments[1]);
     ACN_FREE(meta);
     return ctx->status;
 }
@@ -10190,8 +10246,8 @@ ACNDEF acn_status acn_load_checkpoint(acn_ctx *ctx, const char *weights_path, co
                       state_path, (long long)cur[1], smp->n);
         else if (!acn__params_take(ctx, &w, weights_path)) { /* the last check; then nothing can fail */
             if (opt) {
-                acn_st_get(ctx, &st, "adamw.m", ACN_DT_F32, opt->m, opt->n);
-                acn_st_get(ctx, &st, "adamw.v", ACN_DT_F32, opt->v, opt->n);
+                acn__st_get_to(ctx, &st, "adamw.m", opt->m, opt->n);
+                acn__st_get_to(ctx, &st, "adamw.v", opt->v, opt->n);
                 opt->step = ostep;
             }
             ctx->rng.state = (uint64_t)rng;

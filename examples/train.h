@@ -184,16 +184,28 @@ TRAIN_FN void train_report(acn_ctx *ctx, const char *prog, const char *what)
  * and threads threads (0: ACN_THREADS or every core). NULL with a message on
  * failure. */
 static int train_rank; /* this process's rank (0 when alone): only rank 0 shows progress */
+/* --device: cpu, or cuda for a GPU context (a program built with ACN_CUDA:
+ * make cuda; docs/cuda.md). 0, or 2 with a message. */
+static const char *train_device = "cpu";
+TRAIN_FN int train_device_check(const char *prog)
+{
+    if (!strcmp(train_device, "cpu") || !strcmp(train_device, "cuda")) return 0;
+    fprintf(stderr, "%s: --device %s: expected cpu or cuda\n", prog, train_device);
+    return 2;
+}
 TRAIN_FN acn_ctx *train_ctx_new(const char *prog, int seed, int arena_mb, int threads, int max_params)
 {
     acn_ctx *ctx;
     acn_ctx_config cc = acn_ctx_defaults();
+    char why[512];
     cc.seed = (uint64_t)seed;
     cc.arena_bytes = (size_t)arena_mb << 20;
+    cc.device = strcmp(train_device, "cuda") ? ACN_DEVICE_CPU : ACN_DEVICE_CUDA;
     if (cc.max_params < max_params) cc.max_params = max_params;
     train_arena_mb = arena_mb;
-    if (acn_ctx_new(&ctx, &cc)) {
-        fprintf(stderr, "%s: cannot create the context (arena %d MB); try a smaller --arena-mb\n", prog, arena_mb);
+    if (acn_ctx_new_ex(&ctx, &cc, why, sizeof why)) {
+        if (cc.device == ACN_DEVICE_CUDA) fprintf(stderr, "%s: --device cuda: %s\n", prog, why);
+        else fprintf(stderr, "%s: cannot create the context (arena %d MB); try a smaller --arena-mb\n", prog, arena_mb);
         return NULL;
     }
     if (threads && acn_set_threads(ctx, threads)) {

@@ -492,6 +492,7 @@ int main(int argc, char **argv)
     F_("--seed", FLAG_INT, &o->seed, 0, 2147483647.0, RESUME_FIXED("seed"), "seed of initialisation, shuffling, masks and dropout");
     F_("--limit", FLAG_INT, &o->limit, 0, 1e9, RESUME_SAME("limit"), "use only the first N training sentences (0: all)");
     F_("--threads", FLAG_INT, &o->threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads, up to 64 (0: ACN_THREADS or every core)");
+    F_("--device", FLAG_STR, &train_device, 0, 0, RESUME_ANY, "cpu, or cuda: a GPU (a build with ACN_CUDA: make cuda)");
     F_("--arena-mb", FLAG_INT, &arena_mb, 16, 1 << 20, RESUME_ANY, "the step arena, in MB (pages are used as needed)");
     F_("--save", FLAG_STR, &o->save, 0, 0, RESUME_ANY, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
     F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, RESUME_ANY, "also save every N steps (0: at each epoch's end only)");
@@ -510,7 +511,7 @@ int main(int argc, char **argv)
         return 2;
     if (o->eval_only && (rc = flags_from_weights(argv[0], o->weights, "bert", argc, argv, f, n, bert_eval_keys)))
         return rc;
-    if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0) return 2;
+    if ((bc.wiring = train_wiring(argv[0], o->wiring)) < 0 || train_device_check(argv[0])) return 2;
     if ((o->save && run_prefix(argv[0], "--save", o->save, &save)) ||
         (o->resume && run_prefix(argv[0], "--resume", o->resume, &resume)))
         return 2;

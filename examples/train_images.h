@@ -75,6 +75,7 @@ TRAIN_FN int image_flags(image_opts *o, flag *f)
     F_("--eval-noise", FLAG_FLOAT, &o->eval_noise, 0, 100, RESUME_ANY, "Gaussian noise on test images, sigma in normalised units");
     F_("--eval-sp", FLAG_FLOAT, &o->eval_sp, 0, 1, RESUME_ANY, "salt-and-pepper noise on test images, probability per pixel");
     F_("--threads", FLAG_INT, &o->threads, 0, TRAIN_MAX_THREADS, RESUME_ANY, "threads, up to 64 (0: ACN_THREADS or every core)");
+    F_("--device", FLAG_STR, &train_device, 0, 0, RESUME_ANY, "cpu, or cuda: a GPU (a build with ACN_CUDA: make cuda)");
     F_("--save", FLAG_STR, &o->save, 0, 0, RESUME_ANY, "checkpoint prefix: PREFIX.safetensors and PREFIX.state.safetensors");
     F_("--save-every", FLAG_INT, &o->save_every, 0, 1e9, RESUME_ANY, "also save every N steps (0: at each epoch's end only)");
     F_("--resume", FLAG_STR, &o->resume, 0, 0, RESUME_ANY, "continue from checkpoint PREFIX exactly (the same flags)");
@@ -98,6 +99,7 @@ TRAIN_FN int image_opts_check(const char *prog, const image_opts *o, run_files *
         fprintf(stderr, "%s: --data %s: expected cifar10 or fashion\n", prog, o->dataset);
         return 2;
     }
+    if (train_device_check(prog)) return 2;
     if (acn_recipe_get(o->recipe, &r)) {
         fprintf(stderr, "%s: --recipe %s: expected paper, simple or none\n", prog, o->recipe);
         return 2;

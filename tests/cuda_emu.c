@@ -9,8 +9,18 @@
  * x86-64 or AArch64 process can have: acn.h reading or writing a device
  * pointer as if it were host memory faults at once, where a real GPU
  * would silently read garbage or crash later. The kernels below move the
- * pointers back before they touch them. This file is included by the test
- * program after acn.h's implementation. */
+ * pointers back before they touch them. tests/test_cuda.c includes this
+ * file after acn.h's implementation; a program built with -DACN_CUDA links
+ * it as its own translation unit instead of acn_cuda.o (test_programs.sh
+ * trains that way). */
+#ifndef ACN_H /* on its own: a translation unit beside a program built with -DACN_CUDA */
+#define ACN__CUDA_UNIT 1
+#include "../acn.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#endif
 #include <stdint.h>
 
 #define EMU_OFF ((uintptr_t)1 << 46)
@@ -58,7 +68,7 @@ int acn__cu_alloc(acn__cu *g, void **p, size_t bytes, const char *what)
     void *h = NULL;
     *p = NULL;
     if (!bytes) return ACN_OK;
-    if (bytes > emu_limit || posix_memalign(&h, 256, bytes)) {
+    if (bytes > emu_limit || !(h = malloc(bytes))) {
         snprintf(g->msg, sizeof g->msg, "%s: out of device memory for %zu bytes (emulated)", what, bytes);
         return ACN_ERR_NOMEM;
     }

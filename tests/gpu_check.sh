@@ -5,15 +5,20 @@
 #   tests/gpu_check.sh [STAGE...]     (default: every stage that exists)
 #
 #   1  build: make cuda (nvcc, sm_90 and PTX), then tests/test_cuda, every
-#      kernel of acn_cuda.cu against acn.h's CPU op (C and C++ builds), and
-#      the same under compute-sanitizer's memcheck where it works.
+#      kernel of acn_cuda.cu against acn.h's CPU op and GPU contexts against
+#      CPU contexts (C and C++ builds), and the same under
+#      compute-sanitizer's memcheck where it works.               (~1 min)
+#   2  programs: tests/test_cuda_programs.sh with the real GPU unit:
+#      train_mixer and train_bert on tiny data sets, the GPU's logs against
+#      the CPU's; the GPU's checkpoint resumes on the CPU.        (~1 min)
+#   3  CIFAR-10: one epoch of the paper's Mixer, simple recipe, seed 0, on
+#      the GPU (build/cuda/train_mixer --device cuda), its test accuracy
+#      and wall time. It needs the data, which is too large to travel with
+#      the working tree: put a copy of CIFAR-10 as JPEGs (cifar10-jpg.tar.xz)
+#      and its prepare.py in gpu-data/ (git-ignored); this stage prepares
+#      the binary files there. docs/training.md has the CPU run to compare
+#      with.                                                       (a few min)
 #
-# What each stage prints goes to the terminal and, when $OUT is set (the
-# device tool's folder of results), to $OUT/gpu_check.log too.
-#
-# The stages the issue of the GPU unit asks for next (the whole models on
-# the device, captured steps, `make bench-cuda` against PyTorch, a CIFAR-10
-# epoch) come with the device context; docs/cuda.md says where that stands.
 set -u
 cd "$(dirname "$0")/.."
 log=${OUT:+$OUT/gpu_check.log}
@@ -22,7 +27,7 @@ run() { # run CMD...: its output to the terminal and the log; its status kept
     if [ -n "$log" ]; then "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; fi
     "$@"
 }
-stages=${*:-1}
+stages=${*:-1 2 3}
 status=0
 for s in $stages; do
     case $s in
@@ -31,14 +36,35 @@ for s in $stages; do
         command -v nvidia-smi > /dev/null && run nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
         run make -s cuda CC=${CC:-cc} || { say "stage 1: make cuda failed"; status=1; continue; }
         run build/cuda/test_cuda || status=1
-        run build/cuda/test_cuda_cxx | tail -n 1 || status=1
+        run build/cuda/test_cuda_cxx || status=1
         if command -v compute-sanitizer > /dev/null; then
-            run compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 build/cuda/test_cuda | tail -n 4 ||
+            run compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 build/cuda/test_cuda ||
                 say "stage 1: compute-sanitizer reported errors (or cannot run on this machine: see above)"
         fi
         ;;
+    2)
+        say "== stage 2: the training programs on the GPU against the CPU ($(date -u +%H:%M:%S))"
+        run env CUDA_UNIT=build/cuda/acn_cuda.o tests/test_cuda_programs.sh build/test/gpu_programs || status=1
+        ;;
+    3)
+        say "== stage 3: one CIFAR-10 epoch of the paper's Mixer on the GPU ($(date -u +%H:%M:%S))"
+        if [ ! -f gpu-data/cifar-10-batches-bin/test_batch.bin ]; then
+            if [ -f gpu-data/cifar10-jpg.tar.xz ] && [ -f gpu-data/prepare.py ]; then
+                run python3 gpu-data/prepare.py gpu-data || { say "stage 3: preparing the data failed"; status=1; continue; }
+            else
+                say "stage 3: no data: copy cifar10-jpg.tar.xz and prepare.py into gpu-data/ (see the top of this file)"
+                status=1
+                continue
+            fi
+        fi
+        run make -s build/cuda/train_mixer CC=${CC:-cc} || { status=1; continue; }
+        start=$(date +%s)
+        run build/cuda/train_mixer --device cuda --data-dir gpu-data/cifar-10-batches-bin --recipe simple --epochs 1 \
+            --warmup 0 --seed 0 --threads 4 --log ${OUT:-build}/mixer_gpu_1epoch.csv || status=1
+        say "stage 3: wall time $(( $(date +%s) - start )) s"
+        ;;
     *)
-        say "no stage $s: the stages are 1 (see the top of this file)"
+        say "no stage $s: the stages are 1, 2 and 3 (see the top of this file)"
         status=2
         ;;
     esac

@@ -92,12 +92,14 @@ if build -DACN_CUDA -DACN_CUDA_EMU tests/test_cuda.c -o "$B/test_cuda_emu" 2> "$
 else
     bad "build test_cuda with the emulated GPU" "$B/log"
 fi
+suite "train_mixer and train_bert --device cuda on the emulated GPU: the CPU's logs; the checkpoint resumes on the CPU" \
+    tests/test_cuda_programs.sh "$B/cuda_programs"
 # CI has nvcc but no GPU: there this builds and links everything (the check), and the
 # tests report that they skipped; tests/gpu_check.sh runs them on a GPU machine
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 if [ -x "$NVCC" ] || command -v "$NVCC" > /dev/null 2>&1; then
     if make -s cuda NVCC="$NVCC" CC="$CC" > "$B/log" 2>&1; then
-        ok "make cuda: acn_cuda.cu with nvcc -Werror (sm_90 and PTX), tests/test_cuda.c as C and C++, linked"
+        ok "make cuda: acn_cuda.cu with nvcc -Werror (sm_90 and PTX), tests/test_cuda.c as C and C++ and the training programs, linked"
         build/cuda/test_cuda > "$B/out" 2>&1
         if grep -q '^no CUDA device: skipped' "$B/out"; then
             echo "  skip  the GPU tests: $(head -n 1 "$B/out")"

@@ -556,6 +556,44 @@ static void weights_agree(const char *model, int wiring, acn_ctx *cg, acn_ctx *c
     }
 }
 
+/* A checkpoint pair written from one device loads on the other: the
+ * weights and AdamW's moments arrive bit for bit, both ways. */
+static void same_bits(const char *what, acn_ctx *ca, const float *a, acn_ctx *cb, const float *b, size_t n)
+{
+    float *ha = ACN__GPU(ca) ? acn__host_copy(ca, a, n, "test") : (float *)a;
+    float *hb = ACN__GPU(cb) ? acn__host_copy(cb, b, n, "test") : (float *)b;
+    CHECK(ha && hb && !memcmp(ha, hb, n * sizeof(float)), "%s: not the same bits", what);
+    if (ha != a) free(ha);
+    if (hb != b) free(hb);
+}
+static void checkpoint_both_ways(acn_ctx *const *ctx, const acn_mlp *m, const acn_adamw *opt, const acn_mlp_config *c)
+{
+    int from;
+    for (from = 0; from < 2; from++) {
+        acn_ctx *to = new_ctx(from ? ACN_DEVICE_CPU : ACN_DEVICE_CUDA);
+        acn_mlp m2;
+        acn_adamw o2;
+        int64_t step = -1;
+        char what[96];
+        CHECK(!acn_save_checkpoint(ctx[from], "build/test_cuda_ckpt.safetensors", "build/test_cuda_ckpt.state.safetensors",
+                                   &opt[from], NULL, 3, NULL, 0), "save on the %s: %s", from ? "GPU" : "CPU",
+              acn_error(ctx[from]));
+        CHECK(!acn_mlp_build(to, &m2, c) && !acn_adamw_init(to, &o2, 0.9f, 0.999f, 1e-8f, 0.01f) &&
+                  !acn_load_checkpoint(to, "build/test_cuda_ckpt.safetensors", "build/test_cuda_ckpt.state.safetensors",
+                                       &o2, NULL, &step) && step == 3 && o2.step == opt[from].step,
+              "load on the %s: %s", from ? "CPU" : "GPU", acn_error(to));
+        snprintf(what, sizeof what, "checkpoint from the %s: the weights", from ? "GPU" : "CPU");
+        same_bits(what, to, acn__pblock(to), ctx[from], acn__pblock(ctx[from]), acn_param_numel(to) ? o2.n : 0);
+        snprintf(what, sizeof what, "checkpoint from the %s: AdamW's moments", from ? "GPU" : "CPU");
+        same_bits(what, to, o2.m, ctx[from], opt[from].m, 2 * o2.n);
+        (void)m;
+        acn_adamw_free(&o2);
+        acn_ctx_free(to);
+    }
+    remove("build/test_cuda_ckpt.safetensors");
+    remove("build/test_cuda_ckpt.state.safetensors");
+}
+
 /* The MLP in every wiring, with LayerNorm in its blocks and head: three
  * steps of cross-entropy with smoothing, clipping and AdamW on both
  * contexts; the loss and the clipped norm of each step, every probe, and
@@ -613,6 +651,7 @@ static void test_context_mlp(void)
         }
         weights_agree("MLP", wiring, ctx[1], ctx[0]);
         (void)pg; (void)pc; (void)np;
+        if (wiring == ACN_ACN) checkpoint_both_ways(ctx, m, opt, &c);
         for (k = 0; k < 2; k++) {
             acn_adamw_free(&opt[k]);
             acn_ctx_free(ctx[k]);
@@ -689,6 +728,39 @@ static void test_context_graph(void)
         acn_clear_error(ctx[1]);
         acn_set_check_finite(ctx[1], 1);
         CHECK(acn_status_of(ctx[1]) == ACN_ERR_STATE, "check_finite on a GPU context: %s", acn_error(ctx[1]));
+        acn_clear_error(ctx[1]);
+    }
+    {   /* and what runs on a CPU context only, each refused with the same sentence */
+        acn_mlp mm;
+        acn_mlp_config mc = acn_mlp_defaults();
+        acn_sgd sgd;
+        acn_si si;
+        acn_pruning pr;
+        acn_exit_rule rule;
+        acn_tensor *W;
+        float logits[10];
+        int blocks[1], xs[2] = {1, 64};
+        static float x1[64];
+        acn_status got[4];
+        mc.depth = 2;
+        mc.width = 16;
+        CHECK(!acn_mlp_build(ctx[1], &mm, &mc), "build: %s", acn_error(ctx[1]));
+        W = mm.blocks[0].fc.weight;
+        memset(&rule, 0, sizeof rule);
+        memset(&pr, 0, sizeof pr);
+        rule.kind = ACN_EXIT_CONFIDENCE;
+        rule.threshold = 0.5f;
+        got[0] = acn_sgd_init(ctx[1], &sgd, 0.9f, 0.0f, 0.0f, 0);
+        acn_clear_error(ctx[1]);
+        got[1] = acn_si_init(ctx[1], &si, 1.0f, 1e-3f);
+        CHECK(strstr(acn_error(ctx[1]), "si_init runs on a CPU context only for now"), "si_init: %s", acn_error(ctx[1]));
+        acn_clear_error(ctx[1]);
+        got[2] = acn_prune(ctx[1], &pr, &W, 1, 0.5f, ACN_PRUNE_MAGNITUDE);
+        acn_clear_error(ctx[1]);
+        got[3] = acn_mlp_anytime(ctx[1], &mm, acn_input(ctx[1], 2, xs, x1), &rule, logits, blocks);
+        CHECK(got[0] == ACN_ERR_STATE && got[1] == ACN_ERR_STATE && got[2] == ACN_ERR_STATE && got[3] == ACN_ERR_STATE,
+              "sgd %d, si %d, prune %d, anytime %d: each ACN_ERR_STATE (%s)", got[0], got[1], got[2], got[3],
+              acn_error(ctx[1]));
         acn_clear_error(ctx[1]);
     }
     for (k = 0; k < 2; k++) acn_ctx_free(ctx[k]);
