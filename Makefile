@@ -11,6 +11,8 @@
 #                   (docs/cuda.md; needs the CUDA toolkit)
 #   make refs       regenerate the committed PyTorch reference files (ops, AutoAugment, small models)
 #   make bench-cpu  acn.h against PyTorch and OpenBLAS on this CPU (a few minutes; needs torch)
+#   make bench-cuda acn.h on one NVIDIA GPU against PyTorch eager and at its best (torch.compile,
+#                   CUDA graphs, fused AdamW): the paper's Mixer at batch 64 and 256, the ViT (needs a GPU)
 #   make bench-mpi  the paper's Mixer step on 1 and 2 ranks, the all-reduce's share, a ping-pong,
 #                   and a model of 8 and 64 ranks (docs/distributed.md; needs Open MPI)
 #   make fuzz       libFuzzer (clang, ASan + UBSan) on every file reader, one target after another for
@@ -34,7 +36,7 @@ PYTHON ?= /usr/bin/python3
 EXFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -pedantic
 EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 
-.PHONY: demo test examples mpi cuda web serve-web refs bench-cpu bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert results-vit-noise
+.PHONY: demo test examples mpi cuda web serve-web refs bench-cpu bench-cuda bench-mpi fuzz clean results-l150 results-noise results-classes classes-seed results-bert results-vit-noise
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors checkpoint cifar idx csv tsv
 
@@ -105,6 +107,9 @@ refs:
 
 bench-cpu:
 	CC=$(CC) PYTHON=$(PYTHON) tests/bench/bench_cpu.sh
+
+bench-cuda:
+	tests/bench/bench_cuda.sh
 
 bench-mpi:
 	PYTHON=$(PYTHON) tests/bench/bench_mpi.sh

@@ -256,6 +256,11 @@ ACNDEF const char *acn_status_name(acn_status s);  /* "ACN_ERR_SHAPE", ...    */
  * the device's name ("the CPU", or the GPU's name and memory). */
 ACNDEF int         acn_device(const acn_ctx *ctx);
 ACNDEF const char *acn_device_name(const acn_ctx *ctx);
+/* Wait until the device has finished the work queued so far: a GPU
+ * context's ops run asynchronously (reading a value waits by itself; a
+ * timer needs this). Returns the error of a kernel that failed meanwhile,
+ * if any. On the CPU it returns at once. */
+ACNDEF acn_status  acn_sync(acn_ctx *ctx);
 
 /* Modes. no_grad: ops record nothing (evaluation). train: dropout active.
  * check_finite: every op output and gradient is scanned for NaN/Inf, and the
@@ -1634,6 +1639,14 @@ ACNDEF const char *acn_status_name(acn_status s)
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
 }
 ACNDEF int acn_device(const acn_ctx *ctx) { return ctx ? ctx->device : ACN_DEVICE_CPU; }
+ACNDEF acn_status acn_sync(acn_ctx *ctx)
+{
+    if (!ctx) return ACN_ERR_ARG;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) acn__cu_ok(ctx, acn__cu_sync(ctx->cu, "sync"));
+#endif
+    return ctx->status;
+}
 ACNDEF const char *acn_device_name(const acn_ctx *ctx)
 {
 #ifdef ACN_CUDA

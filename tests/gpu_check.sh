@@ -11,7 +11,10 @@
 #   2  programs: tests/test_cuda_programs.sh with the real GPU unit:
 #      train_mixer and train_bert on tiny data sets, the GPU's logs against
 #      the CPU's; the GPU's checkpoint resumes on the CPU.        (~1 min)
-#   3  CIFAR-10: one epoch of the paper's Mixer, simple recipe, seed 0, on
+#   3  the benchmark: make bench-cuda (acn.h against PyTorch eager and at
+#      its best, the paper's Mixer at batch 64 and 256, the ViT at 64),
+#      with fewer repetitions (REPS=2, STEPS=10).                  (~3 min)
+#   4  CIFAR-10: one epoch of the paper's Mixer, simple recipe, seed 0, on
 #      the GPU (build/cuda/train_mixer --device cuda), its test accuracy
 #      and wall time. It needs the data, which is too large to travel with
 #      the working tree: put a copy of CIFAR-10 as JPEGs (cifar10-jpg.tar.xz)
@@ -27,7 +30,7 @@ run() { # run CMD...: its output to the terminal and the log; its status kept
     if [ -n "$log" ]; then "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; fi
     "$@"
 }
-stages=${*:-1 2 3}
+stages=${*:-1 2 3 4}
 status=0
 for s in $stages; do
     case $s in
@@ -47,12 +50,16 @@ for s in $stages; do
         run env CUDA_UNIT=build/cuda/acn_cuda.o tests/test_cuda_programs.sh build/test/gpu_programs || status=1
         ;;
     3)
-        say "== stage 3: one CIFAR-10 epoch of the paper's Mixer on the GPU ($(date -u +%H:%M:%S))"
+        say "== stage 3: make bench-cuda ($(date -u +%H:%M:%S))"
+        run env REPS=2 STEPS=10 tests/bench/bench_cuda.sh || status=1
+        ;;
+    4)
+        say "== stage 4: one CIFAR-10 epoch of the paper's Mixer on the GPU ($(date -u +%H:%M:%S))"
         if [ ! -f gpu-data/cifar-10-batches-bin/test_batch.bin ]; then
             if [ -f gpu-data/cifar10-jpg.tar.xz ] && [ -f gpu-data/prepare.py ]; then
-                run python3 gpu-data/prepare.py gpu-data || { say "stage 3: preparing the data failed"; status=1; continue; }
+                run python3 gpu-data/prepare.py gpu-data || { say "stage 4: preparing the data failed"; status=1; continue; }
             else
-                say "stage 3: no data: copy cifar10-jpg.tar.xz and prepare.py into gpu-data/ (see the top of this file)"
+                say "stage 4: no data: copy cifar10-jpg.tar.xz and prepare.py into gpu-data/ (see the top of this file)"
                 status=1
                 continue
             fi
@@ -61,10 +68,10 @@ for s in $stages; do
         start=$(date +%s)
         run build/cuda/train_mixer --device cuda --data-dir gpu-data/cifar-10-batches-bin --recipe simple --epochs 1 \
             --warmup 0 --seed 0 --threads 4 --log ${OUT:-build}/mixer_gpu_1epoch.csv || status=1
-        say "stage 3: wall time $(( $(date +%s) - start )) s"
+        say "stage 4: wall time $(( $(date +%s) - start )) s"
         ;;
     *)
-        say "no stage $s: the stages are 1, 2 and 3 (see the top of this file)"
+        say "no stage $s: the stages are 1 to 4 (see the top of this file)"
         status=2
         ;;
     esac

@@ -5,10 +5,11 @@ test_acc, probe_0..probe_L, cpu_model, acn_version) as a Markdown table and
 two SVG charts, test accuracy against Gaussian sigma and against the
 salt-and-pepper probability, one line per log.
 
-    python3 docs/results/plot_noise.py OUT_DIR LABEL=LOG.csv [LABEL=LOG.csv ...]
+    python3 docs/results/plot_noise.py [--prefix P] OUT_DIR LABEL=LOG.csv [LABEL=LOG.csv ...]
 
-Standard library only. The charts are written to OUT_DIR/noise_gaussian.svg
-and OUT_DIR/noise_salt_pepper.svg; the table goes to standard output.
+Standard library only. The charts are written to OUT_DIR/Pnoise_gaussian.svg
+and OUT_DIR/Pnoise_salt_pepper.svg (P empty unless given); the table goes to
+standard output.
 """
 import csv
 import sys
@@ -75,13 +76,16 @@ def chart(path, title, xlabel, series):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args, prefix = sys.argv[1:], ""
+    if args[:1] == ["--prefix"] and len(args) > 1:
+        prefix, args = args[1], args[2:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    out_dir, runs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+    out_dir, runs = args[0], [a.split("=", 1) for a in args[1:]]
     data = [(label, read(path)) for label, path in runs]
-    chart(out_dir + "/noise_gaussian.svg", "Gaussian noise on the test images", "sigma (normalised units)",
+    chart(out_dir + "/" + prefix + "noise_gaussian.svg", "Gaussian noise on the test images", "sigma (normalised units)",
           [(label, g) for label, (g, _) in data])
-    chart(out_dir + "/noise_salt_pepper.svg", "Salt-and-pepper noise on the test images",
+    chart(out_dir + "/" + prefix + "noise_salt_pepper.svg", "Salt-and-pepper noise on the test images",
           "probability per pixel", [(label, s) for label, (_, s) in data])
     for name, idx in (("Gaussian sigma", 0), ("salt-and-pepper p", 1)):
         levels = sorted({x for _, d in data for x, _ in d[idx]})
