@@ -226,6 +226,8 @@ typedef struct acn_stats {
     size_t tape_nodes;         /* ops recorded since the last acn_reset      */
     size_t backward_nodes;     /* tape nodes the last acn_backward visited   */
     size_t backwards;          /* acn_backward calls since the last reset    */
+    size_t dev_arena_used, dev_arena_peak, dev_arena_bytes; /* a GPU context's
+                                  arena of floats (bytes); 0 on the CPU      */
 } acn_stats;
 
 #define ACN_ARENA_MIN 4096 /* the smallest arena_bytes a context accepts  */
@@ -531,6 +533,7 @@ typedef struct acn_adamw {
                               context, device memory                         */
     int n_params;          /* parameter tensors when created                 */
     void *dev_;            /* private: the GPU unit that holds m and v       */
+    uint64_t decay_sig_;   /* private: the decay settings the GPU has        */
 } acn_adamw;
 ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2,
                                  float eps, float weight_decay);
@@ -1986,6 +1989,11 @@ ACNDEF void acn_stats_get(const acn_ctx *ctx, acn_stats *o)
     o->tape_nodes = ctx->tape_len;
     o->backward_nodes = ctx->bwd_nodes;
     o->backwards = ctx->backwards;
+#ifdef ACN_CUDA
+    o->dev_arena_used = ctx->dev_used;
+    o->dev_arena_peak = ctx->dev_peak;
+    o->dev_arena_bytes = ctx->dev_cap;
+#endif
 }
 
 /* (a NULL context: nothing to set, 0 returned) */
@@ -2011,8 +2019,8 @@ ACNDEF int acn_set_check_finite(acn_ctx *ctx, int on)
     if (!ctx) return 0;
     o = ctx->check_finite;
     if (on && ACN__GPU(ctx)) {
-        acn__fail(ctx, ACN_ERR_STATE, "set_check_finite: the scan for NaN and Inf runs on the CPU only for now "
-                  "(docs/cuda.md); check the loss with acn_item instead");
+        acn__fail(ctx, ACN_ERR_STATE, "set_check_finite runs on a CPU context only for now (docs/cuda.md lists "
+                  "what runs on a GPU context); check the loss with acn_item instead");
         return o;
     }
     ctx->check_finite = !!on;
@@ -6912,8 +6920,9 @@ static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout
     }
     ctx->gheap = NULL;
 #ifdef ACN_CUDA
-    if (ACN__GPU(ctx) && ctx->dev_used + h.peak > ctx->dev_peak) ctx->dev_peak = ctx->dev_used + h.peak;
-    else
+    if (ACN__GPU(ctx)) { /* the heap was in the device arena */
+        if (ctx->dev_used + h.peak > ctx->dev_peak) ctx->dev_peak = ctx->dev_used + h.peak;
+    } else
 #endif
     if (used + h.peak > ctx->arena_peak) ctx->arena_peak = used + h.peak;
     ACN__POISON(acn__ablock(ctx) + start, used - start); /* the span table too */
@@ -7276,6 +7285,36 @@ static int acn__opt_matches(acn_ctx *ctx, const void *opt, int n_params, const c
     return 0;
 }
 
+#ifdef ACN_CUDA
+/* On a GPU context AdamW reads which floats take weight decay from a byte
+ * per float beside its moments. acn__decay_sig: the parameters' settings
+ * in one number (FNV-1a of the flags), so a step sees when
+ * acn_param_set_decay changed them; acn__adamw_decay_up: the bytes made on
+ * the host and copied up in one go. */
+static uint64_t acn__decay_sig(const acn_ctx *ctx)
+{
+    uint64_t h = 1469598103934665603ULL;
+    int k;
+    for (k = 0; k < ctx->n_params; k++) h = (h ^ (uint64_t)!!(ctx->ptab[k].flags & ACN_F_NODECAY)) * 1099511628211ULL;
+    return h;
+}
+static int acn__adamw_decay_up(acn_ctx *ctx, acn_adamw *opt)
+{
+    unsigned char *h = (unsigned char *)ACN_MALLOC(opt->n ? opt->n : 1);
+    int k;
+    if (!h) {
+        acn__fail(ctx, ACN_ERR_NOMEM, "adamw: out of host memory for %zu bytes of weight-decay marks", opt->n);
+        return -1;
+    }
+    memset(h, 0, opt->n);
+    for (k = 0; k < ctx->n_params; k++)
+        if (ctx->ptab[k].flags & ACN_F_NODECAY) memset(h + ctx->ptab[k].offset, 1, ctx->ptab[k].numel);
+    acn__dcopy(ctx, (unsigned char *)(opt->v + opt->n + 4), h, opt->n, ACN__H2D, "adamw");
+    ACN_FREE(h);
+    opt->decay_sig_ = acn__decay_sig(ctx);
+    return ctx->status ? -1 : 0;
+}
+#endif
 ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, float beta2, float eps,
                                  float weight_decay)
 {
@@ -7295,17 +7334,11 @@ ACNDEF acn_status acn_adamw_init(acn_ctx *ctx, acn_adamw *opt, float beta1, floa
     opt->v = opt->m + ctx->param_used;
 #ifdef ACN_CUDA
     if (ACN__GPU(ctx)) { /* the bytes that mark the parameters without weight decay */
-        unsigned char *nd = (unsigned char *)(opt->v + ctx->param_used + 4), one = 1;
-        int k;
-        size_t i;
         opt->dev_ = ctx->cu;
-        for (k = 0; k < ctx->n_params; k++)
-            if (ctx->ptab[k].flags & ACN_F_NODECAY)
-                for (i = 0; i < ctx->ptab[k].numel; i++)
-                    if (acn__dcopy(ctx, nd + ctx->ptab[k].offset + i, &one, 1, ACN__H2D, "adamw_init")) {
-                        acn_adamw_free(opt);
-                        return ctx->status;
-                    }
+        if (acn__adamw_decay_up(ctx, opt)) {
+            acn_adamw_free(opt);
+            return ctx->status;
+        }
     }
 #endif
     opt->n = ctx->param_used;
@@ -7371,7 +7404,8 @@ ACNDEF acn_status acn_adamw_step(acn_ctx *ctx, acn_adamw *opt, float lr)
         hp[1] = j.bc2_sqrt;
         hp[2] = j.decay_keep;
         hp[3] = 0.0f;
-        if (!acn__dcopy(ctx, dhp, hp, sizeof hp, ACN__H2D, "adamw_step"))
+        if ((opt->decay_sig_ == acn__decay_sig(ctx) || !acn__adamw_decay_up(ctx, opt)) &&
+            !acn__dcopy(ctx, dhp, hp, sizeof hp, ACN__H2D, "adamw_step"))
             acn__cu_ok(ctx, acn__cu_adamw(ctx->cu, opt->n, acn__pblock(ctx), acn__gblock(ctx), opt->m, opt->v,
                                           (const unsigned char *)(dhp + 4), dhp, opt->beta1, opt->beta2, opt->eps,
                                           "adamw_step"));
@@ -7408,11 +7442,7 @@ ACNDEF acn_status acn_sgd_init(acn_ctx *ctx, acn_sgd *opt, float momentum, float
     }
     memset(opt, 0, sizeof *opt);
     if (ctx->status) return ctx->status;
-    if (ACN__GPU(ctx)) {
-        acn__fail(ctx, ACN_ERR_STATE, "sgd_init: SGD runs on the CPU only for now; use AdamW on a GPU context "
-                  "(docs/cuda.md)");
-        return ctx->status;
-    }
+    if (acn__cpu_only(ctx, "sgd_init")) return ctx->status; /* AdamW runs on both */
     if (!(momentum >= 0.0f) || !(weight_decay >= 0.0f) || (nesterov && (momentum <= 0.0f || dampening != 0.0f))) {
         acn__fail(ctx, ACN_ERR_ARG,
                   "sgd: momentum and weight decay must be >= 0; Nesterov needs momentum > 0 and "

@@ -25,8 +25,8 @@
  *   - Sums that decide a result run in a fixed order (no atomics on
  *     floats), so every run gives the same bits: a step replayed from a
  *     captured graph equals the step run op by op.
- *   - Matrix products go to cuBLAS in float32 with TF32 off unless
- *     acn__cu_set_tf32 turned it on.
+ *   - Matrix products go to cuBLAS in float32 (CUBLAS_DEFAULT_MATH, which
+ *     does not use TF32) unless acn__cu_set_tf32 turned TF32 on.
  *
  * LICENSE: MIT, as acn.h (see the end of acn.h).
  */
@@ -91,6 +91,12 @@ static int acn__cu_blas_check(acn__cu *g, cublasStatus_t s, const char *what)
         return acn__cu_fail(g, ACN_ERR_NOMEM, "%s: cuBLAS is out of device memory (%s)", what, acn__cu_blas_name(s));
     return acn__cu_fail(g, ACN_ERR_DEVICE, "%s: cuBLAS failed with %s", what, acn__cu_blas_name(s));
 }
+/* Every entry point below that takes a unit makes its GPU the calling
+ * thread's current device first: a process may hold contexts on several
+ * GPUs, and a context may be used from another thread than the one that
+ * made it. (cudaSetDevice to the device already current costs next to
+ * nothing.) */
+#define ACN__CU_USE(g) ((void)cudaSetDevice((g)->ordinal))
 /* After a launch: the launch's own error (a bad configuration); errors
  * while the kernel runs come back from the next call that waits. */
 #define ACN__CU_LAUNCHED(g, what) acn__cu_check((g), cudaGetLastError(), (what))
@@ -143,7 +149,7 @@ extern "C" int acn__cu_open(acn__cu **out, int ordinal, char *why, size_t why_ca
     g->sms = prop.multiProcessorCount;
     bs = cublasCreate(&g->blas);
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(g->blas, g->stream);
-    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(g->blas, CUBLAS_PEDANTIC_MATH); /* float32, no TF32 */
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH); /* float32: no TF32 */
     if (bs != CUBLAS_STATUS_SUCCESS) {
         rc = acn__cu_blas_check(g, bs, "start cuBLAS");
         if (why && why_cap) snprintf(why, why_cap, "%s", g->msg);
@@ -168,19 +174,22 @@ extern "C" void acn__cu_close(acn__cu *g)
 
 extern "C" int acn__cu_set_tf32(acn__cu *g, int on)
 {
+    ACN__CU_USE(g);
     g->tf32 = on != 0;
-    return acn__cu_blas_check(g, cublasSetMathMode(g->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH),
+    return acn__cu_blas_check(g, cublasSetMathMode(g->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
                               "set the math mode");
 }
 
 /* waits */
 extern "C" int acn__cu_sync(acn__cu *g, const char *what)
 {
+    ACN__CU_USE(g);
     return acn__cu_check(g, cudaStreamSynchronize(g->stream), what);
 }
 
 extern "C" int acn__cu_alloc(acn__cu *g, void **p, size_t bytes, const char *what)
 {
+    ACN__CU_USE(g);
     cudaError_t e;
     *p = NULL;
     if (!bytes) return ACN_OK;
@@ -206,6 +215,7 @@ extern "C" void acn__cu_free(acn__cu *g, void *p)
  * and a captured graph may read it. */
 extern "C" int acn__cu_host_alloc(acn__cu *g, void **p, size_t bytes, const char *what)
 {
+    ACN__CU_USE(g);
     cudaError_t e;
     *p = NULL;
     if (!bytes) return ACN_OK;
@@ -225,6 +235,7 @@ extern "C" void acn__cu_host_free(acn__cu *g, void *p)
 /* dir: ACN__CU_H2D, ACN__CU_D2H (waits: dst_h is filled on return), ACN__CU_D2D */
 extern "C" int acn__cu_copy(acn__cu *g, void *dst, const void *src, size_t bytes, int dir, const char *what)
 {
+    ACN__CU_USE(g);
     cudaMemcpyKind k = dir == ACN__CU_H2D ? cudaMemcpyHostToDevice
                        : dir == ACN__CU_D2H ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
     int rc;
@@ -234,6 +245,7 @@ extern "C" int acn__cu_copy(acn__cu *g, void *dst, const void *src, size_t bytes
 }
 extern "C" int acn__cu_zero(acn__cu *g, void *p, size_t bytes, const char *what)
 {
+    ACN__CU_USE(g);
     if (!bytes) return ACN_OK;
     return acn__cu_check(g, cudaMemsetAsync(p, 0, bytes, g->stream), what);
 }
@@ -258,6 +270,7 @@ __global__ void acn__k_fill(float *p, size_t n, float v)
 /* p (n) = v */
 extern "C" int acn__cu_fill(acn__cu *g, float *p, size_t n, float v, const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_fill<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(p, n, v);
     return ACN__CU_LAUNCHED(g, what);
@@ -270,6 +283,7 @@ __global__ void acn__k_axpy(size_t n, float a, const float *x, float *y, int acc
  * acn__addn_bwd: dx_i += d) */
 extern "C" int acn__cu_axpy(acn__cu *g, size_t n, float a, const float *x, float *y, int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_axpy<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(n, a, x, y, accumulate);
     return ACN__CU_LAUNCHED(g, what);
@@ -290,6 +304,7 @@ __global__ void acn__k_addn(acn__cu_ptrs xs, int k, size_t n, float *out, int ac
  * to out, which keeps the order. */
 extern "C" int acn__cu_add_n(acn__cu *g, const float *const *xs_h, int k, size_t n, float *out, const char *what)
 {
+    ACN__CU_USE(g);
     int done = 0;
     if (!n || k < 1) return ACN_OK;
     while (done < k) {
@@ -329,6 +344,7 @@ __global__ void acn__k_binary(int op, acn__cu_bc bc, size_t n, const float *a, c
 extern "C" int acn__cu_binary(acn__cu *g, int op, const int n4[4], const size_t sa[4], const size_t sb[4],
                               const float *a, const float *b, float *out, const char *what)
 {
+    ACN__CU_USE(g);
     acn__cu_bc bc;
     size_t n = 1;
     for (int d = 0; d < 4; d++) {
@@ -391,6 +407,7 @@ extern "C" int acn__cu_binary_bwd(acn__cu *g, int op, int second, const int n4[4
                                   const size_t s_other[4], size_t m, const float *d, const float *other, float *grad,
                                   const char *what)
 {
+    ACN__CU_USE(g);
     acn__cu_bc bc;
     for (int dd = 0; dd < 4; dd++) {
         bc.n[dd] = n4[dd];
@@ -433,6 +450,7 @@ __global__ void acn__k_unary(int op, size_t n, const float *x, float *y)
 /* y (n) = f(x)   (acn__gelu_fwd, acn__relu_fwd, acn__tanh_fwd) */
 extern "C" int acn__cu_unary(acn__cu *g, int op, size_t n, const float *x, float *y, const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_unary<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(op, n, x, y);
     return ACN__CU_LAUNCHED(g, what);
@@ -453,6 +471,7 @@ __global__ void acn__k_unary_bwd(int op, size_t n, const float *xy, const float 
 extern "C" int acn__cu_unary_bwd(acn__cu *g, int op, size_t n, const float *xy, const float *d, float *gx,
                                  int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_unary_bwd<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(op, n, xy, d, gx, accumulate);
     return ACN__CU_LAUNCHED(g, what);
@@ -469,6 +488,7 @@ extern "C" int acn__cu_gemm(acn__cu *g, int M, int N, int K, const float *A, int
                             int tb, float *C, int ldc, int accumulate, int batch, long long sa, long long sb,
                             long long sc, const char *what)
 {
+    ACN__CU_USE(g);
     const float one = 1.0f, zero = 0.0f;
     cublasStatus_t s;
     if (M <= 0 || N <= 0 || batch <= 0) return ACN_OK;
@@ -494,6 +514,7 @@ __global__ void acn__k_add_rows(size_t R, int N, const float *bias, float *C, in
 /* C[r, :] += bias for each of R rows   (acn__linear_fwd's bias) */
 extern "C" int acn__cu_add_rows(acn__cu *g, size_t R, int N, const float *bias, float *C, int ldc, const char *what)
 {
+    ACN__CU_USE(g);
     if (!R || N <= 0) return ACN_OK;
     acn__k_add_rows<<<acn__cu_blocks(g, R * (size_t)N), ACN__CU_THREADS, 0, g->stream>>>(R, N, bias, C, ldc);
     return ACN__CU_LAUNCHED(g, what);
@@ -511,6 +532,7 @@ __global__ void acn__k_colsum(size_t R, size_t C, const float *d, float *out, in
 extern "C" int acn__cu_colsum(acn__cu *g, size_t R, size_t C, const float *d, float *out, int accumulate,
                               const char *what)
 {
+    ACN__CU_USE(g);
     if (!C) return ACN_OK;
     acn__k_colsum<<<acn__cu_blocks(g, C), ACN__CU_THREADS, 0, g->stream>>>(R, C, d, out, accumulate);
     return ACN__CU_LAUNCHED(g, what);
@@ -532,6 +554,7 @@ __global__ void acn__k_reduce(size_t outer, size_t len, size_t inner, int mean, 
 extern "C" int acn__cu_reduce(acn__cu *g, size_t outer, size_t len, size_t inner, int mean, const float *x, float *out,
                               const char *what)
 {
+    ACN__CU_USE(g);
     if (!outer || !inner) return ACN_OK;
     acn__k_reduce<<<acn__cu_blocks(g, outer * inner), ACN__CU_THREADS, 0, g->stream>>>(outer, len, inner, mean, x, out);
     return ACN__CU_LAUNCHED(g, what);
@@ -547,6 +570,7 @@ __global__ void acn__k_reduce_bwd(size_t outer, size_t len, size_t inner, float 
 extern "C" int acn__cu_reduce_bwd(acn__cu *g, size_t outer, size_t len, size_t inner, float k, const float *d, float *gx,
                                   const char *what)
 {
+    ACN__CU_USE(g);
     size_t n = outer * len * inner;
     if (!n) return ACN_OK;
     acn__k_reduce_bwd<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(outer, len, inner, k, d, gx);
@@ -608,6 +632,7 @@ __global__ void acn__k_ln_fwd(const float *x, const float *gamma, const float *b
 extern "C" int acn__cu_ln_fwd(acn__cu *g, size_t R, int D, const float *x, const float *gamma, const float *beta,
                               float eps, float *out, float *mean, float *rstd, const char *what)
 {
+    ACN__CU_USE(g);
     if (!R) return ACN_OK;
     acn__k_ln_fwd<<<(unsigned)R, ACN__CU_ROW_THREADS, 0, g->stream>>>(x, gamma, beta, D, eps, out, mean, rstd);
     return ACN__CU_LAUNCHED(g, what);
@@ -654,6 +679,7 @@ extern "C" int acn__cu_ln_bwd(acn__cu *g, size_t R, int D, const float *x, const
                               const float *rstd, const float *d, float *gx, float *ggamma, float *gbeta,
                               const char *what)
 {
+    ACN__CU_USE(g);
     int rc;
     if (!R) return ACN_OK;
     if (gx) {
@@ -706,6 +732,7 @@ __global__ void acn__k_softmax(acn__cu_bc bc, int C, float scale, const float *x
 extern "C" int acn__cu_softmax(acn__cu *g, size_t R, int C, float scale, const float *x, const float *mask,
                                const int n4[4], const size_t ms[4], float *out, const char *what)
 {
+    ACN__CU_USE(g);
     acn__cu_bc bc;
     memset(&bc, 0, sizeof bc);
     for (int d = 0; d < 4 && mask; d++) {
@@ -736,6 +763,7 @@ __global__ void acn__k_softmax_bwd(int C, float scale, const float *y, const flo
 extern "C" int acn__cu_softmax_bwd(acn__cu *g, size_t R, int C, float scale, const float *y, const float *d, float *gx,
                                    int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     if (!R) return ACN_OK;
     acn__k_softmax_bwd<<<(unsigned)R, ACN__CU_ROW_THREADS, 0, g->stream>>>(C, scale, y, d, gx, accumulate);
     return ACN__CU_LAUNCHED(g, what);
@@ -788,6 +816,7 @@ __global__ void acn__k_xent_total(size_t R, const double *loss, int count, float
 extern "C" int acn__cu_xent(acn__cu *g, size_t R, int C, const float *z, const int *labels, const float *target,
                             int ignore, float eps, int count, double *rowloss, float *out, const char *what)
 {
+    ACN__CU_USE(g);
     int rc;
     if (!R) return acn__cu_fill(g, out, 1, 0.0f, what);
     acn__k_xent_rows<<<(unsigned)R, ACN__CU_ROW_THREADS, 0, g->stream>>>(C, z, labels, target, ignore, eps, rowloss);
@@ -829,6 +858,7 @@ extern "C" int acn__cu_xent_bwd(acn__cu *g, size_t R, int C, const float *z, con
                                 int ignore, float eps, int count, const float *dout, float *gz, float *gt,
                                 const char *what)
 {
+    ACN__CU_USE(g);
     if (!R || !count || (!gz && !gt)) return ACN_OK;
     acn__k_xent_bwd<<<(unsigned)R, ACN__CU_ROW_THREADS, 0, g->stream>>>(C, z, labels, target, ignore, eps, count,
                                                                          dout, gz, gt);
@@ -856,6 +886,7 @@ __global__ void acn__k_transpose(acn__cu_bc bc, size_t n, const float *x, float 
 extern "C" int acn__cu_transpose(acn__cu *g, const int n4[4], int a0, int a1, const float *x, float *out,
                                  int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     acn__cu_bc bc;
     size_t n = 1, os[4], st = 1;
     int on[4], d;
@@ -885,6 +916,7 @@ __global__ void acn__k_copy2d(size_t rows, size_t cols, const float *src, size_t
 extern "C" int acn__cu_copy2d(acn__cu *g, size_t rows, size_t cols, const float *src, size_t sld, float *dst,
                               size_t dld, int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     if (!rows || !cols) return ACN_OK;
     acn__k_copy2d<<<acn__cu_blocks(g, rows * cols), ACN__CU_THREADS, 0, g->stream>>>(rows, cols, src, sld, dst, dld,
                                                                                       accumulate);
@@ -916,6 +948,7 @@ __global__ void acn__k_patches(int B, int C, int H, int W, int p, const float *s
 extern "C" int acn__cu_patches(acn__cu *g, int B, int C, int H, int W, int p, const float *src, float *dst,
                                int backward, const char *what)
 {
+    ACN__CU_USE(g);
     size_t n = (size_t)B * C * H * W;
     if (!n) return ACN_OK;
     acn__k_patches<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(B, C, H, W, p, src, dst, backward);
@@ -929,6 +962,7 @@ __global__ void acn__k_embed(size_t n, int D, const float *table, const int *ids
 extern "C" int acn__cu_embed(acn__cu *g, size_t n, int D, const float *table, const int *ids, float *out,
                              const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_embed<<<acn__cu_blocks(g, n * (size_t)D), ACN__CU_THREADS, 0, g->stream>>>(n, D, table, ids, out);
     return ACN__CU_LAUNCHED(g, what);
@@ -945,6 +979,7 @@ __global__ void acn__k_embed_bwd(size_t n, int D, const float *d, const int *ids
 extern "C" int acn__cu_embed_bwd(acn__cu *g, size_t n, int D, const float *d, const int *ids, float *gtable,
                                  const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_embed_bwd<<<acn__cu_blocks(g, (size_t)D), ACN__CU_THREADS, 0, g->stream>>>(n, D, d, ids, gtable);
     return ACN__CU_LAUNCHED(g, what);
@@ -973,6 +1008,7 @@ __global__ void acn__k_dropout_mask(size_t n, float p, uint64_t state, unsigned 
 extern "C" int acn__cu_dropout_mask(acn__cu *g, size_t n, float p, uint64_t state, unsigned char *keep,
                                     const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_dropout_mask<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(n, p, state, keep);
     return ACN__CU_LAUNCHED(g, what);
@@ -990,6 +1026,7 @@ __global__ void acn__k_mask_scale(size_t n, const unsigned char *keep, float s, 
 extern "C" int acn__cu_mask_scale(acn__cu *g, size_t n, const unsigned char *keep, float s, const float *x, float *y,
                                   int accumulate, const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_mask_scale<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(n, keep, s, x, y, accumulate);
     return ACN__CU_LAUNCHED(g, what);
@@ -1018,6 +1055,7 @@ extern "C" int acn__cu_adamw(acn__cu *g, size_t n, float *w, const float *grad, 
                              const unsigned char *nodecay, const float *hp, float b1, float b2, float eps,
                              const char *what)
 {
+    ACN__CU_USE(g);
     if (!n) return ACN_OK;
     acn__k_adamw<<<acn__cu_blocks(g, n), ACN__CU_THREADS, 0, g->stream>>>(n, w, grad, m, v, nodecay, hp, b1, b2, eps);
     return ACN__CU_LAUNCHED(g, what);
@@ -1057,6 +1095,7 @@ __global__ void acn__k_scale_by(size_t n, const float *coef, float *x)
 extern "C" int acn__cu_clip(acn__cu *g, size_t n, float *grad, float max_norm, void *scratch, float *norm_out,
                             const char *what)
 {
+    ACN__CU_USE(g);
     double *part = (double *)scratch;
     float *coef = (float *)(part + ACN__CU_SUMSQ_BLOCKS);
     int rc;

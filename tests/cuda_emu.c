@@ -31,8 +31,6 @@ static void *HN(const void *p) { return (void *)((uintptr_t)p - EMU_OFF); } /* n
 
 struct acn__cu {
     char msg[256];
-    int live;        /* allocations not yet freed */
-    size_t bytes;    /* bytes held */
 };
 static size_t emu_limit = (size_t)1 << 34; /* 16 GiB: a request beyond it fails as out of memory */
 
@@ -73,15 +71,13 @@ int acn__cu_alloc(acn__cu *g, void **p, size_t bytes, const char *what)
         return ACN_ERR_NOMEM;
     }
     memset(h, 0xA5, bytes); /* like cudaMalloc's, what was there before: not zeros */
-    g->live++;
-    g->bytes += bytes;
     *p = (void *)((uintptr_t)h + EMU_OFF);
     return ACN_OK;
 }
 void acn__cu_free(acn__cu *g, void *p)
 {
+    (void)g; /* it may be gone: the memory is the process's, as cudaFree's */
     if (!p) return;
-    if (g) g->live--;
     free(H(p));
 }
 int acn__cu_host_alloc(acn__cu *g, void **p, size_t bytes, const char *what)

@@ -872,6 +872,44 @@ static void test_context_models(void)
         }
 }
 
+/* acn_param_set_decay after acn_adamw_init takes effect on both devices;
+ * acn_stats reports the device arena; acn_sync waits and reports OK. */
+static void test_context_decay_stats(void)
+{
+    acn_ctx *ctx[2];
+    acn_mlp m[2];
+    acn_adamw opt[2];
+    acn_mlp_config c = acn_mlp_defaults();
+    acn_stats st[2];
+    int k, xs[2] = {4, 64}, y[4] = {1, 2, 3, 4};
+    static float x[4 * 64];
+    for (k = 0; k < 4 * 64; k++) x[k] = (float)(k % 13) / 6.0f - 1.0f;
+    c.depth = 2;
+    c.width = 16;
+    for (k = 0; k < 2; k++) {
+        acn_tensor *lo;
+        ctx[k] = new_ctx(k ? ACN_DEVICE_CUDA : ACN_DEVICE_CPU);
+        acn_mlp_build(ctx[k], &m[k], &c);
+        acn_adamw_init(ctx[k], &opt[k], 0.9f, 0.999f, 1e-8f, 0.5f);
+        acn_param_set_decay(m[k].blocks[0].fc.weight, 0); /* after the optimizer was made */
+        acn_reset(ctx[k]);
+        lo = acn_cross_entropy(ctx[k], acn_mlp_forward(ctx[k], &m[k], acn_input(ctx[k], 2, xs, x), -1, NULL), y, 0.0f, -1);
+        acn_zero_grad(ctx[k]);
+        acn_backward(ctx[k], lo);
+        acn_adamw_step(ctx[k], &opt[k], 0.1f);
+        CHECK(acn_sync(ctx[k]) == ACN_OK, "sync: %s", acn_error(ctx[k]));
+        acn_stats_get(ctx[k], &st[k]);
+    }
+    weights_agree("MLP, a parameter out of weight decay after adamw_init,", ACN_ACN, ctx[1], ctx[0]);
+    CHECK(st[1].dev_arena_peak > 0 && st[1].dev_arena_bytes == (size_t)64 << 20 && st[0].dev_arena_peak == 0 &&
+              st[0].dev_arena_bytes == 0, "acn_stats: the device arena (GPU %zu of %zu, CPU %zu)", st[1].dev_arena_peak,
+          st[1].dev_arena_bytes, st[0].dev_arena_peak);
+    for (k = 0; k < 2; k++) {
+        acn_adamw_free(&opt[k]);
+        acn_ctx_free(ctx[k]);
+    }
+}
+
 int main(void)
 {
     char why[512];
@@ -902,6 +940,7 @@ int main(void)
     test_context_mlp();
     test_context_graph();
     test_context_models();
+    test_context_decay_stats();
     acn_ctx_free(C);
     acn__cu_close(G);
     return t_done("cuda");
