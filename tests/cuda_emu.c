@@ -57,7 +57,7 @@ const char *acn__cu_msg(const acn__cu *g) { return g ? g->msg : "no GPU unit"; }
 const char *acn__cu_name(const acn__cu *g)
 {
     (void)g;
-    return "the emulated GPU of tests/cuda_emu.c (host loops, pointers moved out of the address space)";
+    return "the emulated GPU of tests/cuda_emu.c (host loops; its pointers fault when read as host memory)";
 }
 int acn__cu_set_tf32(acn__cu *g, int on) { (void)g; (void)on; return ACN_OK; }
 int acn__cu_sync(acn__cu *g, const char *what) { (void)g; (void)what; return ACN_OK; }

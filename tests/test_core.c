@@ -1136,6 +1136,7 @@ static void test_host_io(void)
         cfg.device = 7;
         CHECK(acn_ctx_new_ex(&g, &cfg, why, sizeof why) == ACN_ERR_ARG && strstr(why, "device is 7"), "device 7: %s", why);
         CHECK(acn_device(ctx) == ACN_DEVICE_CPU && !strcmp(acn_device_name(ctx), "the CPU"), "acn_device");
+        CHECK(acn_sync(ctx) == ACN_OK && acn_sync(NULL) == ACN_ERR_ARG, "acn_sync on the CPU");
     }
 }
 
