@@ -156,6 +156,7 @@ classes-seed:
 BERT_A := --depth 8 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
 BERT_B := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 3 --cls-epochs 3
 BERT_C := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 6 --cls-epochs 3
+BERT_D := --depth 12 --width 64 --heads 4 --mlp 256 --mlm-epochs 6 --mlm-warmup 1 --cls-epochs 3
 define bert_pair
 	@mkdir -p runs/bert
 	for w in acn residual; do p=runs/bert/$(1)_$${w}; r=; [ -f $$p.safetensors ] && r="--resume $$p"; \
@@ -166,6 +167,7 @@ results-bert: build/train_bert
 	$(call bert_pair,A)
 	$(call bert_pair,B)
 	$(call bert_pair,C)
+	$(call bert_pair,D)
 # the ViT pair of the noise experiment: ACN and residual on CIFAR-10, 16 epochs (about 1.5 h for the
 # pair), then each under Gaussian and salt-and-pepper noise (--eval-only), into runs/vit/
 VIT_NOISE := --epochs 16 --eval-every 4 --warmup 1 --recipe simple --threads 1 --seed 0 --save-every 200
@@ -175,9 +177,9 @@ results-vit-noise: build/train_vit
 	    build/train_vit $(VIT_NOISE) --wiring $$w --save $$p --log $$p.csv --plots runs/vit/plots_$${w}_s0 $$r \
 	        >> $$p.out 2>&1 & done; wait
 	for w in acn residual; do p=runs/vit/$${w}_s0; \
-	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_vit --eval-only --weights $$p.safetensors --eval-noise $$n \
-	        --log runs/vit/noise_$${w}_s0.csv; done; \
-	    for n in 0.02 0.05 0.1; do build/train_vit --eval-only --weights $$p.safetensors --eval-sp $$n \
+	    for n in 0 0.1 0.2 0.3 0.4 0.5; do build/train_vit --eval-only --threads 1 --weights $$p.safetensors \
+	        --eval-noise $$n --log runs/vit/noise_$${w}_s0.csv; done; \
+	    for n in 0.02 0.05 0.1; do build/train_vit --eval-only --threads 1 --weights $$p.safetensors --eval-sp $$n \
 	        --log runs/vit/noise_$${w}_s0.csv; done; done
 results-noise: build/train_mixer
 	for s in 0 1; do for w in acn residual; do p=runs/l150/$${w}_s$$s; \
