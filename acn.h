@@ -263,6 +263,11 @@ ACNDEF const char *acn_device_name(const acn_ctx *ctx);
  * timer needs this). Returns the error of a kernel that failed meanwhile,
  * if any. On the CPU it returns at once. */
 ACNDEF acn_status  acn_sync(acn_ctx *ctx);
+/* TF32 for a GPU context's matrix products: faster on NVIDIA GPUs since
+ * Ampere, with 10-bit mantissas in the products' inputs (float32 sums), so
+ * results are no longer within float32 rounding of the CPU's. Off by
+ * default. ACN_ERR_STATE on a CPU context (which has no TF32). */
+ACNDEF acn_status  acn_set_tf32(acn_ctx *ctx, int on);
 
 /* Modes. no_grad: ops record nothing (evaluation). train: dropout active.
  * check_finite: every op output and gradient is scanned for NaN/Inf, and the
@@ -1642,6 +1647,16 @@ ACNDEF const char *acn_status_name(acn_status s)
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "ACN_ERR_UNKNOWN";
 }
 ACNDEF int acn_device(const acn_ctx *ctx) { return ctx ? ctx->device : ACN_DEVICE_CPU; }
+ACNDEF acn_status acn_set_tf32(acn_ctx *ctx, int on)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (ctx->status) return ctx->status;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) return acn__cu_ok(ctx, acn__cu_set_tf32(ctx->cu, on)) ? ctx->status : ACN_OK;
+#endif
+    if (on) acn__fail(ctx, ACN_ERR_STATE, "set_tf32: TF32 is a mode of NVIDIA GPUs; this is a CPU context");
+    return ctx->status;
+}
 ACNDEF acn_status acn_sync(acn_ctx *ctx)
 {
     if (!ctx) return ACN_ERR_ARG;

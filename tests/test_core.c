@@ -1137,6 +1137,9 @@ static void test_host_io(void)
         CHECK(acn_ctx_new_ex(&g, &cfg, why, sizeof why) == ACN_ERR_ARG && strstr(why, "device is 7"), "device 7: %s", why);
         CHECK(acn_device(ctx) == ACN_DEVICE_CPU && !strcmp(acn_device_name(ctx), "the CPU"), "acn_device");
         CHECK(acn_sync(ctx) == ACN_OK && acn_sync(NULL) == ACN_ERR_ARG, "acn_sync on the CPU");
+        CHECK(acn_set_tf32(ctx, 0) == ACN_OK && acn_set_tf32(ctx, 1) == ACN_ERR_STATE && strstr(acn_error(ctx), "TF32"),
+              "acn_set_tf32 on the CPU: %s", acn_error(ctx));
+        acn_clear_error(ctx);
     }
 }
 

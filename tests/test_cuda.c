@@ -898,6 +898,8 @@ static void test_context_decay_stats(void)
         acn_backward(ctx[k], lo);
         acn_adamw_step(ctx[k], &opt[k], 0.1f);
         CHECK(acn_sync(ctx[k]) == ACN_OK, "sync: %s", acn_error(ctx[k]));
+        if (k) CHECK(acn_set_tf32(ctx[k], 1) == ACN_OK && acn_set_tf32(ctx[k], 0) == ACN_OK, "set_tf32 on a GPU: %s",
+                     acn_error(ctx[k]));
         acn_stats_get(ctx[k], &st[k]);
     }
     weights_agree("MLP, a parameter out of weight decay after adamw_init,", ACN_ACN, ctx[1], ctx[0]);
