@@ -912,6 +912,44 @@ static void test_context_decay_stats(void)
     }
 }
 
+/* Recomputed outputs (ACN_RECOMPUTE: their values live in scratch slots of
+ * the device arena and are made again when needed) and arena marks on a GPU
+ * context: the same values and gradients as on the CPU; a rewind frees the
+ * device arena back to the mark. */
+static void test_context_recompute(void)
+{
+    acn_ctx *ctx[2];
+    int k, s[2] = {8, 32}, i;
+    static float v[256];
+    for (i = 0; i < 256; i++) v[i] = (float)((i * 29) % 31) / 15.0f - 1.0f;
+    for (k = 0; k < 2; k++) ctx[k] = new_ctx(k ? ACN_DEVICE_CUDA : ACN_DEVICE_CPU);
+    {
+        acn_tensor *x[2], *y[2], *l[2];
+        acn_stats st0, st1;
+        acn_mark mk;
+        for (k = 0; k < 2; k++) {
+            acn_reset(ctx[k]);
+            x[k] = acn_new(ctx[k], 2, s, ACN_F_GRAD);
+            acn_write(ctx[k], x[k], v);
+            y[k] = acn_gelu_ex(ctx[k], acn_layernorm_ex(ctx[k], x[k], NULL, NULL, 1e-5f, ACN_RECOMPUTE), ACN_RECOMPUTE);
+            l[k] = acn_sum(ctx[k], acn_mul(ctx[k], y[k], acn_tanh(ctx[k], y[k])), ACN_AXIS_ALL);
+            CHECK(l[k] && acn_backward(ctx[k], l[k]) == ACN_OK, "recompute on the %s: %s", k ? "GPU" : "CPU",
+                  acn_error(ctx[k]));
+        }
+        agree("recomputed GELU of a recomputed LayerNorm: the output", ctx[1], y[1], ctx[0], y[0], 0);
+        agree("recomputed GELU of a recomputed LayerNorm: the gradient", ctx[1], x[1], ctx[0], x[0], 1);
+        acn_stats_get(ctx[1], &st0);
+        mk = acn_mark_get(ctx[1]);
+        for (i = 0; i < 3; i++) acn_relu(ctx[1], x[1]);
+        acn_mark_rewind(ctx[1], mk);
+        acn_stats_get(ctx[1], &st1);
+        CHECK(st1.dev_arena_used == st0.dev_arena_used && acn_status_of(ctx[1]) == ACN_OK, "rewind: the device arena back at %zu (is %zu): %s",
+              st0.dev_arena_used, st1.dev_arena_used, acn_error(ctx[1]));
+        agree("after a rewind: the recomputed output again", ctx[1], y[1], ctx[0], y[0], 0);
+    }
+    for (k = 0; k < 2; k++) acn_ctx_free(ctx[k]);
+}
+
 int main(void)
 {
     char why[512];
@@ -943,6 +981,7 @@ int main(void)
     test_context_graph();
     test_context_models();
     test_context_decay_stats();
+    test_context_recompute();
     acn_ctx_free(C);
     acn__cu_close(G);
     return t_done("cuda");
