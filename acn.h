@@ -182,8 +182,10 @@ typedef struct acn_ctx acn_ctx;
 
 /* A float32 tensor, contiguous and row-major. Parameters live in the
  * context's parameter block; every other tensor lives in the per-step arena
- * and is gone after acn_reset(). Read values through acn_data() when a tensor
- * may be transient (built with ACN_RECOMPUTE): its data can be NULL. */
+ * and is gone after acn_reset(). On a CPU context data and grad are host
+ * memory (data can be NULL for a transient, built with ACN_RECOMPUTE: use
+ * acn_data); on a GPU context they are device memory, which the host must
+ * not read: use acn_read, acn_item and the other calls below them. */
 typedef struct acn_tensor {
     float *data;               /* (numel) values                              */
     float *grad;               /* (numel) gradient, or NULL                   */
@@ -191,7 +193,7 @@ typedef struct acn_tensor {
     int shape[ACN_MAX_DIMS];   /* shape[0..ndim-1]; the rest are 1            */
     size_t numel;              /* product of the shape                        */
     int flags;                 /* ACN_F_*                                     */
-    int device;                /* ACN_DEVICE_CPU                              */
+    int device;                /* ACN_DEVICE_CPU or ACN_DEVICE_CUDA           */
     const char *name;          /* parameter: its state_dict key; else op name */
     struct acn__node *node;    /* tape node that made it (NULL for leaves)    */
     size_t offset;             /* parameter: offset in the parameter block    */
@@ -308,14 +310,16 @@ ACNDEF void        acn_zero_grad(acn_ctx *ctx);          /* all parameters   */
 ACNDEF acn_tensor *acn_new(acn_ctx *ctx, int ndim, const int *shape, int flags);
 ACNDEF acn_tensor *acn_input(acn_ctx *ctx, int ndim, const int *shape, const float *data);
 /* t's values; for a transient, recomputed if evicted, and valid until the
- * next op runs. NULL (with the error set) only if the arena is full. */
+ * next op runs. NULL (with the error set) only if the arena is full. On a
+ * GPU context this is a device pointer: read the values with acn_read. */
 ACNDEF float      *acn_data(acn_ctx *ctx, acn_tensor *t);
 /* Values between the tensor and your memory, the same calls whatever the
  * device that holds the tensor (so a program written with them needs no
  * change to run on a GPU context, see docs/cuda.md). acn_read copies t's
  * numel values (recomputed if t is transient) into dst; acn_read_grad its
- * gradient (ACN_ERR_STATE when t has none: no gradient flows to it, or
- * backward has not run). acn_write copies numel values from src into a
+ * gradient (ACN_ERR_STATE when t has none: no gradient flows to it, or it
+ * is an activation and backward has not reached it; a parameter always has
+ * one, zeros until a backward adds to it). acn_write copies numel values from src into a
  * parameter or a leaf (acn_new, acn_input); an op's output is refused, as
  * the tape would no longer agree with it. acn_item: the value of a tensor
  * of one element (a loss), or NaN with the error set. */
@@ -1609,8 +1613,8 @@ static int acn__dcopy(acn_ctx *ctx, void *dst, const void *src, size_t bytes, in
 static int acn__cpu_only(acn_ctx *ctx, const char *who)
 {
     if (!ACN__GPU(ctx)) return 0;
-    acn__fail(ctx, ACN_ERR_STATE, "%s runs on a CPU context only for now (docs/cuda.md lists what runs on a GPU "
-              "context)", who);
+    acn__fail(ctx, ACN_ERR_STATE, "%s runs on a CPU context only for now: use a CPU context for it (docs/cuda.md "
+              "lists what runs on a GPU context)", who);
     return -1;
 }
 /* AddressSanitizer's poisoning, for host memory only */
