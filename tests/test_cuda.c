@@ -950,6 +950,56 @@ static void test_context_recompute(void)
     for (k = 0; k < 2; k++) acn_ctx_free(ctx[k]);
 }
 
+/* An exact resume on a GPU context: two steps, a checkpoint, two more;
+ * a fresh GPU context loads the checkpoint and takes the same two steps:
+ * the weights must be the same bits (the device's sums run in a fixed
+ * order, and the generator's state travels in the checkpoint). BERT with
+ * dropout, so the generator matters. */
+static void gpu_steps(acn_ctx *c, model_run *m, acn_adamw *opt, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        acn_tensor *lo;
+        acn_reset(c);
+        lo = model_loss(c, m, NULL, 0);
+        acn_zero_grad(c);
+        acn_backward(c, lo);
+        acn_clip_grad_norm(c, 0.5f, NULL);
+        acn_adamw_step(c, opt, 1e-2f);
+    }
+}
+static void test_context_resume(void)
+{
+    acn_ctx *a = new_ctx(ACN_DEVICE_CUDA), *b = new_ctx(ACN_DEVICE_CUDA);
+    model_run *ma = (model_run *)calloc(1, sizeof(model_run)), *mb = (model_run *)calloc(1, sizeof(model_run));
+    acn_adamw oa, ob;
+    int64_t step = 0;
+    acn_set_train(a, 1);
+    acn_set_train(b, 1);
+    model_build(a, ma, M_BERT, ACN_ACN);
+    model_build(b, mb, M_BERT, ACN_ACN);
+    acn_adamw_init(a, &oa, 0.9f, 0.999f, 1e-8f, 0.05f);
+    acn_adamw_init(b, &ob, 0.9f, 0.999f, 1e-8f, 0.05f);
+    gpu_steps(a, ma, &oa, 2);
+    CHECK(!acn_save_checkpoint(a, "build/test_cuda_resume.safetensors", "build/test_cuda_resume.state.safetensors", &oa,
+                               NULL, 2, NULL, 0), "save: %s", acn_error(a));
+    gpu_steps(a, ma, &oa, 2);
+    CHECK(!acn_load_checkpoint(b, "build/test_cuda_resume.safetensors", "build/test_cuda_resume.state.safetensors", &ob,
+                               NULL, &step) && step == 2, "load: %s", acn_error(b));
+    gpu_steps(b, mb, &ob, 2);
+    CHECK(acn_status_of(a) == ACN_OK && acn_status_of(b) == ACN_OK, "%s / %s", acn_error(a), acn_error(b));
+    same_bits("a resumed GPU run: the weights after 2 + 2 steps", b, acn__pblock(b), a, acn__pblock(a), oa.n);
+    same_bits("a resumed GPU run: AdamW's moments", b, ob.m, a, oa.m, 2 * oa.n);
+    remove("build/test_cuda_resume.safetensors");
+    remove("build/test_cuda_resume.state.safetensors");
+    acn_adamw_free(&oa);
+    acn_adamw_free(&ob);
+    acn_ctx_free(a);
+    acn_ctx_free(b);
+    free(ma);
+    free(mb);
+}
+
 int main(void)
 {
     char why[512];
@@ -982,6 +1032,7 @@ int main(void)
     test_context_models();
     test_context_decay_stats();
     test_context_recompute();
+    test_context_resume();
     acn_ctx_free(C);
     acn__cu_close(G);
     return t_done("cuda");
