@@ -331,7 +331,8 @@ ACNDEF float       acn_item(acn_ctx *ctx, acn_tensor *t);
  * each row of t (..., C), out[r] = the index of its first largest value
  * (numel / C rows; a NaN compares as never larger). acn_grad_norm: the
  * Frobenius norm of t's gradient, its squares summed in double in index
- * order; NaN with the error set when t has none. */
+ * order (on a GPU context, in a fixed order on the device, the norm then
+ * rounded to float); NaN with the error set when t has none. */
 ACNDEF acn_status  acn_argmax(acn_ctx *ctx, acn_tensor *t, int *out);
 ACNDEF double      acn_grad_norm(acn_ctx *ctx, acn_tensor *t);
 
@@ -1426,6 +1427,10 @@ typedef struct acn__node {
     void *aux;                 /* op-specific saved state (see each op)      */
     struct acn__node *prev;    /* the tape, newest first                     */
     acn_ctx *ctx;              /* for kernels split over threads             */
+#ifdef ACN_CUDA
+    void *daux;                /* GPU context: host data of aux, copied up by
+                                  the forward for the backward (acn__d_aux)   */
+#endif
 } acn__node;
 
 struct acn_ctx {
@@ -2600,11 +2605,16 @@ ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
     }
     if (acn__live(ctx, t, "grad_norm", 0)) return NAN;
     g = t->grad;
-    if (ACN__GPU(ctx)) { /* the gradient comes to the host, into the arena (gone at the next reset) */
-        float *h = (float *)acn__alloc(ctx, t->numel * sizeof(float), "grad_norm");
-        if (!h || acn__dcopy(ctx, h, g, t->numel * sizeof(float), ACN__D2H, "grad_norm")) return NAN;
-        g = h;
+#ifdef ACN_CUDA
+    if (ACN__GPU(ctx)) { /* summed on the device (squares in double, a fixed order); one float comes back */
+        float *dnorm = (float *)((unsigned char *)acn__aligned(ctx->dev_scratch) + acn__cu_clip_scratch_bytes()), norm;
+        if (acn__cu_ok(ctx, acn__cu_clip(ctx->cu, t->numel, t->grad, 0.0f, acn__aligned(ctx->dev_scratch),
+                                         dnorm, "grad_norm")) ||
+            acn__dcopy(ctx, &norm, dnorm, sizeof norm, ACN__D2H, "grad_norm"))
+            return NAN;
+        return norm;
     }
+#endif
     for (i = 0; i < t->numel; i++) s2 += (double)g[i] * g[i];
     return sqrt(s2);
 }
@@ -4781,8 +4791,7 @@ static const char *acn__op_name(int op) { return acn__ops[op].name; }
 /* Each reads its node exactly as the CPU kernel named in its comment and
  * calls the GPU unit (acn_cuda.cu) with device pointers; a failure of the
  * unit becomes the context's error (acn__cu_ok). Host data an op keeps
- * (labels, a dropout mask) goes up to the device arena in forward and to
- * the gradient heap in backward. */
+ * (labels, ids, a dropout mask) goes up once, in forward (acn__d_aux). */
 #define ACN__CU_CALL(ctx, call) ((void)acn__cu_ok((ctx), (call)))
 
 /* An op that does not run on a GPU context yet. */
@@ -4790,6 +4799,16 @@ static void acn__d_none(acn_ctx *ctx, acn__node *n)
 {
     acn__fail(ctx, ACN_ERR_STATE, "%s: this op does not run on a GPU context yet; docs/cuda.md lists the ops that "
               "do (use a CPU context for this model for now)", acn__op_name(n->op));
+}
+
+/* An op's host data (labels, ids, a dropout mask: in aux) on the device:
+ * copied up by the forward into the arena beside the op's floats and kept
+ * in n->daux for the backward; gone with the arena at the next reset. */
+static void *acn__d_aux(acn_ctx *ctx, acn__node *n, const void *src, size_t bytes, const char *what)
+{
+    void *d = acn__alloc_floats(ctx, (bytes + sizeof(float) - 1) / sizeof(float), what);
+    if (d && acn__dcopy(ctx, d, src, bytes, ACN__H2D, what)) d = NULL;
+    return n->daux = d;
 }
 
 /* A contiguous matrix product on the device, with the storage conventions
@@ -4963,19 +4982,13 @@ static void acn__d_softmax_bwd(acn_ctx *ctx, acn__node *n)
     acn__gfree(ctx->gheap, dz, n->out->numel);
 }
 /* device twins of acn__xent_fwd and acn__xsoft_fwd: the labels (kept on the
- * host in aux, after the rows' losses) go up to the device arena */
-static int *acn__d_labels(acn_ctx *ctx, acn__node *n, size_t R, int in_backward)
-{
-    int *d = (int *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, R) : acn__alloc_floats(ctx, R, "cross_entropy"));
-    if (d && acn__dcopy(ctx, d, (const double *)n->aux + R, R * sizeof(int), ACN__H2D, "cross_entropy")) return NULL;
-    return d;
-}
+ * host in aux, after the rows' losses) go up with the forward (acn__d_aux) */
 static void acn__d_xent_fwd(acn_ctx *ctx, acn__node *n)
 {
     int C = n->in[0]->shape[n->in[0]->ndim - 1], soft = n->op == ACN__OP_XENT_SOFT;
     size_t R = n->in[0]->numel / (size_t)C;
     double *rows = (double *)acn__alloc_floats(ctx, 2 * R, acn__op_name(n->op));
-    int *labels = soft ? NULL : acn__d_labels(ctx, n, R, 0);
+    int *labels = soft ? NULL : (int *)acn__d_aux(ctx, n, (const double *)n->aux + R, R * sizeof(int), "cross_entropy");
     if (!rows || (!soft && !labels)) return;
     ACN__CU_CALL(ctx, acn__cu_xent(ctx->cu, R, C, acn__val(ctx, n->in[0]), labels, soft ? acn__val(ctx, n->in[1]) : NULL,
                                    soft ? 0 : n->iarg[0], n->farg[0], soft ? (int)R : n->iarg[1], rows, n->out->data,
@@ -4986,13 +4999,10 @@ static void acn__d_xent_bwd(acn_ctx *ctx, acn__node *n)
     int C = n->in[0]->shape[n->in[0]->ndim - 1], soft = n->op == ACN__OP_XENT_SOFT;
     size_t R = n->in[0]->numel / (size_t)C;
     float *gz = acn__g(n->in[0]), *gt = soft ? acn__g(n->in[1]) : NULL;
-    int *labels = NULL;
     if ((!gz && !gt) || (!soft && !n->iarg[1])) return;
-    if (!soft && !(labels = acn__d_labels(ctx, n, R, 1))) return;
-    ACN__CU_CALL(ctx, acn__cu_xent_bwd(ctx->cu, R, C, acn__val(ctx, n->in[0]), labels,
+    ACN__CU_CALL(ctx, acn__cu_xent_bwd(ctx->cu, R, C, acn__val(ctx, n->in[0]), (const int *)n->daux,
                                        soft ? acn__val(ctx, n->in[1]) : NULL, soft ? 0 : n->iarg[0], n->farg[0],
                                        soft ? (int)R : n->iarg[1], n->out->grad, gz, gt, acn__op_name(n->op)));
-    if (labels) acn__gfree(ctx->gheap, (float *)labels, R);
 }
 /* device twins of acn__ln_fwd and acn__ln_bwd (aux: mean (R), rstd (R), on the device) */
 static void acn__d_ln_fwd(acn_ctx *ctx, acn__node *n)
@@ -5040,28 +5050,18 @@ static void acn__d_reshape_bwd(acn_ctx *ctx, acn__node *n)
     if (gx) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, n->out->grad, gx, 1, "reshape"));
 }
 /* device twins of acn__dropout_fwd and acn__dropout_bwd: the mask acn_dropout
- * drew on the host (aux) goes up beside the op's floats */
-static unsigned char *acn__d_keep(acn_ctx *ctx, acn__node *n, int in_backward)
-{
-    size_t w = (n->out->numel + sizeof(float) - 1) / sizeof(float);
-    unsigned char *k = (unsigned char *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, w)
-                                                     : acn__alloc_floats(ctx, w, "dropout"));
-    if (k && acn__dcopy(ctx, k, n->aux, n->out->numel, ACN__H2D, "dropout")) return NULL;
-    return k;
-}
+ * drew on the host (aux) goes up with the forward (acn__d_aux) */
 static void acn__d_dropout_fwd(acn_ctx *ctx, acn__node *n)
 {
-    unsigned char *keep = acn__d_keep(ctx, n, 0);
+    const unsigned char *keep = (const unsigned char *)acn__d_aux(ctx, n, n->aux, n->out->numel, "dropout");
     if (keep) ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, keep, n->farg[1], acn__val(ctx, n->in[0]),
                                                    n->out->data, 0, "dropout"));
 }
 static void acn__d_dropout_bwd(acn_ctx *ctx, acn__node *n)
 {
     float *gx = acn__g(n->in[0]);
-    unsigned char *keep;
-    if (!gx || !(keep = acn__d_keep(ctx, n, 1))) return;
-    ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, keep, n->farg[1], n->out->grad, gx, 1, "dropout"));
-    acn__gfree(ctx->gheap, (float *)keep, (n->out->numel + sizeof(float) - 1) / sizeof(float));
+    if (gx) ACN__CU_CALL(ctx, acn__cu_mask_scale(ctx->cu, n->out->numel, (const unsigned char *)n->daux, n->farg[1],
+                                                 n->out->grad, gx, 1, "dropout"));
 }
 /* device twins of acn__lgelu_fwd and acn__lgelu_bwd: z = x W^T + b kept in
  * aux (computed once: iarg[1]), out = GELU(z); dz = d GELU'(z), then as linear */
@@ -5226,28 +5226,21 @@ static void acn__d_patches_bwd(acn_ctx *ctx, acn__node *n)
     if (gx) ACN__CU_CALL(ctx, acn__cu_patches(ctx->cu, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iarg[0],
                                               n->out->grad, gx, 1, "patches"));
 }
-/* device twins of acn__embed_fwd and acn__embed_bwd: the ids (host, aux) go up first */
-static int *acn__d_ids(acn_ctx *ctx, acn__node *n, size_t count, int in_backward)
-{
-    int *d = (int *)(in_backward ? acn__galloc_raw(ctx, ctx->gheap, count) : acn__alloc_floats(ctx, count, "embedding"));
-    if (d && acn__dcopy(ctx, d, n->aux, count * sizeof(int), ACN__H2D, "embedding")) return NULL;
-    return d;
-}
+/* device twins of acn__embed_fwd and acn__embed_bwd: the ids (host, aux) go
+ * up with the forward (acn__d_aux) */
 static void acn__d_embed_fwd(acn_ctx *ctx, acn__node *n)
 {
     int D = n->in[0]->shape[1];
     size_t count = n->out->numel / (size_t)D;
-    int *ids = acn__d_ids(ctx, n, count, 0);
+    const int *ids = (const int *)acn__d_aux(ctx, n, n->aux, count * sizeof(int), "embedding");
     if (ids) ACN__CU_CALL(ctx, acn__cu_embed(ctx->cu, count, D, acn__val(ctx, n->in[0]), ids, n->out->data, "embedding"));
 }
 static void acn__d_embed_bwd(acn_ctx *ctx, acn__node *n)
 {
-    int D = n->in[0]->shape[1], *ids;
+    int D = n->in[0]->shape[1];
     size_t count = n->out->numel / (size_t)D;
     float *gt = acn__g(n->in[0]);
-    if (!gt || !(ids = acn__d_ids(ctx, n, count, 1))) return;
-    ACN__CU_CALL(ctx, acn__cu_embed_bwd(ctx->cu, count, D, n->out->grad, ids, gt, "embedding"));
-    acn__gfree(ctx->gheap, (float *)ids, count);
+    if (gt) ACN__CU_CALL(ctx, acn__cu_embed_bwd(ctx->cu, count, D, n->out->grad, (const int *)n->daux, gt, "embedding"));
 }
 /* device twins of acn__attn_fwd and acn__attn_bwd, head by head, each a
  * product batched over b on the columns h dh .. h dh + dh - 1 where they lie:

@@ -526,6 +526,8 @@ static void grads_agree(const char *model, int wiring, acn_ctx *cg, acn_ctx *cc)
         scale = sqrt(own) > 1e-2 * total ? sqrt(own) : 1e-2 * total;
         CHECK(ok && sqrt(d) <= TOL * scale, "%s wiring %d: the gradient of %s: error %.3g of %.3g (its norm %.3g)",
               model, wiring, pc[i].name, sqrt(d), scale, sqrt(own));
+        CHECK(fabs(acn_grad_norm(cg, &pg[i]) - sqrt(own)) <= TOL * scale, "%s wiring %d: acn_grad_norm of %s: %.9g, "
+              "%.9g on the CPU", model, wiring, pc[i].name, acn_grad_norm(cg, &pg[i]), sqrt(own));
         free(a);
         free(b);
     }
