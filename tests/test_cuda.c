@@ -26,24 +26,18 @@ static acn__cu *G;
 static acn_ctx *C; /* the CPU reference */
 
 /* ---- device buffers: up, down, free ------------------------------------------ */
-static float *up(const float *h, size_t n)
+/* bytes of host memory in a new device buffer (the test stops if that fails) */
+static void *up_bytes(const void *h, size_t bytes)
 {
     void *d = NULL;
-    if (acn__cu_alloc(G, &d, n * sizeof(float), "test") || acn__cu_copy(G, d, h, n * sizeof(float), ACN__CU_H2D, "test")) {
+    if (acn__cu_alloc(G, &d, bytes, "test") || acn__cu_copy(G, d, h, bytes, ACN__CU_H2D, "test")) {
         fprintf(stderr, "%s\n", acn__cu_msg(G));
         exit(1);
     }
-    return (float *)d;
+    return d;
 }
-static int *up_int(const int *h, size_t n)
-{
-    void *d = NULL;
-    if (acn__cu_alloc(G, &d, n * sizeof(int), "test") || acn__cu_copy(G, d, h, n * sizeof(int), ACN__CU_H2D, "test")) {
-        fprintf(stderr, "%s\n", acn__cu_msg(G));
-        exit(1);
-    }
-    return (int *)d;
-}
+static float *up(const float *h, size_t n) { return (float *)up_bytes(h, n * sizeof(float)); }
+static int *up_int(const int *h, size_t n) { return (int *)up_bytes(h, n * sizeof(int)); }
 static float *zeros_d(size_t n)
 {
     void *d = NULL;

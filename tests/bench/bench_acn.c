@@ -23,48 +23,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
+#include "bench.h"
 
 enum { BATCH = 64 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 static int die(acn_ctx *ctx)
 {
     fprintf(stderr, "bench_acn: %s\n", acn_error(ctx));
     return 1;
-}
-
-typedef struct model { int vit; acn_mixer mixer; acn_vit v; } model;
-
-static acn_status build(acn_ctx *ctx, model *m, const char *name)
-{
-    if (!strcmp(name, "vit")) {
-        acn_vit_config c = acn_vit_defaults();
-        c.image_h = c.image_w = 32;
-        c.patch = 4;
-        c.width = 192;
-        c.depth = 6;
-        c.heads = 3;
-        c.mlp = 768;
-        c.classes = 10;
-        m->vit = 1;
-        return acn_vit_build(ctx, &m->v, &c);
-    }
-    {
-        acn_mixer_config c = acn_mixer_defaults();
-        m->vit = 0;
-        return acn_mixer_build(ctx, &m->mixer, &c);
-    }
 }
 
 static int init(const char *name, const char *dir)
@@ -118,15 +84,10 @@ static int run(const char *name, const char *dir, int steps)
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f)) return die(ctx);
     for (step = 0; step <= steps; step++) {
         double t0 = now();
-        acn_tensor *x, *logits, *loss;
+        acn_tensor *loss;
         acn_reset(ctx);
-        x = acn_input(ctx, 4, s, xs);
-        logits = m.vit ? acn_vit_forward(ctx, &m.v, x, -1, NULL) : acn_mixer_forward(ctx, &m.mixer, x, -1, NULL);
-        loss = acn_cross_entropy(ctx, logits, labels, 0.1f, -1);
-        acn_zero_grad(ctx);
-        if (acn_backward(ctx, loss) || acn_clip_grad_norm(ctx, 1.0f, NULL) || acn_adamw_step(ctx, &opt, 1e-3f))
-            return die(ctx);
-        if (step == 0) first = loss->data[0];
+        if (!(loss = bench_step(ctx, &m, acn_input(ctx, 4, s, xs), labels, &opt))) return die(ctx);
+        if (step == 0) first = acn_item(ctx, loss);
         else t[step - 1] = now() - t0;
     }
     qsort(t, (size_t)steps, sizeof t[0], cmp);

@@ -16,20 +16,8 @@
 #include "../../acn.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "bench.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 static int die(acn_ctx *ctx, const char *why)
 {
     fprintf(stderr, "bench_cuda: %s\n", ctx ? acn_error(ctx) : why);
@@ -40,39 +28,24 @@ int main(int argc, char **argv)
 {
     acn_ctx *ctx = NULL;
     acn_ctx_config cfg = acn_ctx_defaults();
-    acn_mixer mixer;
-    acn_vit vit;
+    static model m;
     acn_adamw opt;
     acn_st st;
     char path[512], why[512];
-    int vitm, steps, B, s[4], i, step, *labels;
+    int steps, B, s[4], i, step, *labels;
     float *x, ls[64], first = 0.0f;
     double *t;
     if (argc != 6 || strcmp(argv[1], "run")) {
         fprintf(stderr, "usage: bench_cuda run MODEL DIR STEPS BATCH\n");
         return 2;
     }
-    vitm = !strcmp(argv[2], "vit");
     steps = atoi(argv[4]);
     B = atoi(argv[5]);
     if (steps < 1 || B < 1 || B % 64) return die(NULL, "STEPS must be >= 1 and BATCH a multiple of 64");
     cfg.device = ACN_DEVICE_CUDA;
     cfg.arena_bytes = (size_t)8 << 30;
     if (acn_ctx_new_ex(&ctx, &cfg, why, sizeof why)) return die(NULL, why);
-    if (vitm) {
-        acn_vit_config c = acn_vit_defaults();
-        c.image_h = c.image_w = 32;
-        c.patch = 4;
-        c.width = 192;
-        c.depth = 6;
-        c.heads = 3;
-        c.mlp = 768;
-        c.classes = 10;
-        if (acn_vit_build(ctx, &vit, &c)) return die(ctx, NULL);
-    } else {
-        acn_mixer_config c = acn_mixer_defaults();
-        if (acn_mixer_build(ctx, &mixer, &c)) return die(ctx, NULL);
-    }
+    if (build(ctx, &m, argv[2])) return die(ctx, NULL);
     snprintf(path, sizeof path, "%s/%s.weights.safetensors", argv[3], argv[2]);
     if (acn_load_params(ctx, path)) return die(ctx, NULL);
     x = (float *)malloc((size_t)B * 3 * 32 * 32 * sizeof(float));
@@ -90,17 +63,11 @@ int main(int argc, char **argv)
     if (acn_adamw_init(ctx, &opt, 0.9f, 0.999f, 1e-8f, 0.01f)) return die(ctx, NULL);
     for (step = -3; step < steps; step++) {
         double t0;
-        acn_tensor *in, *logits, *loss;
+        acn_tensor *loss;
         acn_sync(ctx);
         t0 = now();
         acn_reset(ctx);
-        in = acn_input(ctx, 4, s, x);
-        logits = vitm ? acn_vit_forward(ctx, &vit, in, -1, NULL) : acn_mixer_forward(ctx, &mixer, in, -1, NULL);
-        loss = acn_cross_entropy(ctx, logits, labels, 0.1f, -1);
-        acn_zero_grad(ctx);
-        if (acn_backward(ctx, loss) || acn_clip_grad_norm(ctx, 1.0f, NULL) || acn_adamw_step(ctx, &opt, 1e-3f) ||
-            acn_sync(ctx))
-            return die(ctx, NULL);
+        if (!(loss = bench_step(ctx, &m, acn_input(ctx, 4, s, x), labels, &opt)) || acn_sync(ctx)) return die(ctx, NULL);
         if (step >= 0) t[step] = now() - t0;
         if (step == -3) first = acn_item(ctx, loss);
     }

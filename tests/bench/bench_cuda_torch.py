@@ -19,9 +19,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-import models as M  # noqa: E402
-from st import load  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch import acn_forward, load, load_model  # noqa: E402  (the CPU side's model and forward)
 
 
 def main():
@@ -29,33 +28,14 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device("cuda")
-    if name == "vit":
-        cfg = dict(image=32, channels=3, patch=4, width=192, depth=6, heads=3, mlp=768, classes=10, ln_eps=1e-6)
-        model = M.ViT(cfg)
-    else:
-        model = M.Mixer(M.PAPER_MIXER)
-    model.load_state_dict(load(os.path.join(d, name + ".weights.safetensors")), strict=True)
-    model = model.to(dev)
+    model = load_model(name, d).to(dev)
     b = load(os.path.join(d, name + ".batch.safetensors"))
     reps = batch // 64
     x = b["x"].repeat(reps, 1, 1, 1).to(dev)
     y = b["labels"].long().repeat(reps).to(dev)
-    head = model.head_fn if name == "vit" else model.head
-
-    def forward(img):  # the ACN wiring, as acn.h runs it, without probes
-        if name == "vit":
-            x0 = model.embed(img).flatten(2).transpose(1, 2) + model.pos
-        else:
-            x0 = model.embed(img).flatten(2).transpose(1, 2)
-            x0 = torch.cat([model.cls.expand(x0.shape[0], -1, -1), x0], 1)
-        h = s = x0
-        for blk in model.blocks:
-            h = blk(h, False)
-            s = s + h
-        return head(s)
 
     def loss_backward(img, labels):
-        loss = F.cross_entropy(forward(img), labels, label_smoothing=0.1)
+        loss = F.cross_entropy(acn_forward(model, name, img), labels, label_smoothing=0.1)
         loss.backward()
         return loss.detach()
 

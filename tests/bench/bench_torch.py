@@ -22,31 +22,42 @@ import models as M  # noqa: E402
 from st import load  # noqa: E402
 
 
-def main():
-    name, d, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    torch.set_num_threads(threads)
+def load_model(name, d):
+    """The reference module of MODEL with the weights acn.h wrote into D (strict=True); also used by
+    bench_cuda_torch.py."""
     if name == "vit":
         cfg = dict(image=32, channels=3, patch=4, width=192, depth=6, heads=3, mlp=768, classes=10, ln_eps=1e-6)
         model = M.ViT(cfg)
     else:
         model = M.Mixer(M.PAPER_MIXER)
     model.load_state_dict(load(os.path.join(d, name + ".weights.safetensors")), strict=True)
+    return model
+
+
+def acn_forward(model, name, img):
+    """The ACN wiring, as acn.h runs it, without probes."""
+    if name == "vit":
+        x0 = model.embed(img).flatten(2).transpose(1, 2) + model.pos
+    else:
+        x0 = model.embed(img).flatten(2).transpose(1, 2)
+        x0 = torch.cat([model.cls.expand(x0.shape[0], -1, -1), x0], 1)
+    h = s = x0
+    for blk in model.blocks:
+        h = blk(h, False)
+        s = s + h
+    return (model.head_fn if name == "vit" else model.head)(s)
+
+
+def main():
+    name, d, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
+    model = load_model(name, d)
     batch = load(os.path.join(d, name + ".batch.safetensors"))
     x, y = batch["x"], batch["labels"].long()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    head = model.head_fn if name == "vit" else model.head
 
-    def forward(img):  # the ACN wiring, as acn.h runs it, without probes
-        if name == "vit":
-            x0 = model.embed(img).flatten(2).transpose(1, 2) + model.pos
-        else:
-            x0 = model.embed(img).flatten(2).transpose(1, 2)
-            x0 = torch.cat([model.cls.expand(x0.shape[0], -1, -1), x0], 1)
-        h = s = x0
-        for blk in model.blocks:
-            h = blk(h, False)
-            s = s + h
-        return head(s)
+    def forward(img):
+        return acn_forward(model, name, img)
 
     times, first = [], None
     for step in range(steps + 1):
