@@ -3518,49 +3518,65 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
         acn__gemm_run(ctx, R, O, H, z, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL, 0, &f);
     }
 }
-/* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue: dz is
- *                         the only scratch, R x H from the gradient heap;
+/* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue;
  *                         GELU'(z) as kept when h is stored)
  * dW2 += d^T h;  db2 += sum_r d[r, :]   (h not stored: B packed with the
  *                                        GELU of z)
- * dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz[r, :]  (as linear_gelu)     */
+ * dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz[r, :]  (as linear_gelu)
+ * At a SIMD level the rows go through in chunks of ACN__FFN_ROWS, each
+ * through all six: dz (R, H) is then only ever a chunk (ACN__FFN_ROWS, H)
+ * in cache, never written to memory and read back three times. The sums
+ * come out the same bits as over all rows at once: each row of dz and dx is
+ * its own; dW1 and dW2 sum over rows in order, and a chunk is a whole
+ * number of the kernel's K blocks (ACN__KC), at whose ends it stores and
+ * reloads the sums anyway; the column sums add rows in order.          */
+#define ACN__FFN_ROWS 512 /* a multiple of ACN__KC (checked where that is defined) */
 static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
 {
     int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
-    int R = (int)(n->out->numel / (size_t)O), fuses = acn__gemm_fuses(ctx);
-    float *gx = acn__g(n->in[0]), *gW1 = acn__g(n->in[1]), *gb1 = acn__g(n->in[2]);
-    float *gW2 = acn__g(n->in[3]), *gb2 = acn__g(n->in[4]), *dz, *scratch = NULL;
+    int R = (int)(n->out->numel / (size_t)O), fuses = acn__gemm_fuses(ctx), chunk = fuses ? ACN__FFN_ROWS : R, r0;
+    float *gx = acn__g(n->in[0]), *gW1 = acn__g(n->in[1]), *gb1 = NULL;
+    float *gW2 = acn__g(n->in[3]), *gb2 = NULL, *dz, *scratch = NULL;
     const float *z = (const float *)n->aux, *d = n->out->grad, *x = acn__val(ctx, n->in[0]);
     const float *W1 = acn__val(ctx, n->in[1]), *W2 = acn__val(ctx, n->in[3]);
     const float *h = n->iarg[0] ? z + (size_t)R * H : NULL;
-    size_t RH = (size_t)R * H, i;
+    int acc_x = gx && !acn__fresh(n->in[0]), acc_W1 = gW1 && !acn__fresh(n->in[1]), acc_W2 = gW2 && !acn__fresh(n->in[3]);
+    size_t CH = (size_t)(chunk < R ? chunk : R) * H, i;
     acn__gemm_gelu f;
-    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, RH))) return;
-    f.a = 0; f.b = 0; f.dz = z; f.slope = h != NULL; /* z holds GELU'(z) when h is stored */
-    if (fuses) {
-        acn__gemm_run(ctx, R, H, O, d, 0, W2, 0, NULL, dz, NULL, 0, &f);
-    } else { /* the portable loops: the product, then the GELU' pass */
-        acn__gemm(ctx, R, H, O, d, 0, W2, 0, dz, 0);
-        for (i = 0; i < RH; i++) dz[i] *= h ? z[i] : acn__dgelu1(z[i]);
-    }
-    if (gW2) {
-        if (h) {
-            acn__gemm(ctx, O, H, R, d, 1, h, 0, gW2, !acn__fresh(n->in[3]));
-        } else if (fuses) {
-            f.b = 1; f.dz = NULL; f.slope = 0;
-            acn__gemm_run(ctx, O, H, R, d, 1, z, 0, NULL, gW2, NULL, !acn__fresh(n->in[3]), &f);
-        } else { /* h not stored, and the level changed since forward: the GELU again, into scratch */
-            if (!(scratch = acn__galloc_raw(ctx, ctx->gheap, RH))) { acn__gfree(ctx->gheap, dz, RH); return; }
-            for (i = 0; i < RH; i++) scratch[i] = acn__gelu1(z[i]);
-            acn__gemm(ctx, O, H, R, d, 1, scratch, 0, gW2, !acn__fresh(n->in[3]));
-            acn__gfree(ctx->gheap, scratch, RH);
+    if (acn__g(n->in[2])) gb1 = acn__zeroed(n->in[2]);
+    if (acn__g(n->in[4])) gb2 = acn__zeroed(n->in[4]);
+    if (!(dz = acn__galloc_raw(ctx, ctx->gheap, CH))) return;
+    for (r0 = 0; r0 < R; r0 += chunk) {
+        int rc = R - r0 < chunk ? R - r0 : chunk;                /* this chunk's rows    */
+        size_t at = (size_t)r0 * H, RH = (size_t)rc * H;
+        const float *dc = d + (size_t)r0 * O, *zc = z + at;      /* (rc, O), (rc, H)     */
+        f.a = 0; f.b = 0; f.dz = zc; f.slope = h != NULL; /* z holds GELU'(z) when h is stored */
+        if (fuses) {
+            acn__gemm_run(ctx, rc, H, O, dc, 0, W2, 0, NULL, dz, NULL, 0, &f);
+        } else { /* the portable loops: the product, then the GELU' pass */
+            acn__gemm(ctx, rc, H, O, dc, 0, W2, 0, dz, 0);
+            for (i = 0; i < RH; i++) dz[i] *= h ? zc[i] : acn__dgelu1(zc[i]);
         }
+        if (gW2) {
+            if (h) {
+                acn__gemm(ctx, O, H, rc, dc, 1, h + at, 0, gW2, acc_W2);
+            } else if (fuses) {
+                f.b = 1; f.dz = NULL; f.slope = 0;
+                acn__gemm_run(ctx, O, H, rc, dc, 1, zc, 0, NULL, gW2, NULL, acc_W2, &f);
+            } else { /* h not stored, and the level changed since forward: the GELU again, into scratch */
+                if (!(scratch = acn__galloc_raw(ctx, ctx->gheap, RH))) { acn__gfree(ctx->gheap, dz, CH); return; }
+                for (i = 0; i < RH; i++) scratch[i] = acn__gelu1(zc[i]);
+                acn__gemm(ctx, O, H, rc, dc, 1, scratch, 0, gW2, acc_W2);
+                acn__gfree(ctx->gheap, scratch, RH);
+            }
+            acc_W2 = 1;
+        }
+        if (gb2) acn__colsums(ctx, dc, (size_t)rc, (size_t)O, gb2);
+        if (gx) acn__gemm(ctx, rc, I, H, dz, 0, W1, 0, gx + (size_t)r0 * I, acc_x);
+        if (gW1) acn__gemm(ctx, H, I, rc, dz, 1, x + (size_t)r0 * I, 0, gW1, acc_W1), acc_W1 = 1;
+        if (gb1) acn__colsums(ctx, dz, (size_t)rc, (size_t)H, gb1);
     }
-    if (gb2) acn__colsums(ctx, d, (size_t)R, (size_t)O, acn__zeroed(n->in[4]));
-    if (gx) acn__gemm(ctx, R, I, H, dz, 0, W1, 0, gx, !acn__fresh(n->in[0]));
-    if (gW1) acn__gemm(ctx, H, I, R, dz, 1, x, 0, gW1, !acn__fresh(n->in[1]));
-    if (gb1) acn__colsums(ctx, dz, (size_t)R, (size_t)H, acn__zeroed(n->in[2]));
-    acn__gfree(ctx->gheap, dz, RH);
+    acn__gfree(ctx->gheap, dz, CH);
 }
 
 /* ---- GELU, ReLU, tanh --------------------------------------------------- */
@@ -5669,9 +5685,28 @@ static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, flo
  * when its rows are contiguous (bs = ldb). Only the first mm rows and nn
  * columns of C are read and written: the AVX-512 kernels do edge tiles in
  * place with masks (the A and B panels of an edge are zero-padded); the AVX2
- * kernel is called for whole tiles only (mm = mr, nn = nr). */
+ * kernel is called for whole tiles only (mm = mr, nn = nr). When `bias` is
+ * given (and not load_c), every row of the tile starts from those nn floats
+ * instead of zero: the same sums as copying the bias into C and loading it,
+ * without the copies. */
+/* A whole tile's epilogue, done in registers before the tile is stored
+ * (by the AVX-512 kernel, at the last K block, for tiles 32 columns wide):
+ * the same operations, value for value, as the passes over the stored tile
+ * that the other tiles get (acn__mul512_rows, acn__gelu512_rows,
+ * acn__gelu512_pair), without reloading a tile just stored (a load that
+ * follows a store to the same place waits for it to reach the cache). */
+enum { ACN__EPI_MUL = 1,   /* C *= z           (z: GELU'(z) as kept)      */
+       ACN__EPI_DGELU,     /* C *= GELU'(z)                               */
+       ACN__EPI_GELU,      /* e = GELU(C)                                 */
+       ACN__EPI_PAIR };    /* e = GELU(C), then C = GELU'(C)              */
+typedef struct acn__epi {
+    int op;
+    const float *z;        /* the tile's z (MUL, DGELU), rows ld apart    */
+    float *e;              /* the tile's GELU output (GELU, PAIR)         */
+    size_t ld;
+} acn__epi;
 typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs, float *c,
-                             size_t ldc, int load_c, int mm, int nn);
+                             size_t ldc, int load_c, const float *bias, const acn__epi *ep, int mm, int nn);
 
 #ifdef ACN__X86
 #define ACN__AVX2 __attribute__((target("avx2,fma")))
@@ -5691,14 +5726,19 @@ typedef void (*acn__ukernel)(int kc, const float *a, size_t rs, size_t cs, const
 /* 6 x 16: twelve 8-float accumulators */
 #define ACN__LOAD256(i) c##i##0 = _mm256_loadu_ps(c + i * ldc); c##i##1 = _mm256_loadu_ps(c + i * ldc + 8);
 ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
-                                   float *c, size_t ldc, int load_c, int mm, int nn)
+                                   float *c, size_t ldc, int load_c, const float *bias, const acn__epi *ep, int mm,
+                                   int nn)
 {
     const float *a0 = a, *a3 = a + 3 * rs;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     int k;
-    (void)mm; (void)nn;
+    (void)mm; (void)nn; (void)ep; /* (whole tiles only, no epilogue: see acn__ukernel) */
     if (load_c) { ACN__LOAD256(0) ACN__LOAD256(1) ACN__LOAD256(2) ACN__LOAD256(3) ACN__LOAD256(4) ACN__LOAD256(5) }
+    else if (bias) {
+        c00 = c10 = c20 = c30 = c40 = c50 = _mm256_loadu_ps(bias);
+        c01 = c11 = c21 = c31 = c41 = c51 = _mm256_loadu_ps(bias + 8);
+    }
     for (k = 0; k < kc; k++, a0 += cs, a3 += cs, b += bs) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
         x = _mm256_broadcast_ss(a0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -5716,70 +5756,6 @@ ACN__AVX2 static void acn__uk_avx2(int kc, const float *a, size_t rs, size_t cs,
     _mm256_storeu_ps(c + 5 * ldc, c50); _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
 #undef ACN__LOAD256
-
-/* 12 x 32: twenty-four 16-float accumulators; rows past mm and columns
- * past nn of C are neither read nor written (masks m0, m1). */
-#define ACN__ROW512(i)                                                              \
-    x = _mm512_set1_ps(a[i * rs]);                                                  \
-    r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                      \
-    r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);
-#define ACN__ZERO512(i) __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0;
-#define ACN__LOAD512(i) if (i < mm) { r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);                     \
-                                      r##i##1 = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16); }
-#define ACN__STORE512(i) if (i < mm) { _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);                     \
-                                       _mm512_mask_storeu_ps(c + i * ldc + 16, m1, r##i##1); }
-ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
-                                       float *c, size_t ldc, int load_c, int mm, int nn)
-{
-    ACN__ZERO512(0) ACN__ZERO512(1) ACN__ZERO512(2) ACN__ZERO512(3) ACN__ZERO512(4) ACN__ZERO512(5)
-    ACN__ZERO512(6) ACN__ZERO512(7) ACN__ZERO512(8) ACN__ZERO512(9) ACN__ZERO512(10) ACN__ZERO512(11)
-    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
-    __mmask16 m1 = (__mmask16)(nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
-    int k;
-    if (load_c) {
-        ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
-        ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
-    }
-    for (k = 0; k < kc; k++, a += cs, b += bs) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
-        ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4) ACN__ROW512(5)
-        ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9) ACN__ROW512(10) ACN__ROW512(11)
-    }
-    ACN__STORE512(0) ACN__STORE512(1) ACN__STORE512(2) ACN__STORE512(3) ACN__STORE512(4) ACN__STORE512(5)
-    ACN__STORE512(6) ACN__STORE512(7) ACN__STORE512(8) ACN__STORE512(9) ACN__STORE512(10) ACN__STORE512(11)
-}
-/* 12 x 16, for an edge of at most 16 columns (half the work of 12 x 32). */
-#define ACN__ZERO512N(i) __m512 r##i##0 = _mm512_setzero_ps();
-#define ACN__ROW512N(i) r##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rs]), b0, r##i##0);
-#define ACN__LOAD512N(i) if (i < mm) r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);
-#define ACN__STORE512N(i) if (i < mm) _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);
-ACN__AVX512 static void acn__uk_avx512_n16(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
-                                           float *c, size_t ldc, int load_c, int mm, int nn)
-{
-    ACN__ZERO512N(0) ACN__ZERO512N(1) ACN__ZERO512N(2) ACN__ZERO512N(3) ACN__ZERO512N(4) ACN__ZERO512N(5)
-    ACN__ZERO512N(6) ACN__ZERO512N(7) ACN__ZERO512N(8) ACN__ZERO512N(9) ACN__ZERO512N(10) ACN__ZERO512N(11)
-    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
-    int k;
-    if (load_c) {
-        ACN__LOAD512N(0) ACN__LOAD512N(1) ACN__LOAD512N(2) ACN__LOAD512N(3) ACN__LOAD512N(4) ACN__LOAD512N(5)
-        ACN__LOAD512N(6) ACN__LOAD512N(7) ACN__LOAD512N(8) ACN__LOAD512N(9) ACN__LOAD512N(10) ACN__LOAD512N(11)
-    }
-    for (k = 0; k < kc; k++, a += cs, b += bs) {
-        __m512 b0 = _mm512_loadu_ps(b);
-        ACN__ROW512N(0) ACN__ROW512N(1) ACN__ROW512N(2) ACN__ROW512N(3) ACN__ROW512N(4) ACN__ROW512N(5)
-        ACN__ROW512N(6) ACN__ROW512N(7) ACN__ROW512N(8) ACN__ROW512N(9) ACN__ROW512N(10) ACN__ROW512N(11)
-    }
-    ACN__STORE512N(0) ACN__STORE512N(1) ACN__STORE512N(2) ACN__STORE512N(3) ACN__STORE512N(4) ACN__STORE512N(5)
-    ACN__STORE512N(6) ACN__STORE512N(7) ACN__STORE512N(8) ACN__STORE512N(9) ACN__STORE512N(10) ACN__STORE512N(11)
-}
-#undef ACN__ZERO512N
-#undef ACN__ROW512N
-#undef ACN__LOAD512N
-#undef ACN__STORE512N
-#undef ACN__ROW512
-#undef ACN__ZERO512
-#undef ACN__LOAD512
-#undef ACN__STORE512
 
 /* Exact GELU for 16 floats at a time: erf by Abramowitz and Stegun 7.1.26
  * (|error| < 1.5e-7), whose exp(-z^2) also gives the normal density that
@@ -5825,6 +5801,120 @@ ACN__AVX512 static ACN__INLINE void acn__phi512(__m512 x, __m512 *cdf, __m512 *p
     *cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
     *pdf = _mm512_mul_ps(_mm512_set1_ps(0.39894228f), e);
 }
+/* One vector of a tile's epilogue (see acn__epi) */
+ACN__AVX512 static ACN__INLINE __m512 acn__epi512(const acn__epi *ep, size_t at, __m512 v)
+{
+    __m512 cdf, pdf, x;
+    switch (ep->op) {
+    case ACN__EPI_MUL: return _mm512_mul_ps(v, _mm512_loadu_ps(ep->z + at));
+    case ACN__EPI_DGELU:
+        x = _mm512_loadu_ps(ep->z + at);
+        acn__phi512(x, &cdf, &pdf);
+        return _mm512_mul_ps(v, _mm512_fmadd_ps(x, pdf, cdf));
+    case ACN__EPI_GELU:
+        acn__phi512(v, &cdf, &pdf);
+        _mm512_storeu_ps(ep->e + at, _mm512_mul_ps(v, cdf));
+        return v;
+    default: /* ACN__EPI_PAIR */
+        acn__phi512(v, &cdf, &pdf);
+        _mm512_storeu_ps(ep->e + at, _mm512_mul_ps(v, cdf));
+        return _mm512_fmadd_ps(v, pdf, cdf);
+    }
+}
+
+/* 12 x 32: twenty-four 16-float accumulators; rows past mm and columns
+ * past nn of C are neither read nor written (masks m0, m1). */
+#define ACN__ROW512(i)                                                              \
+    x = _mm512_set1_ps(a[i * rs]);                                                  \
+    r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                      \
+    r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);
+#define ACN__ZERO512(i) __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0;
+#define ACN__LOAD512(i) if (i < mm) { r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);                     \
+                                      r##i##1 = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16); }
+#define ACN__STORE512(i) if (i < mm) { _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);                     \
+                                       _mm512_mask_storeu_ps(c + i * ldc + 16, m1, r##i##1); }
+#define ACN__STOREF512(i) if (i < mm) { _mm512_storeu_ps(c + i * ldc, r##i##0); _mm512_storeu_ps(c + i * ldc + 16, r##i##1); }
+#define ACN__EPI512(i) if (i < mm) { _mm512_storeu_ps(c + i * ldc, acn__epi512(ep, i * ep->ld, r##i##0));        \
+                                     _mm512_storeu_ps(c + i * ldc + 16, acn__epi512(ep, i * ep->ld + 16, r##i##1)); }
+#define ACN__BIAS512(i) r##i##0 = q0; r##i##1 = q1;
+ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                                       float *c, size_t ldc, int load_c, const float *bias, const acn__epi *ep, int mm,
+                                       int nn)
+{
+    ACN__ZERO512(0) ACN__ZERO512(1) ACN__ZERO512(2) ACN__ZERO512(3) ACN__ZERO512(4) ACN__ZERO512(5)
+    ACN__ZERO512(6) ACN__ZERO512(7) ACN__ZERO512(8) ACN__ZERO512(9) ACN__ZERO512(10) ACN__ZERO512(11)
+    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
+    __mmask16 m1 = (__mmask16)(nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
+    int k;
+    if (load_c) {
+        ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
+        ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
+    } else if (bias) {
+        __m512 q0 = _mm512_maskz_loadu_ps(m0, bias), q1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        ACN__BIAS512(0) ACN__BIAS512(1) ACN__BIAS512(2) ACN__BIAS512(3) ACN__BIAS512(4) ACN__BIAS512(5)
+        ACN__BIAS512(6) ACN__BIAS512(7) ACN__BIAS512(8) ACN__BIAS512(9) ACN__BIAS512(10) ACN__BIAS512(11)
+    }
+    for (k = 0; k < kc; k++, a += cs, b += bs) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
+        ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4) ACN__ROW512(5)
+        ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9) ACN__ROW512(10) ACN__ROW512(11)
+    }
+    if (ep) { /* (nn is 32) */
+        ACN__EPI512(0) ACN__EPI512(1) ACN__EPI512(2) ACN__EPI512(3) ACN__EPI512(4) ACN__EPI512(5)
+        ACN__EPI512(6) ACN__EPI512(7) ACN__EPI512(8) ACN__EPI512(9) ACN__EPI512(10) ACN__EPI512(11)
+    } else if (nn >= 32) { /* whole rows: plain stores, which a later load of C can take from the store queue
+                     * (a load after a masked store waits until the store reaches the cache) */
+        ACN__STOREF512(0) ACN__STOREF512(1) ACN__STOREF512(2) ACN__STOREF512(3) ACN__STOREF512(4) ACN__STOREF512(5)
+        ACN__STOREF512(6) ACN__STOREF512(7) ACN__STOREF512(8) ACN__STOREF512(9) ACN__STOREF512(10) ACN__STOREF512(11)
+    } else {
+        ACN__STORE512(0) ACN__STORE512(1) ACN__STORE512(2) ACN__STORE512(3) ACN__STORE512(4) ACN__STORE512(5)
+        ACN__STORE512(6) ACN__STORE512(7) ACN__STORE512(8) ACN__STORE512(9) ACN__STORE512(10) ACN__STORE512(11)
+    }
+}
+/* 12 x 16, for an edge of at most 16 columns (half the work of 12 x 32). */
+#define ACN__ZERO512N(i) __m512 r##i##0 = _mm512_setzero_ps();
+#define ACN__ROW512N(i) r##i##0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rs]), b0, r##i##0);
+#define ACN__LOAD512N(i) if (i < mm) r##i##0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+#define ACN__STORE512N(i) if (i < mm) _mm512_mask_storeu_ps(c + i * ldc, m0, r##i##0);
+#define ACN__BIAS512N(i) r##i##0 = q0;
+ACN__AVX512 static void acn__uk_avx512_n16(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
+                                           float *c, size_t ldc, int load_c, const float *bias, const acn__epi *ep,
+                                           int mm, int nn)
+{
+    ACN__ZERO512N(0) ACN__ZERO512N(1) ACN__ZERO512N(2) ACN__ZERO512N(3) ACN__ZERO512N(4) ACN__ZERO512N(5)
+    ACN__ZERO512N(6) ACN__ZERO512N(7) ACN__ZERO512N(8) ACN__ZERO512N(9) ACN__ZERO512N(10) ACN__ZERO512N(11)
+    __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
+    int k;
+    (void)ep; /* (edges only, no epilogue) */
+    if (load_c) {
+        ACN__LOAD512N(0) ACN__LOAD512N(1) ACN__LOAD512N(2) ACN__LOAD512N(3) ACN__LOAD512N(4) ACN__LOAD512N(5)
+        ACN__LOAD512N(6) ACN__LOAD512N(7) ACN__LOAD512N(8) ACN__LOAD512N(9) ACN__LOAD512N(10) ACN__LOAD512N(11)
+    } else if (bias) {
+        __m512 q0 = _mm512_maskz_loadu_ps(m0, bias);
+        ACN__BIAS512N(0) ACN__BIAS512N(1) ACN__BIAS512N(2) ACN__BIAS512N(3) ACN__BIAS512N(4) ACN__BIAS512N(5)
+        ACN__BIAS512N(6) ACN__BIAS512N(7) ACN__BIAS512N(8) ACN__BIAS512N(9) ACN__BIAS512N(10) ACN__BIAS512N(11)
+    }
+    for (k = 0; k < kc; k++, a += cs, b += bs) {
+        __m512 b0 = _mm512_loadu_ps(b);
+        ACN__ROW512N(0) ACN__ROW512N(1) ACN__ROW512N(2) ACN__ROW512N(3) ACN__ROW512N(4) ACN__ROW512N(5)
+        ACN__ROW512N(6) ACN__ROW512N(7) ACN__ROW512N(8) ACN__ROW512N(9) ACN__ROW512N(10) ACN__ROW512N(11)
+    }
+    ACN__STORE512N(0) ACN__STORE512N(1) ACN__STORE512N(2) ACN__STORE512N(3) ACN__STORE512N(4) ACN__STORE512N(5)
+    ACN__STORE512N(6) ACN__STORE512N(7) ACN__STORE512N(8) ACN__STORE512N(9) ACN__STORE512N(10) ACN__STORE512N(11)
+}
+#undef ACN__ZERO512N
+#undef ACN__BIAS512N
+#undef ACN__BIAS512
+#undef ACN__ROW512N
+#undef ACN__LOAD512N
+#undef ACN__STORE512N
+#undef ACN__ROW512
+#undef ACN__ZERO512
+#undef ACN__LOAD512
+#undef ACN__STORE512
+#undef ACN__STOREF512
+#undef ACN__EPI512
+
 /* y = x Phi(x) (dir 0), y += d (Phi(x) + x phi(x)) (dir 1) or
  * y = d (Phi(x) + x phi(x)) (dir 2), over `rows` rows of n values, rows
  * ldx, ldd and ldy apart in x, d and y (one call for a block of a matrix:
@@ -6375,6 +6465,7 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
  * whatever kc is. */
 #define ACN__KC 256
 #define ACN__KC_MAX 512
+typedef char acn__ffn_rows_whole_k_blocks[ACN__FFN_ROWS % ACN__KC == 0 ? 1 : -1];
 #define ACN__NC 512
 #define ACN__B_BLOCK ((size_t)ACN__KC * ACN__NC)
 #define ACN__MR_MAX 12
@@ -6516,31 +6607,37 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     const float *b = jr < nin ? Bk + jr : pb + (size_t)(jr - nin) * kc;
                     size_t bs = jr < nin ? g->br : (size_t)nr;
                     int nn = nc - jr < nr ? nc - jr : nr, load_c = load_c0;
-                    if (!load_c && bias) { /* start the tile from the bias */
-                        for (i = 0; i < mm; i++) memcpy(c + (size_t)i * ldc, bias + jc + jr, (size_t)nn * sizeof(float));
-                        load_c = 1;
+                    const float *tb = !load_c && bias ? bias + jc + jr : NULL; /* the tile starts from the bias */
+                    acn__epi ep, *epp = NULL;
+                    if (pc + kc == g->K && (E || Z) && g->uk16 && nn == 32) { /* the epilogue in the kernel */
+                        size_t at = (size_t)ir * ldc + jc + jr;
+                        ep.op = E ? (g->slope ? ACN__EPI_PAIR : ACN__EPI_GELU) : g->slope ? ACN__EPI_MUL : ACN__EPI_DGELU;
+                        ep.z = Z ? Z + at : NULL;
+                        ep.e = E ? E + at : NULL;
+                        ep.ld = ldc;
+                        epp = &ep;
                     }
-                    if (g->uk16 && nn > nr / 4) {
-                        (nn <= 16 ? g->uk16 : g->uk)(kc, a, rs, cs, b, bs, c, ldc, load_c, mm, nn);
+                    if (g->uk16) { /* masked tiles, whatever the edge: a scalar loop runs into the FMA's latency */
+                        (nn <= 16 ? g->uk16 : g->uk)(kc, a, rs, cs, b, bs, c, ldc, load_c, tb, epp, mm, nn);
                     } else if (mm == mr && nn == nr) {
-                        g->uk(kc, a, rs, cs, b, bs, c, ldc, load_c, mr, nr);
+                        g->uk(kc, a, rs, cs, b, bs, c, ldc, load_c, tb, NULL, mr, nr);
                     } else if (nn <= nr / 4) { /* a few columns: plain loops beat a full tile */
                         int k;
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) {
-                                float sum = load_c ? c[(size_t)i * ldc + j] : 0.0f;
+                                float sum = load_c ? c[(size_t)i * ldc + j] : tb ? tb[j] : 0.0f;
                                 for (k = 0; k < kc; k++) sum += a[(size_t)i * rs + (size_t)k * cs] * b[(size_t)k * bs + j];
                                 c[(size_t)i * ldc + j] = sum;
                             }
                     } else { /* an edge tile: through a full-size scratch tile */
                         for (i = 0; i < mr; i++)
                             for (j = 0; j < nr; j++)
-                                tile[i * nr + j] = load_c && i < mm && j < nn ? c[(size_t)i * ldc + j] : 0.0f;
-                        g->uk(kc, a, rs, cs, b, bs, tile, (size_t)nr, 1, mr, nr);
+                                tile[i * nr + j] = i >= mm || j >= nn ? 0.0f : load_c ? c[(size_t)i * ldc + j] : tb ? tb[j] : 0.0f;
+                        g->uk(kc, a, rs, cs, b, bs, tile, (size_t)nr, 1, NULL, NULL, mr, nr);
                         for (i = 0; i < mm; i++)
                             for (j = 0; j < nn; j++) c[(size_t)i * ldc + j] = tile[i * nr + j];
                     }
-                    if (pc + kc == g->K) { /* the epilogues, on the finished tile while it is in cache */
+                    if (pc + kc == g->K && !epp) { /* the epilogues, on the finished tile while it is in cache */
                         size_t at = (size_t)ir * ldc + jc + jr;
                         if (E && g->slope) /* GELU(C), then C = GELU'(C) */
                             acn__gelu_pair_block(g->ctx, mm, (size_t)nn, c, ldc, E + at, ldc);
