@@ -3518,6 +3518,9 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
         acn__gemm_run(ctx, R, O, H, z, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL, 0, &f);
     }
 }
+/* acn_ffn's backward goes through the rows in chunks of this many (at a
+ * SIMD level): a multiple of ACN__KC, checked where that is defined */
+#define ACN__FFN_ROWS 512
 /* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue;
  *                         GELU'(z) as kept when h is stored)
  * dW2 += d^T h;  db2 += sum_r d[r, :]   (h not stored: B packed with the
@@ -3530,7 +3533,6 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
  * its own; dW1 and dW2 sum over rows in order, and a chunk is a whole
  * number of the kernel's K blocks (ACN__KC), at whose ends it stores and
  * reloads the sums anyway; the column sums add rows in order.          */
-#define ACN__FFN_ROWS 512 /* a multiple of ACN__KC (checked where that is defined) */
 static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
 {
     int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
@@ -5846,6 +5848,13 @@ ACN__AVX512 static void acn__uk_avx512(int kc, const float *a, size_t rs, size_t
     __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFF : (1u << nn) - 1u);
     __mmask16 m1 = (__mmask16)(nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (1u << (nn - 16)) - 1u);
     int k;
+    if (ep) { /* the epilogue's rows start to load while the loop runs (they come from memory) */
+        const float *pz = ep->z ? ep->z : ep->e;
+        for (k = 0; k < mm; k++) {
+            _mm_prefetch((const char *)(pz + (size_t)k * ep->ld), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pz + (size_t)k * ep->ld + 16), _MM_HINT_T0);
+        }
+    }
     if (load_c) {
         ACN__LOAD512(0) ACN__LOAD512(1) ACN__LOAD512(2) ACN__LOAD512(3) ACN__LOAD512(4) ACN__LOAD512(5)
         ACN__LOAD512(6) ACN__LOAD512(7) ACN__LOAD512(8) ACN__LOAD512(9) ACN__LOAD512(10) ACN__LOAD512(11)
@@ -5983,6 +5992,19 @@ ACN__AVX512 static size_t acn__gelu512(int dir, const float *x, const float *d, 
                                                                       _mm512_castps_pd(q)))
 #define ACN__SHUF(p, q, imm) _mm512_mask_shuffle_f32x4(p, 0xFFFF, p, q, imm)
 #define ACN__LANES(x, y, i, j, p, q) x##i = ACN__SHUF(y##p, y##q, 0x88); x##j = ACN__SHUF(y##p, y##q, 0xdd);
+/* A panel of w <= 32 columns whose values at each k are contiguous (rows
+ * `inner` apart), laid out [k][32], zeros past w: two (masked) loads and
+ * stores per k (a memcpy call per k costs more than the copy). */
+ACN__AVX512 static void acn__pack_n512(int w, int len, const float *src, size_t inner, float *dst)
+{
+    __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1u);
+    __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
+    int k;
+    for (k = 0; k < len; k++, src += inner, dst += 32) {
+        _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+    }
+}
 ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t outer, float *dst)
 {
     int h, k0, k, i;
@@ -6504,6 +6526,10 @@ static void acn__pack_panel(int w, int width, int len, const float *src, size_t 
 #ifdef ACN__X86
     if (simd == ACN_SIMD_AVX512 && inner == 1 && width == 32) {
         acn__pack_t512(w, len, src, outer, dst);
+        return;
+    }
+    if (simd == ACN_SIMD_AVX512 && outer == 1 && width == 32) {
+        acn__pack_n512(w, len, src, inner, dst);
         return;
     }
 #endif
