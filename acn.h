@@ -3270,6 +3270,9 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * T = 65 would leave one column for plain loops and a packed panel that is
  * all padding); each part packs only its own columns, once per b, and the
  * transposed form sums into scratch that is added to dW at the end. */
+/* dW of acn_linear_mid sums over the batch in this many fixed groups of b
+ * (the same groups whatever the number of threads, so the same bits) */
+#define ACN__LMID_GROUPS 2
 typedef struct acn__lmid_job { acn__node *n; int dir, transposed, add; float *S; } acn__lmid_job;
 static void acn__lmid_task(void *arg, int part, int parts, int tid)
 {
@@ -3277,24 +3280,24 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
     acn__node *n = j->n;
     int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0], r;
     const float *x = n->in[0]->data, *W = n->in[1]->data, *bias = n->in[2] ? n->in[2]->data : NULL;
-    size_t lo, hi, b, t;
-    if (j->dir == 2) { /* columns [lo, hi) of the dW product, summed over b in order */
-        float *gW = n->in[1]->grad;
+    size_t lo, hi, b;
+    if (j->dir == 2) { /* the sums over ACN__LMID_GROUPS fixed groups of b (each in order), one group
+                        * to a part: each part reads only its own x_b and d_b */
         const float *d = n->out->grad;
-        if (!j->transposed) {
-            acn__share((size_t)T, 32, part, parts, &lo, &hi);  /* dW[:, lo:hi] += d_b x_b[lo:hi]^T */
-            for (b = 0; lo < hi && b < (size_t)B; b++)
-                acn__gemm_on(n->ctx, tid, J, (int)(hi - lo), D, d + b * J * D, (size_t)D, 1, x + (b * T + lo) * D,
-                             1, (size_t)D, gW + lo, (size_t)T, b > 0 || j->add);
-            return;
+        size_t g0, g1, g;
+        acn__share(ACN__LMID_GROUPS, 1, part, parts, &g0, &g1);
+        for (g = g0; g < g1; g++) {
+            float *P = j->S + g * (size_t)J * T;
+            acn__share((size_t)B, 1, (int)g, ACN__LMID_GROUPS, &lo, &hi);
+            for (b = lo; b < hi; b++)
+                if (j->transposed) /* P (T, J) (+)= x_b d_b^T */
+                    acn__gemm_on(n->ctx, tid, T, J, D, x + b * T * D, (size_t)D, 1, d + b * J * D, 1, (size_t)D, P,
+                                 (size_t)J, b > lo);
+                else               /* P (J, T) (+)= d_b x_b^T */
+                    acn__gemm_on(n->ctx, tid, J, T, D, d + b * J * D, (size_t)D, 1, x + b * T * D, 1, (size_t)D, P,
+                                 (size_t)T, b > lo);
+            if (lo == hi) memset(P, 0, (size_t)J * T * sizeof(float));
         }
-        acn__share((size_t)J, 32, part, parts, &lo, &hi);      /* S[:, lo:hi] = sum_b x_b d_b[lo:hi]^T */
-        for (b = 0; lo < hi && b < (size_t)B; b++)
-            acn__gemm_on(n->ctx, tid, T, (int)(hi - lo), D, x + b * T * D, (size_t)D, 1, d + (b * J + lo) * D, 1,
-                         (size_t)D, j->S + lo, (size_t)J, b > 0);
-        for (r = (int)lo; r < (int)hi; r++)                   /* dW[r, t] (+)= S[t, r] */
-            for (t = 0; t < (size_t)T; t++)
-                gW[(size_t)r * T + t] = j->add ? gW[(size_t)r * T + t] + j->S[t * J + (size_t)r] : j->S[t * J + (size_t)r];
         return;
     }
     acn__share((size_t)B, 1, part, parts, &lo, &hi);
@@ -3320,7 +3323,7 @@ static void acn__lmid_fwd(acn_ctx *ctx, acn__node *n)
     acn__val(ctx, n->in[0]);
     j.n = n;
     j.dir = 0;
-    acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4);
+    acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 16);
 }
 static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
 {
@@ -3332,17 +3335,25 @@ static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
     if (acn__g(n->in[0])) {
         j.dir = 1;
         j.add = !acn__fresh(n->in[0]);
-        acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 4);
+        acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 16);
     }
-    if (acn__g(n->in[1])) {
-        int T = n->in[1]->shape[1];
+    if (acn__g(n->in[1])) { /* dW (+)= sum_g P_g, in group order (P_g: (J, T), or (T, J) when transposed) */
+        int T = n->in[1]->shape[1], add = !acn__fresh(n->in[1]), g;
+        size_t JT = (size_t)J * T, e;
+        float *gW = n->in[1]->grad;
         j.dir = 2;
-        j.add = !acn__fresh(n->in[1]);
-        j.transposed = (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T;
-        j.S = NULL;
-        if (j.transposed && !(j.S = acn__galloc(ctx, ctx->gheap, (size_t)J * T))) return;
+        j.transposed = (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T; /* the narrower padding of N */
+        if (!(j.S = acn__galloc_raw(ctx, ctx->gheap, ACN__LMID_GROUPS * JT))) return;
         acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 1);
-        if (j.S) acn__gfree(ctx->gheap, j.S, (size_t)J * T);
+        for (r = 0; r < J; r++)
+            for (c = 0; c < T; c++) {
+                float v;
+                e = j.transposed ? (size_t)c * J + (size_t)r : (size_t)r * T + (size_t)c;
+                v = j.S[e];
+                for (g = 1; g < ACN__LMID_GROUPS; g++) v += j.S[(size_t)g * JT + e];
+                gW[(size_t)r * T + c] = add ? gW[(size_t)r * T + c] + v : v;
+            }
+        acn__gfree(ctx->gheap, j.S, ACN__LMID_GROUPS * JT);
     }
     if (gb) { /* S[j, d] = sum_b d_b[j, d] (column sums), then db[j] += sum_d S[j, d] */
         float *S = acn__galloc(ctx, ctx->gheap, (size_t)J * D);
