@@ -6645,6 +6645,25 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     size_t bs = jr < nin ? g->br : (size_t)nr;
                     int nn = nc - jr < nr ? nc - jr : nr, load_c = load_c0;
                     const float *tb = !load_c && bias ? bias + jc + jr : NULL; /* the tile starts from the bias */
+#ifdef ACN__X86
+                    if (ir + mr < mfull) { /* this tile's share of the next row panel of A (read in place) */
+                        int tiles = (nc + nr - 1) / nr, t = jr / nr, q, q0, q1;
+                        const float *an = A + (size_t)(ir + mr) * g->ar + (size_t)pc * g->ac;
+                        if (g->ac == 1) { /* rows of kc floats */
+                            q0 = mr * t / tiles; q1 = mr * (t + 1) / tiles;
+                            for (q = q0; q < q1; q++)
+                                for (i = 0; i < kc; i += 16) _mm_prefetch((const char *)(an + (size_t)q * g->ar + i), _MM_HINT_T0);
+                        } else if (g->ar == 1) { /* mr floats at each k */
+                            q0 = kc * t / tiles; q1 = kc * (t + 1) / tiles;
+                            for (q = q0; q < q1; q++) _mm_prefetch((const char *)(an + (size_t)q * g->ac), _MM_HINT_T0);
+                        }
+                    }
+                    if (ir == 0 && jr + nr < nin) /* the first row panel reads B from memory: ask for the next tile's */
+                        for (i = 0; i < kc; i++) {
+                            _mm_prefetch((const char *)(Bk + (size_t)i * g->br + jr + nr), _MM_HINT_T0);
+                            _mm_prefetch((const char *)(Bk + (size_t)i * g->br + jr + nr + 16), _MM_HINT_T0);
+                        }
+#endif
                     acn__epi ep, *epp = NULL;
                     if (pc + kc == g->K && (E || Z) && g->uk16 && nn == 32) { /* the epilogue in the kernel */
                         size_t at = (size_t)ir * ldc + jc + jr;
