@@ -2399,6 +2399,7 @@ static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
                                size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb);
 static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out);
+static double acn__sumsq(acn_ctx *ctx, const float *g, size_t n); /* sum of g[i]^2, in double */
 static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n); /* y[i] += x[i], i < n */
 static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n);          /* y[i] = v, i < n */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
@@ -2592,8 +2593,6 @@ ACNDEF acn_status acn_argmax(acn_ctx *ctx, acn_tensor *t, int *out)
 }
 ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
 {
-    double s2 = 0.0;
-    size_t i;
     const float *g;
     char sh[64];
     if (!ctx || ctx->status) return NAN;
@@ -2615,8 +2614,7 @@ ACNDEF double acn_grad_norm(acn_ctx *ctx, acn_tensor *t)
         return norm;
     }
 #endif
-    for (i = 0; i < t->numel; i++) s2 += (double)g[i] * g[i];
-    return sqrt(s2);
+    return sqrt(acn__sumsq(ctx, g, t->numel));
 }
 
 /* Make the values a kernel of node n reads available (the inputs, and for
@@ -6412,6 +6410,60 @@ static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float 
     (void)ctx; (void)dir; (void)x; (void)d; (void)y; (void)hi;
     return lo;
 }
+/* The sum of g[i]^2 over n floats, in double: sixteen partial sums, the
+ * one of lane j taking the i with i = j (mod 16), then added in lane
+ * order. A square of a float is exact in double, so the SIMD code's fused
+ * multiply-add rounds where the portable loop's add does: every level gives
+ * the same bits. (One running sum would be a chain of dependent adds, one
+ * value per add's latency.) */
+#ifdef ACN__X86
+ACN__AVX512 static size_t acn__sumsq512(const float *g, size_t n, double *s)
+{
+    __m512d a = _mm512_setzero_pd(), b = a;
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(g + i)), y = _mm512_cvtps_pd(_mm256_loadu_ps(g + i + 8));
+        a = _mm512_fmadd_pd(x, x, a);
+        b = _mm512_fmadd_pd(y, y, b);
+    }
+    _mm512_storeu_pd(s, a);
+    _mm512_storeu_pd(s + 8, b);
+    return i;
+}
+ACN__AVX2 static size_t acn__sumsq256(const float *g, size_t n, double *s)
+{
+    __m256d a = _mm256_setzero_pd(), b = a, c = a, d = a;
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(g + i)), y = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 4));
+        __m256d z = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 8)), w = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 12));
+        a = _mm256_fmadd_pd(x, x, a);
+        b = _mm256_fmadd_pd(y, y, b);
+        c = _mm256_fmadd_pd(z, z, c);
+        d = _mm256_fmadd_pd(w, w, d);
+    }
+    _mm256_storeu_pd(s, a);
+    _mm256_storeu_pd(s + 4, b);
+    _mm256_storeu_pd(s + 8, c);
+    _mm256_storeu_pd(s + 12, d);
+    return i;
+}
+#endif
+static double acn__sumsq(acn_ctx *ctx, const float *g, size_t n)
+{
+    double s[16], t = 0.0;
+    size_t i = 0;
+    int j;
+    for (j = 0; j < 16; j++) s[j] = 0.0;
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) i = acn__sumsq512(g, n, s);
+    else if (ctx->simd == ACN_SIMD_AVX2) i = acn__sumsq256(g, n, s);
+#endif
+    (void)ctx;
+    for (; i < n; i++) s[i % 16] += (double)g[i] * g[i];
+    for (j = 0; j < 16; j++) t += s[j];
+    return t;
+}
 static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
                                size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
 {
@@ -7676,9 +7728,7 @@ static void acn__gblock_task(void *arg, int part, int parts, int tid)
         if (j->op == 0) {
             memset(g + a, 0, (b - a) * sizeof(float));
         } else if (j->op == 1) {
-            double s = 0.0;
-            for (i = a; i < b; i++) s += (double)g[i] * g[i];
-            j->sums[c] = s;
+            j->sums[c] = acn__sumsq(j->ctx, g + a, b - a);
         } else {
             for (i = a; i < b; i++) g[i] *= j->coef;
         }
