@@ -3259,15 +3259,15 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
 }
 /* Per batch element b, with x_b (T, D), out_b (J, D), d_b = d out_b:
  *   out_b = W x_b + b 1^T                    (fwd: rows start from the bias)
- *   dx_b += W^T d_b;   dW += d_b x_b^T (b in order);   db[j] += sum_{b, d} d_b[j, d]
- * Parts are batch elements (fwd, dx) or columns of the dW product, so no
- * sum is split. The dW product is formed as whichever of
- *   dW   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
- *   dW^T (T, J) = sum_b x_b d_b^T        (d_b^T packed: its J columns)
+ *   dx_b += W^T d_b;   dW += sum_g P_g;   db[j] += sum_{b, d} d_b[j, d]
+ * where P_g sums d_b x_b^T over the b of group g in order, and the groups
+ * (ACN__LMID_GROUPS fixed ranges of b) are added in order. Parts are batch
+ * elements (fwd, dx) or groups (dW), so no sum is split, and each part of
+ * dW reads only its own x_b and d_b. P_g is formed as whichever of
+ *   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
+ *   (T, J) = sum_b x_b d_b^T        (d_b^T packed: its J columns)
  * has fewer columns past a multiple of the kernel's width (the Mixer's
- * T = 65 would leave one column for plain loops and a packed panel that is
- * all padding); each part packs only its own columns, once per b, and the
- * transposed form sums into scratch that is added to dW at the end. */
+ * T = 65 would leave a one-column edge). */
 /* dW of acn_linear_mid sums over the batch in this many fixed groups of b
  * (the same groups whatever the number of threads, so the same bits) */
 #define ACN__LMID_GROUPS 2
