@@ -3528,38 +3528,44 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
     }
 }
 /* acn_ffn's backward goes through the rows in chunks of this many (at a
- * SIMD level): a multiple of ACN__KC, checked where that is defined */
+ * SIMD level) */
 #define ACN__FFN_ROWS 512
 /* dz = (d W2) GELU'(z)   (at a SIMD level, the product's epilogue;
  *                         GELU'(z) as kept when h is stored)
  * dW2 += d^T h;  db2 += sum_r d[r, :]   (h not stored: B packed with the
  *                                        GELU of z)
  * dx += dz W1;  dW1 += dz^T x;  db1 += sum_r dz[r, :]  (as linear_gelu)
- * At a SIMD level the rows go through in chunks of ACN__FFN_ROWS, each
- * through all six: dz (R, H) is then only ever a chunk (ACN__FFN_ROWS, H)
- * in cache, never written to memory and read back three times. The sums
- * come out the same bits as over all rows at once: each row of dz and dx is
- * its own; dW1 and dW2 sum over rows in order, and a chunk is a whole
- * number of the kernel's K blocks (ACN__KC), at whose ends it stores and
- * reloads the sums anyway; the column sums add rows in order.          */
+ * At a SIMD level the rows go through in chunks of ACN__FFN_ROWS (the last
+ * one takes the rest, up to twice that), each through all six: dz (R, H) is
+ * then only ever a chunk in cache, never written to memory and read back
+ * three times. The results are the same bits as over all rows at once:
+ * each row of dz and dx is its own; dW1 and dW2 sum over rows in order,
+ * each chunk's product continuing from the sums the last one stored (a
+ * float stored and reloaded is the same float), and no chunk is shorter
+ * than ACN__FFN_ROWS, so its products take the packed kernel as the whole
+ * would (a short one could fall to the plain loops, acn__gemm_small); the
+ * column sums add rows in order.                                       */
 static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
 {
     int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
-    int R = (int)(n->out->numel / (size_t)O), fuses = acn__gemm_fuses(ctx), chunk = fuses ? ACN__FFN_ROWS : R, r0;
+    int R = (int)(n->out->numel / (size_t)O), fuses = acn__gemm_fuses(ctx), chunk = fuses ? ACN__FFN_ROWS : R, r0, rc;
+    int last = R > chunk ? R - (R / chunk - 1) * chunk : R;     /* the last chunk's rows, the most */
     float *gx = acn__g(n->in[0]), *gW1 = acn__g(n->in[1]), *gb1 = NULL;
     float *gW2 = acn__g(n->in[3]), *gb2 = NULL, *dz, *scratch = NULL;
     const float *z = (const float *)n->aux, *d = n->out->grad, *x = acn__val(ctx, n->in[0]);
     const float *W1 = acn__val(ctx, n->in[1]), *W2 = acn__val(ctx, n->in[3]);
     const float *h = n->iarg[0] ? z + (size_t)R * H : NULL;
     int acc_x = gx && !acn__fresh(n->in[0]), acc_W1 = gW1 && !acn__fresh(n->in[1]), acc_W2 = gW2 && !acn__fresh(n->in[3]);
-    size_t CH = (size_t)(chunk < R ? chunk : R) * H, i;
+    size_t CH = (size_t)last * H, i;
     acn__gemm_gelu f;
     if (acn__g(n->in[2])) gb1 = acn__zeroed(n->in[2]);
     if (acn__g(n->in[4])) gb2 = acn__zeroed(n->in[4]);
     if (!(dz = acn__galloc_raw(ctx, ctx->gheap, CH))) return;
-    for (r0 = 0; r0 < R; r0 += chunk) {
-        int rc = R - r0 < chunk ? R - r0 : chunk;                /* this chunk's rows    */
-        size_t at = (size_t)r0 * H, RH = (size_t)rc * H;
+    for (r0 = 0; r0 < R; r0 += rc) {
+        size_t at, RH;
+        rc = R - r0 == last ? last : chunk;                      /* this chunk's rows    */
+        at = (size_t)r0 * H;
+        RH = (size_t)rc * H;
         const float *dc = d + (size_t)r0 * O, *zc = z + at;      /* (rc, O), (rc, H)     */
         f.a = 0; f.b = 0; f.dz = zc; f.slope = h != NULL; /* z holds GELU'(z) when h is stored */
         if (fuses) {
@@ -6011,7 +6017,7 @@ ACN__AVX512 static void acn__pack_n512(int w, int len, const float *src, size_t 
     int k;
     for (k = 0; k < len; k++, src += inner, dst += 32) {
         _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        _mm512_storeu_ps(dst + 16, w > 16 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps());
     }
 }
 ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t outer, float *dst)
@@ -6422,7 +6428,10 @@ ACN__AVX512 static size_t acn__sumsq512(const float *g, size_t n, double *s)
     __m512d a = _mm512_setzero_pd(), b = a;
     size_t i;
     for (i = 0; i + 16 <= n; i += 16) {
-        __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(g + i)), y = _mm512_cvtps_pd(_mm256_loadu_ps(g + i + 8));
+        /* (the masked forms, with every lane selected, spare GCC's headers a
+         * false "maybe uninitialized" warning in C++) */
+        __m512d x = _mm512_mask_cvtps_pd(_mm512_setzero_pd(), 0xFF, _mm256_loadu_ps(g + i));
+        __m512d y = _mm512_mask_cvtps_pd(_mm512_setzero_pd(), 0xFF, _mm256_loadu_ps(g + i + 8));
         a = _mm512_fmadd_pd(x, x, a);
         b = _mm512_fmadd_pd(y, y, b);
     }
@@ -6550,7 +6559,6 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
  * whatever kc is. */
 #define ACN__KC 256
 #define ACN__KC_MAX 512
-typedef char acn__ffn_rows_whole_k_blocks[ACN__FFN_ROWS % ACN__KC == 0 ? 1 : -1];
 #define ACN__NC 512
 #define ACN__B_BLOCK ((size_t)ACN__KC * ACN__NC)
 #define ACN__MR_MAX 12
@@ -6713,7 +6721,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     if (ir == 0 && jr + nr < nin) /* the first row panel reads B from memory: ask for the next tile's */
                         for (i = 0; i < kc; i++) {
                             _mm_prefetch((const char *)(Bk + (size_t)i * g->br + jr + nr), _MM_HINT_T0);
-                            _mm_prefetch((const char *)(Bk + (size_t)i * g->br + jr + nr + 16), _MM_HINT_T0);
+                            if (nr > 16) _mm_prefetch((const char *)(Bk + (size_t)i * g->br + jr + nr + 16), _MM_HINT_T0);
                         }
 #endif
                     acn__epi ep, *epp = NULL;

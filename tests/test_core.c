@@ -529,15 +529,21 @@ static void test_attention_qkv(void)
  * to rounding), with the hidden layer stored and recomputed (ACN_RECOMPUTE),
  * at every SIMD level on one and two threads; at each level, recomputing
  * and the thread count change no bit. Sizes are odd (tails everywhere) and
- * large enough for the packed kernels: R = 111, in = 29, hidden = 45, out = 21. */
-static void ffn_run(int level, int threads, int flags, int reference, float *out, size_t *n_out, size_t *arena)
+ * large enough for the packed kernels: x (3, 37, 29), hidden 45, out 21; and
+ * x (2, 265, 20), hidden 17, out 31: R = 530 rows, more than the backward's
+ * chunk of 512, with a tail whose own products would be small enough for
+ * the plain loops. dims: x's three, hidden, out. */
+static void ffn_run(const int *dims, int level, int threads, int flags, int reference, float *out, size_t *n_out,
+                    size_t *arena)
 {
     acn_ctx *c;
     acn_stats st;
-    int xs[3] = {3, 37, 29}, w1[2] = {45, 29}, w2[2] = {21, 45}, i, k;
+    int xs[3], w1[2], w2[2], i, k;
     acn_tensor *t[5], *y;
     float *up;
     size_t n = 0;
+    xs[0] = dims[0]; xs[1] = dims[1]; xs[2] = dims[2];
+    w1[0] = dims[3]; w1[1] = dims[2]; w2[0] = dims[4]; w2[1] = dims[3];
     CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "ffn: a context");
     acn_set_simd(c, level);
     acn_set_threads(c, threads);
@@ -549,7 +555,8 @@ static void ffn_run(int level, int threads, int flags, int reference, float *out
             t[k]->data[i] = (float)((i * (7 + 2 * k) + 3 * k) % 23 - 11) / (k == 0 ? 4.0f : 12.0f);
     y = reference ? acn_linear(c, acn_linear_gelu(c, t[0], t[1], t[2], 0), t[3], t[4])
                   : acn_ffn(c, t[0], t[1], t[2], t[3], t[4], flags);
-    CHECK(y && y->shape[0] == 3 && y->shape[1] == 37 && y->shape[2] == 21, "ffn: output shape (%s)", acn_error(c));
+    CHECK(y && y->shape[0] == xs[0] && y->shape[1] == xs[1] && y->shape[2] == w2[0], "ffn: output shape (%s)",
+          acn_error(c));
     if (!y) { acn_ctx_free(c); return; }
     acn_stats_get(c, &st);
     *arena = st.arena_used;
@@ -568,28 +575,32 @@ static void ffn_run(int level, int threads, int flags, int reference, float *out
 }
 static void test_ffn(void)
 {
-    enum { MAXN = 8000 };
+    enum { MAXN = 40000 };
+    static const int shapes[2][5] = {{3, 37, 29, 45, 21}, {2, 265, 20, 17, 31}};
     static float ref[MAXN], base[MAXN], got[MAXN];
-    size_t n = 0, m = 0, a0, a1;
-    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, flags;
+    size_t n = 0, m = 0, a0, a1, hidden;
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, flags, sh;
     acn_set_simd(ctx, best);
-    for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
-        ffn_run(level, 1, 0, 1, ref, &n, &a0);
-        ffn_run(level, 1, 0, 0, base, &m, &a0);
-        CHECK(m == n && t_relerr(base, ref, n) < 1e-5, "ffn %s: differs from linear(linear_gelu) by %g",
-              acn_simd_name(level), m == n ? t_relerr(base, ref, n) : 1.0);
-        for (threads = 1; threads <= 2; threads++)
-            for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
-                ffn_run(level, threads, flags, 0, got, &m, &a1);
-                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "ffn %s, %d threads%s: the bits changed",
-                      acn_simd_name(level), threads, flags ? ", recomputed" : "");
-                /* recomputed, the hidden layer (111 x 45 floats) is not in the arena (but at the portable level) */
-                CHECK(flags && level != ACN_SIMD_PORTABLE ? a0 - a1 + 64 >= 111 * 45 * 4 && a0 - a1 <= 111 * 45 * 4 + 64
-                                                          : a0 == a1,
-                      "ffn %s%s: the forward used %zu bytes of arena, %zu without recompute", acn_simd_name(level),
-                      flags ? ", recomputed" : "", a1, a0);
-            }
-    }
+    for (sh = 0; sh < 2; sh++)
+        for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+            const int *dims = shapes[sh];
+            hidden = (size_t)dims[0] * dims[1] * dims[3] * sizeof(float);
+            ffn_run(dims, level, 1, 0, 1, ref, &n, &a0);
+            ffn_run(dims, level, 1, 0, 0, base, &m, &a0);
+            CHECK(m == n && t_relerr(base, ref, n) < 1e-5, "ffn %d rows %s: differs from linear(linear_gelu) by %g",
+                  dims[0] * dims[1], acn_simd_name(level), m == n ? t_relerr(base, ref, n) : 1.0);
+            for (threads = 1; threads <= 2; threads++)
+                for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
+                    ffn_run(dims, level, threads, flags, 0, got, &m, &a1);
+                    CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "ffn %d rows %s, %d threads%s: the bits changed",
+                          dims[0] * dims[1], acn_simd_name(level), threads, flags ? ", recomputed" : "");
+                    /* recomputed, the hidden layer is not in the arena (but at the portable level) */
+                    CHECK(flags && level != ACN_SIMD_PORTABLE ? a0 - a1 + 64 >= hidden && a0 - a1 <= hidden + 64
+                                                              : a0 == a1,
+                          "ffn %d rows %s%s: the forward used %zu bytes of arena, %zu without recompute",
+                          dims[0] * dims[1], acn_simd_name(level), flags ? ", recomputed" : "", a1, a0);
+                }
+        }
     { /* bad shapes and NULLs are refused with the reason */
         int xs[2] = {4, 6}, w1[2] = {5, 7}, w2[2] = {3, 5};
         acn_tensor *x = acn_new(ctx, 2, xs, 0), *W1 = acn_new(ctx, 2, w1, 0), *W2 = acn_new(ctx, 2, w2, 0);

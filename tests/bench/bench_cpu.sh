@@ -137,6 +137,9 @@ va, vt, _, _ = summary("vit")
 ma, mt, ra, rt = summary("mixer")
 beside = [max(float(l.split()[7]), float(l.split()[9])) for l in open(B + "/ceilings") if l.strip()]
 step_rates = [64.0 / float(r["median_s"]) * MIXER_GFLOP_PER_IMAGE for r in runs(B + "/mixer.acn")]
+if len(beside) != len(step_rates) or min(beside) <= 0.0:
+    print("ERROR: a ceiling measured beside a repetition is missing or zero: %s" % beside)
+    sys.exit(1)
 paired = statistics.median(g / c for g, c in zip(step_rates, beside))
 print("mixer: GFLOP/s of each repetition %s; the sgemm ceiling measured just before each %s"
       % ([round(g, 1) for g in step_rates], [round(c, 1) for c in beside]))
