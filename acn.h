@@ -3269,8 +3269,9 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * has fewer columns past a multiple of the kernel's width (the Mixer's
  * T = 65 would leave a one-column edge). */
 /* dW of acn_linear_mid sums over the batch in this many fixed groups of b
- * (the same groups whatever the number of threads, so the same bits) */
-#define ACN__LMID_GROUPS 2
+ * (the same groups whatever the number of threads, so the same bits; as
+ * many threads as groups can share the work) */
+#define ACN__LMID_GROUPS 8
 typedef struct acn__lmid_job { acn__node *n; int dir, transposed, add; float *S; } acn__lmid_job;
 static void acn__lmid_task(void *arg, int part, int parts, int tid)
 {
@@ -3279,7 +3280,7 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
     int B = n->in[0]->shape[0], T = n->in[0]->shape[1], D = n->in[0]->shape[2], J = n->in[1]->shape[0], r;
     const float *x = n->in[0]->data, *W = n->in[1]->data, *bias = n->in[2] ? n->in[2]->data : NULL;
     size_t lo, hi, b;
-    if (j->dir == 2) { /* the sums over ACN__LMID_GROUPS fixed groups of b (each in order), one group
+    if (j->dir == 2) { /* the sums over ACN__LMID_GROUPS fixed groups of b (each in order), whole groups
                         * to a part: each part reads only its own x_b and d_b */
         const float *d = n->out->grad;
         size_t g0, g1, g;
