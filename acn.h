@@ -3266,8 +3266,8 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * dW reads only its own x_b and d_b. P_g is formed as whichever of
  *   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
  *   (T, J) = sum_b x_b d_b^T        (d_b^T packed: its J columns)
- * has fewer columns past a multiple of the kernel's width (the Mixer's
- * T = 65 would leave a one-column edge). */
+ * pads fewer columns up to a multiple of the kernel's width (the Mixer's
+ * T = 65 would pad 31). */
 /* dW of acn_linear_mid sums over the batch in this many fixed groups of b
  * (the same groups whatever the number of threads, so the same bits; as
  * many threads as groups can share the work) */
