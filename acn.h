@@ -6684,7 +6684,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
     for (jc = 0; jc < N; jc += ACN__NC) {
         int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
         for (pc = 0; pc < g->K; pc += kcb) {
-            int kc = g->K - pc < kcb ? g->K - pc : kcb, mfull = M - M % mr, load_c0 = g->accumulate || pc > 0;
+            int kc = g->K - pc < kcb ? g->K - pc : kcb, mfull = M - M % mr, load_c = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
             if (g->b_gelu) acn__pack_b_gelu(g->ctx, kc, nc, nr, Bk, g->br, pb);
             else if (nin < nc) acn__pack_b(kc, nc - nin, nr, Bk + (size_t)nin * g->bc, g->br, g->bc, pb, g->ctx->simd);
@@ -6704,7 +6704,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                     float *c = C + (size_t)ir * ldc + jc + jr;
                     const float *b = jr < nin ? Bk + jr : pb + (size_t)(jr - nin) * kc;
                     size_t bs = jr < nin ? g->br : (size_t)nr;
-                    int nn = nc - jr < nr ? nc - jr : nr, load_c = load_c0;
+                    int nn = nc - jr < nr ? nc - jr : nr;
                     const float *tb = !load_c && bias ? bias + jc + jr : NULL; /* the tile starts from the bias */
 #ifdef ACN__X86
                     if (ir + mr < mfull) { /* this tile's share of the next row panel of A (read in place) */

@@ -49,6 +49,33 @@ static inline acn_mixer_config t_small_mixer(void)
     c.classes = 5;
     return c;
 }
+/* The small ViT and BERT of the same references (VIT, BERT); the BERT
+ * without dropout. */
+static inline acn_vit_config t_small_vit(void)
+{
+    acn_vit_config c = acn_vit_defaults();
+    c.image_h = c.image_w = 8;
+    c.patch = 4;
+    c.width = 16;
+    c.depth = 3;
+    c.heads = 2;
+    c.mlp = 32;
+    c.classes = 5;
+    return c;
+}
+static inline acn_bert_config t_small_bert(void)
+{
+    acn_bert_config c = acn_bert_defaults();
+    c.vocab = 30;
+    c.max_pos = 12;
+    c.width = 16;
+    c.depth = 3;
+    c.heads = 2;
+    c.mlp = 32;
+    c.classes = 3;
+    c.dropout = 0.0f;
+    return c;
+}
 #endif
 
 static inline int t_done(const char *suite)

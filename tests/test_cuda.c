@@ -783,24 +783,11 @@ static acn_status model_build(acn_ctx *c, model_run *m, int kind, int wiring)
         return acn_mixer_build(c, &m->mixer, &cfg);
     }
     if (kind == M_VIT) {
-        acn_vit_config cfg = acn_vit_defaults();
-        cfg.image_h = cfg.image_w = 8;
-        cfg.patch = 4;
-        cfg.width = 16;
-        cfg.depth = 3;
-        cfg.heads = 2;
-        cfg.mlp = 32;
-        cfg.classes = 5;
+        acn_vit_config cfg = t_small_vit();
         cfg.wiring = wiring;
         return acn_vit_build(c, &m->vit, &cfg);
     } else {
-        acn_bert_config cfg = acn_bert_defaults();
-        cfg.vocab = 30;
-        cfg.max_pos = 12;
-        cfg.width = 16;
-        cfg.depth = 3;
-        cfg.heads = 2;
-        cfg.mlp = 32;
+        acn_bert_config cfg = t_small_bert();
         cfg.classes = 5;
         cfg.dropout = 0.1f;
         cfg.wiring = wiring;

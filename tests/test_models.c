@@ -40,31 +40,6 @@ static acn_mixer_config cfg_mixer(int textbook, int paper)
     if (!paper) c.textbook = textbook;
     return c;
 }
-static acn_vit_config cfg_vit(void)
-{
-    acn_vit_config c = acn_vit_defaults();
-    c.image_h = c.image_w = 8;
-    c.patch = 4;
-    c.width = 16;
-    c.depth = 3;
-    c.heads = 2;
-    c.mlp = 32;
-    c.classes = 5;
-    return c;
-}
-static acn_bert_config cfg_bert(void)
-{
-    acn_bert_config c = acn_bert_defaults();
-    c.vocab = 30;
-    c.max_pos = 12;
-    c.width = 16;
-    c.depth = 3;
-    c.heads = 2;
-    c.mlp = 32;
-    c.classes = 3;
-    c.dropout = 0.0f;
-    return c;
-}
 
 typedef struct spec {
     const char *name;
@@ -90,14 +65,14 @@ static int build_depth(acn_ctx *ctx, model *m, const spec *s, int wiring, int L)
         return acn_mixer_build(ctx, &m->mixer, &c);
     }
     case VIT: {
-        acn_vit_config c = cfg_vit();
+        acn_vit_config c = t_small_vit();
         c.wiring = wiring;
         c.recompute = s->recompute;
         if (L >= 0) c.depth = L;
         return acn_vit_build(ctx, &m->vit, &c);
     }
     default: {
-        acn_bert_config c = cfg_bert();
+        acn_bert_config c = t_small_bert();
         c.wiring = wiring;
         c.recompute = s->recompute;
         if (L >= 0) c.depth = L;
