@@ -1425,6 +1425,8 @@ typedef struct acn__node {
     int iarg[4];               /* op-specific integers (axes, flags, ...)    */
     float farg[2];             /* op-specific floats (eps, scale, ...)       */
     void *aux;                 /* op-specific saved state (see each op)      */
+    unsigned wr;               /* backward: bit i when input i's gradient is
+                                  written, not added (it was fresh: acn__fresh) */
     struct acn__node *prev;    /* the tape, newest first                     */
     acn_ctx *ctx;              /* for kernels split over threads             */
 #ifdef ACN_CUDA
@@ -2891,30 +2893,51 @@ static void acn__binary_fwd(acn_ctx *ctx, acn__node *n)
 }
 /* add: da += d, db += d;  sub: da += d, db -= d;  mul: da += d b, db += d a,
  * each summed over the dims it was broadcast along. */
-static void acn__binary_bwd_flat(acn__node *n, size_t lo, size_t hi) /* no broadcasting */
+/* g[i] = or += (d[i] m[i], or -d[i] when neg, or d[i]) for i in [lo, hi):
+ * an input's share of an element-wise op's gradient, written when write
+ * (the gradient was fresh) and added otherwise. */
+static void acn__gput(acn_ctx *ctx, float *g, int write, const float *d, const float *m, int neg, size_t lo,
+                      size_t hi)
+{
+    size_t i;
+    if (m) {
+        if (write) for (i = lo; i < hi; i++) g[i] = d[i] * m[i];
+        else for (i = lo; i < hi; i++) g[i] += d[i] * m[i];
+    } else if (neg) {
+        if (write) for (i = lo; i < hi; i++) g[i] = -d[i];
+        else for (i = lo; i < hi; i++) g[i] -= d[i];
+    } else if (write) {
+        memcpy(g + lo, d + lo, (hi - lo) * sizeof(float));
+    } else {
+        acn__add_to(ctx, g + lo, d + lo, hi - lo);
+    }
+}
+/* The same without broadcasting, for i in [lo, hi), each input's gradient
+ * written or added as n->wr says; da before db, so add(x, x) writes d into
+ * dx and then adds d. */
+static void acn__binary_bwd_flat(acn__node *n, size_t lo, size_t hi)
 {
     float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
     const float *d = n->out->grad, *a = n->in[0]->data, *b = n->in[1]->data;
-    size_t i;
-    for (i = lo; i < hi; i++)
-        switch (n->op) {
-        case ACN__OP_ADD: if (ga) ga[i] += d[i]; if (gb) gb[i] += d[i]; break;
-        case ACN__OP_SUB: if (ga) ga[i] += d[i]; if (gb) gb[i] -= d[i]; break;
-        default:          if (ga) ga[i] += d[i] * b[i]; if (gb) gb[i] += d[i] * a[i]; break;
-        }
+    int mul = n->op == ACN__OP_MUL;
+    if (ga) acn__gput(n->ctx, ga, n->wr & 1, d, mul ? b : NULL, 0, lo, hi);
+    if (gb) acn__gput(n->ctx, gb, (n->wr & 2) != 0, d, mul ? a : NULL, n->op == ACN__OP_SUB, lo, hi);
 }
 static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
 {
-    float *ga = acn__g(n->in[0]), *gb = acn__g(n->in[1]);
+    float *ga, *gb;
     const float *d = n->out->grad, *a = n->in[0]->data, *b = n->in[1]->data;
     acn__bcast bc;
     int i0, i1, i2, i3;
     size_t o = 0;
     if (n->in[0]->numel == n->out->numel && n->in[1]->numel == n->out->numel) {
+        n->wr = (unsigned)acn__fresh(n->in[0]) | (unsigned)acn__fresh(n->in[1]) << 1;
         acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__binary_bwd_flat);
         return;
     }
     /* broadcast: several outputs add into one input element, so one thread */
+    ga = acn__zeroed(n->in[0]);
+    gb = acn__zeroed(n->in[1]);
     acn__bcast_init(&bc, n->out, n->in[0], n->in[1]);
     for (i0 = 0; i0 < bc.n[0]; i0++)
         for (i1 = 0; i1 < bc.n[1]; i1++)
@@ -2960,6 +2983,7 @@ static void acn__scale_bwd(acn_ctx *ctx, acn__node *n)
 /* ---- add_n: the ACN running sum in one op ------------------------------- */
 ACNDEF acn_tensor *acn_add_n(acn_ctx *ctx, acn_tensor *const *xs, int n)
 {
+    acn__node *nd;
     char s1[64], s2[64];
     int i, d;
     if (!ctx || ctx->status) return NULL;
@@ -2974,7 +2998,9 @@ ACNDEF acn_tensor *acn_add_n(acn_ctx *ctx, acn_tensor *const *xs, int n)
             return NULL;
         }
     }
-    return acn__run(ctx, acn__node_new(ctx, ACN__OP_ADD_N, xs, n, xs[0]->ndim, xs[0]->shape, 0));
+    nd = acn__node_new(ctx, ACN__OP_ADD_N, xs, n, xs[0]->ndim, xs[0]->shape, 0);
+    if (nd && !(nd->aux = acn__alloc(ctx, (size_t)n, "add_n"))) return NULL; /* backward: which dx_k it writes */
+    return acn__run(ctx, nd);
 }
 /* out = ((x_0 + x_1) + x_2) + ...   (the order of a chain of acn_add) */
 static void acn__addn_fwd_range(acn__node *n, size_t lo, size_t hi)
@@ -2989,18 +3015,23 @@ static void acn__addn_fwd_range(acn__node *n, size_t lo, size_t hi)
     }
 }
 static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_fwd_range); }
-/* dx_k += d for every k */
+/* dx_k += d for every k (dx_k = d where aux's byte k says it was fresh) */
 static void acn__addn_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
-    const float *d = n->out->grad;
+    const unsigned char *w = (const unsigned char *)n->aux;
     int k;
-    size_t i;
     for (k = 0; k < n->n_in; k++) {
         float *g = acn__g(n->in[k]);
-        if (g) for (i = lo; i < hi; i++) g[i] += d[i];
+        if (g) acn__gput(n->ctx, g, w[k], n->out->grad, NULL, 0, lo, hi);
     }
 }
-static void acn__addn_bwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_bwd_range); }
+static void acn__addn_bwd(acn_ctx *ctx, acn__node *n)
+{
+    unsigned char *w = (unsigned char *)n->aux;
+    int k;
+    for (k = 0; k < n->n_in; k++) w[k] = (unsigned char)acn__fresh(n->in[k]); /* in order: a repeat adds */
+    acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_bwd_range);
+}
 
 /* ---- sum, mean over an axis --------------------------------------------- */
 /* x viewed as (outer, len, inner), reduced over len: iarg = {outer, len, inner}. */
@@ -3643,13 +3674,17 @@ static void acn__gelu_bwd_range(acn__node *n, size_t lo, size_t hi)
             float x2 = x[i] * x[i];
             float t = tanhf(ACN__SQRT_2_OVER_PI * (x[i] + ACN__GELU_C * x2 * x[i]));
             float du = ACN__SQRT_2_OVER_PI * (1.0f + 3.0f * ACN__GELU_C * x2);
-            gx[i] += d[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
+            float v = d[i] * (0.5f * (1.0f + t) + 0.5f * x[i] * (1.0f - t * t) * du);
+            gx[i] = n->wr ? v : gx[i] + v; /* a fresh dx is written (n->wr) */
         }
+    else if (n->wr)
+        for (i = acn__gelu_fast(n->ctx, 2, x, d, gx, lo, hi); i < hi; i++) gx[i] = d[i] * acn__dgelu1(x[i]);
     else
         for (i = acn__gelu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) gx[i] += d[i] * acn__dgelu1(x[i]);
 }
 static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
 {
+    n->wr = (unsigned)acn__fresh(n->in[0]);
     if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_bwd_range);
 }
 
@@ -3662,16 +3697,20 @@ static void acn__relu_fwd_range(acn__node *n, size_t lo, size_t hi)
     for (i = acn__relu_fast(n->ctx, 0, x, NULL, y, lo, hi); i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_fwd_range); }
-/* dx += d [x > 0] */
+/* dx += d [x > 0]   (dx = d [x > 0] when it was fresh: n->wr) */
 static void acn__relu_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
     const float *x = n->in[0]->data, *d = n->out->grad;
     float *gx = n->in[0]->grad;
     size_t i;
-    for (i = acn__relu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) gx[i] += x[i] > 0.0f ? d[i] : 0.0f;
+    if (n->wr)
+        for (i = acn__relu_fast(n->ctx, 2, x, d, gx, lo, hi); i < hi; i++) gx[i] = x[i] > 0.0f ? d[i] : 0.0f;
+    else
+        for (i = acn__relu_fast(n->ctx, 1, x, d, gx, lo, hi); i < hi; i++) gx[i] += x[i] > 0.0f ? d[i] : 0.0f;
 }
 static void acn__relu_bwd(acn_ctx *ctx, acn__node *n)
 {
+    n->wr = (unsigned)acn__fresh(n->in[0]);
     if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_bwd_range);
 }
 
@@ -4046,7 +4085,8 @@ static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
              3 * n->out->shape[n->out->ndim - 1] * ACN__NS_ELEM, acn__ln_fwd_rows);
 }
 /* dxhat = d gamma;
- * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))         rows [lo, hi) */
+ * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))         rows [lo, hi)
+ * (dx = ... when it was fresh: n->wr) */
 static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
 {
     float *gx = n->in[0]->grad;
@@ -4058,7 +4098,7 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D, *dr = d + r * D;
         float m1 = 0.0f, m2 = 0.0f, mr = mean[r], sr = rstd[r];  /* mean(dxhat), mean(dxhat xhat) */
-        if (acn__ln_fast(n->ctx, 1, xr, g, NULL, dr, 0.0f, D, gx + r * D, &mr, &sr)) continue;
+        if (acn__ln_fast(n->ctx, n->wr ? 2 : 1, xr, g, NULL, dr, 0.0f, D, gx + r * D, &mr, &sr)) continue;
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
             m1 += dh;
@@ -4068,7 +4108,8 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
         m2 /= (float)D;
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
-            gx[r * D + c] += rstd[r] * (dh - m1 - h * m2);
+            float v = rstd[r] * (dh - m1 - h * m2);
+            gx[r * D + c] = n->wr ? v : gx[r * D + c] + v;
         }
     }
 }
@@ -4098,6 +4139,7 @@ static void acn__ln_bwd_strips(acn__node *n, size_t lo, size_t hi)
 static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
 {
     size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D;
+    n->wr = (unsigned)acn__fresh(n->in[0]);
     if (acn__g(n->in[0])) acn__par(ctx, n, R, 4.0 * D * ACN__NS_ELEM, acn__ln_bwd_rows);
     if ((n->in[1] && acn__g(n->in[1])) || (n->in[2] && acn__g(n->in[2])))
         acn__par(ctx, n, (D + 31) / 32, 64.0 * R * ACN__NS_ELEM, acn__ln_bwd_strips);
@@ -6093,15 +6135,17 @@ ACN__AVX512 static size_t acn__add512(float *y, const float *x, size_t n)
     for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_loadu_ps(x + i)));
     return i;
 }
-/* ReLU: y = x > 0 ? x : 0 (dir 0), or y += x > 0 ? d : 0 (dir 1), for i in
- * [lo, hi); returns where it stopped. (Masks, not a branch per value.) */
+/* ReLU: y = x > 0 ? x : 0 (dir 0), y += x > 0 ? d : 0 (dir 1) or
+ * y = x > 0 ? d : 0 (dir 2), for i in [lo, hi); returns where it stopped.
+ * (Masks, not a branch per value.) */
 ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
 {
     size_t i;
     for (i = lo; i + 16 <= hi; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
-        if (dir) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_maskz_loadu_ps(pos, d + i)));
+        if (dir == 1) _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_maskz_loadu_ps(pos, d + i)));
+        else if (dir == 2) _mm512_storeu_ps(y + i, _mm512_maskz_loadu_ps(pos, d + i));
         else _mm512_storeu_ps(y + i, _mm512_maskz_mov_ps(pos, v));
     }
     return i;
@@ -6176,7 +6220,7 @@ ACN__AVX512 static void acn__ln_fwd512(const float *x, const float *g, const flo
     }
 }
 ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const float *d, float mean, float rstd, int D,
-                                       float *gx)
+                                       float *gx, int write)
 {
     __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), m = _mm512_set1_ps(mean), r = _mm512_set1_ps(rstd);
     __m512 m1, m2;
@@ -6193,7 +6237,8 @@ ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const flo
         __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r), dh = _mm512_loadu_ps(d + c);
         if (g) dh = _mm512_mul_ps(dh, _mm512_loadu_ps(g + c));
         dh = _mm512_sub_ps(_mm512_sub_ps(dh, m1), _mm512_mul_ps(h, m2));
-        _mm512_storeu_ps(gx + c, _mm512_fmadd_ps(r, dh, _mm512_loadu_ps(gx + c)));
+        if (write) _mm512_storeu_ps(gx + c, _mm512_mul_ps(r, dh));
+        else _mm512_storeu_ps(gx + c, _mm512_fmadd_ps(r, dh, _mm512_loadu_ps(gx + c)));
     }
 }
 
@@ -6298,7 +6343,8 @@ ACN__AVX2_NOFMA static size_t acn__relu256(int dir, const float *x, const float 
     size_t i;
     for (i = lo; i + 8 <= hi; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
-        if (dir) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_and_ps(pos, _mm256_loadu_ps(d + i))));
+        if (dir == 1) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_and_ps(pos, _mm256_loadu_ps(d + i))));
+        else if (dir == 2) _mm256_storeu_ps(y + i, _mm256_and_ps(pos, _mm256_loadu_ps(d + i)));
         else _mm256_storeu_ps(y + i, _mm256_and_ps(pos, v));
     }
     return i;
@@ -6369,14 +6415,15 @@ static int acn__cpu_level(void)
 static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
 #endif
 
-/* LayerNorm rows on SIMD; 0 when this level has no such path (or D does
- * not fit it), and the scalar rows run instead. */
+/* LayerNorm rows on SIMD: forward (bwd 0), or dx added (bwd 1) or written
+ * (bwd 2); 0 when this level has no such path (or D does not fit it), and
+ * the scalar rows run instead. */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd)
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512 && D % 16 == 0) {
-        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, y);
+        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, y, bwd == 2);
         else acn__ln_fwd512(x, g, b, eps, D, y, mean, rstd);
         return 1;
     }
@@ -7043,10 +7090,16 @@ static void acn__gfree(acn__gheap *h, float *p, size_t numel)
     }
 }
 
-/* The ops whose backward writes a fresh input gradient (see acn__fresh). */
-static int acn__writes_first(int op)
+/* The ops whose backward writes a fresh input gradient (see acn__fresh):
+ * the products everywhere; on the CPU also the element-wise ops and
+ * LayerNorm (their device twins add, to a cleared gradient). */
+static int acn__writes_first(const acn_ctx *ctx, int op)
 {
-    return op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN;
+    (void)ctx;
+    if (op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN) return 1;
+    if (ACN__GPU(ctx)) return 0;
+    return op == ACN__OP_ADD || op == ACN__OP_SUB || op == ACN__OP_MUL || op == ACN__OP_ADD_N || op == ACN__OP_RELU ||
+           op == ACN__OP_GELU || op == ACN__OP_LAYERNORM;
 }
 
 static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout);
@@ -7115,10 +7168,9 @@ static acn_status acn__backward(acn_ctx *ctx, acn_tensor *out, const float *dout
         for (i = 0; i < n->n_in; i++) {
             acn_tensor *x = n->in[i];
             if (x && (x->flags & ACN_F_GRAD) && !x->grad) {
-                if (!(x->grad = acn__writes_first(n->op) ? acn__galloc_raw(ctx, &h, x->numel)
-                                                         : acn__galloc(ctx, &h, x->numel)))
-                    break;
-                if (acn__writes_first(n->op)) x->flags |= ACN__F_FRESH;
+                int wf = acn__writes_first(ctx, n->op);
+                if (!(x->grad = wf ? acn__galloc_raw(ctx, &h, x->numel) : acn__galloc(ctx, &h, x->numel))) break;
+                if (wf) x->flags |= ACN__F_FRESH;
                 if (x->node) pending++; /* an activation: released when its node has run */
             }
         }

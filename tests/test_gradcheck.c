@@ -129,6 +129,39 @@ static acn_tensor *b_fresh(acn_ctx *c, void *u)
     parts[n++] = flat(c, acn_tanh(c, W)); /* newer: W's gradient is written before the product adds to it */
     return acn_concat(c, parts, n, 1);
 }
+/* The element-wise ops and LayerNorm on activations (on the CPU their
+ * backward writes a fresh input gradient instead of adding to a cleared
+ * one): h0 = tanh(x0) and h1 = tanh(x1), each of shape x0's. h0 is also read
+ * by an older op (so the op under test writes its gradient, and the older
+ * op adds), h1 by a newer one (so the op adds to what that one wrote); the
+ * repeated forms read h0 twice (the first use writes, the second adds).
+ * a[0]: 0 add, 1 sub, 2 mul, 3 add_n(h0, h1, h0), 4 relu, 5 gelu, 6 tanh
+ * GELU, 7 layernorm, 8 add(h0, h0), 9 mul(h0, h0). The output is tanh(h0),
+ * the op's output(s) and tanh(h1), flattened, side by side. */
+static acn_tensor *b_fresh_ew(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    acn_tensor *h0 = acn_tanh(c, g->x[0]), *h1 = acn_tanh(c, g->x[1]), *parts[4], *xs[3];
+    int n = 0, op = g->a[0];
+    parts[n++] = flat(c, acn_tanh(c, h0)); /* older reader of h0 */
+    if (op <= 2) {
+        parts[n++] = flat(c, op == 0 ? acn_add(c, h0, h1) : op == 1 ? acn_sub(c, h0, h1) : acn_mul(c, h0, h1));
+    } else if (op == 3) {
+        xs[0] = h0; xs[1] = h1; xs[2] = h0;
+        parts[n++] = flat(c, acn_add_n(c, xs, 3));
+    } else if (op <= 7) { /* unary: the op on h0 (writes) and on h1 (adds) */
+        acn_tensor *a = op == 4 ? acn_relu(c, h0) : op == 7 ? acn_layernorm(c, h0, NULL, NULL, 1e-5f)
+                                                             : acn_gelu_ex(c, h0, op == 6 ? ACN_GELU_TANH : 0);
+        acn_tensor *b = op == 4 ? acn_relu(c, h1) : op == 7 ? acn_layernorm(c, h1, NULL, NULL, 1e-5f)
+                                                             : acn_gelu_ex(c, h1, op == 6 ? ACN_GELU_TANH : 0);
+        parts[n++] = flat(c, a);
+        parts[n++] = flat(c, b);
+    } else {
+        parts[n++] = flat(c, op == 8 ? acn_add(c, h0, h0) : acn_mul(c, h0, h0));
+    }
+    parts[n++] = flat(c, acn_tanh(c, h1)); /* newer reader of h1 */
+    return acn_concat(c, parts, n, 1);
+}
 /* The feed-forward op on x[0..4] = x, W1, b1, W2, b2 (flags: g->flags);
  * with a[0], each input goes through tanh first, so the op's backward gets
  * fresh (unwritten) gradients for all of them, and tanh(x) is also read by
@@ -372,6 +405,19 @@ int main(void)
                 sprintf(what, "%s on activations, T %d J %d%s", op == 0 ? "linear" : op == 1 ? "linear_gelu" : "linear_mid",
                         xs[1], ws[0], g.a[1] ? "" : " no bias");
                 run(what, b_fresh, &g, g.a[1] ? 3 : 2);
+            }
+        }
+        /* element-wise ops and LayerNorm on activations (fresh gradients), at sizes past the SIMD
+         * width (rows of 37 or 48: a masked tail, or whole vectors for LayerNorm's rows) */
+        {
+            int xs[2], op;
+            for (op = 0; op < 10; op++) {
+                xs[0] = 3; xs[1] = trial % 2 ? 37 : 48;
+                g.x[0] = leaf(2, xs, op == 4); g.x[1] = leaf(2, xs, op == 4); /* (ReLU: away from its kink) */
+                if (op == 7) { spread(g.x[0]); spread(g.x[1]); }
+                g.a[0] = op;
+                sprintf(what, "element-wise op %d on activations, rows of %d", op, xs[1]);
+                run(what, b_fresh_ew, &g, 2);
             }
         }
         /* the feed-forward op: random small shapes, then sizes for the packed kernels (R 2 x 33,
