@@ -390,6 +390,13 @@ ACNDEF acn_tensor *acn_linear_gelu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, a
  * cost of one more GELU pass in backward (the portable level stores it). */
 ACNDEF acn_tensor *acn_ffn(acn_ctx *ctx, acn_tensor *x, acn_tensor *W1, acn_tensor *b1, acn_tensor *W2,
                            acn_tensor *b2, int flags);
+/* ReLU(x W^T + b + skip) in one op: x (..., in), W (out, in), b (out) or
+ * NULL, skip of the output's shape (..., out) -> (..., out). The values of
+ * acn_relu(acn_add(acn_linear(x, W, b), skip)), bit for bit, in one pass
+ * instead of three (the tail of the authors' Mixer block, before its
+ * LayerNorm); the backward masks the output's gradient once and hands it
+ * to skip and to the product. */
+ACNDEF acn_tensor *acn_linear_add_relu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, acn_tensor *skip);
 ACNDEF acn_tensor *acn_gelu(acn_ctx *ctx, acn_tensor *x);
 ACNDEF acn_tensor *acn_gelu_ex(acn_ctx *ctx, acn_tensor *x, int flags);
 ACNDEF acn_tensor *acn_relu(acn_ctx *ctx, acn_tensor *x);
@@ -2340,6 +2347,7 @@ ACNDEF void acn_zero_grad(acn_ctx *ctx)
     X(LINEAR_GELU, "linear_gelu", acn__lgelu_fwd, acn__lgelu_bwd, acn__d_lgelu_fwd, acn__d_lgelu_bwd) \
     X(LINEAR_MID, "linear_mid", acn__lmid_fwd, acn__lmid_bwd, acn__d_lmid_fwd, acn__d_lmid_bwd) \
     X(FFN, "ffn", acn__ffn_fwd, acn__ffn_bwd, acn__d_ffn_fwd, acn__d_ffn_bwd) \
+    X(LINEAR_ADD_RELU, "linear_add_relu", acn__lar_fwd, acn__lar_bwd, acn__d_lar_fwd, acn__d_lar_bwd) \
     X(GELU, "gelu", acn__gelu_fwd, acn__gelu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
     X(RELU, "relu", acn__relu_fwd, acn__relu_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
     X(TANH, "tanh", acn__tanh_fwd, acn__tanh_bwd, acn__d_unary_fwd, acn__d_unary_bwd) \
@@ -2422,8 +2430,10 @@ static void acn__gemm_bias(acn_ctx *ctx, int M, int N, int K, const float *A, in
  * finished. They need a SIMD level (acn__gemm_fuses); the plain loops
  * never see them. slope: z is kept as its slope GELU'(z), the one value
  * the backward needs of it: with gelu_out, C = GELU'(C) once GELU(C) is
- * written (at any level); with dz, dz holds the slopes: C *= dz. */
-typedef struct acn__gemm_gelu { int a, b; const float *dz; int slope; } acn__gemm_gelu;
+ * written (at any level); with dz, dz holds the slopes: C *= dz.
+ * addrelu (M, N) or NULL: C = ReLU(C + addrelu) once finished (at any level:
+ * acn_linear_add_relu). */
+typedef struct acn__gemm_gelu { int a, b; const float *dz; int slope; const float *addrelu; } acn__gemm_gelu;
 static int acn__gemm_fuses(const acn_ctx *ctx);
 static int acn__gemm_small(int N, int K); /* the plain loops take it (unless fused) */
 static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
@@ -3549,13 +3559,15 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
     float *z = (float *)n->aux, *h = n->iarg[0] ? z + (size_t)R * H : NULL;
     const float *b1 = n->in[2] ? acn__val(ctx, n->in[2]) : NULL, *b2 = n->in[4] ? acn__val(ctx, n->in[4]) : NULL;
     acn__gemm_gelu s;
-    s.a = 0; s.b = 0; s.dz = NULL; s.slope = h != NULL;
+    memset(&s, 0, sizeof s);
+    s.slope = h != NULL;
     acn__gemm_run(ctx, R, H, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, b1, z, h, 0, &s);
     if (h) {
         acn__gemm_bias(ctx, R, O, H, h, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL);
     } else {
         acn__gemm_gelu f;
-        f.a = 1; f.b = 0; f.dz = NULL; f.slope = 0;
+        memset(&f, 0, sizeof f);
+        f.a = 1;
         acn__gemm_run(ctx, R, O, H, z, 0, acn__val(ctx, n->in[3]), 1, b2, n->out->data, NULL, 0, &f);
     }
 }
@@ -3590,6 +3602,7 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
     int acc_x = gx && !acn__fresh(n->in[0]), acc_W1 = gW1 && !acn__fresh(n->in[1]), acc_W2 = gW2 && !acn__fresh(n->in[3]);
     size_t CH = (size_t)last * H, i;
     acn__gemm_gelu f;
+    memset(&f, 0, sizeof f);
     if (acn__g(n->in[2])) gb1 = acn__zeroed(n->in[2]);
     if (acn__g(n->in[4])) gb2 = acn__zeroed(n->in[4]);
     if (!(dz = acn__galloc_raw(ctx, ctx->gheap, CH))) return;
@@ -3626,6 +3639,73 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
         if (gb1) acn__colsums(ctx, dz, (size_t)rc, (size_t)H, gb1);
     }
     acn__gfree(ctx->gheap, dz, CH);
+}
+
+/* ---- linear + skip + ReLU (the Mixer block's tail) ------------------------ */
+/* in = {x, W, b or NULL, skip} */
+ACNDEF acn_tensor *acn_linear_add_relu(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, acn_tensor *b, acn_tensor *skip)
+{
+    acn_tensor *in[4];
+    int shape[ACN_MAX_DIMS], d, same;
+    char s1[64], s2[64], s3[64], s4[64];
+    in[0] = x;
+    in[1] = W;
+    in[2] = b;
+    in[3] = skip;
+    if (acn__inputs_ok(ctx, "linear_add_relu", in, 2) || acn__optional_ok(ctx, "linear_add_relu", b, 2)) return NULL;
+    if (!skip) {
+        acn__fail(ctx, ACN_ERR_ARG, "linear_add_relu: skip (input 3) is NULL; for no skip use acn_relu(acn_linear(...))");
+        return NULL;
+    }
+    if (acn__live(ctx, skip, "linear_add_relu", 3)) return NULL;
+    same = x->ndim >= 1 && W->ndim == 2 && x->shape[x->ndim - 1] == W->shape[1] && skip->ndim == x->ndim;
+    for (d = 0; same && d < x->ndim; d++) same = skip->shape[d] == (d < x->ndim - 1 ? x->shape[d] : W->shape[0]);
+    if (!same || (b && (b->ndim != 1 || b->shape[0] != W->shape[0]))) {
+        acn__fail(ctx, ACN_ERR_SHAPE,
+                  "linear_add_relu: x %s, W %s, b %s, skip %s: need x (..., in), W (out, in) as PyTorch stores "
+                  "it, b (out) or NULL, and skip (..., out), the output's shape",
+                  ACN__SHAPE(x, s1), ACN__SHAPE(W, s2), b ? ACN__SHAPE(b, s3) : "NULL", ACN__SHAPE(skip, s4));
+        return NULL;
+    }
+    for (d = 0; d < x->ndim - 1; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = W->shape[0];
+    return acn__run(ctx, acn__node_new(ctx, ACN__OP_LINEAR_ADD_RELU, in, 4, x->ndim, shape, 0));
+}
+/* out (R, O) = ReLU(x (R, I) W^T + b + skip)      W (O, I), b (O), skip (R, O):
+ * the product's epilogue adds skip and applies the ReLU to each finished
+ * tile (acn__addrelu_block, or ACN__EPI_ADDRELU in the kernel) */
+static void acn__lar_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    acn__gemm_gelu f;
+    memset(&f, 0, sizeof f);
+    f.addrelu = acn__val(ctx, n->in[3]);
+    acn__gemm_run(ctx, R, O, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1,
+                  n->in[2] ? acn__val(ctx, n->in[2]) : NULL, n->out->data, NULL, 0, &f);
+}
+/* ds = d [out > 0] (out > 0 exactly where the ReLU's input was: see
+ * acn__relu_bwd), in place in d, this op's own gradient; dskip += ds
+ * (written when fresh: n->wr)                                   rows [lo, hi) */
+static void acn__lar_mask_range(acn__node *n, size_t lo, size_t hi)
+{
+    float *d = n->out->grad, *gs = acn__g(n->in[3]);
+    const float *y = n->out->data;
+    size_t i;
+    for (i = acn__relu_fast(n->ctx, 2, y, d, d, lo, hi); i < hi; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+    if (gs) acn__gput(n->ctx, gs, (int)n->wr, d, NULL, 0, lo, hi);
+}
+/* then as acn__linear_bwd on ds:
+ * dx (R, I) += ds W;   dW (O, I) += ds^T x;   db (O) += sum_r ds[r, :] */
+static void acn__lar_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = acn__g(n->in[2]);
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    const float *ds = n->out->grad;
+    n->wr = (unsigned)acn__fresh(n->in[3]);
+    acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__lar_mask_range);
+    if (gx) acn__gemm(ctx, R, I, O, ds, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]));
+    if (gW) acn__gemm(ctx, O, I, R, ds, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]));
+    if (gb) acn__colsums(ctx, ds, (size_t)R, (size_t)O, acn__zeroed(n->in[2]));
 }
 
 /* ---- GELU, ReLU, tanh --------------------------------------------------- */
@@ -5245,6 +5325,38 @@ static void acn__d_ffn_bwd(acn_ctx *ctx, acn__node *n)
     if (gb1) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)H, dz, acn__zeroed(n->in[2]), 1, "ffn"));
     acn__gfree(ctx->gheap, dz, RH);
 }
+/* device twin of acn__lar_fwd: the product with its bias, then out += skip
+ * and the ReLU in place (the same values: the CPU's epilogue does the same
+ * two operations on each value) */
+static void acn__d_lar_fwd(acn_ctx *ctx, acn__node *n)
+{
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    acn__dgemm(ctx, R, O, I, acn__val(ctx, n->in[0]), 0, acn__val(ctx, n->in[1]), 1, n->out->data, 0, 1, 0, 0, 0,
+               "linear_add_relu");
+    if (n->in[2])
+        ACN__CU_CALL(ctx, acn__cu_add_rows(ctx->cu, (size_t)R, O, acn__val(ctx, n->in[2]), n->out->data, O,
+                                           "linear_add_relu"));
+    ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, acn__val(ctx, n->in[3]), n->out->data, 1,
+                                   "linear_add_relu"));
+    ACN__CU_CALL(ctx, acn__cu_unary(ctx->cu, ACN__CU_RELU, n->out->numel, n->out->data, n->out->data, "linear_add_relu"));
+}
+/* device twin of acn__lar_bwd: ds = d [out > 0] in place; dskip += ds; then
+ * as acn__d_linear_bwd on ds */
+static void acn__d_lar_bwd(acn_ctx *ctx, acn__node *n)
+{
+    float *gx = acn__g(n->in[0]), *gW = acn__g(n->in[1]), *gb = acn__g(n->in[2]), *gs = acn__g(n->in[3]);
+    int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
+    float *ds = n->out->grad;
+    ACN__CU_CALL(ctx, acn__cu_unary_bwd(ctx->cu, ACN__CU_RELU, n->out->numel, n->out->data, ds, ds, 0,
+                                        "linear_add_relu"));
+    if (gs) ACN__CU_CALL(ctx, acn__cu_axpy(ctx->cu, n->out->numel, 1.0f, ds, gs, !acn__fresh(n->in[3]), "linear_add_relu"));
+    if (gx) acn__dgemm(ctx, R, I, O, ds, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]), 1, 0, 0, 0,
+                       "linear_add_relu");
+    if (gW) acn__dgemm(ctx, O, I, R, ds, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]), 1, 0, 0, 0,
+                       "linear_add_relu");
+    if (gb) ACN__CU_CALL(ctx, acn__cu_colsum(ctx->cu, (size_t)R, (size_t)O, ds, acn__zeroed(n->in[2]), 1,
+                                             "linear_add_relu"));
+}
 /* device twins of acn__concat_fwd/bwd and acn__slice_fwd/bwd: each input is
  * an (outer, len) block of rows inside the (outer, row) output */
 static void acn__d_concat_fwd(acn_ctx *ctx, acn__node *n)
@@ -5758,10 +5870,11 @@ static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, flo
 enum { ACN__EPI_MUL = 1,   /* C *= z           (z: GELU'(z) as kept)      */
        ACN__EPI_DGELU,     /* C *= GELU'(z)                               */
        ACN__EPI_GELU,      /* e = GELU(C)                                 */
-       ACN__EPI_PAIR };    /* e = GELU(C), then C = GELU'(C)              */
+       ACN__EPI_PAIR,      /* e = GELU(C), then C = GELU'(C)              */
+       ACN__EPI_ADDRELU }; /* C = ReLU(C + z)     (z: the skip input)     */
 typedef struct acn__epi {
     int op;
-    const float *z;        /* the tile's z (MUL, DGELU), rows ld apart    */
+    const float *z;        /* the tile's z (MUL, DGELU, ADDRELU), rows ld apart */
     float *e;              /* the tile's GELU output (GELU, PAIR)         */
     size_t ld;
 } acn__epi;
@@ -5867,6 +5980,10 @@ ACN__AVX512 static ACN__INLINE __m512 acn__epi512(const acn__epi *ep, size_t at,
     __m512 cdf, pdf, x;
     switch (ep->op) {
     case ACN__EPI_MUL: return _mm512_mul_ps(v, _mm512_loadu_ps(ep->z + at));
+    case ACN__EPI_ADDRELU: /* max(s, 0) is +0 for s <= 0 (-0 too) and NaN, as the scalar s > 0 ? s : 0
+                            * (masked: see acn__exp512) */
+        x = _mm512_add_ps(v, _mm512_loadu_ps(ep->z + at));
+        return _mm512_mask_max_ps(x, 0xFFFF, x, _mm512_setzero_ps());
     case ACN__EPI_DGELU:
         x = _mm512_loadu_ps(ep->z + at);
         acn__phi512(x, &cdf, &pdf);
@@ -6583,6 +6700,19 @@ static void acn__mul_block(acn_ctx *ctx, int rows, size_t n, const float *s, siz
     for (r = 0; r < rows; r++)
         for (i = done; i < n; i++) c[(size_t)r * ldc + i] *= s[(size_t)r * lds + i];
 }
+/* c = ReLU(c + s), over rows of n values (ldc, lds apart): the
+ * linear_add_relu epilogue of the tiles the kernel does not finish itself,
+ * the same two operations as ACN__EPI_ADDRELU. */
+static void acn__addrelu_block(int rows, size_t n, const float *s, size_t lds, float *c, size_t ldc)
+{
+    size_t i;
+    int r;
+    for (r = 0; r < rows; r++, s += lds, c += ldc)
+        for (i = 0; i < n; i++) {
+            float v = c[i] + s[i];
+            c[i] = v > 0.0f ? v : 0.0f;
+        }
+}
 /* The SIMD part of an exact-GELU range: returns the first index it left for
  * the scalar loop (lo when there is no SIMD GELU at this level). */
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi)
@@ -6624,6 +6754,7 @@ typedef struct acn__gemm_job {
     const float *bias;         /* (N) or NULL: C starts from it, not zero   */
     float *gelu_out;           /* (M, N) or NULL: GELU(C) after the last K  */
     const float *dgelu_z;      /* (M, N) or NULL: C *= GELU'(z) after it    */
+    const float *addrelu;      /* (M, N) or NULL: C = ReLU(C + it) after it */
     int a_gelu, b_gelu;        /* op(A) (op(B)) is GELU of what is stored:
                                 * rows contiguous, copied with the GELU     */
     int slope;                 /* with gelu_out: then C = GELU'(C); with
@@ -6719,7 +6850,7 @@ static void acn__pack_b_gelu(acn_ctx *ctx, int kc, int nc, int nr, const float *
  * zero, or from the bias row (bias, for this part's N columns). */
 #define ACN__B_INPLACE_ROWS 256
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
-                           float *C, float *E, const float *Z, size_t ldc, float *buf)
+                           float *C, float *E, const float *Z, const float *S, size_t ldc, float *buf)
 {
     float *pa = buf, *pb = buf + (size_t)ACN__MR_MAX * ACN__KC_MAX, *tile = pb + ACN__B_BLOCK;
     int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS && !g->b_gelu, jc, pc, jr, ir, i, j;
@@ -6773,10 +6904,11 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                         }
 #endif
                     acn__epi ep, *epp = NULL;
-                    if (pc + kc == g->K && (E || Z) && g->uk16 && nn == 32) { /* the epilogue in the kernel */
+                    if (pc + kc == g->K && (E || Z || S) && g->uk16 && nn == 32) { /* the epilogue in the kernel */
                         size_t at = (size_t)ir * ldc + jc + jr;
-                        ep.op = E ? (g->slope ? ACN__EPI_PAIR : ACN__EPI_GELU) : g->slope ? ACN__EPI_MUL : ACN__EPI_DGELU;
-                        ep.z = Z ? Z + at : NULL;
+                        ep.op = S ? ACN__EPI_ADDRELU : E ? (g->slope ? ACN__EPI_PAIR : ACN__EPI_GELU)
+                                : g->slope ? ACN__EPI_MUL : ACN__EPI_DGELU;
+                        ep.z = S ? S + at : Z ? Z + at : NULL;
                         ep.e = E ? E + at : NULL;
                         ep.ld = ldc;
                         epp = &ep;
@@ -6808,6 +6940,7 @@ static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A,
                         else if (E) acn__gelu_block(g->ctx, 0, mm, (size_t)nn, c, ldc, NULL, 0, E + at, ldc); /* GELU(C) */
                         if (Z && g->slope) acn__mul_block(g->ctx, mm, (size_t)nn, Z + at, ldc, c, ldc); /* C GELU'(z), kept */
                         else if (Z) acn__gelu_block(g->ctx, 2, mm, (size_t)nn, Z + at, ldc, c, ldc, c, ldc); /* C GELU'(z) */
+                        if (S) acn__addrelu_block(mm, (size_t)nn, S + at, ldc, c, ldc); /* C = ReLU(C + skip) */
                     }
                 }
             }
@@ -6828,12 +6961,14 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
         if (lo < hi)
             acn__gemm_part(g, (int)(hi - lo), g->N, g->A + lo * g->ar, g->B, g->bias, g->C + lo * (size_t)g->N,
                            g->gelu_out ? g->gelu_out + lo * (size_t)g->N : NULL,
-                           g->dgelu_z ? g->dgelu_z + lo * (size_t)g->N : NULL, (size_t)g->N, buf);
+                           g->dgelu_z ? g->dgelu_z + lo * (size_t)g->N : NULL,
+                           g->addrelu ? g->addrelu + lo * (size_t)g->N : NULL, (size_t)g->N, buf);
     } else {
         acn__share((size_t)g->N, (size_t)g->nr, part, parts, &lo, &hi);
         if (lo < hi)
             acn__gemm_part(g, g->M, (int)(hi - lo), g->A, g->B + lo * g->bc, g->bias ? g->bias + lo : NULL, g->C + lo,
-                           g->gelu_out ? g->gelu_out + lo : NULL, g->dgelu_z ? g->dgelu_z + lo : NULL, (size_t)g->N, buf);
+                           g->gelu_out ? g->gelu_out + lo : NULL, g->dgelu_z ? g->dgelu_z + lo : NULL,
+                           g->addrelu ? g->addrelu + lo : NULL, (size_t)g->N, buf);
     }
 }
 
@@ -6884,6 +7019,7 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
             for (i = 0; i < (size_t)M; i++)
                 for (j = acn__gelu_fast(ctx, 0, C + i * N, NULL, gelu_out + i * N, 0, (size_t)N); j < (size_t)N; j++)
                     gelu_out[i * N + j] = acn__gelu1(C[i * N + j]);
+        if (fuse && fuse->addrelu) acn__addrelu_block(M, (size_t)N, fuse->addrelu, (size_t)N, C, (size_t)N);
         return;
     }
     acn__gemm_setup(ctx, &g, M, N, K, A, ta ? 1 : (size_t)K, ta ? (size_t)M : 1, B, tb ? 1 : (size_t)N,
@@ -6895,6 +7031,7 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
         g.b_gelu = fuse->b;
         g.dgelu_z = fuse->dz;
         g.slope = fuse->slope;
+        g.addrelu = fuse->addrelu;
     }
     { /* split the dimension whose largest share per thread is smaller */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
@@ -6933,7 +7070,7 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
     }
     acn__gemm_setup(ctx, &g, M, N, K, A, ar, ac, B, br, bc, C, accumulate);
     g.split_rows = 1;
-    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
+    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, NULL, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -7096,7 +7233,9 @@ static void acn__gfree(acn__gheap *h, float *p, size_t numel)
 static int acn__writes_first(const acn_ctx *ctx, int op)
 {
     (void)ctx;
-    if (op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN) return 1;
+    if (op == ACN__OP_LINEAR || op == ACN__OP_LINEAR_GELU || op == ACN__OP_LINEAR_MID || op == ACN__OP_FFN ||
+        op == ACN__OP_LINEAR_ADD_RELU)
+        return 1;
     if (ACN__GPU(ctx)) return 0;
     return op == ACN__OP_ADD || op == ACN__OP_SUB || op == ACN__OP_MUL || op == ACN__OP_ADD_N || op == ACN__OP_RELU ||
            op == ACN__OP_GELU || op == ACN__OP_LAYERNORM;
@@ -8644,7 +8783,7 @@ static acn_tensor *acn__mixer_ch(acn_ctx *ctx, const acn_mixer_block *b, acn_ten
 }
 /* Authors':  ACN, plain  u = ch(tok(x))
  *            residual    y1 = x + tok(x), u = y1 + ch(y1)
- *            then        x_i = LN(ReLU(W u + b + x))
+ *            then        x_i = LN(ReLU(W u + b + x))   (one op: acn_linear_add_relu)
  * Textbook:  ACN, plain  x_i = ch(tok(x))
  *            residual    x' = x + tok(x), x_i = x' + ch(x') */
 static acn_tensor *acn__mixer_block(acn_ctx *ctx, const void *mv, int i, acn_tensor *x, int residual)
@@ -8660,7 +8799,7 @@ static acn_tensor *acn__mixer_block(acn_ctx *ctx, const void *mv, int i, acn_ten
         u = acn__mixer_ch(ctx, b, acn__mixer_tok(ctx, b, x, f), f);
     }
     if (m->cfg.textbook) return u;
-    return acn__norm(ctx, acn_relu(ctx, acn_add(ctx, acn__lin(ctx, u, &b->linear), x)), &b->ln, f);
+    return acn__norm(ctx, acn_linear_add_relu(ctx, u, b->linear.weight, b->linear.bias, x), &b->ln, f);
 }
 /* Authors': logits = clf(LN(y[:, 0]))  (LN is per token, so taking token 0
  * first gives the same values).  Textbook: clf(mean_t LN(y)).

@@ -614,6 +614,85 @@ static void test_ffn(void)
     }
 }
 
+/* acn_linear_add_relu against acn_relu(acn_add(acn_linear(...), skip)):
+ * the same bits, values and every gradient, at every SIMD level on one and
+ * two threads. Sizes: x (2, 33, 40) with out 64 (whole 32-wide tiles: the
+ * kernel's own epilogue, 66 rows: a short last row panel) and out 36 (an
+ * edge of 4 columns: the epilogue over the stored tile), and x (3, 5, 7) with
+ * out 9 (the plain loops of small products). dims: x's three, out. */
+static void lar_run(const int *dims, int level, int threads, int reference, float *out, size_t *n_out)
+{
+    acn_ctx *c;
+    int xs[3], ws[2], ss[3], i, k;
+    acn_tensor *t[4], *y;
+    float *up;
+    size_t n = 0;
+    xs[0] = ss[0] = dims[0]; xs[1] = ss[1] = dims[1]; xs[2] = dims[2];
+    ws[0] = ss[2] = dims[3]; ws[1] = dims[2];
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "linear_add_relu: a context");
+    acn_set_simd(c, level);
+    acn_set_threads(c, threads);
+    t[0] = acn_new(c, 3, xs, ACN_F_GRAD);
+    t[1] = acn_new(c, 2, ws, ACN_F_GRAD); t[2] = acn_new(c, 1, ws, ACN_F_GRAD);
+    t[3] = acn_new(c, 3, ss, ACN_F_GRAD);
+    for (k = 0; k < 4; k++)
+        for (i = 0; i < (int)t[k]->numel; i++)
+            t[k]->data[i] = (float)((i * (7 + 2 * k) + 3 * k) % 23 - 11) / (k == 1 ? 12.0f : 4.0f);
+    y = reference ? acn_relu(c, acn_add(c, acn_linear(c, t[0], t[1], t[2]), t[3]))
+                  : acn_linear_add_relu(c, t[0], t[1], t[2], t[3]);
+    CHECK(y && y->shape[0] == xs[0] && y->shape[1] == xs[1] && y->shape[2] == ws[0],
+          "linear_add_relu: output shape (%s)", acn_error(c));
+    if (!y) { acn_ctx_free(c); return; }
+    up = (float *)malloc(y->numel * sizeof(float));
+    for (i = 0; i < (int)y->numel; i++) up[i] = (float)(i % 13) * 0.1f - 0.6f;
+    CHECK(acn_backward_with(c, y, up) == ACN_OK, "linear_add_relu: backward: %s", acn_error(c));
+    memcpy(out, y->data, y->numel * sizeof(float));
+    n = y->numel;
+    for (k = 0; k < 4; k++) {
+        memcpy(out + n, t[k]->grad, t[k]->numel * sizeof(float));
+        n += t[k]->numel;
+    }
+    *n_out = n;
+    free(up);
+    acn_ctx_free(c);
+}
+static void test_linear_add_relu(void)
+{
+    enum { MAXN = 20000 };
+    static const int shapes[3][4] = {{2, 33, 40, 64}, {2, 33, 40, 36}, {3, 5, 7, 9}};
+    static float ref[MAXN], got[MAXN];
+    size_t n = 0, m = 0, i, zeros = 0;
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, sh;
+    acn_set_simd(ctx, best);
+    for (sh = 0; sh < 3; sh++)
+        for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+            const int *dims = shapes[sh];
+            size_t outn = (size_t)dims[0] * dims[1] * dims[3];
+            lar_run(dims, level, 1, 1, ref, &n);
+            for (zeros = 0, i = 0; i < outn; i++) zeros += ref[i] == 0.0f;
+            CHECK(zeros > outn / 8 && zeros < outn - outn / 8, "linear_add_relu %d x %d: the ReLU cuts %zu of %zu values "
+                  "(the test needs both sides)", dims[0] * dims[1], dims[3], zeros, outn);
+            for (threads = 1; threads <= 2; threads++) {
+                lar_run(dims, level, threads, 0, got, &m);
+                CHECK(m == n && !memcmp(got, ref, n * sizeof(float)),
+                      "linear_add_relu %d x %d %s, %d threads: differs from relu(add(linear)) (relative %g)",
+                      dims[0] * dims[1], dims[3], acn_simd_name(level), threads, m == n ? t_relerr(got, ref, n) : 1.0);
+            }
+        }
+    { /* bad shapes and a NULL skip are refused with the reason */
+        int xs[2] = {4, 6}, ws[2] = {5, 6}, ss[2] = {4, 6};
+        acn_tensor *x = acn_new(ctx, 2, xs, 0), *W = acn_new(ctx, 2, ws, 0), *sk = acn_new(ctx, 2, ss, 0);
+        CHECK(!acn_linear_add_relu(ctx, x, W, NULL, sk) && acn_status_of(ctx) == ACN_ERR_SHAPE &&
+              has(acn_error(ctx), "linear_add_relu: x (4, 6), W (5, 6), b NULL, skip (4, 6)"),
+              "linear_add_relu: a bad skip: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        CHECK(!acn_linear_add_relu(ctx, x, W, NULL, NULL) && acn_status_of(ctx) == ACN_ERR_ARG &&
+              has(acn_error(ctx), "skip (input 3) is NULL"), "linear_add_relu: a NULL skip: %s", acn_error(ctx));
+        acn_clear_error(ctx);
+        acn_reset(ctx);
+    }
+}
+
 /* The strided product on one thread (attention, linear_mid) against the
  * definition, on blocks inside larger arrays, at every SIMD level. */
 static void test_gemm_on(void)
@@ -1169,6 +1248,7 @@ int main(void)
     test_simd_elementwise();
     test_linear_mid();
     test_ffn();
+    test_linear_add_relu();
     test_recompute_small();
     test_attention_qkv();
     test_no_malloc();

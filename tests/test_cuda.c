@@ -668,7 +668,7 @@ static acn_tensor *graph(acn_ctx *c, acn_tensor **leaves)
     int s_a[3] = {2, 6, 8}, s_w[2] = {8, 5}, s_b[2] = {6, 1}, s_m[3] = {2, 1, 5}, s_t[2] = {12, 5}, i;
     static float va[96], vw[40], vb[6], vm[10], vt[60];
     int lab[12];
-    acn_tensor *a, *w, *b, *m, *t, *h, *p, *u, *v, *parts[3];
+    acn_tensor *a, *w, *b, *m, *t, *h, *p, *u, *v, *parts[4];
     for (i = 0; i < 96; i++) va[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
     for (i = 0; i < 40; i++) vw[i] = (float)((i * 11) % 17) / 8.0f - 1.0f;
     for (i = 0; i < 6; i++) vb[i] = 0.25f * (float)i - 0.5f;
@@ -690,7 +690,8 @@ static acn_tensor *graph(acn_ctx *c, acn_tensor **leaves)
     parts[1] = acn_mean(c, acn_gelu(c, v), ACN_AXIS_ALL);
     parts[2] = acn_add(c, acn_cross_entropy(c, acn_reshape(c, p, 2, s_t), lab, 0.2f, -1),
                        acn_cross_entropy_soft(c, acn_reshape(c, h, 2, s_t), acn_dropout(c, t, 0.25f), 0.1f));
-    return acn_add_n(c, parts, 3);
+    parts[3] = acn_mean(c, acn_linear_add_relu(c, a, acn_transpose(c, w, 0, 1), NULL, h), ACN_AXIS_ALL); /* h: skip */
+    return acn_add_n(c, parts, 4);
 }
 static void custom_fwd(acn_tensor *const *in, int n_in, acn_tensor *out, void *user)
 {

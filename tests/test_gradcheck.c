@@ -162,6 +162,22 @@ static acn_tensor *b_fresh_ew(acn_ctx *c, void *u)
     parts[n++] = flat(c, acn_tanh(c, h1)); /* newer reader of h1 */
     return acn_concat(c, parts, n, 1);
 }
+/* acn_linear_add_relu on x[0..3] = x, W, b, skip: on leaves (a[0] = 0), or
+ * with x and skip through tanh first (a[0] = 1: skip also read by an older
+ * op, so the op writes its gradient; a[0] = 2: also by a newer one, so the op
+ * adds to what that one wrote). The output is the op's, with tanh(skip)
+ * beside it where skip has another reader. */
+static acn_tensor *b_lar(acn_ctx *c, void *u)
+{
+    G *g = (G *)u;
+    int act = g->a[0] > 0;
+    acn_tensor *x = act ? acn_tanh(c, g->x[0]) : g->x[0], *sk = act ? acn_tanh(c, g->x[3]) : g->x[3], *parts[3];
+    int n = 0;
+    if (act) parts[n++] = flat(c, acn_tanh(c, sk)); /* older reader */
+    parts[n++] = flat(c, acn_linear_add_relu(c, x, g->x[1], g->x[2], sk));
+    if (g->a[0] == 2) parts[n++] = flat(c, acn_tanh(c, sk)); /* newer reader */
+    return n == 1 ? parts[0] : acn_concat(c, parts, n, 1);
+}
 /* The feed-forward op on x[0..4] = x, W1, b1, W2, b2 (flags: g->flags);
  * with a[0], each input goes through tanh first, so the op's backward gets
  * fresh (unwritten) gradients for all of them, and tanh(x) is also read by
@@ -418,6 +434,25 @@ int main(void)
                 g.a[0] = op;
                 sprintf(what, "element-wise op %d on activations, rows of %d", op, xs[1]);
                 run(what, b_fresh_ew, &g, 2);
+            }
+        }
+        /* linear_add_relu on leaves and on activations, at sizes for the packed kernel with its
+         * own epilogue (out 32) and with an edge (out 36); the skip keeps each sum away from the
+         * ReLU's kink (a finite difference across it is wrong, not the gradient), and tanh(skip)
+         * too: tanh(3 x 0.1) > 0.29 */
+        {
+            int xs[3], ws[2], ss[3], mode, i;
+            for (mode = 0; mode < 3; mode++) {
+                xs[0] = ss[0] = 2; xs[1] = ss[1] = 33; xs[2] = 20; ws[0] = ss[2] = trial % 2 ? 36 : 32; ws[1] = xs[2];
+                g.x[0] = leaf(3, xs, 0); g.x[1] = leaf(2, ws, 0); g.x[2] = leaf(1, ws, 0); g.x[3] = leaf(3, ss, 1);
+                /* |x W^T + b| <= 20 x 0.01 + 0.01 stays under |skip| >= 0.3 */
+                for (i = 0; i < (int)g.x[1]->numel; i++) g.x[1]->data[i] *= 0.01f;
+                for (i = 0; i < (int)g.x[2]->numel; i++) g.x[2]->data[i] *= 0.01f;
+                for (i = 0; i < (int)g.x[3]->numel; i++) g.x[3]->data[i] *= 3.0f;
+                g.a[0] = mode;
+                sprintf(what, "linear_add_relu %s, out %d", mode == 0 ? "on leaves" : mode == 1 ? "on activations, written"
+                        : "on activations, added", ws[0]);
+                run(what, b_lar, &g, 4);
             }
         }
         /* the feed-forward op: random small shapes, then sizes for the packed kernels (R 2 x 33,

@@ -366,7 +366,8 @@ static void test_null_sweep(void)
     CHECK(!acn_add(NULL, NULL, NULL) && !acn_scale(NULL, NULL, 1.0f) && !acn_add_n(NULL, t, 2) &&
               !acn_sum(NULL, NULL, 0) && !acn_matmul(NULL, NULL, NULL, 0, 0) && !acn_linear(NULL, NULL, NULL, NULL) &&
               !acn_linear_mid(NULL, NULL, NULL, NULL) && !acn_linear_gelu(NULL, NULL, NULL, NULL, 0) &&
-              !acn_ffn(NULL, NULL, NULL, NULL, NULL, NULL, 0) && !acn_gelu(NULL, NULL) && !acn_softmax(NULL, NULL, NULL) &&
+              !acn_ffn(NULL, NULL, NULL, NULL, NULL, NULL, 0) && !acn_linear_add_relu(NULL, NULL, NULL, NULL, NULL) &&
+              !acn_gelu(NULL, NULL) && !acn_softmax(NULL, NULL, NULL) &&
               !acn_cross_entropy(NULL, NULL, NULL, 0.0f, -1) && !acn_cross_entropy_soft(NULL, NULL, NULL, 0.0f) &&
               !acn_layernorm(NULL, NULL, NULL, NULL, 1e-5f) && !acn_transpose(NULL, NULL, 0, 1) &&
               !acn_reshape(NULL, NULL, 1, s1) && !acn_concat(NULL, t, 2, 0) && !acn_slice(NULL, NULL, 0, 0, 1) &&
