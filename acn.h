@@ -2406,14 +2406,13 @@ static void acn__share(size_t n, size_t unit, int part, int parts, size_t *lo, s
 typedef void (*acn__range_fn)(acn__node *n, size_t lo, size_t hi);
 static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
 static size_t acn__relu_fast(acn_ctx *ctx, int dir, const float *x, const float *d, float *y, size_t lo, size_t hi);
-static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
-                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb);
+static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, size_t R, size_t C, size_t lo, size_t hi, float *gb);
 static void acn__colsums(acn_ctx *ctx, const float *src, size_t R, size_t C, float *out);
 static double acn__sumsq(acn_ctx *ctx, const float *g, size_t n); /* sum of g[i]^2, in double */
 static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n); /* y[i] += x[i], i < n */
 static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n);          /* y[i] = v, i < n */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
-                        float eps, int D, float *y, float *mean, float *rstd);
+                        float eps, int D, float *y, float *mean, float *rstd, float *pg, float *pb);
 static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);
 /* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
  * threads, or acn__gemm_ref (see "Fast paths"). */
@@ -4146,7 +4145,7 @@ static void acn__ln_fwd_rows(acn__node *n, size_t lo, size_t hi)
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D;
         float *o = n->out->data + r * D, m = 0.0f, v = 0.0f;
-        if (acn__ln_fast(n->ctx, 0, xr, g, b, NULL, n->farg[0], D, o, mean + r, rstd + r)) continue;
+        if (acn__ln_fast(n->ctx, 0, xr, g, b, NULL, n->farg[0], D, o, mean + r, rstd + r, NULL, NULL)) continue;
         for (c = 0; c < D; c++) m += xr[c];
         m /= (float)D;
         for (c = 0; c < D; c++) v += (xr[c] - m) * (xr[c] - m);
@@ -4166,10 +4165,12 @@ static void acn__ln_fwd(acn_ctx *ctx, acn__node *n)
 }
 /* dxhat = d gamma;
  * dx += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))         rows [lo, hi)
- * (dx = ... when it was fresh: n->wr) */
-static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
+ * (dx = ... when it was fresh: n->wr; gx NULL: no dx), and in the same
+ * pass, when pg is given, the rows' shares of gamma's and beta's gradients:
+ * pg[c] += d[r, c] xhat[r, c], pb[c] += d[r, c], rows in order */
+static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi, float *pg, float *pb)
 {
-    float *gx = n->in[0]->grad;
+    float *gx = acn__g(n->in[0]);
     const float *x = n->in[0]->data, *g = n->in[1] ? n->in[1]->data : NULL;
     const float *mean = (const float *)n->aux, *d = n->out->grad;
     int D = n->out->shape[n->out->ndim - 1], c;
@@ -4178,51 +4179,68 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi)
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D, *dr = d + r * D;
         float m1 = 0.0f, m2 = 0.0f, mr = mean[r], sr = rstd[r];  /* mean(dxhat), mean(dxhat xhat) */
-        if (acn__ln_fast(n->ctx, n->wr ? 2 : 1, xr, g, NULL, dr, 0.0f, D, gx + r * D, &mr, &sr)) continue;
+        if (acn__ln_fast(n->ctx, !gx ? 3 : n->wr ? 2 : 1, xr, g, NULL, dr, 0.0f, D, gx ? gx + r * D : NULL, &mr, &sr,
+                         pg, pb))
+            continue;
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
             m1 += dh;
             m2 += dh * h;
+            if (pg) {
+                pg[c] += dr[c] * h;
+                pb[c] += dr[c];
+            }
         }
         m1 /= (float)D;
         m2 /= (float)D;
-        for (c = 0; c < D; c++) {
+        for (c = 0; gx && c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
             float v = rstd[r] * (dh - m1 - h * m2);
             gx[r * D + c] = n->wr ? v : gx[r * D + c] + v;
         }
     }
 }
-/* dgamma[c] += sum_r d[r, c] xhat[r, c];  dbeta[c] += sum_r d[r, c]    columns [lo, hi)
- * (by columns, so each sum runs over the rows in order on one thread) */
-static void acn__ln_bwd_cols(acn__node *n, size_t lo, size_t hi)
+/* The rows go in ACN__LN_GROUPS fixed groups, each group's rows in order on
+ * one thread, with its own sums for gamma and beta (part: (groups, 2, D));
+ * the groups' sums are added in group order after: x and d are read once,
+ * and the bits are the same for any number of threads. */
+#define ACN__LN_GROUPS 8
+typedef struct acn__ln_bwd_job { acn__node *n; float *part; } acn__ln_bwd_job;
+static void acn__ln_bwd_task(void *arg, int part, int parts, int tid)
 {
-    float *gg = n->in[1] && (n->in[1]->flags & ACN_F_GRAD) ? n->in[1]->grad : NULL;
-    float *gb = n->in[2] && (n->in[2]->flags & ACN_F_GRAD) ? n->in[2]->grad : NULL;
-    const float *x = n->in[0]->data, *mean = (const float *)n->aux, *d = n->out->grad;
-    size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D, r, c;
-    const float *rstd = mean + R;
-    lo = acn__colsum_fast(n->ctx, d, gg ? x : NULL, mean, rstd, R, D, lo, hi, gg, gb);
-    for (r = 0; r < R; r++)
-        for (c = lo; c < hi; c++) {
-            if (gg) gg[c] += d[r * D + c] * ((x[r * D + c] - mean[r]) * rstd[r]);
-            if (gb) gb[c] += d[r * D + c];
-        }
-}
-/* The same over strips [lo, hi) of 32 columns (the SIMD column sums' width,
- * so no part leaves a strip half-masked). */
-static void acn__ln_bwd_strips(acn__node *n, size_t lo, size_t hi)
-{
-    size_t D = (size_t)n->out->shape[n->out->ndim - 1];
-    acn__ln_bwd_cols(n, 32 * lo, 32 * hi < D ? 32 * hi : D);
+    const acn__ln_bwd_job *j = (const acn__ln_bwd_job *)arg;
+    size_t D = (size_t)j->n->out->shape[j->n->out->ndim - 1], R = j->n->out->numel / D, glo, ghi, k;
+    (void)tid;
+    acn__share(ACN__LN_GROUPS, 1, part, parts, &glo, &ghi);
+    for (k = glo; k < ghi; k++) {
+        float *pg = j->part ? j->part + k * 2 * D : NULL;
+        if (pg) memset(pg, 0, 2 * D * sizeof(float));
+        acn__ln_bwd_rows(j->n, R * k / ACN__LN_GROUPS, R * (k + 1) / ACN__LN_GROUPS, pg, pg ? pg + D : NULL);
+    }
 }
 static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
 {
-    size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D;
+    size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D, c;
+    float *gg = n->in[1] ? acn__g(n->in[1]) : NULL, *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    size_t len = gg || gb ? (size_t)ACN__LN_GROUPS * 2 * D : 0;
+    acn__ln_bwd_job j;
+    int k;
     n->wr = (unsigned)acn__fresh(n->in[0]);
-    if (acn__g(n->in[0])) acn__par(ctx, n, R, 4.0 * D * ACN__NS_ELEM, acn__ln_bwd_rows);
-    if ((n->in[1] && acn__g(n->in[1])) || (n->in[2] && acn__g(n->in[2])))
-        acn__par(ctx, n, (D + 31) / 32, 64.0 * R * ACN__NS_ELEM, acn__ln_bwd_strips);
+    if (!acn__g(n->in[0]) && !len) return;
+    j.n = n;
+    j.part = len ? acn__galloc_raw(ctx, ctx->gheap, len) : NULL;
+    if (len && !j.part) return;
+    acn__parallel(ctx, acn__ln_bwd_task, &j, (double)R * D * 4.0 * ACN__NS_ELEM, 4);
+    for (c = 0; len && c < D; c++) { /* dgamma += sum over the groups, in order (and dbeta) */
+        float sg = j.part[c], sb = j.part[D + c];
+        for (k = 1; k < ACN__LN_GROUPS; k++) {
+            sg += j.part[(size_t)k * 2 * D + c];
+            sb += j.part[(size_t)k * 2 * D + D + c];
+        }
+        if (gg) gg[c] += sg;
+        if (gb) gb[c] += sb;
+    }
+    if (len) acn__gfree(ctx->gheap, j.part, len);
 }
 
 /* ---- transpose ---------------------------------------------------------- */
@@ -5831,7 +5849,7 @@ static void acn__colsum_task(void *arg, int part, int parts, int tid)
     size_t lo, hi, r, c;
     (void)tid;
     acn__share(j->C, 32, part, parts, &lo, &hi); /* whole 32-column strips (acn__colsum512) */
-    lo = acn__colsum_fast(j->ctx, j->src, NULL, NULL, NULL, j->R, j->C, lo, hi, NULL, j->out);
+    lo = acn__colsum_fast(j->ctx, j->src, j->R, j->C, lo, hi, j->out);
     for (r = 0; r < j->R; r++)
         for (c = lo; c < hi; c++) j->out[c] += j->src[r * j->C + c];
 }
@@ -6268,37 +6286,24 @@ ACN__AVX512 static size_t acn__relu512(int dir, const float *x, const float *d, 
     return i;
 }
 /* Column sums over R rows of C floats, rows in order, for c in [lo, hi):
- * gb[c] += sum_r d[r, c], and, when x is given (the LayerNorm weight),
- * gg[c] += sum_r d[r, c] ((x[r, c] - mean[r]) rstd[r]), with the operations
- * of the scalar loops. 32 columns at a time (two independent chains), the
- * last strip masked; returns hi. */
-ACN__AVX512_NOFMA static size_t acn__colsum512(const float *d, const float *x, const float *mean, const float *rstd,
-                                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+ * gb[c] += sum_r d[r, c] (the bias gradients), with the operations of the
+ * scalar loop. 32 columns at a time (two independent chains), the last
+ * strip masked; returns hi. */
+ACN__AVX512_NOFMA static size_t acn__colsum512(const float *d, size_t R, size_t C, size_t lo, size_t hi, float *gb)
 {
     size_t c, r;
     for (c = lo; c < hi; c += 32) {
         size_t w = hi - c < 32 ? hi - c : 32;
         __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1u);
         __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
-        __m512 b0 = _mm512_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
-        if (gb) { b0 = _mm512_maskz_loadu_ps(m0, gb + c); b1 = _mm512_maskz_loadu_ps(m1, gb + c + 16); }
-        if (x) { g0 = _mm512_maskz_loadu_ps(m0, gg + c); g1 = _mm512_maskz_loadu_ps(m1, gg + c + 16); }
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, gb + c), b1 = _mm512_maskz_loadu_ps(m1, gb + c + 16);
         for (r = 0; r < R; r++) {
             const float *dr = d + r * C + c;
-            __m512 d0 = _mm512_maskz_loadu_ps(m0, dr), d1 = _mm512_maskz_loadu_ps(m1, dr + 16);
-            b0 = _mm512_add_ps(b0, d0);
-            b1 = _mm512_add_ps(b1, d1);
-            if (x) {
-                const float *xr = x + r * C + c;
-                __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(rstd[r]);
-                __m512 h0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, xr), m), s);
-                __m512 h1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, xr + 16), m), s);
-                g0 = _mm512_add_ps(g0, _mm512_mul_ps(d0, h0));
-                g1 = _mm512_add_ps(g1, _mm512_mul_ps(d1, h1));
-            }
+            b0 = _mm512_add_ps(b0, _mm512_maskz_loadu_ps(m0, dr));
+            b1 = _mm512_add_ps(b1, _mm512_maskz_loadu_ps(m1, dr + 16));
         }
-        if (gb) { _mm512_mask_storeu_ps(gb + c, m0, b0); _mm512_mask_storeu_ps(gb + c + 16, m1, b1); }
-        if (x) { _mm512_mask_storeu_ps(gg + c, m0, g0); _mm512_mask_storeu_ps(gg + c + 16, m1, g1); }
+        _mm512_mask_storeu_ps(gb + c, m0, b0);
+        _mm512_mask_storeu_ps(gb + c + 16, m1, b1);
     }
     return hi;
 }
@@ -6336,18 +6341,24 @@ ACN__AVX512 static void acn__ln_fwd512(const float *x, const float *g, const flo
         _mm512_storeu_ps(out + c, h);
     }
 }
+/* (gx NULL: no dx; pg, pb: gamma's and beta's sums, pg += d xhat, pb += d) */
 ACN__AVX512 static void acn__ln_bwd512(const float *x, const float *g, const float *d, float mean, float rstd, int D,
-                                       float *gx, int write)
+                                       float *gx, int write, float *pg, float *pb)
 {
     __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), m = _mm512_set1_ps(mean), r = _mm512_set1_ps(rstd);
     __m512 m1, m2;
     int c;
     for (c = 0; c < D; c += 16) {
-        __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r), dh = _mm512_loadu_ps(d + c);
+        __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), r), d0 = _mm512_loadu_ps(d + c), dh = d0;
         if (g) dh = _mm512_mul_ps(dh, _mm512_loadu_ps(g + c));
         s1 = _mm512_add_ps(s1, dh);
         s2 = _mm512_fmadd_ps(dh, h, s2);
+        if (pg) {
+            _mm512_storeu_ps(pg + c, _mm512_add_ps(_mm512_loadu_ps(pg + c), _mm512_mul_ps(d0, h)));
+            _mm512_storeu_ps(pb + c, _mm512_add_ps(_mm512_loadu_ps(pb + c), d0));
+        }
     }
+    if (!gx) return;
     m1 = _mm512_set1_ps(acn__hsum512(s1) / (float)D);
     m2 = _mm512_set1_ps(acn__hsum512(s2) / (float)D);
     for (c = 0; c < D; c += 16) {
@@ -6471,32 +6482,20 @@ ACN__AVX2_NOFMA static __m256i acn__mask256(size_t w) /* lanes i < w */
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w < 8 ? w : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-ACN__AVX2_NOFMA static size_t acn__colsum256(const float *d, const float *x, const float *mean, const float *rstd,
-                                            size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+ACN__AVX2_NOFMA static size_t acn__colsum256(const float *d, size_t R, size_t C, size_t lo, size_t hi, float *gb)
 {
     size_t c, r;
     for (c = lo; c < hi; c += 16) {
         size_t w = hi - c < 16 ? hi - c : 16;
         __m256i m0 = acn__mask256(w), m1 = acn__mask256(w > 8 ? w - 8 : 0);
-        __m256 b0 = _mm256_setzero_ps(), b1 = b0, g0 = b0, g1 = b0;
-        if (gb) { b0 = _mm256_maskload_ps(gb + c, m0); b1 = _mm256_maskload_ps(gb + c + 8, m1); }
-        if (x) { g0 = _mm256_maskload_ps(gg + c, m0); g1 = _mm256_maskload_ps(gg + c + 8, m1); }
+        __m256 b0 = _mm256_maskload_ps(gb + c, m0), b1 = _mm256_maskload_ps(gb + c + 8, m1);
         for (r = 0; r < R; r++) {
             const float *dr = d + r * C + c;
-            __m256 d0 = _mm256_maskload_ps(dr, m0), d1 = _mm256_maskload_ps(dr + 8, m1);
-            b0 = _mm256_add_ps(b0, d0);
-            b1 = _mm256_add_ps(b1, d1);
-            if (x) {
-                const float *xr = x + r * C + c;
-                __m256 m = _mm256_set1_ps(mean[r]), s = _mm256_set1_ps(rstd[r]);
-                __m256 h0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr, m0), m), s);
-                __m256 h1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + 8, m1), m), s);
-                g0 = _mm256_add_ps(g0, _mm256_mul_ps(d0, h0));
-                g1 = _mm256_add_ps(g1, _mm256_mul_ps(d1, h1));
-            }
+            b0 = _mm256_add_ps(b0, _mm256_maskload_ps(dr, m0));
+            b1 = _mm256_add_ps(b1, _mm256_maskload_ps(dr + 8, m1));
         }
-        if (gb) { _mm256_maskstore_ps(gb + c, m0, b0); _mm256_maskstore_ps(gb + c + 8, m1, b1); }
-        if (x) { _mm256_maskstore_ps(gg + c, m0, g0); _mm256_maskstore_ps(gg + c + 8, m1, g1); }
+        _mm256_maskstore_ps(gb + c, m0, b0);
+        _mm256_maskstore_ps(gb + c + 8, m1, b1);
     }
     return hi;
 }
@@ -6532,20 +6531,22 @@ static int acn__cpu_level(void)
 static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
 #endif
 
-/* LayerNorm rows on SIMD: forward (bwd 0), or dx added (bwd 1) or written
- * (bwd 2); 0 when this level has no such path (or D does not fit it), and
- * the scalar rows run instead. */
+/* LayerNorm rows on SIMD: forward (bwd 0), or backward with dx added (bwd
+ * 1), written (bwd 2) or not wanted (bwd 3), and gamma's and beta's sums
+ * into pg, pb when given; 0 when this level has no such path (or D does not
+ * fit it), and the scalar rows run instead. */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
-                        float eps, int D, float *y, float *mean, float *rstd)
+                        float eps, int D, float *y, float *mean, float *rstd, float *pg, float *pb)
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512 && D % 16 == 0) {
-        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, y, bwd == 2);
+        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, bwd == 3 ? NULL : y, bwd == 2, pg, pb);
         else acn__ln_fwd512(x, g, b, eps, D, y, mean, rstd);
         return 1;
     }
 #endif
     (void)ctx; (void)bwd; (void)x; (void)g; (void)b; (void)d; (void)eps; (void)D; (void)y; (void)mean; (void)rstd;
+    (void)pg; (void)pb;
     return 0;
 }
 
@@ -6638,14 +6639,13 @@ static double acn__sumsq(acn_ctx *ctx, const float *g, size_t n)
     for (j = 0; j < 16; j++) t += s[j];
     return t;
 }
-static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, const float *x, const float *mean, const float *rstd,
-                               size_t R, size_t C, size_t lo, size_t hi, float *gg, float *gb)
+static size_t acn__colsum_fast(acn_ctx *ctx, const float *d, size_t R, size_t C, size_t lo, size_t hi, float *gb)
 {
 #ifdef ACN__X86
-    if (ctx->simd == ACN_SIMD_AVX512) return acn__colsum512(d, x, mean, rstd, R, C, lo, hi, gg, gb);
-    if (ctx->simd == ACN_SIMD_AVX2) return acn__colsum256(d, x, mean, rstd, R, C, lo, hi, gg, gb);
+    if (ctx->simd == ACN_SIMD_AVX512) return acn__colsum512(d, R, C, lo, hi, gb);
+    if (ctx->simd == ACN_SIMD_AVX2) return acn__colsum256(d, R, C, lo, hi, gb);
 #endif
-    (void)ctx; (void)d; (void)x; (void)mean; (void)rstd; (void)R; (void)C; (void)hi; (void)gg; (void)gb;
+    (void)ctx; (void)d; (void)R; (void)C; (void)hi; (void)gb;
     return lo;
 }
 /* The exact GELU over a block of `rows` rows of n values, rows ldx, ldd and

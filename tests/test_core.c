@@ -693,6 +693,74 @@ static void test_linear_add_relu(void)
     }
 }
 
+/* LayerNorm's backward: dx, and gamma's and beta's gradients summed in the
+ * same pass over fixed groups of rows: against float64 sums of the
+ * definition, and the same bits on 1, 2 and 3 threads, at every SIMD level
+ * (x (530, 128): the SIMD rows; x (530, 37): the scalar ones; 530 rows do
+ * not split evenly into the groups). */
+static void ln_run(int D, int level, int threads, float *out)
+{
+    acn_ctx *c;
+    int xs[2], i, k;
+    acn_tensor *t[3], *y;
+    float *up;
+    xs[0] = 530; xs[1] = D;
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "layernorm: a context");
+    acn_set_simd(c, level);
+    acn_set_threads(c, threads);
+    t[0] = acn_new(c, 2, xs, ACN_F_GRAD);
+    t[1] = acn_new(c, 1, xs + 1, ACN_F_GRAD);
+    t[2] = acn_new(c, 1, xs + 1, ACN_F_GRAD);
+    for (k = 0; k < 3; k++)
+        for (i = 0; i < (int)t[k]->numel; i++) t[k]->data[i] = (float)((i * (7 + 2 * k) + 3 * k) % 23 - 11) / 8.0f;
+    y = acn_layernorm(c, t[0], t[1], t[2], 1e-5f);
+    up = (float *)malloc(y->numel * sizeof(float));
+    for (i = 0; i < (int)y->numel; i++) up[i] = (float)(i % 13) * 0.1f - 0.6f;
+    CHECK(acn_backward_with(c, y, up) == ACN_OK, "layernorm: backward: %s", acn_error(c));
+    memcpy(out, t[0]->grad, t[0]->numel * sizeof(float));
+    memcpy(out + t[0]->numel, t[1]->grad, (size_t)D * sizeof(float));
+    memcpy(out + t[0]->numel + D, t[2]->grad, (size_t)D * sizeof(float));
+    if (level == ACN_SIMD_PORTABLE && threads == 1) { /* gamma's and beta's sums against float64 */
+        double worst = 0.0;
+        int r, col;
+        for (col = 0; col < D; col++) {
+            double sg = 0.0, sb = 0.0;
+            for (r = 0; r < 530; r++) {
+                const float *xr = t[0]->data + (size_t)r * D;
+                double m = 0.0, v = 0.0, h;
+                for (k = 0; k < D; k++) m += xr[k];
+                m /= D;
+                for (k = 0; k < D; k++) v += (xr[k] - m) * (xr[k] - m);
+                h = (xr[col] - m) / sqrt(v / D + 1e-5);
+                sg += up[(size_t)r * D + col] * h;
+                sb += up[(size_t)r * D + col];
+            }
+            if (fabs(t[1]->grad[col] - sg) / (1.0 + fabs(sg)) > worst) worst = fabs(t[1]->grad[col] - sg) / (1.0 + fabs(sg));
+            if (fabs(t[2]->grad[col] - sb) / (1.0 + fabs(sb)) > worst) worst = fabs(t[2]->grad[col] - sb) / (1.0 + fabs(sb));
+        }
+        CHECK(worst < 1e-5, "layernorm D %d: gamma's and beta's gradients differ from float64 sums by %g", D, worst);
+    }
+    free(up);
+    acn_ctx_free(c);
+}
+static void test_layernorm_groups(void)
+{
+    enum { MAXN = 530 * 128 + 256 };
+    static float base[MAXN], got[MAXN];
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, di, Ds[2] = {128, 37};
+    acn_set_simd(ctx, best);
+    for (di = 0; di < 2; di++)
+        for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+            size_t n = (size_t)530 * Ds[di] + 2 * (size_t)Ds[di];
+            ln_run(Ds[di], level, 1, base);
+            for (threads = 2; threads <= 3; threads++) {
+                ln_run(Ds[di], level, threads, got);
+                CHECK(!memcmp(got, base, n * sizeof(float)), "layernorm D %d %s, %d threads: the bits changed", Ds[di],
+                      acn_simd_name(level), threads);
+            }
+        }
+}
+
 /* The strided product on one thread (attention, linear_mid) against the
  * definition, on blocks inside larger arrays, at every SIMD level. */
 static void test_gemm_on(void)
@@ -785,18 +853,18 @@ static void test_simd_elementwise(void)
         for (i = 0, k = 0; i < N; i++)
             k += y[i] != (x[i] > 0.0f ? x[i] : 0.0f) || g[i] != 0.25f + (x[i] > 0.0f ? d[i] : 0.0f);
         CHECK(k == 0, "ReLU at %s: %d values differ", acn_simd_name(level), k);
-        /* column sums of R x C (C not a multiple of 8), with the LayerNorm weight's sums */
+        /* ReLU's backward into a fresh gradient (written, not added) */
+        for (j = acn__relu_fast(ctx, 2, x, d, g, 0, N); j < N; j++) g[j] = x[j] > 0.0f ? d[j] : 0.0f;
+        for (i = 0, k = 0; i < N; i++) k += g[i] != (x[i] > 0.0f ? d[i] : 0.0f);
+        CHECK(k == 0, "ReLU written at %s: %d values differ", acn_simd_name(level), k);
+        /* column sums of R x C (C not a multiple of 8): the bias gradients */
         {
-            float mean[R], rstd[R], *gg = cs[level > 0], *gb = gg + C;
+            float *gb = cs[level > 0];
             size_t r, c, lo;
-            for (r = 0; r < R; r++) { mean[r] = 0.1f * (float)r; rstd[r] = 1.0f + 0.5f * (float)r; }
-            for (c = 0; c < 2 * C; c++) gg[c] = 1.0f;
-            lo = acn__colsum_fast(ctx, d, x, mean, rstd, R, C, 0, C, gg, gb);
+            for (c = 0; c < C; c++) gb[c] = 1.0f;
+            lo = acn__colsum_fast(ctx, d, R, C, 0, C, gb);
             for (r = 0; r < R; r++)
-                for (c = lo; c < C; c++) {
-                    gg[c] += d[r * C + c] * ((x[r * C + c] - mean[r]) * rstd[r]);
-                    gb[c] += d[r * C + c];
-                }
+                for (c = lo; c < C; c++) gb[c] += d[r * C + c];
             if (level > 0) CHECK(!memcmp(cs[0], cs[1], sizeof cs[0]), "column sums at %s differ", acn_simd_name(level));
         }
         /* fill and add */
@@ -1249,6 +1317,7 @@ int main(void)
     test_linear_mid();
     test_ffn();
     test_linear_add_relu();
+    test_layernorm_groups();
     test_recompute_small();
     test_attention_qkv();
     test_no_malloc();
