@@ -69,6 +69,7 @@
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
+ *   ACN_NO_HUGEPAGES      never ask Linux for huge pages (see MEMORY).
  *   ACN_MPI               data-parallel training over MPI processes
  *                         (acn_dist_*; build with mpicc; docs/distributed.md).
  *                         Without it the acn_dist_* calls see one process.
@@ -110,6 +111,17 @@
  *   implementation file (GNU's extensions are then off, unless the file
  *   defines _GNU_SOURCE), with ACN_NO_AFFINITY, or with the environment
  *   variable ACN_AFFINITY=0.
+ *
+ * MEMORY
+ *   On Linux, the large blocks (the arena, the parameter and gradient
+ *   blocks, the optimizer's moments) are offered to transparent huge pages
+ *   (madvise(MADV_HUGEPAGE), for systems that leave huge pages to such
+ *   advice): a training step runs through hundreds of MB, and with 2 MB
+ *   pages instead of 4 KB ones its address translations stay in the TLB
+ *   (about 1% of the paper Mixer's step on the project's machine,
+ *   docs/performance.md). It is advice only, taken where GNU's extensions
+ *   are on (see THREADS); ACN_NO_HUGEPAGES or the environment variable
+ *   ACN_HUGEPAGES=0 turn it off.
  *
  * LICENSE: MIT, at the end of this file.
  */
@@ -234,6 +246,7 @@ typedef struct acn_stats {
 
 #define ACN_ARENA_MIN 4096 /* the smallest arena_bytes a context accepts  */
 ACNDEF acn_ctx_config acn_ctx_defaults(void);
+
 /* A new context (cfg NULL: the defaults). On failure *out is NULL and the
  * status says why in a word (ACN_ERR_ARG, ACN_ERR_NOMEM); acn_ctx_new_ex
  * also writes the reason, a sentence, into why (why_cap bytes), since there
@@ -1360,6 +1373,13 @@ extern size_t      acn__cu_clip_scratch_bytes(void);
 #include <immintrin.h>
 #define ACN__X86 1
 #endif
+#if defined(__linux__) && !defined(ACN_NO_HUGEPAGES)
+#include <sys/mman.h>  /* madvise */
+#include <unistd.h>    /* sysconf */
+#if defined(MADV_HUGEPAGE)  /* declared when GNU's extensions were asked for */
+#define ACN__HUGEPAGES 1
+#endif
+#endif
 #ifndef ACN_MALLOC
 #define ACN_MALLOC(n) malloc(n)
 #endif
@@ -1709,6 +1729,25 @@ ACNDEF acn_ctx_config acn_ctx_defaults(void)
 
 static size_t acn__round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+/* Offers [p, p + bytes) to transparent huge pages (see MEMORY at the top):
+ * the whole pages inside it, for blocks of 2 MB and more. Advice only: a
+ * kernel that declines leaves everything as it was. */
+static void acn__hugepages(void *p, size_t bytes)
+{
+#ifdef ACN__HUGEPAGES
+    long ps = sysconf(_SC_PAGESIZE);
+    const char *e = getenv("ACN_HUGEPAGES");
+    uintptr_t a, end;
+    if (!p || bytes < ((size_t)2 << 20) || ps <= 0 || (e && !strcmp(e, "0"))) return;
+    a = ((uintptr_t)p + (uintptr_t)ps - 1u) / (uintptr_t)ps * (uintptr_t)ps;
+    end = ((uintptr_t)p + bytes) / (uintptr_t)ps * (uintptr_t)ps;
+    if (end > a) (void)madvise((void *)a, (size_t)(end - a), MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* A failed creation has no context to keep its message: it goes to why. */
 static acn_status acn__ctx_fail(char *why, size_t cap, acn_status code, const char *fmt, ...)
 {
@@ -1788,6 +1827,11 @@ ACNDEF acn_status acn_ctx_new_ex(acn_ctx **out, const acn_ctx_config *cfg_in, ch
         return acn__ctx_fail(why, why_cap, ACN_ERR_NOMEM, "ctx_new: out of memory for the arena (%zu bytes) or "
                              "the parameter blocks (2 x %zu floats, %d tensors); ask for less in acn_ctx_config",
                              cfg.arena_bytes, cfg.param_floats, cfg.max_params);
+    }
+    acn__hugepages(ctx->arena, ctx->arena_cap + ACN__ALIGN);
+    if (!ACN__GPU(ctx)) {
+        acn__hugepages(ctx->params, ctx->param_cap * sizeof(float) + ACN__ALIGN);
+        acn__hugepages(ctx->grads, ctx->param_cap * sizeof(float) + ACN__ALIGN);
     }
     ctx->train = 1;
     acn_rng_seed(&ctx->rng, cfg.seed);
@@ -2218,6 +2262,8 @@ static int acn__grow_params(acn_ctx *ctx, size_t need, const char *name)
                       name, cap);
             return -1;
         }
+        acn__hugepages(np, bytes);
+        acn__hugepages(ng, bytes);
         ACN__POISON(np, bytes);
         ACN__POISON(ng, bytes);
         ACN__UNPOISON(acn__aligned(np), ctx->param_used * sizeof(float));
@@ -7683,6 +7729,7 @@ static float *acn__opt_block(acn_ctx *ctx, size_t k, const char *who)
                   k * ctx->param_used * sizeof(float));
         return NULL;
     }
+    acn__hugepages(p, k * ctx->param_used * sizeof(float));
     memset(p, 0, k * ctx->param_used * sizeof(float));
     return p;
 }

@@ -268,6 +268,52 @@ static void pool_affinity_checks(void)
 #endif
 }
 
+/* On Linux the arena is offered to transparent huge pages (MEMORY at the
+ * top of acn.h): its mapping carries the kernel's "hg" flag (madvise
+ * MADV_HUGEPAGE) in /proc/self/smaps, whether or not huge pages are then
+ * available; with ACN_HUGEPAGES=0 it does not. */
+#ifdef ACN__HUGEPAGES
+static int arena_advised(const acn_ctx *c)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    uintptr_t at = (uintptr_t)c->arena + ((size_t)1 << 20), lo = 0, hi = 0;
+    int in = 0, hg = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2) { /* a mapping's first line */
+            lo = a; hi = b;
+            in = at >= lo && at < hi;
+        } else if (in && !strncmp(line, "VmFlags:", 8)) {
+            hg = strstr(line, " hg") != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return hg;
+}
+#endif
+static void hugepage_checks(void)
+{
+#ifdef ACN__HUGEPAGES
+    acn_ctx *c;
+    acn_ctx_config cfg = acn_ctx_defaults();
+    int got;
+    cfg.arena_bytes = (size_t)64 << 20;
+    CHECK(acn_ctx_new(&c, &cfg) == ACN_OK, "hugepages: a context");
+    got = arena_advised(c);
+    CHECK(got == 1, "hugepages: the arena's mapping has no hg flag in /proc/self/smaps (%d)", got);
+    acn_ctx_free(c);
+    setenv("ACN_HUGEPAGES", "0", 1);
+    CHECK(acn_ctx_new(&c, &cfg) == ACN_OK, "hugepages: a context");
+    got = arena_advised(c);
+    CHECK(got == 0, "hugepages: ACN_HUGEPAGES=0, and the arena was still advised (%d)", got);
+    acn_ctx_free(c);
+    unsetenv("ACN_HUGEPAGES");
+#endif
+}
+
 /* Synaptic Intelligence on two parameters, worked by hand (c = 1,
  * xi = 1e-3): a task step with task gradient g = (1, -2) moves w by
  * d = (-0.1, 0.2), so path = -g d = (0.1, 0.4) and, at consolidation,
@@ -433,6 +479,7 @@ int main(void)
 {
     pool_task_checks();
     pool_affinity_checks();
+    hugepage_checks();
     xor_task();
     sine_task();
     resume_task();
