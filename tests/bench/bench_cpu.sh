@@ -156,8 +156,8 @@ print("vit_train_img_per_s: %.1f pytorch: %.1f" % (va, vt))
 print("vit_speedup_vs_pytorch: %.2f" % (va / vt))
 print("mixer_train_img_per_s: %.1f pytorch: %.1f" % (ma, mt))
 print("speedup_vs_pytorch: %.2f" % (ma / mt))
-print("mixer_fraction_of_sgemm_ceiling: %.2f" % paired)
-print("mixer_fraction_of_calibration_ceiling: %.2f (median step against the calibration's best, %.1f GFLOP/s)"
+print("mixer_fraction_of_sgemm_ceiling: %.3f" % paired)
+print("mixer_fraction_of_calibration_ceiling: %.3f (median step against the calibration's best, %.1f GFLOP/s)"
       % (ma * MIXER_GFLOP_PER_IMAGE / ceiling, ceiling))
 print("gemm_fraction_of_openblas: %s" % frac)
 print("peak_rss_ratio_vs_pytorch: %.2f" % (ra / rt))
