@@ -118,10 +118,11 @@
  *   (madvise(MADV_HUGEPAGE), for systems that leave huge pages to such
  *   advice): a training step runs through hundreds of MB, and with 2 MB
  *   pages instead of 4 KB ones its address translations stay in the TLB
- *   (about 1% of the paper Mixer's step on the project's machine,
+ *   (about 1 to 2% of the paper Mixer's step on the project's machine,
  *   docs/performance.md). It is advice only, taken where GNU's extensions
- *   are on (see THREADS); ACN_NO_HUGEPAGES or the environment variable
- *   ACN_HUGEPAGES=0 turn it off.
+ *   are on (see THREADS: so not with ACN_NO_THREADS, which asks for plain
+ *   POSIX); ACN_NO_HUGEPAGES or the environment variable ACN_HUGEPAGES=0
+ *   turn it off.
  *
  * LICENSE: MIT, at the end of this file.
  */
@@ -2690,7 +2691,8 @@ static int acn__ready(acn_ctx *ctx, acn__node *n, int with_out)
 static float *acn__g(const acn_tensor *t) { return t && (t->flags & ACN_F_GRAD) ? t->grad : NULL; }
 /* An activation's gradient is allocated when the first of its consumers
  * runs backward. For the ops that can write it rather than add to it (the
- * products: acn__writes_first), it is left unwritten and marked fresh; the
+ * products, and on a CPU context the element-wise ops and LayerNorm:
+ * acn__writes_first), it is left unwritten and marked fresh; the
  * op's backward asks acn__fresh (1: write it, and it is no longer fresh) or
  * acn__zeroed (clear it first) for each input it adds to. Any other op, and
  * any input the op left alone, gets the buffer zeroed (acn_backward_with). */
@@ -2986,7 +2988,8 @@ static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
     int i0, i1, i2, i3;
     size_t o = 0;
     if (n->in[0]->numel == n->out->numel && n->in[1]->numel == n->out->numel) {
-        n->wr = (unsigned)acn__fresh(n->in[0]) | (unsigned)acn__fresh(n->in[1]) << 1;
+        n->wr = (unsigned)acn__fresh(n->in[0]); /* in[0] first: add(x, x) writes, then adds */
+        n->wr |= (unsigned)acn__fresh(n->in[1]) << 1;
         acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__binary_bwd_flat);
         return;
     }
@@ -3732,7 +3735,7 @@ static void acn__lar_fwd(acn_ctx *ctx, acn__node *n)
 }
 /* ds = d [out > 0] (out > 0 exactly where the ReLU's input was: see
  * acn__relu_bwd), in place in d, this op's own gradient; dskip += ds
- * (written when fresh: n->wr)                                   rows [lo, hi) */
+ * (written when fresh: n->wr)                                 values [lo, hi) */
 static void acn__lar_mask_range(acn__node *n, size_t lo, size_t hi)
 {
     float *d = n->out->grad, *gs = acn__g(n->in[3]);
@@ -4248,8 +4251,9 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi, float *pg, floa
         }
     }
 }
-/* The rows go in ACN__LN_GROUPS fixed groups, each group's rows in order on
- * one thread, with its own sums for gamma and beta (part: (groups, 2, D));
+/* With gamma's or beta's gradient wanted, the rows go in ACN__LN_GROUPS
+ * fixed groups, each group's rows in order on one thread, with its own sums
+ * for gamma and beta (part: (groups, 2, D));
  * the groups' sums are added in group order after: x and d are read once,
  * and the bits are the same for any number of threads. */
 #define ACN__LN_GROUPS 8
@@ -4266,20 +4270,26 @@ static void acn__ln_bwd_task(void *arg, int part, int parts, int tid)
         acn__ln_bwd_rows(j->n, R * k / ACN__LN_GROUPS, R * (k + 1) / ACN__LN_GROUPS, pg, pg ? pg + D : NULL);
     }
 }
+/* rows [lo, hi), dx only (no gamma or beta gradient wanted): over all threads */
+static void acn__ln_bwd_dx(acn__node *n, size_t lo, size_t hi) { acn__ln_bwd_rows(n, lo, hi, NULL, NULL); }
 static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
 {
     size_t D = (size_t)n->out->shape[n->out->ndim - 1], R = n->out->numel / D, c;
-    float *gg = n->in[1] ? acn__g(n->in[1]) : NULL, *gb = n->in[2] ? acn__g(n->in[2]) : NULL;
+    /* (gamma and beta may be activations, whose gradient is added to: cleared first if fresh) */
+    float *gg = n->in[1] ? acn__zeroed(n->in[1]) : NULL, *gb = n->in[2] ? acn__zeroed(n->in[2]) : NULL;
     size_t len = gg || gb ? (size_t)ACN__LN_GROUPS * 2 * D : 0;
     acn__ln_bwd_job j;
     int k;
     n->wr = (unsigned)acn__fresh(n->in[0]);
     if (!acn__g(n->in[0]) && !len) return;
+    if (!len) {
+        acn__par(ctx, n, R, 4.0 * D * ACN__NS_ELEM, acn__ln_bwd_dx);
+        return;
+    }
     j.n = n;
-    j.part = len ? acn__galloc_raw(ctx, ctx->gheap, len) : NULL;
-    if (len && !j.part) return;
+    if (!(j.part = acn__galloc_raw(ctx, ctx->gheap, len))) return;
     acn__parallel(ctx, acn__ln_bwd_task, &j, (double)R * D * 4.0 * ACN__NS_ELEM, 4);
-    for (c = 0; len && c < D; c++) { /* dgamma += sum over the groups, in order (and dbeta) */
+    for (c = 0; c < D; c++) { /* dgamma += sum over the groups, in order (and dbeta) */
         float sg = j.part[c], sb = j.part[D + c];
         for (k = 1; k < ACN__LN_GROUPS; k++) {
             sg += j.part[(size_t)k * 2 * D + c];
@@ -4288,7 +4298,7 @@ static void acn__ln_bwd(acn_ctx *ctx, acn__node *n)
         if (gg) gg[c] += sg;
         if (gb) gb[c] += sb;
     }
-    if (len) acn__gfree(ctx->gheap, j.part, len);
+    acn__gfree(ctx->gheap, j.part, len);
 }
 
 /* ---- transpose ---------------------------------------------------------- */

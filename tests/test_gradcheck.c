@@ -136,14 +136,27 @@ static acn_tensor *b_fresh(acn_ctx *c, void *u)
  * op adds), h1 by a newer one (so the op adds to what that one wrote); the
  * repeated forms read h0 twice (the first use writes, the second adds).
  * a[0]: 0 add, 1 sub, 2 mul, 3 add_n(h0, h1, h0), 4 relu, 5 gelu, 6 tanh
- * GELU, 7 layernorm, 8 add(h0, h0), 9 mul(h0, h0). The output is tanh(h0),
- * the op's output(s) and tanh(h1), flattened, side by side. */
+ * GELU, 7 layernorm, 8 add(h0, h0), 9 mul(h0, h0), and LayerNorm of x2
+ * (its own leaf) whose gamma (10), beta (11) or both (12) are activations:
+ * tanh(x0 row 0) and tanh(x1 row 0), also read by older ops. The output
+ * is tanh(h0), the op's output(s) and tanh(h1), flattened, side by side. */
 static acn_tensor *b_fresh_ew(acn_ctx *c, void *u)
 {
     G *g = (G *)u;
-    acn_tensor *h0 = acn_tanh(c, g->x[0]), *h1 = acn_tanh(c, g->x[1]), *parts[4], *xs[3];
+    acn_tensor *h0 = acn_tanh(c, g->x[0]), *h1 = acn_tanh(c, g->x[1]), *parts[5], *xs[3];
     int n = 0, op = g->a[0];
     parts[n++] = flat(c, acn_tanh(c, h0)); /* older reader of h0 */
+    if (op >= 10) { /* gamma and beta: rows 0 of h0 and h1 */
+        int s1[1];
+        acn_tensor *gm, *bt;
+        s1[0] = h0->shape[1];
+        gm = acn_reshape(c, acn_slice(c, h0, 0, 0, 1), 1, s1);
+        bt = acn_reshape(c, acn_slice(c, h1, 0, 0, 1), 1, s1);
+        parts[n++] = flat(c, acn_tanh(c, gm)); /* older readers: LayerNorm is the newest, its */
+        parts[n++] = flat(c, acn_tanh(c, bt)); /* backward finds their gradients fresh */
+        parts[n++] = flat(c, acn_layernorm(c, g->x[2], op != 11 ? gm : NULL, op != 10 ? bt : NULL, 1e-5f));
+        return acn_concat(c, parts, n, 1);
+    }
     if (op <= 2) {
         parts[n++] = flat(c, op == 0 ? acn_add(c, h0, h1) : op == 1 ? acn_sub(c, h0, h1) : acn_mul(c, h0, h1));
     } else if (op == 3) {
@@ -427,13 +440,15 @@ int main(void)
          * width (rows of 37 or 48: a masked tail, or whole vectors for LayerNorm's rows) */
         {
             int xs[2], op;
-            for (op = 0; op < 10; op++) {
+            for (op = 0; op < 13; op++) {
                 xs[0] = 3; xs[1] = trial % 2 ? 37 : 48;
                 g.x[0] = leaf(2, xs, op == 4); g.x[1] = leaf(2, xs, op == 4); /* (ReLU: away from its kink) */
+                g.x[2] = leaf(2, xs, 0);
                 if (op == 7) { spread(g.x[0]); spread(g.x[1]); }
+                if (op >= 10) spread(g.x[2]);
                 g.a[0] = op;
                 sprintf(what, "element-wise op %d on activations, rows of %d", op, xs[1]);
-                run(what, b_fresh_ew, &g, 2);
+                run(what, b_fresh_ew, &g, op >= 10 ? 3 : 2);
             }
         }
         /* linear_add_relu on leaves and on activations, at sizes for the packed kernel with its
