@@ -4230,8 +4230,7 @@ static void acn__ln_bwd_rows(acn__node *n, size_t lo, size_t hi, float *pg, floa
     for (r = lo; r < hi; r++) {
         const float *xr = x + r * D, *dr = d + r * D;
         float m1 = 0.0f, m2 = 0.0f, mr = mean[r], sr = rstd[r];  /* mean(dxhat), mean(dxhat xhat) */
-        if (acn__ln_fast(n->ctx, !gx ? 3 : n->wr ? 2 : 1, xr, g, NULL, dr, 0.0f, D, gx ? gx + r * D : NULL, &mr, &sr,
-                         pg, pb))
+        if (acn__ln_fast(n->ctx, n->wr ? 2 : 1, xr, g, NULL, dr, 0.0f, D, gx ? gx + r * D : NULL, &mr, &sr, pg, pb))
             continue;
         for (c = 0; c < D; c++) {
             float h = (xr[c] - mean[r]) * rstd[r], dh = g ? dr[c] * g[c] : dr[c];
@@ -4265,9 +4264,9 @@ static void acn__ln_bwd_task(void *arg, int part, int parts, int tid)
     (void)tid;
     acn__share(ACN__LN_GROUPS, 1, part, parts, &glo, &ghi);
     for (k = glo; k < ghi; k++) {
-        float *pg = j->part ? j->part + k * 2 * D : NULL;
-        if (pg) memset(pg, 0, 2 * D * sizeof(float));
-        acn__ln_bwd_rows(j->n, R * k / ACN__LN_GROUPS, R * (k + 1) / ACN__LN_GROUPS, pg, pg ? pg + D : NULL);
+        float *pg = j->part + k * 2 * D;
+        memset(pg, 0, 2 * D * sizeof(float));
+        acn__ln_bwd_rows(j->n, R * k / ACN__LN_GROUPS, R * (k + 1) / ACN__LN_GROUPS, pg, pg + D);
     }
 }
 /* rows [lo, hi), dx only (no gamma or beta gradient wanted): over all threads */
@@ -6589,16 +6588,16 @@ static int acn__cpu_level(void)
 static int acn__cpu_level(void) { return ACN_SIMD_PORTABLE; }
 #endif
 
-/* LayerNorm rows on SIMD: forward (bwd 0), or backward with dx added (bwd
- * 1), written (bwd 2) or not wanted (bwd 3), and gamma's and beta's sums
- * into pg, pb when given; 0 when this level has no such path (or D does not
- * fit it), and the scalar rows run instead. */
+/* LayerNorm rows on SIMD: forward (bwd 0), or backward with dx into y
+ * added (bwd 1) or written (bwd 2), or no dx (y NULL), and gamma's and
+ * beta's sums into pg, pb when given; 0 when this level has no such path
+ * (or D does not fit it), and the scalar rows run instead. */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd, float *pg, float *pb)
 {
 #ifdef ACN__X86
     if (ctx->simd == ACN_SIMD_AVX512 && D % 16 == 0) {
-        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, bwd == 3 ? NULL : y, bwd == 2, pg, pb);
+        if (bwd) acn__ln_bwd512(x, g, d, *mean, *rstd, D, y, bwd == 2, pg, pb);
         else acn__ln_fwd512(x, g, b, eps, D, y, mean, rstd);
         return 1;
     }
