@@ -3354,7 +3354,10 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * where P_g sums d_b x_b^T over the b of group g in order, and the groups
  * (ACN__LMID_GROUPS fixed ranges of b) are added in order. Parts are batch
  * elements (fwd, dx) or groups (dW), so no sum is split, and each part of
- * dW reads only its own x_b and d_b. P_g is formed as whichever of
+ * dW reads only its own x_b and d_b. On AVX-512, P_g (J, T) is formed as
+ * dot products of rows of d_b and x_b, which both lie along D
+ * (acn__lmid_dw512: nothing transposed or packed). Otherwise by the matrix
+ * kernel, as whichever of
  *   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
  *   (T, J) = sum_b x_b d_b^T        (d_b^T packed: its J columns)
  * pads fewer columns up to a multiple of the kernel's width (the Mixer's
@@ -3363,6 +3366,9 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * (the same groups whatever the number of threads, so the same bits; as
  * many threads as groups can share the work) */
 #define ACN__LMID_GROUPS 8
+static int acn__lmid_has_fast(const acn_ctx *ctx, int J, int T);
+static int acn__lmid_dw_fast(const acn_ctx *ctx, int J, int T, int D, const float *d, const float *x, size_t b0,
+                             size_t b1, float *P);
 typedef struct acn__lmid_job { acn__node *n; int dir, transposed, add; float *S; } acn__lmid_job;
 static void acn__lmid_task(void *arg, int part, int parts, int tid)
 {
@@ -3379,6 +3385,7 @@ static void acn__lmid_task(void *arg, int part, int parts, int tid)
         for (g = g0; g < g1; g++) {
             float *P = j->S + g * (size_t)J * T;
             acn__share((size_t)B, 1, (int)g, ACN__LMID_GROUPS, &lo, &hi);
+            if (lo < hi && acn__lmid_dw_fast(n->ctx, J, T, D, d, x, lo, hi, P)) continue;
             for (b = lo; b < hi; b++)
                 if (j->transposed) /* P (T, J) (+)= x_b d_b^T */
                     acn__gemm_on(n->ctx, tid, T, J, D, x + b * T * D, (size_t)D, 1, d + b * J * D, 1, (size_t)D, P,
@@ -3432,7 +3439,8 @@ static void acn__lmid_bwd(acn_ctx *ctx, acn__node *n)
         size_t JT = (size_t)J * T, e;
         float *gW = n->in[1]->grad;
         j.dir = 2;
-        j.transposed = (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T; /* the narrower padding of N */
+        j.transposed = !acn__lmid_has_fast(ctx, J, T) && /* (the SIMD path writes P (J, T)) */
+                       (J + 31) / 32 * 32 - J < (T + 31) / 32 * 32 - T; /* the narrower padding of N */
         if (!(j.S = acn__galloc_raw(ctx, ctx->gheap, ACN__LMID_GROUPS * JT))) return;
         acn__parallel(ctx, acn__lmid_task, &j, acn__lmid_work(n), 1);
         for (r = 0; r < J; r++)
@@ -6577,6 +6585,71 @@ ACN__AVX2_NOFMA static size_t acn__adamw256(float *w, float *m, float *v, const 
     return i;
 }
 
+/* The sum of 16 lanes as a tree: (l, l + 8), then (l, l + 4), (l, l + 2),
+ * (l, l + 1); a fixed order, a few instructions. */
+ACN__AVX512 static ACN__INLINE float acn__tree512(__m512 v)
+{
+    /* (the masked forms, with every lane selected: see acn__exp512) */
+    __m512d w = _mm512_castps_pd(v);
+    __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, w, 0)),
+                             _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, w, 1)));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    return _mm_cvtss_f32(q);
+}
+/* dW of acn_linear_mid over one group of batch elements [b0, b1):
+ *   P[j, t] = sum_b sum_k d_b[j, k] x_b[t, k]     d_b (J, D), x_b (T, D), P (J, T)
+ * Both operands hold K = D along their rows, so each element is a dot
+ * product of two rows, and no operand is transposed or packed (the matrix
+ * kernel would need x_b^T). Five rows of d by five rows of x at a time:
+ * 25 accumulators of 16 lanes, lane l summing the k = l (mod 16) of each
+ * b in order, the lanes then added as acn__tree512 does. A last tile that
+ * would pass J or T starts 5 rows before the end instead, overlapping the
+ * one before it, whose elements it computes again to the same bits. The x
+ * rows of a tile stay in L1 while the d rows go by (t outer, j inner).
+ * Needs J, T >= 5 (see acn__lmid_dw_fast). */
+#define ACN__DW_ZERO(i) __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0, r##i##2 = r##i##0, \
+                               r##i##3 = r##i##0, r##i##4 = r##i##0;
+#define ACN__DW_ROW(i)                                                                            \
+    a = _mm512_maskz_loadu_ps(m, dp + i * D + k);                                                 \
+    r##i##0 = _mm512_fmadd_ps(a, x0, r##i##0); r##i##1 = _mm512_fmadd_ps(a, x1, r##i##1);         \
+    r##i##2 = _mm512_fmadd_ps(a, x2, r##i##2); r##i##3 = _mm512_fmadd_ps(a, x3, r##i##3);         \
+    r##i##4 = _mm512_fmadd_ps(a, x4, r##i##4);
+#define ACN__DW_STEP(mask) {                                                                      \
+    __mmask16 m = (__mmask16)(mask);                                                              \
+    __m512 x0 = _mm512_maskz_loadu_ps(m, xp + k), x1 = _mm512_maskz_loadu_ps(m, xp + D + k);     \
+    __m512 x2 = _mm512_maskz_loadu_ps(m, xp + 2 * D + k), x3 = _mm512_maskz_loadu_ps(m, xp + 3 * D + k); \
+    __m512 x4 = _mm512_maskz_loadu_ps(m, xp + 4 * D + k), a;                                     \
+    ACN__DW_ROW(0) ACN__DW_ROW(1) ACN__DW_ROW(2) ACN__DW_ROW(3) ACN__DW_ROW(4) }
+#define ACN__DW_PUT(i) { float *p = P + (size_t)(j + i) * T + t;                                   \
+    p[0] = acn__tree512(r##i##0); p[1] = acn__tree512(r##i##1); p[2] = acn__tree512(r##i##2);    \
+    p[3] = acn__tree512(r##i##3); p[4] = acn__tree512(r##i##4); }
+ACN__AVX512 static void acn__lmid_dw512(int J, int T, int D, const float *d, const float *x, size_t b0, size_t b1,
+                                        float *P)
+{
+    int j0, t0, j, t, k;
+    size_t b;
+    for (t0 = 0; t0 < T; t0 += 5)
+        for (j0 = 0; j0 < J; j0 += 5) {
+            const float *dp, *xp;                     /* rows j.. of d_b, t.. of x_b */
+            ACN__DW_ZERO(0) ACN__DW_ZERO(1) ACN__DW_ZERO(2) ACN__DW_ZERO(3) ACN__DW_ZERO(4)
+            j = j0 + 5 <= J ? j0 : J - 5;
+            t = t0 + 5 <= T ? t0 : T - 5;
+            dp = d + (b0 * J + (size_t)j) * D;
+            xp = x + (b0 * T + (size_t)t) * D;
+            for (b = b0; b < b1; b++, dp += (size_t)J * D, xp += (size_t)T * D) {
+                for (k = 0; k + 16 <= D; k += 16) { ACN__DW_STEP(0xFFFF) }
+                if (k < D) { ACN__DW_STEP((1u << (D - k)) - 1u) } /* the last D % 16, masked */
+            }
+            ACN__DW_PUT(0) ACN__DW_PUT(1) ACN__DW_PUT(2) ACN__DW_PUT(3) ACN__DW_PUT(4)
+        }
+}
+#undef ACN__DW_ZERO
+#undef ACN__DW_ROW
+#undef ACN__DW_STEP
+#undef ACN__DW_PUT
+
 static int acn__cpu_level(void)
 {
     __builtin_cpu_init();
@@ -6604,6 +6677,30 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
 #endif
     (void)ctx; (void)bwd; (void)x; (void)g; (void)b; (void)d; (void)eps; (void)D; (void)y; (void)mean; (void)rstd;
     (void)pg; (void)pb;
+    return 0;
+}
+
+/* dW of acn_linear_mid over one group on SIMD (acn__lmid_dw512): P (J, T)
+ * written; 0 when this level has no such path, and the matrix kernel runs
+ * instead (see acn__lmid_task). */
+static int acn__lmid_has_fast(const acn_ctx *ctx, int J, int T)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512 && J >= 5 && T >= 5) return 1;
+#endif
+    (void)ctx; (void)J; (void)T;
+    return 0;
+}
+static int acn__lmid_dw_fast(const acn_ctx *ctx, int J, int T, int D, const float *d, const float *x, size_t b0,
+                             size_t b1, float *P)
+{
+#ifdef ACN__X86
+    if (acn__lmid_has_fast(ctx, J, T)) {
+        acn__lmid_dw512(J, T, D, d, x, b0, b1, P);
+        return 1;
+    }
+#endif
+    (void)ctx; (void)J; (void)T; (void)D; (void)d; (void)x; (void)b0; (void)b1; (void)P;
     return 0;
 }
 

@@ -761,6 +761,68 @@ static void test_layernorm_groups(void)
         }
 }
 
+/* The weight gradient of acn_linear_mid, dW[j, t] = sum_b sum_k d_b[j, k]
+ * x_b[t, k], summed in fixed groups of b: against float64 sums, and the
+ * same bits on 1, 2 and 3 threads, at every SIMD level. The shapes take
+ * AVX-512's dot-product path (tiles of 5 rows, a last tile overlapping the
+ * one before, D not a multiple of 16) and its fallback (J under 5); 19
+ * batch elements do not split evenly into the groups. */
+static void lmid_dw_run(int J, int T, int D, int level, int threads, float *out)
+{
+    acn_ctx *c;
+    int xs[3], ws[2], i;
+    acn_tensor *x, *W, *y;
+    float *up;
+    xs[0] = 19; xs[1] = ws[1] = T; xs[2] = D; ws[0] = J;
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "linear_mid dW: a context");
+    acn_set_simd(c, level);
+    acn_set_threads(c, threads);
+    x = acn_new(c, 3, xs, 0);
+    W = acn_new(c, 2, ws, ACN_F_GRAD);
+    for (i = 0; i < (int)x->numel; i++) x->data[i] = (float)((i * 7 + 3) % 23 - 11) / 8.0f;
+    for (i = 0; i < (int)W->numel; i++) W->data[i] = (float)((i * 5 + 1) % 17 - 8) / 16.0f;
+    y = acn_linear_mid(c, x, W, NULL);
+    up = (float *)malloc(y->numel * sizeof(float));
+    for (i = 0; i < (int)y->numel; i++) up[i] = (float)((i * 3) % 13) * 0.1f - 0.6f;
+    CHECK(acn_backward_with(c, y, up) == ACN_OK, "linear_mid dW: backward: %s", acn_error(c));
+    memcpy(out, W->grad, W->numel * sizeof(float));
+    if (threads == 1) {
+        double worst = 0.0;
+        int j, t, b, k;
+        for (j = 0; j < J; j++)
+            for (t = 0; t < T; t++) {
+                double s = 0.0, e;
+                for (b = 0; b < 19; b++)
+                    for (k = 0; k < D; k++)
+                        s += (double)up[((size_t)b * J + j) * D + k] * x->data[((size_t)b * T + t) * D + k];
+                e = fabs(W->grad[(size_t)j * T + t] - s) / (1.0 + fabs(s));
+                if (e > worst) worst = e;
+            }
+        CHECK(worst < 1e-5, "linear_mid dW J %d T %d D %d %s: differs from float64 sums by %g", J, T, D,
+              acn_simd_name(level), worst);
+    }
+    free(up);
+    acn_ctx_free(c);
+}
+static void test_linear_mid_dw(void)
+{
+    static float base[65 * 65], got[65 * 65];
+    static const int shapes[4][3] = {{64, 65, 128}, {65, 64, 33}, {7, 12, 16}, {3, 9, 20}};
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, s;
+    acn_set_simd(ctx, best);
+    for (s = 0; s < 4; s++)
+        for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
+            const int *sh = shapes[s];
+            lmid_dw_run(sh[0], sh[1], sh[2], level, 1, base);
+            for (threads = 2; threads <= 3; threads++) {
+                lmid_dw_run(sh[0], sh[1], sh[2], level, threads, got);
+                CHECK(!memcmp(got, base, (size_t)sh[0] * sh[1] * sizeof(float)),
+                      "linear_mid dW J %d T %d D %d %s, %d threads: the bits changed", sh[0], sh[1], sh[2],
+                      acn_simd_name(level), threads);
+            }
+        }
+}
+
 /* The strided product on one thread (attention, linear_mid) against the
  * definition, on blocks inside larger arrays, at every SIMD level. */
 static void test_gemm_on(void)
@@ -1315,6 +1377,7 @@ int main(void)
     test_gemm_on();
     test_simd_elementwise();
     test_linear_mid();
+    test_linear_mid_dw();
     test_ffn();
     test_linear_add_relu();
     test_layernorm_groups();
