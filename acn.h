@@ -3646,7 +3646,12 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
  * float stored and reloaded is the same float), and no chunk is shorter
  * than ACN__FFN_ROWS, so its products take the packed kernel as the whole
  * would (a short one could fall to the plain loops, acn__gemm_small); the
- * column sums add rows in order.                                       */
+ * column sums add rows in order. With the output narrower than the
+ * hidden layer (O < H), dW2 is summed as its transpose h^T d (H, O) in
+ * the gradient heap, whose rows the kernel splits better, and turned back
+ * at the end: each value is the same multiply-adds in the same order
+ * (a b = b a exactly), so the same bits.                               */
+static int acn__transpose_fast(const acn_ctx *ctx, float *dst, const float *src, size_t R, size_t C);
 static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
 {
     int H = n->in[1]->shape[0], I = n->in[1]->shape[1], O = n->in[3]->shape[0];
@@ -3659,11 +3664,18 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
     const float *h = n->iarg[0] ? z + (size_t)R * H : NULL;
     int acc_x = gx && !acn__fresh(n->in[0]), acc_W1 = gW1 && !acn__fresh(n->in[1]), acc_W2 = gW2 && !acn__fresh(n->in[3]);
     size_t CH = (size_t)last * H, i;
+    float *sT = NULL; /* dW2^T (H, O), when it is summed in that form (see below) */
     acn__gemm_gelu f;
     memset(&f, 0, sizeof f);
     if (acn__g(n->in[2])) gb1 = acn__zeroed(n->in[2]);
     if (acn__g(n->in[4])) gb2 = acn__zeroed(n->in[4]);
     if (!(dz = acn__galloc_raw(ctx, ctx->gheap, CH))) return;
+    if (gW2 && h && O < H && acn__transpose_fast(ctx, NULL, NULL, 0, 0)) {
+        /* dW2^T (H, O) = h^T d: the product with more rows than columns, which the kernel runs faster (the
+         * same sums in the same order: the same bits), turned back at the end */
+        if (!(sT = acn__galloc_raw(ctx, ctx->gheap, (size_t)H * O))) { acn__gfree(ctx->gheap, dz, CH); return; }
+        if (acc_W2) acn__transpose_fast(ctx, sT, gW2, (size_t)O, (size_t)H);
+    }
     for (r0 = 0; r0 < R; r0 += rc) {
         size_t at, RH;
         rc = R - r0 == last ? last : chunk;                      /* this chunk's rows    */
@@ -3678,7 +3690,9 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
             for (i = 0; i < RH; i++) dz[i] *= h ? zc[i] : acn__dgelu1(zc[i]);
         }
         if (gW2) {
-            if (h) {
+            if (sT) {
+                acn__gemm(ctx, H, O, rc, h + at, 1, dc, 0, sT, acc_W2);
+            } else if (h) {
                 acn__gemm(ctx, O, H, rc, dc, 1, h + at, 0, gW2, acc_W2);
             } else if (fuses) {
                 f.b = 1; f.dz = NULL; f.slope = 0;
@@ -3695,6 +3709,10 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
         if (gx) acn__gemm(ctx, rc, I, H, dz, 0, W1, 0, gx + (size_t)r0 * I, acc_x);
         if (gW1) acn__gemm(ctx, H, I, rc, dz, 1, x + (size_t)r0 * I, 0, gW1, acc_W1), acc_W1 = 1;
         if (gb1) acn__colsums(ctx, dz, (size_t)rc, (size_t)H, gb1);
+    }
+    if (sT) {
+        acn__transpose_fast(ctx, gW2, sT, (size_t)H, (size_t)O);
+        acn__gfree(ctx->gheap, sT, (size_t)H * O);
     }
     acn__gfree(ctx->gheap, dz, CH);
 }
@@ -6263,6 +6281,47 @@ ACN__AVX512 static void acn__pack_n512(int w, int len, const float *src, size_t 
         _mm512_storeu_ps(dst + 16, w > 16 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps());
     }
 }
+/* o[c] = column c of the 16 rows r[0..15] (see above) */
+ACN__AVX512 static ACN__INLINE void acn__tr16(const __m512 *r, __m512 *o)
+{
+    __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
+    __m512 b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15;
+    b0 = r[0]; b1 = r[1]; b2 = r[2]; b3 = r[3]; b4 = r[4]; b5 = r[5]; b6 = r[6]; b7 = r[7];
+    b8 = r[8]; b9 = r[9]; b10 = r[10]; b11 = r[11]; b12 = r[12]; b13 = r[13]; b14 = r[14]; b15 = r[15];
+    /* a: [r0[c] r1[c] r0[c+1] r1[c+1]] per lane, rows paired */
+    ACN__UNPACK(a, b, 0, 1) ACN__UNPACK(a, b, 2, 3) ACN__UNPACK(a, b, 4, 5) ACN__UNPACK(a, b, 6, 7)
+    ACN__UNPACK(a, b, 8, 9) ACN__UNPACK(a, b, 10, 11) ACN__UNPACK(a, b, 12, 13) ACN__UNPACK(a, b, 14, 15)
+    /* b: columns 4l + c of four rows, lane l (b0: c = 0, b1: 1, b2: 2, b3: 3 for rows 0-3; ...) */
+    b0 = ACN__UNPD(lo, a0, a2);
+    b1 = ACN__UNPD(hi, a0, a2);
+    b2 = ACN__UNPD(lo, a1, a3);
+    b3 = ACN__UNPD(hi, a1, a3);
+    b4 = ACN__UNPD(lo, a4, a6);
+    b5 = ACN__UNPD(hi, a4, a6);
+    b6 = ACN__UNPD(lo, a5, a7);
+    b7 = ACN__UNPD(hi, a5, a7);
+    b8 = ACN__UNPD(lo, a8, a10);
+    b9 = ACN__UNPD(hi, a8, a10);
+    b10 = ACN__UNPD(lo, a9, a11);
+    b11 = ACN__UNPD(hi, a9, a11);
+    b12 = ACN__UNPD(lo, a12, a14);
+    b13 = ACN__UNPD(hi, a12, a14);
+    b14 = ACN__UNPD(lo, a13, a15);
+    b15 = ACN__UNPD(hi, a13, a15);
+    /* a: lanes (c, c + 8) of rows 0-3 and 4-7 (a0..a7), of rows 8-11 and 12-15 (a8..a15) */
+    ACN__LANES(a, b, 0, 4, 0, 4) ACN__LANES(a, b, 1, 5, 1, 5) ACN__LANES(a, b, 2, 6, 2, 6)
+    ACN__LANES(a, b, 3, 7, 3, 7) ACN__LANES(a, b, 8, 12, 8, 12) ACN__LANES(a, b, 9, 13, 9, 13)
+    ACN__LANES(a, b, 10, 14, 10, 14) ACN__LANES(a, b, 11, 15, 11, 15)
+    /* column c of the 16 rows */
+    o[0] = ACN__SHUF(a0, a8, 0x88); o[8] = ACN__SHUF(a0, a8, 0xdd);
+    o[1] = ACN__SHUF(a1, a9, 0x88); o[9] = ACN__SHUF(a1, a9, 0xdd);
+    o[2] = ACN__SHUF(a2, a10, 0x88); o[10] = ACN__SHUF(a2, a10, 0xdd);
+    o[3] = ACN__SHUF(a3, a11, 0x88); o[11] = ACN__SHUF(a3, a11, 0xdd);
+    o[4] = ACN__SHUF(a4, a12, 0x88); o[12] = ACN__SHUF(a4, a12, 0xdd);
+    o[5] = ACN__SHUF(a5, a13, 0x88); o[13] = ACN__SHUF(a5, a13, 0xdd);
+    o[6] = ACN__SHUF(a6, a14, 0x88); o[14] = ACN__SHUF(a6, a14, 0xdd);
+    o[7] = ACN__SHUF(a7, a15, 0x88); o[15] = ACN__SHUF(a7, a15, 0xdd);
+}
 ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t outer, float *dst)
 {
     int h, k0, k, i;
@@ -6273,48 +6332,29 @@ ACN__AVX512 static void acn__pack_t512(int w, int len, const float *src, size_t 
             int kn = len - k0 < 16 ? len - k0 : 16;
             __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1u);
             __m512 r[16], o[16];
-            __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
-            __m512 b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15;
             for (i = 0; i < 16; i++)
                 r[i] = i < wh ? _mm512_maskz_loadu_ps(km, src + (size_t)(16 * h + i) * outer + k0) : _mm512_setzero_ps();
-            b0 = r[0]; b1 = r[1]; b2 = r[2]; b3 = r[3]; b4 = r[4]; b5 = r[5]; b6 = r[6]; b7 = r[7];
-            b8 = r[8]; b9 = r[9]; b10 = r[10]; b11 = r[11]; b12 = r[12]; b13 = r[13]; b14 = r[14]; b15 = r[15];
-            /* a: [r0[c] r1[c] r0[c+1] r1[c+1]] per lane, rows paired */
-            ACN__UNPACK(a, b, 0, 1) ACN__UNPACK(a, b, 2, 3) ACN__UNPACK(a, b, 4, 5) ACN__UNPACK(a, b, 6, 7)
-            ACN__UNPACK(a, b, 8, 9) ACN__UNPACK(a, b, 10, 11) ACN__UNPACK(a, b, 12, 13) ACN__UNPACK(a, b, 14, 15)
-            /* b: columns 4l + c of four rows, lane l (b0: c = 0, b1: 1, b2: 2, b3: 3 for rows 0-3; ...) */
-            b0 = ACN__UNPD(lo, a0, a2);
-            b1 = ACN__UNPD(hi, a0, a2);
-            b2 = ACN__UNPD(lo, a1, a3);
-            b3 = ACN__UNPD(hi, a1, a3);
-            b4 = ACN__UNPD(lo, a4, a6);
-            b5 = ACN__UNPD(hi, a4, a6);
-            b6 = ACN__UNPD(lo, a5, a7);
-            b7 = ACN__UNPD(hi, a5, a7);
-            b8 = ACN__UNPD(lo, a8, a10);
-            b9 = ACN__UNPD(hi, a8, a10);
-            b10 = ACN__UNPD(lo, a9, a11);
-            b11 = ACN__UNPD(hi, a9, a11);
-            b12 = ACN__UNPD(lo, a12, a14);
-            b13 = ACN__UNPD(hi, a12, a14);
-            b14 = ACN__UNPD(lo, a13, a15);
-            b15 = ACN__UNPD(hi, a13, a15);
-            /* a: lanes (c, c + 8) of rows 0-3 and 4-7 (a0..a7), of rows 8-11 and 12-15 (a8..a15) */
-            ACN__LANES(a, b, 0, 4, 0, 4) ACN__LANES(a, b, 1, 5, 1, 5) ACN__LANES(a, b, 2, 6, 2, 6)
-            ACN__LANES(a, b, 3, 7, 3, 7) ACN__LANES(a, b, 8, 12, 8, 12) ACN__LANES(a, b, 9, 13, 9, 13)
-            ACN__LANES(a, b, 10, 14, 10, 14) ACN__LANES(a, b, 11, 15, 11, 15)
-            /* column c of the 16 rows */
-            o[0] = ACN__SHUF(a0, a8, 0x88); o[8] = ACN__SHUF(a0, a8, 0xdd);
-            o[1] = ACN__SHUF(a1, a9, 0x88); o[9] = ACN__SHUF(a1, a9, 0xdd);
-            o[2] = ACN__SHUF(a2, a10, 0x88); o[10] = ACN__SHUF(a2, a10, 0xdd);
-            o[3] = ACN__SHUF(a3, a11, 0x88); o[11] = ACN__SHUF(a3, a11, 0xdd);
-            o[4] = ACN__SHUF(a4, a12, 0x88); o[12] = ACN__SHUF(a4, a12, 0xdd);
-            o[5] = ACN__SHUF(a5, a13, 0x88); o[13] = ACN__SHUF(a5, a13, 0xdd);
-            o[6] = ACN__SHUF(a6, a14, 0x88); o[14] = ACN__SHUF(a6, a14, 0xdd);
-            o[7] = ACN__SHUF(a7, a15, 0x88); o[15] = ACN__SHUF(a7, a15, 0xdd);
+            acn__tr16(r, o);
             for (k = 0; k < kn; k++) _mm512_storeu_ps(d + (size_t)(k0 + k) * 32, o[k]);
         }
     }
+}
+/* dst (C, R) = src (R, C)^T, 16 x 16 blocks at a time (masked at the edges) */
+ACN__AVX512 static void acn__transpose512(float *dst, const float *src, size_t R, size_t C)
+{
+    size_t r0, c0;
+    int i;
+    for (r0 = 0; r0 < R; r0 += 16)
+        for (c0 = 0; c0 < C; c0 += 16) {
+            int rn = R - r0 < 16 ? (int)(R - r0) : 16, cn = C - c0 < 16 ? (int)(C - c0) : 16;
+            __mmask16 cm = (__mmask16)(cn == 16 ? 0xFFFF : (1u << cn) - 1u);
+            __mmask16 rm = (__mmask16)(rn == 16 ? 0xFFFF : (1u << rn) - 1u);
+            __m512 r[16], o[16];
+            for (i = 0; i < 16; i++)
+                r[i] = i < rn ? _mm512_maskz_loadu_ps(cm, src + (r0 + (size_t)i) * C + c0) : _mm512_setzero_ps();
+            acn__tr16(r, o);
+            for (i = 0; i < cn; i++) _mm512_mask_storeu_ps(dst + (c0 + (size_t)i) * R + r0, rm, o[i]);
+        }
 }
 #undef ACN__UNPACK
 #undef ACN__LANES
@@ -6683,6 +6723,19 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
 /* dW of acn_linear_mid over one group on SIMD (acn__lmid_dw512): P (J, T)
  * written; 0 when this level has no such path, and the matrix kernel runs
  * instead (see acn__lmid_task). */
+/* dst (C, R) = src (R, C)^T on SIMD (acn__transpose512), on the calling
+ * thread; 0 when this level has no such path (dst NULL: only asks). */
+static int acn__transpose_fast(const acn_ctx *ctx, float *dst, const float *src, size_t R, size_t C)
+{
+#ifdef ACN__X86
+    if (ctx->simd == ACN_SIMD_AVX512) {
+        if (dst) acn__transpose512(dst, src, R, C);
+        return 1;
+    }
+#endif
+    (void)ctx; (void)dst; (void)src; (void)R; (void)C;
+    return 0;
+}
 static int acn__lmid_has_fast(const acn_ctx *ctx, int J, int T)
 {
 #ifdef ACN__X86

@@ -198,13 +198,15 @@ static acn_tensor *b_lar(acn_ctx *c, void *u)
 static acn_tensor *b_ffn(acn_ctx *c, void *u)
 {
     G *g = (G *)u;
-    acn_tensor *t[5], *parts[2];
+    acn_tensor *t[5], *parts[3];
     int i;
     for (i = 0; i < 5; i++) t[i] = g->a[0] ? acn_tanh(c, g->x[i]) : g->x[i];
     if (!g->a[0]) return acn_ffn(c, t[0], t[1], t[2], t[3], t[4], g->flags);
     parts[0] = flat(c, acn_tanh(c, t[0]));
     parts[1] = flat(c, acn_ffn(c, t[0], t[1], t[2], t[3], t[4], g->flags));
-    return acn_concat(c, parts, 2, 1);
+    /* a[0] = 2: a newer op also reads W1 and W2, so the op adds to their gradients */
+    if (g->a[0] == 2) parts[2] = flat(c, acn_add(c, acn_sum(c, acn_tanh(c, t[1]), ACN_AXIS_ALL), acn_sum(c, acn_tanh(c, t[3]), ACN_AXIS_ALL)));
+    return acn_concat(c, parts, g->a[0] == 2 ? 3 : 2, 1);
 }
 /* A recomputed LayerNorm read by a linear (forward and backward), and a
  * recomputed GELU read by the next linear's backward. */
@@ -475,14 +477,15 @@ int main(void)
         {
             int xs[3], w1[2], w2[2], big, act;
             for (big = 0; big < 2; big++)
-                for (act = 0; act < 2; act++) {
+                for (act = 0; act < 3; act++) {
                     xs[0] = big ? 2 : rdim(); xs[1] = big ? 33 : rdim(); xs[2] = big ? 20 : rdim();
                     w1[0] = big ? 37 : rdim(); w1[1] = xs[2]; w2[0] = big ? 27 : rdim(); w2[1] = w1[0];
                     g.x[0] = leaf(3, xs, 0); g.x[1] = leaf(2, w1, 0); g.x[2] = leaf(1, w1, 0);
                     g.x[3] = leaf(2, w2, 0); g.x[4] = leaf(1, w2, 0);
                     g.a[0] = act;
                     g.flags = trial % 2 ? ACN_RECOMPUTE : 0;
-                    sprintf(what, "ffn%s%s%s trial %d", big ? " (packed sizes)" : "", act ? " on activations" : "",
+                    sprintf(what, "ffn%s%s%s trial %d", big ? " (packed sizes)" : "",
+                            act == 2 ? " on act., shared W" : act ? " on activations" : "",
                             g.flags ? " recomputed" : "", trial);
                     run(what, b_ffn, &g, 5);
                 }
