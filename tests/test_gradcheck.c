@@ -250,7 +250,7 @@ static void random_shape(int *nd, int *s, int lo, int hi)
 int main(void)
 {
     int trial, s[4], s2[4], nd, d, i;
-    char what[64];
+    char what[96];
     G g;
     acn_ctx_config cfg = acn_ctx_defaults();
     cfg.arena_bytes = 64 << 20;
