@@ -65,7 +65,7 @@
  *                         pool needs GCC or Clang (their atomic built-ins);
  *                         WebAssembly under WASI (__wasi__) has none either.
  *   ACN_PAR_MIN_NS        work, in nanoseconds of one core, below which an op
- *                         runs on the calling thread alone (default 10000).
+ *                         runs on the calling thread alone (default 20000).
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
@@ -2432,7 +2432,7 @@ static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
  * work in nanoseconds of one core, estimated from these nominal rates, and
  * runs on the caller alone when that is under ACN_PAR_MIN_NS. */
 #ifndef ACN_PAR_MIN_NS
-#define ACN_PAR_MIN_NS 10000.0   /* below this much work, one thread      */
+#define ACN_PAR_MIN_NS 20000.0   /* below this much work, one thread      */
 #endif
 #ifndef ACN_SPIN_US
 #define ACN_SPIN_US 50           /* how long an idle thread spins         */
