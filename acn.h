@@ -3354,8 +3354,8 @@ ACNDEF acn_tensor *acn_linear_mid(acn_ctx *ctx, acn_tensor *x, acn_tensor *W, ac
  * where P_g sums d_b x_b^T over the b of group g in order, and the groups
  * (ACN__LMID_GROUPS fixed ranges of b) are added in order. Parts are batch
  * elements (fwd, dx) or groups (dW), so no sum is split, and each part of
- * dW reads only its own x_b and d_b. On AVX-512, P_g (J, T) is formed as
- * dot products of rows of d_b and x_b, which both lie along D
+ * dW reads only its own x_b and d_b. On AVX-512 (and J, T >= 5), P_g (J, T)
+ * is formed as dot products of rows of d_b and x_b, which both lie along D
  * (acn__lmid_dw512: nothing transposed or packed). Otherwise by the matrix
  * kernel, as whichever of
  *   (J, T) = sum_b d_b x_b^T        (x_b^T packed: its T columns)
@@ -3647,10 +3647,11 @@ static void acn__ffn_fwd(acn_ctx *ctx, acn__node *n)
  * than ACN__FFN_ROWS, so its products take the packed kernel as the whole
  * would (a short one could fall to the plain loops, acn__gemm_small); the
  * column sums add rows in order. With the output narrower than the
- * hidden layer (O < H), dW2 is summed as its transpose h^T d (H, O) in
- * the gradient heap, whose rows the kernel splits better, and turned back
- * at the end: each value is the same multiply-adds in the same order
- * (a b = b a exactly), so the same bits.                               */
+ * hidden layer (O < H), h stored, AVX-512 and every chunk's product large
+ * enough for the packed kernel, dW2 is summed as its transpose h^T d
+ * (H, O) in the gradient heap, whose rows the kernel splits better, and
+ * turned back at the end: each value is the same multiply-adds in the same
+ * order (a b = b a exactly), so the same bits.                         */
 static int acn__transpose_fast(const acn_ctx *ctx, float *dst, const float *src, size_t R, size_t C);
 static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
 {
@@ -3670,9 +3671,11 @@ static void acn__ffn_bwd(acn_ctx *ctx, acn__node *n)
     if (acn__g(n->in[2])) gb1 = acn__zeroed(n->in[2]);
     if (acn__g(n->in[4])) gb2 = acn__zeroed(n->in[4]);
     if (!(dz = acn__galloc_raw(ctx, ctx->gheap, CH))) return;
-    if (gW2 && h && O < H && acn__transpose_fast(ctx, NULL, NULL, 0, 0)) {
+    if (gW2 && h && O < H && !acn__gemm_small(O, last) && acn__transpose_fast(ctx, NULL, NULL, 0, 0)) {
         /* dW2^T (H, O) = h^T d: the product with more rows than columns, which the kernel runs faster (the
-         * same sums in the same order: the same bits), turned back at the end */
+         * same sums in the same order: the same bits), turned back at the end; only where every chunk's
+         * product still takes the packed kernel, as d^T h does (a short single chunk with a narrow output
+         * would fall to the plain loops, acn__gemm_small, and round otherwise) */
         if (!(sT = acn__galloc_raw(ctx, ctx->gheap, (size_t)H * O))) { acn__gfree(ctx->gheap, dz, CH); return; }
         if (acc_W2) acn__transpose_fast(ctx, sT, gW2, (size_t)O, (size_t)H);
     }
@@ -6720,9 +6723,6 @@ static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, c
     return 0;
 }
 
-/* dW of acn_linear_mid over one group on SIMD (acn__lmid_dw512): P (J, T)
- * written; 0 when this level has no such path, and the matrix kernel runs
- * instead (see acn__lmid_task). */
 /* dst (C, R) = src (R, C)^T on SIMD (acn__transpose512), on the calling
  * thread; 0 when this level has no such path (dst NULL: only asks). */
 static int acn__transpose_fast(const acn_ctx *ctx, float *dst, const float *src, size_t R, size_t C)
@@ -6736,6 +6736,9 @@ static int acn__transpose_fast(const acn_ctx *ctx, float *dst, const float *src,
     (void)ctx; (void)dst; (void)src; (void)R; (void)C;
     return 0;
 }
+/* dW of acn_linear_mid over one group on SIMD (acn__lmid_dw512): P (J, T)
+ * written; 0 when this level has no such path, and the matrix kernel runs
+ * instead (see acn__lmid_task). */
 static int acn__lmid_has_fast(const acn_ctx *ctx, int J, int T)
 {
 #ifdef ACN__X86

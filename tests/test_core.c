@@ -532,7 +532,9 @@ static void test_attention_qkv(void)
  * large enough for the packed kernels: x (3, 37, 29), hidden 45, out 21; and
  * x (2, 265, 20), hidden 17, out 31: R = 530 rows, more than the backward's
  * chunk of 512, with a tail whose own products would be small enough for
- * the plain loops. dims: x's three, hidden, out. */
+ * the plain loops; and x (2, 20, 16), hidden 64, out 10: 40 rows, where
+ * W2's gradient as h^T d would be small enough for the plain loops but
+ * d^T h is not. dims: x's three, hidden, out. */
 static void ffn_run(const int *dims, int level, int threads, int flags, int reference, float *out, size_t *n_out,
                     size_t *arena)
 {
@@ -576,12 +578,12 @@ static void ffn_run(const int *dims, int level, int threads, int flags, int refe
 static void test_ffn(void)
 {
     enum { MAXN = 40000 };
-    static const int shapes[2][5] = {{3, 37, 29, 45, 21}, {2, 265, 20, 17, 31}};
+    static const int shapes[3][5] = {{3, 37, 29, 45, 21}, {2, 265, 20, 17, 31}, {2, 20, 16, 64, 10}};
     static float ref[MAXN], base[MAXN], got[MAXN];
     size_t n = 0, m = 0, a0, a1, hidden;
     int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, flags, sh;
     acn_set_simd(ctx, best);
-    for (sh = 0; sh < 2; sh++)
+    for (sh = 0; sh < 3; sh++)
         for (level = ACN_SIMD_PORTABLE; level <= best; level++) {
             const int *dims = shapes[sh];
             hidden = (size_t)dims[0] * dims[1] * dims[3] * sizeof(float);
