@@ -6284,7 +6284,8 @@ ACN__AVX512 static void acn__pack_n512(int w, int len, const float *src, size_t 
         _mm512_storeu_ps(dst + 16, w > 16 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps());
     }
 }
-/* o[c] = column c of the 16 rows r[0..15] (see above) */
+/* o[c] = column c of the 16 rows r[0..15] (the transpose described above
+ * acn__pack_n512) */
 ACN__AVX512 static ACN__INLINE void acn__tr16(const __m512 *r, __m512 *o)
 {
     __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
@@ -6675,13 +6676,13 @@ ACN__AVX512 static void acn__lmid_dw512(int J, int T, int D, const float *d, con
     size_t b;
     for (t0 = 0; t0 < T; t0 += 5)
         for (j0 = 0; j0 < J; j0 += 5) {
-            const float *dp, *xp;                     /* rows j.. of d_b, t.. of x_b */
+            size_t od, ox;
             ACN__DW_ZERO(0) ACN__DW_ZERO(1) ACN__DW_ZERO(2) ACN__DW_ZERO(3) ACN__DW_ZERO(4)
             j = j0 + 5 <= J ? j0 : J - 5;
             t = t0 + 5 <= T ? t0 : T - 5;
-            dp = d + (b0 * J + (size_t)j) * D;
-            xp = x + (b0 * T + (size_t)t) * D;
-            for (b = b0; b < b1; b++, dp += (size_t)J * D, xp += (size_t)T * D) {
+            for (b = b0, od = (b0 * J + (size_t)j) * D, ox = (b0 * T + (size_t)t) * D; b < b1;
+                 b++, od += (size_t)J * D, ox += (size_t)T * D) { /* (offsets: no pointer past the end) */
+                const float *dp = d + od, *xp = x + ox;   /* rows j.. of d_b, t.. of x_b */
                 for (k = 0; k + 16 <= D; k += 16) { ACN__DW_STEP(0xFFFF) }
                 if (k < D) { ACN__DW_STEP((1u << (D - k)) - 1u) } /* the last D % 16, masked */
             }
