@@ -65,7 +65,10 @@
  *                         pool needs GCC or Clang (their atomic built-ins);
  *                         WebAssembly under WASI (__wasi__) has none either.
  *   ACN_PAR_MIN_NS        work, in nanoseconds of one core, below which an op
- *                         runs on the calling thread alone (default 20000).
+ *                         always runs on the calling thread alone (default
+ *                         10000). The pool raises its threshold above this
+ *                         while handing work over costs more than it saves
+ *                         (a busy machine), and lowers it back after.
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
@@ -1361,6 +1364,7 @@ extern size_t      acn__cu_clip_scratch_bytes(void);
 #if !defined(ACN_NO_THREADS) && !defined(_WIN32) && !defined(__wasi__) && (defined(__GNUC__) || defined(__clang__))
 #include <pthread.h>  /* (the pool's hand-over uses GCC's __atomic built-ins) */
 #include <unistd.h>  /* sysconf: the number of online cores */
+#include <time.h>    /* clock_gettime: what a hand-over costs (see acn__parallel) */
 #define ACN__THREADS 1
 #if defined(__linux__) && !defined(ACN_NO_AFFINITY)
 #include <sched.h>
@@ -2432,7 +2436,7 @@ static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
  * work in nanoseconds of one core, estimated from these nominal rates, and
  * runs on the caller alone when that is under ACN_PAR_MIN_NS. */
 #ifndef ACN_PAR_MIN_NS
-#define ACN_PAR_MIN_NS 20000.0   /* below this much work, one thread      */
+#define ACN_PAR_MIN_NS 10000.0   /* below this much work, one thread      */
 #endif
 #ifndef ACN_SPIN_US
 #define ACN_SPIN_US 50           /* how long an idle thread spins         */
@@ -5624,9 +5628,14 @@ static void acn__d_attn_bwd(acn_ctx *ctx, acn__node *n)
  * same for every thread count, and no sum is split across them.
  *
  * Every parallel call states its work, in nanoseconds of one core (the
- * ACN__NS_* rates), and one rule decides: under ACN_PAR_MIN_NS it runs on
- * the caller alone, since handing it to another core would cost more than
- * it saves.
+ * ACN__NS_* rates), and one rule decides: under ACN_PAR_MIN_NS, or under
+ * the pool's threshold, it runs on the caller alone, since handing it to
+ * another core would cost more than it saves. The threshold is measured:
+ * it follows what shared tasks have lately cost (waiting for a worker that
+ * came late) against what they saved (acn__grain_update). It is near 0 on
+ * an idle machine and rises when other programs hold the workers' cores.
+ * Being a decision about who runs a task, never about its parts, it
+ * cannot change a result.
  *
  * A worker that finishes spins (with the CPU's pause instruction) for up to
  * ACN_SPIN_US microseconds, watching for the next task, before it sleeps on
@@ -5666,6 +5675,9 @@ typedef struct acn__pool {
     unsigned sleepers;          /* atomic: workers asleep on `go`          */
     unsigned waiting;           /* atomic: the caller asleep on `done_cv`  */
     unsigned quit;              /* atomic                                  */
+    double grain;               /* the caller's: ns of work from which a   */
+    double lost, help, rate;    /*   task is shared, and what it follows   */
+                                /*   (see acn__grain_update)               */
     struct acn__who who[ACN__MAX_THREADS];
 #ifdef ACN__AFFINITY
     int pinned;                 /* counted in the caller's acn__pins       */
@@ -5706,15 +5718,17 @@ static unsigned acn__spin(const unsigned *p, unsigned v, int equal)
     return x;
 }
 /* Claims and runs parts of task `gen` until none is left (or the task has
- * moved on). */
-static void acn__run_parts(acn__pool *pool, unsigned gen, acn__task fn, void *arg, int tid)
+ * moved on); returns how many it ran. */
+static int acn__run_parts(acn__pool *pool, unsigned gen, acn__task fn, void *arg, int tid)
 {
+    int ran = 0;
     for (;;) {
         unsigned long long c = ACN__LOAD(&pool->claim);
         unsigned parts = (unsigned)(c >> 16) & 0xFFFFu, next = (unsigned)c & 0xFFFFu;
-        if ((unsigned)(c >> 32) != gen || next >= parts) return;
+        if ((unsigned)(c >> 32) != gen || next >= parts) return ran;
         if (!__atomic_compare_exchange_n(&pool->claim, &c, c + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) continue;
         fn(arg, (int)next, (int)parts, tid);
+        ran++;
         if (ACN__ADD(&pool->done, 1u) == parts && ACN__LOAD(&pool->waiting)) {
             pthread_mutex_lock(&pool->mu);
             pthread_cond_signal(&pool->done_cv);
@@ -5836,6 +5850,7 @@ static acn__pool *acn__pool_start(int n)
     pthread_cond_init(&pool->go, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
     for (t = 0; t < n; t++) pool->who[t].cpu = -1;
+    pool->help = pool->rate = 1.0;
 #ifdef ACN__AFFINITY
     acn__pin(pool, n);
 #endif
@@ -5856,10 +5871,75 @@ static acn__pool *acn__pool_start(int n)
 #endif
 }
 
+#ifdef ACN__THREADS
+/* Now, in nanoseconds from some fixed start, for the pool's measure of what
+ * sharing costs; 0 where no clock is known (the threshold then stays at
+ * ACN_PAR_MIN_NS). The time-stamp counter is read as 3 ticks a nanosecond. */
+static double acn__clock_ns(void)
+{
+#if defined(CLOCK_MONOTONIC)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+#elif defined(__x86_64__) || defined(__i386__)
+    return (double)__builtin_ia32_rdtsc() / 3.0;
+#else
+    return 0.0;
+#endif
+}
+
+/* The threshold follows what sharing has cost and what it has saved.
+ * After a shared task of `parts` parts, the caller has run `mine` of them
+ * in `own` ns, and then waited `wait` ns for the rest:
+ * - What it cost. Waiting for about one part (one a worker had just begun)
+ *   is the normal end of a shared task; a longer wait means a worker was
+ *   late: its core was running another program, or it slept and woke
+ *   slowly. `lost` is the recent average of that excess.
+ * - What it saved: the parts the other threads ran. `help` is the recent
+ *   average of their share of the parts, against a fair share (1: the
+ *   others ran (n - 1) / n of the parts; 0: the caller ran them all, as it
+ *   does while the workers' cores are busy elsewhere). `rate` is the
+ *   recent average of the caller's time per part against the part's
+ *   stated work, which is a nominal figure.
+ * Sharing work W then saves about W rate help (n - 1) / n, and the
+ * threshold is the W for which that is twice `lost` (a margin for the
+ * spread of both). The averages run over about 1024 shared tasks: a late
+ * worker costs a scheduler's time slice (about a millisecond) but comes
+ * only once in hundreds of tasks on a busy machine. A task kept on the
+ * caller by the threshold lets `lost` decay a little (over about 16384
+ * such tasks), so a machine that is idle again gets its threads back. On
+ * an idle machine `lost` stays near 0, and only ACN_PAR_MIN_NS decides.
+ * (On the project's 2-core machine, make demo took 4.5 s on 2 threads
+ * against 6.4 s on 1 when idle, and about as long as on 1 thread beside
+ * one or two busy programs: docs/performance.md.) */
+#define ACN__GRAIN_MAX 2e6       /* the threshold's ceiling, ns           */
+#define ACN__GRAIN_AVG 1024.0    /* the averages' span, in tasks          */
+static void acn__grain_set(acn__pool *pool)
+{
+    double saves = (pool->help > 1.0 / 64 ? pool->help : 1.0 / 64) * (pool->n - 1) / pool->n * pool->rate;
+    pool->grain = 2.0 * pool->lost < ACN__GRAIN_MAX * saves ? 2.0 * pool->lost / saves : ACN__GRAIN_MAX;
+}
+static void acn__grain_update(acn__pool *pool, int parts, int mine, double own, double wait, double work)
+{
+    double part = mine > 0 ? own / mine : work / parts, excess = wait - 1.5 * part;
+    double help = (double)(parts - mine) / parts * pool->n / (pool->n - 1);
+    pool->lost += ((excess > 0.0 ? excess : 0.0) - pool->lost) / ACN__GRAIN_AVG;
+    pool->help += ((help < 1.0 ? help : 1.0) - pool->help) / ACN__GRAIN_AVG;
+    if (mine > 0 && work > 0.0) pool->rate += (part / (work / parts) - pool->rate) / ACN__GRAIN_AVG;
+    acn__grain_set(pool);
+}
+static void acn__grain_decay(acn__pool *pool)
+{
+    pool->lost -= pool->lost / (16.0 * ACN__GRAIN_AVG);
+    acn__grain_set(pool);
+}
+#endif
+
 /* The one decision: a task of `work` nanoseconds runs as `per_thread`
- * parts for each thread of the pool when the work reaches ACN_PAR_MIN_NS,
- * else as one part on the caller. A task's result must not depend on its
- * number of parts (see above). */
+ * parts for each thread of the pool when the work reaches both
+ * ACN_PAR_MIN_NS and the pool's threshold (acn__grain_update), else as one
+ * part on the caller. A task's result must not depend on its number of
+ * parts (see above). */
 static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread)
 {
 #ifdef ACN__THREADS
@@ -5867,8 +5947,11 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
         acn__pool *pool = ctx->pool;
         int parts = pool ? pool->n * (per_thread < 1 ? 1 : per_thread) : 1;
         if (parts > ACN__PARTS_MAX) parts = ACN__PARTS_MAX;
-        if (pool && work >= ACN_PAR_MIN_NS) {
+        if (pool && work >= ACN_PAR_MIN_NS && work < pool->grain) acn__grain_decay(pool);
+        else if (pool && work >= ACN_PAR_MIN_NS) {
             unsigned gen = ACN__LOAD(&pool->gen) + 1u;
+            double t0 = acn__clock_ns(), t1;
+            int mine;
             __atomic_store_n(&pool->fn, fn, __ATOMIC_SEQ_CST);
             __atomic_store_n(&pool->arg, arg, __ATOMIC_SEQ_CST);
             ACN__STORE(&pool->done, 0u);
@@ -5879,7 +5962,8 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
                 pthread_cond_broadcast(&pool->go);
                 pthread_mutex_unlock(&pool->mu);
             }
-            acn__run_parts(pool, gen, fn, arg, 0);
+            mine = acn__run_parts(pool, gen, fn, arg, 0);
+            t1 = acn__clock_ns();
             if (acn__spin(&pool->done, (unsigned)parts, 0) != (unsigned)parts) { /* the budget ran out: sleep */
                 pthread_mutex_lock(&pool->mu);
                 ACN__STORE(&pool->waiting, 1u);
@@ -5887,6 +5971,7 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
                 ACN__STORE(&pool->waiting, 0u);
                 pthread_mutex_unlock(&pool->mu);
             }
+            acn__grain_update(pool, parts, mine, t1 - t0, acn__clock_ns() - t1, work);
             return;
         }
     }

@@ -221,7 +221,7 @@ static void pool_task_checks(void)
         parts = big && acn_threads(ctx) > 1 ? acn_threads(ctx) * per : 1;
         memset(pool_runs, 0, sizeof pool_runs);
         if (r % 100 == 0) nanosleep(&pause, NULL); /* let the worker fall asleep */
-        acn__parallel(ctx, pool_task, &parts, big ? 1e6 : 1.0, per);
+        acn__parallel(ctx, pool_task, &parts, big ? 1e7 : 1.0, per); /* 1e7 ns: over any threshold */
         for (p = 0; p < ACN__PARTS_MAX; p++)
             if (pool_runs[p] != (p < parts ? 1u : 0u)) wrong++;
     }
@@ -229,6 +229,62 @@ static void pool_task_checks(void)
           pool_bad_parts);
     acn_ctx_free(ctx);
 }
+/* The pool's threshold (acn__grain_update). By hand: a pool of 2 threads,
+ * fresh (lost 0, help 1, rate 1), after one task of 4 parts and 8000 ns of
+ * stated work, of which the caller ran 2 in 2000 ns and then waited
+ * 11500 ns. A part took 1000 ns, so the wait beyond 1.5 parts is 10000 ns:
+ * lost = 10000 / 1024 = 9.765625; the worker ran its fair share (help
+ * stays 1); a part took 1000 ns for 2000 stated (rate = 1 - 0.5 / 1024 =
+ * 0.99951171875); threshold = 2 lost / (help (1/2) rate) = 39.0815828...
+ * Then, in a real pool: a worker whose parts are 1 ms late raises the
+ * threshold over 200 us, so a 50 us task runs on the caller alone; tasks
+ * kept on the caller then shrink `lost` by 1/16384 each, so the threshold
+ * is back under 50 us after exactly ceil(ln(50 us / threshold) /
+ * ln(1 - 1/16384)) of them (help and rate do not move meanwhile). */
+static int pool_late_runs, pool_late_parts;
+static void pool_late_task(void *arg, int part, int parts, int tid)
+{
+    struct timespec late = {0, 1000000};
+    (void)part;
+    if (tid && *(int *)arg) nanosleep(&late, NULL);
+    __atomic_add_fetch(&pool_late_runs, 1, __ATOMIC_SEQ_CST);
+    pool_late_parts = parts;
+}
+static void pool_grain_checks(void)
+{
+#ifdef ACN__THREADS
+    acn__pool p;
+    acn_ctx *ctx;
+    int r, late = 1, shared_at = -1, expect;
+    memset(&p, 0, sizeof p);
+    p.n = 2;
+    p.help = p.rate = 1.0;
+    acn__grain_update(&p, 4, 2, 2000.0, 11500.0, 8000.0);
+    CHECK(p.lost == 9.765625 && p.help == 1.0 && p.rate == 0.99951171875 && fabs(p.grain - 39.0815828041) < 1e-9,
+          "grain: lost %g help %g rate %.17g threshold %.12g, by hand 9.765625 1 0.99951171875 39.0815828041", p.lost,
+          p.help, p.rate, p.grain);
+    acn__grain_update(&p, 4, 4, 4000.0, 0.0, 8000.0); /* no wait, no help from the worker */
+    CHECK(p.help == 1.0 - 1.0 / 1024 && p.grain > 39.0815828041, "grain: a task the caller ran alone lowers help to %g",
+          p.help);
+    CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "grain: a context of 2 threads");
+    if (!ctx->pool) { acn_ctx_free(ctx); return; }
+    CHECK(ctx->pool->grain == 0.0, "grain: a new pool starts at %g, not 0", ctx->pool->grain);
+    for (r = 0; r < 4000 && ctx->pool->grain <= 2e5; r++) acn__parallel(ctx, pool_late_task, &late, 1e6, 2);
+    late = 0;
+    acn__parallel(ctx, pool_late_task, &late, 5e4, 2);
+    CHECK(pool_late_parts == 1 && ctx->pool->grain > 2e5, "grain: after %d tasks with a late worker, a 50 us task "
+          "still ran in %d parts (threshold %g ns)", r, pool_late_parts, ctx->pool->grain);
+    expect = (int)ceil(log(5e4 / ctx->pool->grain) / log(1.0 - 1.0 / 16384));
+    for (r = 0; r < 400000 && shared_at < 0; r++) {
+        acn__parallel(ctx, pool_late_task, &late, 5e4, 2);
+        if (pool_late_parts > 1) shared_at = r;
+    }
+    CHECK(abs(shared_at - expect) <= 1, "grain: the threshold came back under 50 us after %d kept tasks, not %d",
+          shared_at, expect);
+    acn_ctx_free(ctx);
+#endif
+}
+
 static void pool_affinity_checks(void)
 {
 #ifdef ACN__AFFINITY
@@ -490,6 +546,7 @@ static void prune_task(void)
 int main(void)
 {
     pool_task_checks();
+    pool_grain_checks();
     pool_affinity_checks();
     hugepage_checks();
     xor_task();
