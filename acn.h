@@ -66,9 +66,11 @@
  *                         WebAssembly under WASI (__wasi__) has none either.
  *   ACN_PAR_MIN_NS        work, in nanoseconds of one core, below which an op
  *                         always runs on the calling thread alone (default
- *                         10000). The pool raises its threshold above this
- *                         while handing work over costs more than it saves
- *                         (a busy machine), and lowers it back after.
+ *                         10000). Above it the pool measures: it raises its
+ *                         threshold (up to 2 ms of work) while handing work
+ *                         over costs more than it saves, as on a busy
+ *                         machine, and lowers it when the machine is idle
+ *                         again. Who runs an op never changes its result.
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
@@ -2434,7 +2436,8 @@ ACN__OP_LIST(ACN__OP_DECL)
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
 /* The thread pool's one rule (see "Fast paths"): a parallel call states its
  * work in nanoseconds of one core, estimated from these nominal rates, and
- * runs on the caller alone when that is under ACN_PAR_MIN_NS. */
+ * runs on the caller alone when that is under ACN_PAR_MIN_NS or under the
+ * pool's measured threshold (acn__grain_update). */
 #ifndef ACN_PAR_MIN_NS
 #define ACN_PAR_MIN_NS 10000.0   /* below this much work, one thread      */
 #endif
@@ -2464,7 +2467,8 @@ static void acn__add_to(acn_ctx *ctx, float *y, const float *x, size_t n); /* y[
 static void acn__fill(acn_ctx *ctx, float *y, float v, size_t n);          /* y[i] = v, i < n */
 static int acn__ln_fast(acn_ctx *ctx, int bwd, const float *x, const float *g, const float *b, const float *d,
                         float eps, int D, float *y, float *mean, float *rstd, float *pg, float *pb);
-static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn);       /* rows   */
+static void acn__par_elems(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn); /* values */
 /* C (M, N) (+)= op(A) op(B): the packed SIMD kernels on the context's
  * threads, or acn__gemm_ref (see "Fast paths"). */
 static void acn__gemm(acn_ctx *ctx, int M, int N, int K, const float *A, int ta, const float *B, int tb,
@@ -2994,7 +2998,7 @@ static void acn__binary_bwd(acn_ctx *ctx, acn__node *n)
     if (n->in[0]->numel == n->out->numel && n->in[1]->numel == n->out->numel) {
         n->wr = (unsigned)acn__fresh(n->in[0]); /* in[0] first: add(x, x) writes, then adds */
         n->wr |= (unsigned)acn__fresh(n->in[1]) << 1;
-        acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__binary_bwd_flat);
+        acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM, acn__binary_bwd_flat);
         return;
     }
     /* broadcast: several outputs add into one input element, so one thread */
@@ -3078,7 +3082,7 @@ static void acn__addn_fwd_range(acn__node *n, size_t lo, size_t hi)
         for (k = 1; k < n->n_in; k++) acn__add_to(n->ctx, out + r, n->in[k]->data + r, e - r);
     }
 }
-static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_fwd_range); }
+static void acn__addn_fwd(acn_ctx *ctx, acn__node *n) { acn__par_elems(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_fwd_range); }
 /* dx_k += d for every k (dx_k = d where aux's byte k says it was fresh) */
 static void acn__addn_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
@@ -3094,7 +3098,7 @@ static void acn__addn_bwd(acn_ctx *ctx, acn__node *n)
     unsigned char *w = (unsigned char *)n->aux;
     int k;
     for (k = 0; k < n->n_in; k++) w[k] = (unsigned char)acn__fresh(n->in[k]); /* in order: a repeat adds */
-    acn__par(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_bwd_range);
+    acn__par_elems(ctx, n, n->out->numel, n->n_in * ACN__NS_ELEM, acn__addn_bwd_range);
 }
 
 /* ---- sum, mean over an axis --------------------------------------------- */
@@ -3785,7 +3789,7 @@ static void acn__lar_bwd(acn_ctx *ctx, acn__node *n)
     int O = n->in[1]->shape[0], I = n->in[1]->shape[1], R = (int)(n->out->numel / (size_t)O);
     const float *ds = n->out->grad;
     n->wr = (unsigned)acn__fresh(n->in[3]);
-    acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__lar_mask_range);
+    acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM, acn__lar_mask_range);
     if (gx) acn__gemm(ctx, R, I, O, ds, 0, acn__val(ctx, n->in[1]), 0, gx, !acn__fresh(n->in[0]));
     if (gW) acn__gemm(ctx, O, I, R, ds, 1, acn__val(ctx, n->in[0]), 0, gW, !acn__fresh(n->in[1]));
     if (gb) acn__colsums(ctx, ds, (size_t)R, (size_t)O, acn__zeroed(n->in[2]));
@@ -3823,7 +3827,7 @@ static void acn__gelu_fwd_range(acn__node *n, size_t lo, size_t hi)
         for (i = acn__gelu_fast(n->ctx, 0, x, NULL, out, lo, hi); i < hi; i++)
             out[i] = acn__gelu1(x[i]);
 }
-static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_fwd_range); }
+static void acn__gelu_fwd(acn_ctx *ctx, acn__node *n) { acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_fwd_range); }
 /* exact:  dx += d (Phi(x) + x phi(x)),  Phi = (1 + erf(x/sqrt 2))/2,
  *                                        phi = exp(-x^2/2)/sqrt(2 pi)
  * tanh:   dx += d (1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)) */
@@ -3848,7 +3852,7 @@ static void acn__gelu_bwd_range(acn__node *n, size_t lo, size_t hi)
 static void acn__gelu_bwd(acn_ctx *ctx, acn__node *n)
 {
     n->wr = (unsigned)acn__fresh(n->in[0]);
-    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_bwd_range);
+    if (acn__g(n->in[0])) acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM_HEAVY, acn__gelu_bwd_range);
 }
 
 /* out = max(0, x) */
@@ -3859,7 +3863,7 @@ static void acn__relu_fwd_range(acn__node *n, size_t lo, size_t hi)
     size_t i;
     for (i = acn__relu_fast(n->ctx, 0, x, NULL, y, lo, hi); i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
-static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_fwd_range); }
+static void acn__relu_fwd(acn_ctx *ctx, acn__node *n) { acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_fwd_range); }
 /* dx += d [x > 0]   (dx = d [x > 0] when it was fresh: n->wr) */
 static void acn__relu_bwd_range(acn__node *n, size_t lo, size_t hi)
 {
@@ -3874,7 +3878,7 @@ static void acn__relu_bwd_range(acn__node *n, size_t lo, size_t hi)
 static void acn__relu_bwd(acn_ctx *ctx, acn__node *n)
 {
     n->wr = (unsigned)acn__fresh(n->in[0]);
-    if (acn__g(n->in[0])) acn__par(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_bwd_range);
+    if (acn__g(n->in[0])) acn__par_elems(ctx, n, n->out->numel, ACN__NS_ELEM, acn__relu_bwd_range);
 }
 
 /* out = tanh(x) */
@@ -5634,8 +5638,9 @@ static void acn__d_attn_bwd(acn_ctx *ctx, acn__node *n)
  * it follows what shared tasks have lately cost (waiting for a worker that
  * came late) against what they saved (acn__grain_update). It is near 0 on
  * an idle machine and rises when other programs hold the workers' cores.
- * Being a decision about who runs a task, never about its parts, it
- * cannot change a result.
+ * So whether a task is shared depends on the machine's load; its result
+ * does not, since no task's result depends on its number of parts (an
+ * element-wise op is cut at multiples of 16 values: acn__par_elems).
  *
  * A worker that finishes spins (with the CPU's pause instruction) for up to
  * ACN_SPIN_US microseconds, watching for the next task, before it sleeps on
@@ -5872,29 +5877,35 @@ static acn__pool *acn__pool_start(int n)
 }
 
 #ifdef ACN__THREADS
-/* Now, in nanoseconds from some fixed start, for the pool's measure of what
- * sharing costs; 0 where no clock is known (the threshold then stays at
- * ACN_PAR_MIN_NS). The time-stamp counter is read as 3 ticks a nanosecond. */
-static double acn__clock_ns(void)
+/* A clock for the pool's measure of what sharing costs: nanoseconds, or on
+ * x86 without POSIX's clock (acn.h not the first header in strict C99)
+ * the time-stamp counter's ticks; the unit cancels in the threshold (see
+ * below). 0 where neither is known: the threshold then stays 0, and only
+ * ACN_PAR_MIN_NS decides. */
+static unsigned long long acn__clock(void)
 {
 #if defined(CLOCK_MONOTONIC)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+    return (unsigned long long)t.tv_sec * 1000000000u + (unsigned long long)t.tv_nsec;
 #elif defined(__x86_64__) || defined(__i386__)
-    return (double)__builtin_ia32_rdtsc() / 3.0;
+    return __builtin_ia32_rdtsc();
 #else
-    return 0.0;
+    return 0;
 #endif
 }
+/* t1 - t0 of acn__clock, 0 if the clock went back (counters of two cores) */
+static double acn__elapsed(unsigned long long t0, unsigned long long t1) { return t1 > t0 ? (double)(t1 - t0) : 0.0; }
 
 /* The threshold follows what sharing has cost and what it has saved.
  * After a shared task of `parts` parts, the caller has run `mine` of them
- * in `own` ns, and then waited `wait` ns for the rest:
+ * in `own` clock units, and then waited `wait` for the rest:
  * - What it cost. Waiting for about one part (one a worker had just begun)
  *   is the normal end of a shared task; a longer wait means a worker was
  *   late: its core was running another program, or it slept and woke
- *   slowly. `lost` is the recent average of that excess.
+ *   slowly. `lost` is the recent average of that excess, each sample at
+ *   most ACN__GRAIN_MAX (one stall of the whole process, a debugger's say,
+ *   does not stand for the machine).
  * - What it saved: the parts the other threads ran. `help` is the recent
  *   average of their share of the parts, against a fair share (1: the
  *   others ran (n - 1) / n of the parts; 0: the caller ran them all, as it
@@ -5903,29 +5914,34 @@ static double acn__clock_ns(void)
  *   stated work, which is a nominal figure.
  * Sharing work W then saves about W rate help (n - 1) / n, and the
  * threshold is the W for which that is twice `lost` (a margin for the
- * spread of both). The averages run over about 1024 shared tasks: a late
- * worker costs a scheduler's time slice (about a millisecond) but comes
- * only once in hundreds of tasks on a busy machine. A task kept on the
- * caller by the threshold lets `lost` decay a little (over about 16384
- * such tasks), so a machine that is idle again gets its threads back. On
- * an idle machine `lost` stays near 0, and only ACN_PAR_MIN_NS decides.
- * (On the project's 2-core machine, make demo took 4.5 s on 2 threads
- * against 6.4 s on 1 when idle, and about as long as on 1 thread beside
- * one or two busy programs: docs/performance.md.) */
+ * spread of both): the clock's unit is in both `lost` and `rate`, so the
+ * threshold is in nanoseconds of stated work whatever the clock counts.
+ * It stays under ACN__GRAIN_MAX (2 ms). The averages run over about 1024
+ * shared tasks: a late worker costs a scheduler's time slice (about a
+ * millisecond) but comes only once in hundreds of tasks on a busy machine.
+ * A task kept on the caller by the threshold lets `lost` decay a little
+ * (over about 16384 such tasks), so a machine that is idle again gets its
+ * threads back. On an idle machine `lost` stays near 0, and only
+ * ACN_PAR_MIN_NS decides. (On the project's 2-core machine, make demo took
+ * 4.5 s on 2 threads against 6.4 s on 1 when idle, and about as long as on
+ * 1 thread beside one or two busy programs: docs/performance.md.) */
 #define ACN__GRAIN_MAX 2e6       /* the threshold's ceiling, ns           */
 #define ACN__GRAIN_AVG 1024.0    /* the averages' span, in tasks          */
 static void acn__grain_set(acn__pool *pool)
 {
-    double saves = (pool->help > 1.0 / 64 ? pool->help : 1.0 / 64) * (pool->n - 1) / pool->n * pool->rate;
+    double help = pool->help > 1.0 / 64 ? pool->help : 1.0 / 64;
+    double rate = pool->rate > 1.0 / 64 ? pool->rate : 1.0 / 64;
+    double saves = help * (double)(pool->n - 1) / pool->n * rate;
     pool->grain = 2.0 * pool->lost < ACN__GRAIN_MAX * saves ? 2.0 * pool->lost / saves : ACN__GRAIN_MAX;
 }
 static void acn__grain_update(acn__pool *pool, int parts, int mine, double own, double wait, double work)
 {
-    double part = mine > 0 ? own / mine : work / parts, excess = wait - 1.5 * part;
+    double part = mine > 0 ? own / mine : pool->rate * work / parts, excess = wait - 1.5 * part;
     double help = (double)(parts - mine) / parts * pool->n / (pool->n - 1);
-    pool->lost += ((excess > 0.0 ? excess : 0.0) - pool->lost) / ACN__GRAIN_AVG;
+    excess = excess < 0.0 ? 0.0 : excess < ACN__GRAIN_MAX ? excess : ACN__GRAIN_MAX;
+    pool->lost += (excess - pool->lost) / ACN__GRAIN_AVG;
     pool->help += ((help < 1.0 ? help : 1.0) - pool->help) / ACN__GRAIN_AVG;
-    if (mine > 0 && work > 0.0) pool->rate += (part / (work / parts) - pool->rate) / ACN__GRAIN_AVG;
+    if (mine > 0 && own > 0.0) pool->rate += (part / (work / parts) - pool->rate) / ACN__GRAIN_AVG;
     acn__grain_set(pool);
 }
 static void acn__grain_decay(acn__pool *pool)
@@ -5950,7 +5966,7 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
         if (pool && work >= ACN_PAR_MIN_NS && work < pool->grain) acn__grain_decay(pool);
         else if (pool && work >= ACN_PAR_MIN_NS) {
             unsigned gen = ACN__LOAD(&pool->gen) + 1u;
-            double t0 = acn__clock_ns(), t1;
+            unsigned long long t0 = acn__clock(), t1;
             int mine;
             __atomic_store_n(&pool->fn, fn, __ATOMIC_SEQ_CST);
             __atomic_store_n(&pool->arg, arg, __ATOMIC_SEQ_CST);
@@ -5963,7 +5979,7 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
                 pthread_mutex_unlock(&pool->mu);
             }
             mine = acn__run_parts(pool, gen, fn, arg, 0);
-            t1 = acn__clock_ns();
+            t1 = acn__clock();
             if (acn__spin(&pool->done, (unsigned)parts, 0) != (unsigned)parts) { /* the budget ran out: sleep */
                 pthread_mutex_lock(&pool->mu);
                 ACN__STORE(&pool->waiting, 1u);
@@ -5971,7 +5987,7 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
                 ACN__STORE(&pool->waiting, 0u);
                 pthread_mutex_unlock(&pool->mu);
             }
-            acn__grain_update(pool, parts, mine, t1 - t0, acn__clock_ns() - t1, work);
+            acn__grain_update(pool, parts, mine, acn__elapsed(t0, t1), acn__elapsed(t1, acn__clock()), work);
             return;
         }
     }
@@ -5992,23 +6008,38 @@ static void acn__share(size_t n, size_t unit, int part, int parts, size_t *lo, s
     if (*hi > n) *hi = n;
 }
 
-typedef struct acn__par_job { acn__node *n; size_t count; acn__range_fn fn; } acn__par_job;
+typedef struct acn__par_job { acn__node *n; size_t count, unit; acn__range_fn fn; } acn__par_job;
 static void acn__par_task(void *arg, int part, int parts, int tid)
 {
     const acn__par_job *j = (const acn__par_job *)arg;
     size_t lo, hi;
     (void)tid;
-    acn__share(j->count, 1, part, parts, &lo, &hi);
+    acn__share(j->count, j->unit, part, parts, &lo, &hi);
     if (lo < hi) j->fn(j->n, lo, hi);
 }
-static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn)
+static void acn__par_units(acn_ctx *ctx, acn__node *n, size_t count, size_t unit, double item_ns, acn__range_fn fn)
 {
     acn__par_job j;
     if (!count) return;
     j.n = n;
     j.count = count;
+    j.unit = unit;
     j.fn = fn;
     acn__parallel(ctx, acn__par_task, &j, (double)count * item_ns, 4);
+}
+/* over rows: each row is computed whole, by one thread */
+static void acn__par(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn)
+{
+    acn__par_units(ctx, n, count, 1, item_ns, fn);
+}
+/* over the values of an element-wise op: parts start at multiples of 16
+ * values, so the SIMD kernels' blocks (16 floats for AVX-512, 8 for AVX2)
+ * fall where they fall in one part, and the same values take the scalar
+ * tail (whose bits may differ: GELU's is libm's erf) however the range is
+ * cut */
+static void acn__par_elems(acn_ctx *ctx, acn__node *n, size_t count, double item_ns, acn__range_fn fn)
+{
+    acn__par_units(ctx, n, count, 16, item_ns, fn);
 }
 
 /* out[c] += sum_r src[r, c] (rows in order)      src (R, C), out (C): the

@@ -229,33 +229,42 @@ static void pool_task_checks(void)
           pool_bad_parts);
     acn_ctx_free(ctx);
 }
-/* The pool's threshold (acn__grain_update). By hand: a pool of 2 threads,
- * fresh (lost 0, help 1, rate 1), after one task of 4 parts and 8000 ns of
- * stated work, of which the caller ran 2 in 2000 ns and then waited
- * 11500 ns. A part took 1000 ns, so the wait beyond 1.5 parts is 10000 ns:
- * lost = 10000 / 1024 = 9.765625; the worker ran its fair share (help
- * stays 1); a part took 1000 ns for 2000 stated (rate = 1 - 0.5 / 1024 =
- * 0.99951171875); threshold = 2 lost / (help (1/2) rate) = 39.0815828...
- * Then, in a real pool: a worker whose parts are 1 ms late raises the
- * threshold over 200 us, so a 50 us task runs on the caller alone; tasks
- * kept on the caller then shrink `lost` by 1/16384 each, so the threshold
- * is back under 50 us after exactly ceil(ln(50 us / threshold) /
- * ln(1 - 1/16384)) of them (help and rate do not move meanwhile). */
-static int pool_late_runs, pool_late_parts;
-static void pool_late_task(void *arg, int part, int parts, int tid)
+/* The pool's threshold (acn__grain_update), by hand, for a pool of 2
+ * threads, fresh (lost 0, help 1, rate 1):
+ * 1. A task of 4 parts and 8000 ns of stated work; the caller ran 2 in
+ *    2000 ns, then waited 11500 ns. A part took 1000, so the wait beyond
+ *    1.5 parts is 10000: lost = 10000 / 1024 = 9.765625; the worker ran its
+ *    fair share (help stays 1); a part took 1000 for 2000 stated (rate =
+ *    1 - 0.5 / 1024 = 0.99951171875); threshold = 2 lost / (help (1/2)
+ *    rate) = 39.0815828...
+ * 2. The caller ran none of the 4 parts and waited 5000: a part is taken
+ *    as rate x 2000 = 1999.0234375, the excess is 5000 - 2998.53515625 =
+ *    2001.46484375; help = 1 + (2 - 1) / 1024 is held at 1 (clamped before
+ *    averaging: 2 becomes 1); rate does not move.
+ * 3. A stall of 10 s counts as 2 ms (ACN__GRAIN_MAX): lost moves by
+ *    (2e6 - lost) / 1024.
+ * 4. The caller ran all the parts, at the current rate, with no wait: help
+ *    falls by 1/1024 of itself each time, and once it is under 1/64 (its
+ *    floor) the threshold stays in proportion to lost.
+ * Then in a real pool (no timing involved): with lost set so that the
+ * threshold is 200 us, a 50 us task runs as one part on the caller, and
+ * each such task shrinks lost by 1/16384, so the threshold is back under
+ * 50 us after exactly ceil(ln(50 us / 200 us) / ln(1 - 1/16384)) = 22713
+ * of them, when the task is shared again. */
+static int pool_seen_parts;
+static void pool_parts_task(void *arg, int part, int parts, int tid)
 {
-    struct timespec late = {0, 1000000};
+    (void)arg;
     (void)part;
-    if (tid && *(int *)arg) nanosleep(&late, NULL);
-    __atomic_add_fetch(&pool_late_runs, 1, __ATOMIC_SEQ_CST);
-    pool_late_parts = parts;
+    if (!tid) __atomic_store_n(&pool_seen_parts, parts, __ATOMIC_SEQ_CST);
 }
 static void pool_grain_checks(void)
 {
 #ifdef ACN__THREADS
     acn__pool p;
     acn_ctx *ctx;
-    int r, late = 1, shared_at = -1, expect;
+    double lost, g, floor_g = 0.0;
+    int r, shared_at = -1, expect;
     memset(&p, 0, sizeof p);
     p.n = 2;
     p.help = p.rate = 1.0;
@@ -263,26 +272,92 @@ static void pool_grain_checks(void)
     CHECK(p.lost == 9.765625 && p.help == 1.0 && p.rate == 0.99951171875 && fabs(p.grain - 39.0815828041) < 1e-9,
           "grain: lost %g help %g rate %.17g threshold %.12g, by hand 9.765625 1 0.99951171875 39.0815828041", p.lost,
           p.help, p.rate, p.grain);
-    acn__grain_update(&p, 4, 4, 4000.0, 0.0, 8000.0); /* no wait, no help from the worker */
-    CHECK(p.help == 1.0 - 1.0 / 1024 && p.grain > 39.0815828041, "grain: a task the caller ran alone lowers help to %g",
-          p.help);
+    lost = p.lost;
+    acn__grain_update(&p, 4, 0, 0.0, 5000.0, 8000.0);
+    CHECK(fabs(p.lost - (lost + (2001.46484375 - lost) / 1024)) < 1e-12 && p.help == 1.0 && p.rate == 0.99951171875,
+          "grain: the caller ran no part: lost %.12g help %g rate %.17g", p.lost, p.help, p.rate);
+    lost = p.lost;
+    acn__grain_update(&p, 4, 2, 2000.0, 1e10, 8000.0);
+    CHECK(fabs(p.lost - (lost + (2e6 - lost) / 1024)) < 1e-9, "grain: a stall of 10 s counted as %g, not 2e6",
+          (p.lost - lost) * 1024 + lost);
+    for (r = 0; r < 6000; r++) {
+        acn__grain_update(&p, 4, 4, 4 * p.rate * 2000.0, 0.0, 8000.0); /* parts at the current rate */
+        if (p.help < 1.0 / 64 && floor_g == 0.0) floor_g = p.grain / p.lost;
+    }
+    CHECK(p.help < 1.0 / 64 && fabs(p.grain / p.lost - floor_g) < 1e-9 * floor_g,
+          "grain: help %g, under its floor of 1/64, still moved the threshold", p.help);
     CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "grain: a context of 2 threads");
     if (!ctx->pool) { acn_ctx_free(ctx); return; }
     CHECK(ctx->pool->grain == 0.0, "grain: a new pool starts at %g, not 0", ctx->pool->grain);
-    for (r = 0; r < 4000 && ctx->pool->grain <= 2e5; r++) acn__parallel(ctx, pool_late_task, &late, 1e6, 2);
-    late = 0;
-    acn__parallel(ctx, pool_late_task, &late, 5e4, 2);
-    CHECK(pool_late_parts == 1 && ctx->pool->grain > 2e5, "grain: after %d tasks with a late worker, a 50 us task "
-          "still ran in %d parts (threshold %g ns)", r, pool_late_parts, ctx->pool->grain);
-    expect = (int)ceil(log(5e4 / ctx->pool->grain) / log(1.0 - 1.0 / 16384));
-    for (r = 0; r < 400000 && shared_at < 0; r++) {
-        acn__parallel(ctx, pool_late_task, &late, 5e4, 2);
-        if (pool_late_parts > 1) shared_at = r;
+    ctx->pool->help = ctx->pool->rate = 1.0;
+    ctx->pool->lost = 2e5 / 4; /* threshold = 2 lost / (1 x 1/2 x 1) = 2e5 */
+    acn__grain_set(ctx->pool);
+    g = ctx->pool->grain;
+    acn__parallel(ctx, pool_parts_task, NULL, 5e4, 2);
+    CHECK(g == 2e5 && pool_seen_parts == 1, "grain: at a threshold of %g ns a 50 us task ran in %d parts", g,
+          pool_seen_parts);
+    expect = (int)ceil(log(5e4 / g) / log(1.0 - 1.0 / 16384));
+    for (r = 1; r < 100000 && shared_at < 0; r++) { /* the call above was the first kept task */
+        acn__parallel(ctx, pool_parts_task, NULL, 5e4, 2);
+        if (pool_seen_parts > 1) shared_at = r;
     }
-    CHECK(abs(shared_at - expect) <= 1, "grain: the threshold came back under 50 us after %d kept tasks, not %d",
-          shared_at, expect);
+    CHECK(expect == 22713 && abs(shared_at - expect) <= 1, "grain: the threshold came back under 50 us after %d kept "
+          "tasks, not %d (22713)", shared_at, expect);
     acn_ctx_free(ctx);
 #endif
+}
+
+/* Element-wise ops give the same bits however their values are cut into
+ * parts: GELU's SIMD blocks and its scalar tail (libm's erf, other bits)
+ * must cover the same values on 1 thread, on 2 threads sharing the op, and
+ * on 2 threads whose pool's threshold keeps it on the caller (as on a busy
+ * machine). Sizes that are not multiples of 16 per part: 6007 and 40001
+ * values (12 and 80 microseconds of stated work: both shared on an idle
+ * pool). */
+static void gelu_bits_run(int threads, int keep, int n, float *y, float *gx)
+{
+    static float xv[40001], wv[40001];
+    acn_ctx *ctx;
+    acn_tensor *x, *out;
+    int s[1], i;
+    uint64_t rng = 7;
+    s[0] = n;
+    memset(y, 0, (size_t)n * sizeof(float));
+    memset(gx, 0, (size_t)n * sizeof(float));
+    for (i = 0; i < n; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        xv[i] = (float)((double)(rng >> 11) / 9007199254740992.0 * 8.0 - 4.0);
+        wv[i] = (float)((double)((rng >> 7) & 1023) / 512.0 - 1.0);
+    }
+    if (acn_ctx_new(&ctx, NULL) || acn_set_threads(ctx, threads)) return;
+    if ((x = acn_param(ctx, "x", 1, s))) acn_write(ctx, x, xv);
+#ifdef ACN__THREADS
+    if (keep && ctx->pool) ctx->pool->lost = 1e12, acn__grain_set(ctx->pool); /* every task on the caller */
+#endif
+    (void)keep;
+    out = acn_gelu(ctx, x);
+    if (out && !acn_backward(ctx, acn_sum(ctx, acn_mul(ctx, out, acn_input(ctx, 1, s, wv)), -1))) {
+        acn_read(ctx, out, y);
+        acn_read_grad(ctx, x, gx);
+    }
+    acn_ctx_free(ctx);
+}
+static void gelu_bits_checks(void)
+{
+    static float y[3][40001], g[3][40001];
+    int sizes[2] = {6007, 40001}, k, v, i;
+    for (k = 0; k < 2; k++) {
+        int n = sizes[k], diff[3] = {0, 0, 0}, nonzero = 0;
+        gelu_bits_run(1, 0, n, y[0], g[0]);
+        gelu_bits_run(2, 0, n, y[1], g[1]);
+        gelu_bits_run(2, 1, n, y[2], g[2]);
+        for (i = 0; i < n; i++) nonzero += y[0][i] != 0.0f && g[0][i] != 0.0f;
+        for (v = 1; v < 3; v++)
+            for (i = 0; i < n; i++)
+                diff[v] += memcmp(&y[0][i], &y[v][i], sizeof(float)) || memcmp(&g[0][i], &g[v][i], sizeof(float));
+        CHECK(nonzero > n / 2 && !diff[1] && !diff[2], "gelu bits, %d values: %d differ on 2 threads sharing it, %d on "
+              "2 threads keeping it on the caller, from 1 thread (%d nonzero)", n, diff[1], diff[2], nonzero);
+    }
 }
 
 static void pool_affinity_checks(void)
@@ -547,6 +622,7 @@ int main(void)
 {
     pool_task_checks();
     pool_grain_checks();
+    gelu_bits_checks();
     pool_affinity_checks();
     hugepage_checks();
     xor_task();
