@@ -256,7 +256,8 @@ static void pool_parts_task(void *arg, int part, int parts, int tid)
 {
     (void)arg;
     (void)part;
-    if (!tid) __atomic_store_n(&pool_seen_parts, parts, __ATOMIC_SEQ_CST);
+    (void)tid; /* whoever runs a part (the worker may run them all) */
+    __atomic_store_n(&pool_seen_parts, parts, __ATOMIC_SEQ_CST);
 }
 static void pool_grain_checks(void)
 {
