@@ -5922,10 +5922,11 @@ static double acn__elapsed(unsigned long long t0, unsigned long long t1) { retur
  * A task kept on the caller by the threshold lets `lost` decay a little
  * (over about 16384 such tasks), so a machine that is idle again gets its
  * threads back. On an idle machine `lost` stays near 0, and only
- * ACN_PAR_MIN_NS decides. (On the project's 2-core machine, make demo took
- * 4.5 s on 2 threads against 6.4 s on 1 when idle; beside one busy program
- * 4% longer than on 1 thread, beside two 10% longer, where the fixed
- * threshold this replaced was 21% longer: docs/performance.md.) */
+ * ACN_PAR_MIN_NS decides. (On the project's AMD EPYC, family 26 model 2,
+ * 2 cores, make demo took 4.5 s on 2 threads against 6.4 s on 1 when idle;
+ * beside one busy program 4% longer than on 1 thread, beside two 10%
+ * longer, where the fixed threshold this replaced was 21% longer:
+ * docs/performance.md.) */
 #define ACN__GRAIN_MAX 2e6       /* the threshold's ceiling, ns           */
 #define ACN__GRAIN_AVG 1024.0    /* the averages' span, in tasks          */
 static void acn__grain_set(acn__pool *pool)

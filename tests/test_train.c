@@ -288,7 +288,7 @@ static void pool_grain_checks(void)
     CHECK(p.help < 1.0 / 64 && fabs(p.grain / p.lost - floor_g) < 1e-9 * floor_g,
           "grain: help %g, under its floor of 1/64, still moved the threshold", p.help);
     CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "grain: a context of 2 threads");
-    if (!ctx->pool) { acn_ctx_free(ctx); return; }
+    if (!ctx || !ctx->pool) { acn_ctx_free(ctx); return; }
     CHECK(ctx->pool->grain == 0.0, "grain: a new pool starts at %g, not 0", ctx->pool->grain);
     ctx->pool->help = ctx->pool->rate = 1.0;
     ctx->pool->lost = 2e5 / 4; /* threshold = 2 lost / (1 x 1/2 x 1) = 2e5 */
@@ -330,7 +330,8 @@ static void gelu_bits_run(int threads, int keep, int n, float *y, float *gx)
         xv[i] = (float)((double)(rng >> 11) / 9007199254740992.0 * 8.0 - 4.0);
         wv[i] = (float)((double)((rng >> 7) & 1023) / 512.0 - 1.0);
     }
-    if (acn_ctx_new(&ctx, NULL) || acn_set_threads(ctx, threads)) return;
+    if (acn_ctx_new(&ctx, NULL)) return;
+    if (acn_set_threads(ctx, threads)) { acn_ctx_free(ctx); return; }
     if ((x = acn_param(ctx, "x", 1, s))) acn_write(ctx, x, xv);
 #ifdef ACN__THREADS
     if (keep && ctx->pool) ctx->pool->lost = 1e12, acn__grain_set(ctx->pool); /* every task on the caller */
