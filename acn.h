@@ -311,6 +311,21 @@ ACNDEF int         acn_simd(const acn_ctx *ctx);
 ACNDEF const char *acn_simd_name(int level);      /* "portable", "avx2", ... */
 ACNDEF acn_status  acn_set_threads(acn_ctx *ctx, int n);
 ACNDEF int         acn_threads(const acn_ctx *ctx);
+/* The cache sizes the SIMD matrix kernel cuts its operands for (bytes per
+ * core), read from the CPU when a context starts (CPUID on x86), or from
+ * $ACN_CACHE ("L1D,L2": "48K,1M", or bytes) when set; acn_set_cache sets
+ * them (0, 0: read them from the CPU again). `from` says where they came
+ * from. kc, kc_long and nc are the blocks they give at the context's SIMD
+ * level (docs/design.md, "Fast paths"). They change the speed, never a
+ * result: the kernel adds along K in the same order whatever the blocks. */
+typedef struct acn_cache_info {
+    size_t l1d, l2, l3;   /* bytes; l3 as the CPU reports it (not used)   */
+    const char *from;     /* "cpuid", "$ACN_CACHE", "acn_set_cache", ...  */
+    int kc, kc_long, nc;  /* K block, K block of a narrow product whose A
+                           * rows are contiguous, N block (0: portable)   */
+} acn_cache_info;
+ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx);
+ACNDEF acn_status     acn_set_cache(acn_ctx *ctx, size_t l1d, size_t l2);
 
 /* Parameters: zero-filled, named (use the PyTorch state_dict key), with a
  * gradient. The acn_tensor pointer stays valid for the life of the context;
@@ -1378,6 +1393,7 @@ extern size_t      acn__cu_clip_scratch_bytes(void);
 #if !defined(ACN_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <cpuid.h>     /* the cache sizes (acn_cache) */
 #define ACN__X86 1
 #endif
 #if defined(__linux__) && !defined(ACN_NO_HUGEPAGES)
@@ -1507,6 +1523,11 @@ struct acn_ctx {
     int simd, threads;
     struct acn__pool *pool;
     float *packbuf;
+    size_t pack_floats;        /* each thread's share of packbuf (floats)    */
+    /* the cache sizes the matrix kernel blocks for (bytes, per core) and
+     * where they came from (see acn_cache) */
+    size_t cache_l1d, cache_l2, cache_l3;
+    const char *cache_from;
     struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
     /* the device of the floats (docs/cuda.md): on a GPU context, params,
      * grads and every tensor's data and grad point into device memory; the
@@ -7055,22 +7076,49 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
 }
 
 /* ---- the packed matrix kernel ------------------------------------------- */
-/* Blocking: a kc x nc block of op(B) (ACN__B_BLOCK floats, 512 KB) stays in
- * L2, a micro-panel of B (kc x nr) in L1; rows of A stream through, read
- * where they lie. nc is at most ACN__NC; kc is ACN__KC, or up to ACN__KC_MAX
- * when the product is narrower and A's rows are contiguous (a panel of mr
- * rows x 512 floats still fits L1 beside B's): each row of A is then read in
- * longer runs, which matters when A comes from memory rather than cache (a
- * transposed A touches a cache line per k, so it keeps ACN__KC). The
- * blocking does not change the result: the kernel adds along K in order,
- * whatever kc is. */
-#define ACN__KC 256
-#define ACN__KC_MAX 512
-#define ACN__NC 512
-#define ACN__B_BLOCK ((size_t)ACN__KC * ACN__NC)
+/* Blocking, from the cache sizes of the context (acn_cache), for a kernel
+ * of mr x nr (12 x 32 at AVX-512, 6 x 16 at AVX2):
+ *  - kc, the K block: a micro-panel of B (kc x nr floats) takes at most two
+ *    thirds of L1, so it stays there while rows of A stream past it, read
+ *    where they lie: kc = 2/3 L1 / (4 nr), a multiple of 16, 64 to 512;
+ *  - nc, the N block: a packed block of op(B) (kc x nc floats) takes at
+ *    most half of L2: nc = L2 / 2 / (4 kc), a multiple of nr, 4 nr to 4096;
+ *  - kc_long: a narrower product whose A rows are contiguous takes K blocks
+ *    as long as that block of B allows, up to kc_long, so that each row of
+ *    A is read from memory in longer runs (a panel of mr rows x kc_long
+ *    floats takes at most half of L1: kc_long = L1 / 2 / (4 mr), a
+ *    multiple of 16, kc to 1024). A transposed A touches a cache line per
+ *    k, so it keeps kc.
+ * With 48 KB of L1 and 1 MB of L2 per core (the AMD EPYC machine of
+ * docs/performance.md) the 12 x 32 kernel gets kc 256, kc_long 512, nc 512:
+ * 512 KB blocks of B. The blocking never changes a result: the kernel adds
+ * along K in order whatever kc is (between K blocks C is stored and loaded
+ * back, the same float), and the blocks follow the whole product, not a
+ * thread's part. */
 #define ACN__MR_MAX 12
 #define ACN__NR_MAX 32
-#define ACN__PACK_FLOATS ((size_t)ACN__MR_MAX * ACN__KC_MAX + ACN__B_BLOCK + ACN__MR_MAX * ACN__NR_MAX)
+typedef struct acn__blk { int kc, kc_long, nc; } acn__blk;
+static acn__blk acn__blocking(size_t l1d, size_t l2, int mr, int nr)
+{
+    acn__blk b;
+    size_t kc = l1d * 2 / 3 / (4 * (size_t)nr) / 16 * 16, kl = l1d / 2 / (4 * (size_t)mr) / 16 * 16, nc;
+    kc = kc < 64 ? 64 : kc > 512 ? 512 : kc;
+    kl = kl < kc ? kc : kl > 1024 ? 1024 : kl;
+    nc = l2 / 2 / (4 * kc) / (size_t)nr * (size_t)nr;
+    nc = nc < 4 * (size_t)nr ? 4 * (size_t)nr : nc > 4096 ? 4096 : nc;
+    b.kc = (int)kc;
+    b.kc_long = (int)kl;
+    b.nc = (int)nc;
+    return b;
+}
+/* One thread's packing buffer (floats), for either SIMD level: a panel of
+ * A (mr x kc_long), a block of B (kc x nc), an edge tile (mr x nr). */
+static size_t acn__pack_floats(size_t l1d, size_t l2)
+{
+    acn__blk w = acn__blocking(l1d, l2, 12, 32), n = acn__blocking(l1d, l2, 6, 16);
+    size_t a = (size_t)12 * w.kc_long + (size_t)w.kc * w.nc + 12 * 32, b = (size_t)6 * n.kc_long + (size_t)n.kc * n.nc + 6 * 16;
+    return a > b ? a : b;
+}
 
 /* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
  * say how each operand is stored. */
@@ -7091,7 +7139,9 @@ typedef struct acn__gemm_job {
     acn_ctx *ctx;              /* its SIMD level (packing, the GELU)        */
     acn__ukernel uk, uk16;     /* uk16: for edges of <= 16 columns; NULL when
                                 * uk does whole tiles only (see the kernels) */
-    float *packbuf;            /* ACN__PACK_FLOATS per thread              */
+    float *packbuf;            /* pack_floats per thread                    */
+    size_t pack_floats;
+    acn__blk blk;              /* the blocks (acn__blocking)                */
 } acn__gemm_job;
 
 /* A panel: w rows (or columns) of an operand, each `len` long, stored with
@@ -7181,15 +7231,17 @@ static void acn__pack_b_gelu(acn_ctx *ctx, int kc, int nc, int nr, const float *
 static void acn__gemm_part(const acn__gemm_job *g, int M, int N, const float *A, const float *B, const float *bias,
                            float *C, float *E, const float *Z, const float *S, size_t ldc, float *buf)
 {
-    float *pa = buf, *pb = buf + (size_t)ACN__MR_MAX * ACN__KC_MAX, *tile = pb + ACN__B_BLOCK;
     int mr = g->mr, nr = g->nr, inplace = g->bc == 1 && M < ACN__B_INPLACE_ROWS && !g->b_gelu, jc, pc, jr, ir, i, j;
+    int KC = g->blk.kc, NC = g->blk.nc;
+    size_t bblock = (size_t)KC * NC;                            /* floats of a block of B */
+    float *pa = buf, *pb = buf + (size_t)mr * g->blk.kc_long, *tile = pb + bblock;
     /* the K blocks follow the whole product's width, not this part's, so
      * they do not depend on the number of threads */
-    int ncw = ((g->N < ACN__NC ? g->N : ACN__NC) + nr - 1) / nr * nr;
-    int kcb = g->ac != 1 ? ACN__KC : (int)(ACN__B_BLOCK / (size_t)ncw) > ACN__KC_MAX ? ACN__KC_MAX
-                                                                                : (int)(ACN__B_BLOCK / (size_t)ncw) / 16 * 16;
-    for (jc = 0; jc < N; jc += ACN__NC) {
-        int nc = N - jc < ACN__NC ? N - jc : ACN__NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
+    int ncw = ((g->N < NC ? g->N : NC) + nr - 1) / nr * nr;
+    int kcb = g->ac != 1 ? KC : (int)(bblock / (size_t)ncw) > g->blk.kc_long ? g->blk.kc_long
+                                                                          : (int)(bblock / (size_t)ncw) / 16 * 16;
+    for (jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC, nin = inplace ? nc - nc % nr : 0; /* columns read in place */
         for (pc = 0; pc < g->K; pc += kcb) {
             int kc = g->K - pc < kcb ? g->K - pc : kcb, mfull = M - M % mr, load_c = g->accumulate || pc > 0;
             const float *Bk = B + (size_t)pc * g->br + (size_t)jc * g->bc;
@@ -7285,7 +7337,7 @@ static void acn__gemm_task(void *arg, int part, int parts, int tid)
 {
     const acn__gemm_job *g = (const acn__gemm_job *)arg;
     size_t lo, hi;
-    float *buf = g->packbuf + (size_t)tid * ACN__PACK_FLOATS;
+    float *buf = g->packbuf + (size_t)tid * g->pack_floats;
     if (g->split_rows) {
         acn__share((size_t)g->M, (size_t)g->mr, part, parts, &lo, &hi);
         if (lo < hi)
@@ -7322,6 +7374,8 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
     g->ar = ar; g->ac = ac; g->br = br; g->bc = bc;
     g->accumulate = accumulate;
     g->packbuf = ctx->packbuf;
+    g->pack_floats = ctx->pack_floats;
+    g->blk = acn__blocking(ctx->cache_l1d, ctx->cache_l2, g->mr, g->nr);
     g->ctx = ctx;
 }
 static int acn__gemm_fuses(const acn_ctx *ctx) { return ctx->simd != ACN_SIMD_PORTABLE; }
@@ -7400,7 +7454,7 @@ static void acn__gemm_on(acn_ctx *ctx, int tid, int M, int N, int K, const float
     }
     acn__gemm_setup(ctx, &g, M, N, K, A, ar, ac, B, br, bc, C, accumulate);
     g.split_rows = 1;
-    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, NULL, NULL, ldc, ctx->packbuf + (size_t)tid * ACN__PACK_FLOATS);
+    acn__gemm_part(&g, M, N, A, B, NULL, C, NULL, NULL, NULL, ldc, ctx->packbuf + (size_t)tid * ctx->pack_floats);
 }
 
 /* ---- settings ----------------------------------------------------------- */
@@ -7428,7 +7482,7 @@ ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
 #ifndef ACN__THREADS
     n = 1;
 #endif
-    if (!(buf = (float *)ACN_MALLOC((size_t)n * ACN__PACK_FLOATS * sizeof(float) + ACN__ALIGN))) {
+    if (!(buf = (float *)ACN_MALLOC((size_t)n * ctx->pack_floats * sizeof(float) + ACN__ALIGN))) {
         acn__fail(ctx, ACN_ERR_NOMEM, "set_threads: cannot allocate the packing buffers for %d threads", n);
         return ctx->status;
     }
@@ -7440,12 +7494,144 @@ ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
     return ACN_OK;
 }
 
-/* The defaults of a new context: $ACN_SIMD and $ACN_THREADS, else the CPU
- * (one thread per core this process may run on). */
+/* The caches of this CPU (bytes per core, 0 where nothing says): CPUID's
+ * cache descriptions (leaf 4 on Intel, 0x8000001D on AMD: ways x
+ * partitions x line x sets of each cache), else AMD's older leaves
+ * 0x80000005 and 0x80000006 (sizes in KB). */
+static void acn__cache_cpuid(size_t *l1d, size_t *l2, size_t *l3)
+{
+    *l1d = *l2 = *l3 = 0;
+#ifdef ACN__X86
+    {
+        static const unsigned leaves[2] = {4u, 0x8000001Du};
+        unsigned a = 0, b = 0, c = 0, d = 0, top[2], i, k;
+        top[0] = __get_cpuid_max(0u, NULL);
+        top[1] = __get_cpuid_max(0x80000000u, NULL);
+        for (k = 0; k < 2 && !*l2; k++) {
+            if (top[k] < leaves[k]) continue;
+            for (i = 0; i < 16; i++) {
+                unsigned type, level;
+                size_t size;
+                __cpuid_count(leaves[k], i, a, b, c, d);
+                type = a & 31u;  /* 1 data, 2 instructions, 3 unified; 0: no more */
+                level = (a >> 5) & 7u;
+                if (!type) break;
+                size = (size_t)((b >> 22) + 1u) * (((b >> 12) & 0x3FFu) + 1u) * ((b & 0xFFFu) + 1u) * ((size_t)c + 1u);
+                if (level == 1 && type == 1) *l1d = size;
+                else if (level == 2 && type != 2) *l2 = size;
+                else if (level == 3 && type != 2) *l3 = size;
+            }
+        }
+        if (!*l2 && top[1] >= 0x80000006u) {
+            __cpuid(0x80000005u, a, b, c, d);
+            *l1d = (size_t)(c >> 24) << 10;
+            __cpuid(0x80000006u, a, b, c, d);
+            *l2 = (size_t)(c >> 16) << 10;
+            *l3 = (size_t)(d >> 18) << 19;
+        }
+        (void)d;
+    }
+#endif
+}
+/* "48K,1M" (or bytes, "49152,1048576"): L1 data, L2; 0 when e is not that */
+static int acn__cache_parse(const char *e, size_t *l1d, size_t *l2)
+{
+    size_t v[2];
+    int i;
+    for (i = 0; i < 2; i++) {
+        char *end;
+        unsigned long x;
+        if (*e < '0' || *e > '9') return 0;
+        x = strtoul(e, &end, 10);
+        if (x > 1ul << 30) return 0;
+        if (*end == 'K' || *end == 'k') x <<= 10, end++;
+        else if (*end == 'M' || *end == 'm') x <<= 20, end++;
+        v[i] = (size_t)x;
+        if (*end != (i ? '\0' : ',')) return 0;
+        e = end + 1;
+    }
+    *l1d = v[0];
+    *l2 = v[1];
+    return 1;
+}
+/* the sizes acn_set_cache takes (per core) */
+static int acn__cache_ok(size_t l1d, size_t l2)
+{
+    return l1d >= ((size_t)4 << 10) && l1d <= ((size_t)1 << 20) && l2 >= ((size_t)32 << 10) && l2 <= ((size_t)1 << 30);
+}
+/* Sets the context's cache sizes, the packing buffers growing to fit them. */
+static acn_status acn__cache_set(acn_ctx *ctx, size_t l1d, size_t l2, size_t l3, const char *from)
+{
+    size_t need = acn__pack_floats(l1d, l2);
+    if (ctx->packbuf && need > ctx->pack_floats) {
+        float *buf = (float *)ACN_MALLOC((size_t)ctx->threads * need * sizeof(float) + ACN__ALIGN);
+        if (!buf) {
+            acn__fail(ctx, ACN_ERR_NOMEM, "set_cache: cannot allocate the packing buffers for %d threads (%lu KB "
+                      "each); the sizes stay as they were", ctx->threads, (unsigned long)(need * sizeof(float) >> 10));
+            return ctx->status;
+        }
+        ACN_FREE(ctx->packbuf);
+        ctx->packbuf = buf;
+    }
+    if (!ctx->packbuf || need > ctx->pack_floats) ctx->pack_floats = need;
+    ctx->cache_l1d = l1d;
+    ctx->cache_l2 = l2;
+    ctx->cache_l3 = l3;
+    ctx->cache_from = from;
+    return ACN_OK;
+}
+/* The CPU's sizes, or 32 KB and 512 KB where it says nothing */
+static acn_status acn__cache_detect(acn_ctx *ctx)
+{
+    size_t l1d, l2, l3;
+    acn__cache_cpuid(&l1d, &l2, &l3);
+    if (acn__cache_ok(l1d, l2)) return acn__cache_set(ctx, l1d, l2, l3, "cpuid");
+    return acn__cache_set(ctx, (size_t)32 << 10, (size_t)512 << 10, l3, "default: the CPU gave no usable sizes");
+}
+ACNDEF acn_status acn_set_cache(acn_ctx *ctx, size_t l1d, size_t l2)
+{
+    if (!ctx) return ACN_ERR_ARG;
+    if (!l1d && !l2) return acn__cache_detect(ctx);
+    if (!acn__cache_ok(l1d, l2)) {
+        acn__fail(ctx, ACN_ERR_ARG, "set_cache: L1 data %lu bytes, L2 %lu bytes: give 4 KB to 1 MB and 32 KB to "
+                  "1 GB (per core), or 0, 0 to read them from the CPU", (unsigned long)l1d, (unsigned long)l2);
+        return ctx->status;
+    }
+    return acn__cache_set(ctx, l1d, l2, ctx->cache_l3, "acn_set_cache");
+}
+ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx)
+{
+    acn_cache_info c;
+    memset(&c, 0, sizeof c);
+    if (!ctx) return c;
+    c.l1d = ctx->cache_l1d;
+    c.l2 = ctx->cache_l2;
+    c.l3 = ctx->cache_l3;
+    c.from = ctx->cache_from;
+    if (ctx->simd != ACN_SIMD_PORTABLE) {
+        acn__blk b = ctx->simd == ACN_SIMD_AVX512 ? acn__blocking(c.l1d, c.l2, 12, 32) : acn__blocking(c.l1d, c.l2, 6, 16);
+        c.kc = b.kc;
+        c.kc_long = b.kc_long;
+        c.nc = b.nc;
+    }
+    return c;
+}
+
+/* The defaults of a new context: $ACN_SIMD, $ACN_CACHE and $ACN_THREADS,
+ * else the CPU (one thread per core this process may run on). */
 static acn_status acn__fast_init(acn_ctx *ctx)
 {
-    const char *e = getenv("ACN_SIMD");
+    const char *e = getenv("ACN_CACHE");
     int n = 1;
+    size_t l1d, l2;
+    if (acn__cache_detect(ctx)) return ctx->status;
+    if (e && acn__cache_parse(e, &l1d, &l2) && acn__cache_ok(l1d, l2))
+        acn__cache_set(ctx, l1d, l2, ctx->cache_l3, "$ACN_CACHE");
+    else if (e) /* (the library prints nothing: acn_cache tells) */
+        ctx->cache_from = !strcmp(ctx->cache_from, "cpuid")
+                              ? "cpuid; $ACN_CACHE not understood or out of range (\"48K,1M\": L1 data, L2 per core)"
+                              : "default; $ACN_CACHE not understood or out of range (\"48K,1M\": L1 data, L2 per core)";
+    e = getenv("ACN_SIMD");
     acn_set_simd(ctx, !e ? ACN_SIMD_AVX512 : !strcmp(e, "portable") ? ACN_SIMD_PORTABLE
                       : !strcmp(e, "avx2") ? ACN_SIMD_AVX2 : ACN_SIMD_AVX512);
 #ifdef ACN__THREADS

@@ -535,6 +535,7 @@ static void test_attention_qkv(void)
  * the plain loops; and x (2, 20, 16), hidden 64, out 10: 40 rows, where
  * W2's gradient as h^T d would be small enough for the plain loops but
  * d^T h is not. dims: x's three, hidden, out. */
+static size_t ffn_l1d, ffn_l2; /* when set, the cache sizes ffn_run's context blocks for (test_cache_blocking) */
 static void ffn_run(const int *dims, int level, int threads, int flags, int reference, float *out, size_t *n_out,
                     size_t *arena)
 {
@@ -549,6 +550,7 @@ static void ffn_run(const int *dims, int level, int threads, int flags, int refe
     CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "ffn: a context");
     acn_set_simd(c, level);
     acn_set_threads(c, threads);
+    if (ffn_l1d) CHECK(acn_set_cache(c, ffn_l1d, ffn_l2) == ACN_OK, "ffn: set_cache: %s", acn_error(c));
     t[0] = acn_new(c, 3, xs, ACN_F_GRAD);
     t[1] = acn_new(c, 2, w1, ACN_F_GRAD); t[2] = acn_new(c, 1, w1, ACN_F_GRAD);
     t[3] = acn_new(c, 2, w2, ACN_F_GRAD); t[4] = acn_new(c, 1, w2, ACN_F_GRAD);
@@ -614,6 +616,130 @@ static void test_ffn(void)
         acn_clear_error(ctx);
         acn_reset(ctx);
     }
+}
+
+/* The matrix kernel's blocks from the cache sizes (acn__blocking), by hand
+ * from the rule: kc = 2/3 L1 / (4 nr), a multiple of 16 in [64, 512];
+ * kc_long = L1 / 2 / (4 mr), a multiple of 16 in [kc, 1024]; nc = L2 / 2 /
+ * (4 kc), a multiple of nr in [4 nr, 4096]. The sizes $ACN_CACHE and
+ * acn_set_cache take and refuse, and a refusal changes nothing. And the
+ * blocks never change a bit: acn__gemm (every transpose case, written and
+ * accumulated, K and N across several blocks) and acn_ffn (values and
+ * every gradient, stored and recomputed hidden layer, two backward chunks)
+ * at each SIMD level on 1 and 2 threads give the same bits under the CPU's
+ * sizes and under three others: the smallest blocks (4 KB, 32 KB: kc 64,
+ * nc 128), a machine with 32 KB and 512 KB, and the largest (kc 512,
+ * kc_long 1024, nc 4096). */
+static void gemm_blocks_run(int level, int threads, size_t l1d, size_t l2, float *out, size_t *n_out)
+{
+    static const int sizes[][3] = {{11, 31, 300}, {65, 200, 513}, {37, 515, 259}, {300, 129, 700}};
+    acn_ctx *c;
+    size_t n = 0;
+    int si, ta, tb, acc, i;
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "gemm blocks: a context");
+    acn_set_simd(c, level);
+    acn_set_threads(c, threads);
+    if (l1d) CHECK(acn_set_cache(c, l1d, l2) == ACN_OK, "gemm blocks: set_cache: %s", acn_error(c));
+    for (si = 0; si < (int)(sizeof sizes / sizeof sizes[0]); si++)
+        for (ta = 0; ta < 2; ta++)
+            for (tb = 0; tb < 2; tb++)
+                for (acc = 0; acc < 2; acc++) {
+                    int M = sizes[si][0], N = sizes[si][1], K = sizes[si][2];
+                    float *A = (float *)malloc((size_t)M * K * 4), *B = (float *)malloc((size_t)K * N * 4);
+                    for (i = 0; i < M * K; i++) A[i] = (float)(i * 37 % 101 - 50) / 50.0f;
+                    for (i = 0; i < K * N; i++) B[i] = (float)(i * 53 % 97 - 48) / 48.0f;
+                    for (i = 0; i < M * N; i++) out[n + i] = (float)(i % 7);
+                    acn__gemm(c, M, N, K, A, ta, B, tb, out + n, acc);
+                    n += (size_t)M * N;
+                    free(A); free(B);
+                }
+    *n_out = n;
+    acn_ctx_free(c);
+}
+static void test_cache_blocking(void)
+{
+    static const size_t KB = 1024, sets[3][2] = {{4 * 1024, 32 * 1024}, {32 * 1024, 512 * 1024}, {1024 * 1024, 1024 * 1024 * 1024}};
+    static const int ffn_dims[5] = {2, 550, 200, 700, 150}; /* 1100 rows: backward chunks of 512 and 588 */
+    static const struct { size_t l1d, l2; int mr, nr, kc, kc_long, nc; } hand[] = {
+        {48 * 1024, 1024 * 1024, 12, 32, 256, 512, 512},        /* 32768 / 128; 24576 / 48; 524288 / 1024 */
+        {32 * 1024, 512 * 1024, 12, 32, 160, 336, 384},         /* 170 -> 160; 341 -> 336; 409 -> 384 */
+        {48 * 1024, 2048 * 1024, 12, 32, 256, 512, 1024},
+        {48 * 1024, 1024 * 1024, 6, 16, 512, 1024, 256},        /* the AVX2 kernel */
+        {32 * 1024, 256 * 1024, 6, 16, 336, 672, 96},           /* 341 -> 336; 682 -> 672; 97 -> 96 */
+        {4 * 1024, 32 * 1024, 12, 32, 64, 64, 128},             /* each at its least */
+        {1024 * 1024, 1024 * 1024 * 1024, 12, 32, 512, 1024, 4096}, /* each at its most */
+    };
+    enum { MAXN = 700000 };
+    static float base[MAXN], got[MAXN];
+    size_t i, n = 0, m = 0, l1d, l2, a0;
+    int best = acn_set_simd(ctx, ACN_SIMD_AVX512), level, threads, flags, k, bad;
+    acn_cache_info before, after;
+    acn_set_simd(ctx, best);
+    for (i = 0; i < sizeof hand / sizeof hand[0]; i++) {
+        acn__blk b = acn__blocking(hand[i].l1d, hand[i].l2, hand[i].mr, hand[i].nr);
+        CHECK(b.kc == hand[i].kc && b.kc_long == hand[i].kc_long && b.nc == hand[i].nc,
+              "blocking for L1 %zu KB, L2 %zu KB, %d x %d: kc %d, kc_long %d, nc %d; expected %d, %d, %d",
+              hand[i].l1d / KB, hand[i].l2 / KB, hand[i].mr, hand[i].nr, b.kc, b.kc_long, b.nc, hand[i].kc,
+              hand[i].kc_long, hand[i].nc);
+    }
+    /* a thread's packing buffer: A panel + B block + edge tile, the larger of the two kernels' */
+    CHECK(acn__pack_floats(48 * KB, 1024 * KB) == 12 * 512 + 256 * 512 + 12 * 32,
+          "pack floats for 48 KB, 1 MB: %zu", acn__pack_floats(48 * KB, 1024 * KB));
+    CHECK(acn__pack_floats(32 * KB, 256 * KB) == 6 * 672 + 336 * 96 + 6 * 16,
+          "pack floats for 32 KB, 256 KB: %zu (the AVX2 kernel's is the larger)", acn__pack_floats(32 * KB, 256 * KB));
+    /* $ACN_CACHE's form */
+    CHECK(acn__cache_parse("48K,1M", &l1d, &l2) && l1d == 48 * KB && l2 == 1024 * KB, "parse 48K,1M");
+    CHECK(acn__cache_parse("32k,512k", &l1d, &l2) && l1d == 32 * KB && l2 == 512 * KB, "parse 32k,512k");
+    CHECK(acn__cache_parse("49152,2097152", &l1d, &l2) && l1d == 48 * KB && l2 == 2048 * KB, "parse bytes");
+    {
+        static const char *bad_forms[] = {"", "48K", "48K,", ",1M", "48K;1M", "-1,1M", "48K,1M,", "48KB,1M",
+                                          "48K, 1M", "99999999999,1M"};
+        for (i = 0; i < sizeof bad_forms / sizeof bad_forms[0]; i++)
+            CHECK(!acn__cache_parse(bad_forms[i], &l1d, &l2), "parse \"%s\" should fail", bad_forms[i]);
+    }
+    /* acn_set_cache: takes, refuses with the reason and changes nothing, reads the CPU again */
+    before = acn_cache(ctx);
+    CHECK(before.l1d && before.l2 && before.from, "acn_cache: sizes and where they came from");
+    CHECK(acn_set_cache(ctx, 1024, 1024 * KB) == ACN_ERR_ARG &&
+              has(acn_error(ctx), "set_cache: L1 data 1024 bytes, L2 1048576 bytes: give 4 KB to 1 MB"),
+          "set_cache refuses 1 KB of L1: %s", acn_error(ctx));
+    acn_clear_error(ctx);
+    CHECK(acn_set_cache(ctx, 48 * KB, 16 * KB) == ACN_ERR_ARG, "set_cache refuses 16 KB of L2");
+    acn_clear_error(ctx);
+    after = acn_cache(ctx);
+    CHECK(after.l1d == before.l1d && after.l2 == before.l2 && after.from == before.from, "a refusal changes nothing");
+    CHECK(acn_set_cache(ctx, 1024 * KB, 1024 * 1024 * KB) == ACN_OK, "set_cache: the largest");
+    after = acn_cache(ctx);
+    CHECK(after.l1d == 1024 * KB && !strcmp(after.from, "acn_set_cache") &&
+              (best == ACN_SIMD_PORTABLE ? after.kc == 0 : after.kc == 512 && after.nc == 4096),
+          "acn_cache after set_cache: %zu, %s, kc %d, nc %d", after.l1d, after.from, after.kc, after.nc);
+    CHECK(acn_set_cache(ctx, 0, 0) == ACN_OK && acn_cache(ctx).l1d == before.l1d && acn_cache(ctx).l2 == before.l2,
+          "set_cache(0, 0) reads the CPU's sizes again");
+    /* the same bits under every blocking */
+    for (level = ACN_SIMD_AVX2; level <= best; level++)
+        for (threads = 1; threads <= 2; threads++) {
+            gemm_blocks_run(level, threads, 0, 0, base, &n);
+            for (k = 0; k < 3; k++) {
+                gemm_blocks_run(level, threads, sets[k][0], sets[k][1], got, &m);
+                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, L1 %zu KB, L2 %zu KB: "
+                      "the bits changed with the blocks", acn_simd_name(level), threads, sets[k][0] / KB, sets[k][1] / KB);
+            }
+            for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
+                ffn_l1d = ffn_l2 = 0;
+                ffn_run(ffn_dims, level, threads, flags, 0, base, &n, &a0);
+                CHECK(n < MAXN, "ffn blocks: %zu values", n);
+                for (k = 0; k < 3; k++) {
+                    ffn_l1d = sets[k][0];
+                    ffn_l2 = sets[k][1];
+                    ffn_run(ffn_dims, level, threads, flags, 0, got, &m, &a0);
+                    for (bad = 0, i = 0; m == n && i < n; i++) bad += memcmp(got + i, base + i, sizeof(float)) != 0;
+                    CHECK(m == n && !bad, "ffn %s, %d threads%s, L1 %zu KB, L2 %zu KB: %d of %zu values or gradients "
+                          "changed with the blocks", acn_simd_name(level), threads, flags ? ", recomputed" : "",
+                          sets[k][0] / KB, sets[k][1] / KB, bad, n);
+                }
+            }
+        }
+    ffn_l1d = ffn_l2 = 0;
 }
 
 /* acn_linear_add_relu against acn_relu(acn_add(acn_linear(...), skip)):
@@ -1381,6 +1507,7 @@ int main(void)
     test_linear_mid();
     test_linear_mid_dw();
     test_ffn();
+    test_cache_blocking();
     test_linear_add_relu();
     test_layernorm_groups();
     test_recompute_small();

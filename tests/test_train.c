@@ -459,6 +459,74 @@ static void hugepage_checks(void)
 #endif
 }
 
+/* The cache sizes a context blocks its products for (acn_cache): on Linux
+ * on x86, CPUID's L1 data and L2 sizes are those of
+ * /sys/devices/system/cpu/cpu0/cache (skipped, with a note, where that is
+ * missing); $ACN_CACHE sets them when it reads as two sizes in range, and is
+ * otherwise left aside, which acn_cache's `from` says. */
+#if defined(ACN__X86) && defined(__linux__)
+static size_t sys_cache(int want_level, const char *want_type)
+{
+    int i;
+    for (i = 0; i < 16; i++) {
+        char path[128], type[32] = "", size[32] = "";
+        int level = 0;
+        unsigned long v;
+        FILE *f;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        if (!(f = fopen(path, "r"))) return 0;
+        if (fscanf(f, "%d", &level) != 1) level = 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if ((f = fopen(path, "r"))) { if (fscanf(f, "%31s", type) != 1) type[0] = 0; fclose(f); }
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if ((f = fopen(path, "r"))) { if (fscanf(f, "%31s", size) != 1) size[0] = 0; fclose(f); }
+        if (level == want_level && !strcmp(type, want_type) && sscanf(size, "%lu", &v) == 1)
+            return (size_t)v << (strchr(size, 'M') ? 20 : strchr(size, 'K') ? 10 : 0);
+    }
+    return 0;
+}
+#endif
+static void cache_env_checks(void)
+{
+#if defined(ACN__X86) && defined(__linux__)
+    acn_ctx *c;
+    acn_cache_info got, cpu;
+    size_t l1d = sys_cache(1, "Data"), l2 = sys_cache(2, "Unified");
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "cache: a context");
+    cpu = acn_cache(c);
+    acn_ctx_free(c);
+    if (!l1d || !l2)
+        printf("note: cache: /sys/devices/system/cpu/cpu0/cache does not give L1d and L2 here; CPUID not compared\n");
+    else if (strcmp(cpu.from, "cpuid"))
+        printf("note: cache: CPUID gave no usable sizes here (%s); not compared\n", cpu.from);
+    else
+        CHECK(cpu.l1d == l1d && cpu.l2 == l2, "cache: CPUID says L1d %zu, L2 %zu bytes; /sys says %zu, %zu", cpu.l1d,
+              cpu.l2, l1d, l2);
+    setenv("ACN_CACHE", "32K,512K", 1);
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "cache: a context");
+    got = acn_cache(c);
+    CHECK(got.l1d == 32 * 1024 && got.l2 == 512 * 1024 && !strcmp(got.from, "$ACN_CACHE"),
+          "cache: ACN_CACHE=32K,512K gave %zu, %zu (%s)", got.l1d, got.l2, got.from);
+    CHECK(acn_simd(c) != ACN_SIMD_AVX512 || (got.kc == 160 && got.kc_long == 336 && got.nc == 384),
+          "cache: ACN_CACHE=32K,512K at avx512: kc %d, kc_long %d, nc %d (160, 336, 384)", got.kc, got.kc_long, got.nc);
+    acn_ctx_free(c);
+    setenv("ACN_CACHE", "32K,1K", 1);  /* out of range */
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "cache: a context");
+    got = acn_cache(c);
+    CHECK(got.l1d == cpu.l1d && got.l2 == cpu.l2 && strstr(got.from, "$ACN_CACHE not understood or out of range"),
+          "cache: ACN_CACHE=32K,1K gave %zu, %zu (%s)", got.l1d, got.l2, got.from);
+    acn_ctx_free(c);
+    setenv("ACN_CACHE", "big", 1);
+    CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "cache: a context");
+    got = acn_cache(c);
+    CHECK(got.l1d == cpu.l1d && got.l2 == cpu.l2 && strstr(got.from, "$ACN_CACHE not understood"),
+          "cache: ACN_CACHE=big gave %zu, %zu (%s)", got.l1d, got.l2, got.from);
+    acn_ctx_free(c);
+    unsetenv("ACN_CACHE");
+#endif
+}
+
 /* Synaptic Intelligence on two parameters, worked by hand (c = 1,
  * xi = 1e-3): a task step with task gradient g = (1, -2) moves w by
  * d = (-0.1, 0.2), so path = -g d = (0.1, 0.4) and, at consolidation,
@@ -627,6 +695,7 @@ int main(void)
     gelu_bits_checks();
     pool_affinity_checks();
     hugepage_checks();
+    cache_env_checks();
     xor_task();
     sine_task();
     resume_task();

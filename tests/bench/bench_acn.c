@@ -70,6 +70,7 @@ static int run(const char *name, const char *dir, int steps)
     float xs[BATCH * 3 * 32 * 32], ls[BATCH], first = 0.0f;
     double t[64];
     struct rusage ru;
+    acn_cache_info c;
     cfg.arena_bytes = (size_t)2 << 30;
     if (steps < 1 || steps > 63) steps = 5;
     if (acn_ctx_new(&ctx, &cfg) || build(ctx, &m, name)) return die(ctx);
@@ -92,8 +93,10 @@ static int run(const char *name, const char *dir, int steps)
     }
     qsort(t, (size_t)steps, sizeof t[0], cmp);
     getrusage(RUSAGE_SELF, &ru);
-    printf("first_loss %.6f median_s %.5f rss_mb %.1f simd %s threads %d\n", (double)first, t[steps / 2],
-           (double)ru.ru_maxrss / 1024.0, acn_simd_name(acn_simd(ctx)), acn_threads(ctx));
+    c = acn_cache(ctx);
+    printf("first_loss %.6f median_s %.5f rss_mb %.1f simd %s threads %d l1d_kb %lu l2_kb %lu kc %d kc_long %d nc %d\n",
+           (double)first, t[steps / 2], (double)ru.ru_maxrss / 1024.0, acn_simd_name(acn_simd(ctx)), acn_threads(ctx),
+           (unsigned long)(c.l1d >> 10), (unsigned long)(c.l2 >> 10), c.kc, c.kc_long, c.nc);
     acn_adamw_free(&opt);
     acn_ctx_free(ctx);
     return 0;
@@ -198,8 +201,12 @@ static int gemm(void)
         free(B);
         free(C);
     }
-    printf("openblas_core %s  acn_simd %s  threads %d\n", core, acn_simd_name(acn_simd(ctx)),
-           acn_threads(ctx));
+    {
+        acn_cache_info c = acn_cache(ctx);
+        printf("openblas_core %s  acn_simd %s  threads %d  caches L1d %lu KB, L2 %lu KB (%s): kc %d, kc_long %d, nc %d\n",
+               core, acn_simd_name(acn_simd(ctx)), acn_threads(ctx), (unsigned long)(c.l1d >> 10),
+               (unsigned long)(c.l2 >> 10), c.from, c.kc, c.kc_long, c.nc);
+    }
     printf("gemm_fraction %.3f\n", weighted / flops);
     acn_ctx_free(ctx);
     return 0;
