@@ -12,6 +12,8 @@
  *                                   kernel it loaded, whether a small sgemm is
  *                                   right (against float64), and a 2048^3
  *                                   sgemm's GFLOP/s on 1 and on 2 threads
+ *   bench_acn roundtrip             a cache line's round trip between the
+ *                                   first two cores, in ns (see roundtrip)
  *
  * MODEL is "mixer" (the paper's CIFAR-10 Mixer) or "vit" (width 192, 6
  * blocks, 3 heads, 4 x 4 patches on 32 x 32). A step is what train_mixer
@@ -263,12 +265,76 @@ static int calibrate(void)
     return 0;
 }
 
+/* ---- the two cores' distance: a cache line's round trip ---------------
+ * Two threads, pinned to the first two cores this process may use, pass a
+ * counter back and forth 200000 times; the median of 3 such runs, in ns per
+ * round trip (shorter runs read high: the first thousands of round trips
+ * are slower). On a virtual machine the host may place the two vCPUs close
+ * together (sharing a last-level cache) or far apart, and may move them:
+ * data one thread writes and the other reads then crosses a longer way.
+ * (0 where threads cannot be pinned.) */
+#ifdef ACN__AFFINITY
+static volatile unsigned long rt_flag;
+static int rt_cores[2];
+static void rt_pin(int core)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(core, &s);
+    pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+}
+static void *rt_other(void *arg)
+{
+    unsigned long i, n = (unsigned long)(size_t)arg;
+    rt_pin(rt_cores[1]);
+    for (i = 0; i < n; i++) {
+        while (rt_flag != 2 * i + 1) {}
+        rt_flag = 2 * i + 2;
+    }
+    return NULL;
+}
+#endif
+static int roundtrip(void)
+{
+    double ns[3] = {0.0, 0.0, 0.0};
+#ifdef ACN__AFFINITY
+    enum { N = 200000 };
+    cpu_set_t mine, old;
+    int c, found = 0, r;
+    unsigned long i;
+    pthread_getaffinity_np(pthread_self(), sizeof old, &old);
+    sched_getaffinity(0, sizeof mine, &mine);
+    for (c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &mine)) rt_cores[found++] = c;
+    for (r = 0; r < 3 && found == 2; r++) {
+        pthread_t t;
+        double t0;
+        rt_flag = 0;
+        if (pthread_create(&t, NULL, rt_other, (void *)(size_t)N)) break;
+        rt_pin(rt_cores[0]);
+        t0 = now();
+        for (i = 0; i < N; i++) {
+            rt_flag = 2 * i + 1;
+            while (rt_flag != 2 * i + 2) {}
+        }
+        ns[r] = (now() - t0) / N * 1e9;
+        pthread_join(t, NULL);
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+    qsort(ns, 3, sizeof ns[0], cmp);
+#endif
+    printf("roundtrip_ns %.0f\n", ns[1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "init")) return init(argv[2], argv[3]);
     if (argc >= 5 && !strcmp(argv[1], "run")) return run(argv[2], argv[3], atoi(argv[4]));
     if (argc >= 2 && !strcmp(argv[1], "gemm")) return gemm();
     if (argc >= 2 && !strcmp(argv[1], "calibrate")) return calibrate();
-    fprintf(stderr, "usage: bench_acn init MODEL DIR | run MODEL DIR STEPS | gemm | calibrate   (MODEL: mixer or vit)\n");
+    if (argc >= 2 && !strcmp(argv[1], "roundtrip")) return roundtrip();
+    fprintf(stderr, "usage: bench_acn init MODEL DIR | run MODEL DIR STEPS | gemm | calibrate | roundtrip   (MODEL: mixer "
+            "or vit)\n");
     return 2;
 }

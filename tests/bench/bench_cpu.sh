@@ -15,6 +15,8 @@
 #    loads them with strict=True) and must report the same first-step loss.
 # 3. acn.h's matrix kernel against OpenBLAS's sgemm on every product of one Mixer step.
 # 4. make demo's wall time with ACN_THREADS=1 and 2, alternating, DEMO_REPS times each (default 3).
+# Before each acn.h Mixer run and each pair of demo runs, a cache line's round trip between the two
+# cores (bench_acn roundtrip): the host may place the two vCPUs near each other or far apart.
 # Prints medians and ends with the summary lines. Tests and CI never change the OpenBLAS settings; only
 # this benchmark does, for its own processes.
 set -eu
@@ -81,12 +83,15 @@ echo "== training steps (batch 64), alternating processes, $REPS repetitions"
 # (before each acn.h run of the Mixer, the kept OpenBLAS setting's sgemm rate again: the shared machine's
 # speed drifts by tens of per cent over minutes, so each repetition's step is set against the ceiling
 # measured beside it, as well as against the calibration's)
-rm -f "$B/ceilings"
+rm -f "$B/ceilings" "$B/roundtrips"
 for model in mixer vit; do
     "$B/bench_acn" init $model "$B"
     rm -f "$B/$model".acn "$B/$model".torch1 "$B/$model".torch2
     for r in $(seq "$REPS"); do
-        if [ $model = mixer ]; then "$B/bench_acn" calibrate >> "$B/ceilings"; fi
+        if [ $model = mixer ]; then
+            "$B/bench_acn" calibrate >> "$B/ceilings"
+            "$B/bench_acn" roundtrip >> "$B/roundtrips"
+        fi
         "$B/bench_acn" run $model "$B" "$STEPS" >> "$B/$model.acn"
         "$PY" tests/bench/bench_torch.py $model "$B" "$STEPS" 1 >> "$B/$model.torch1"
         "$PY" tests/bench/bench_torch.py $model "$B" "$STEPS" 2 >> "$B/$model.torch2"
@@ -98,8 +103,9 @@ echo
 "$B/bench_acn" gemm | tee "$B/gemm"
 
 # ---- 4. make demo at 1 and 2 threads ----------------------------------------------------------------
-rm -f "$B/demo.times"
+rm -f "$B/demo.times" "$B/demo.roundtrips"
 for r in $(seq "$DEMO_REPS"); do
+    "$B/bench_acn" roundtrip >> "$B/demo.roundtrips"
     for t in 1 2; do
         t0=$(date +%s.%N)
         ACN_THREADS=$t "$B/demo" --out "$B/demo-out" > /dev/null
@@ -143,12 +149,16 @@ if len(beside) != len(step_rates) or min(beside) <= 0.0:
 paired = statistics.median(g / c for g, c in zip(step_rates, beside))
 print("mixer: GFLOP/s of each repetition %s; the sgemm ceiling measured just before each %s"
       % ([round(g, 1) for g in step_rates], [round(c, 1) for c in beside]))
+rts = [float(l.split()[1]) for l in open(B + "/roundtrips") if l.startswith("roundtrip_ns")]
+print("mixer: each repetition's fraction %s; the two cores' cache-line round trip before each %s ns"
+      % ([round(g / c, 3) for g, c in zip(step_rates, beside)], [int(r) for r in rts]))
 frac = [l.split()[1] for l in open(B + "/gemm") if l.startswith("gemm_fraction")][0]
 demo = {1: [], 2: []}
 for l in open(B + "/demo.times"):
     t, s = l.split()
     demo[int(t)].append(float(s))
-print("demo wall seconds, 1 thread: %s; 2 threads: %s" % (demo[1], demo[2]))
+print("demo wall seconds, 1 thread: %s; 2 threads: %s; the cores' round trip before each pair %s ns"
+      % (demo[1], demo[2], [int(float(l.split()[1])) for l in open(B + "/demo.roundtrips") if l.strip()]))
 print()
 print("cpu_model: %s" % cpu)
 r0 = runs(B + "/mixer.acn")[0]
