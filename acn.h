@@ -7417,10 +7417,15 @@ static void acn__gemm_run(acn_ctx *ctx, int M, int N, int K, const float *A, int
         g.slope = fuse->slope;
         g.addrelu = fuse->addrelu;
     }
-    { /* split the dimension whose largest share per thread is smaller */
+    { /* split by rows unless a thread's largest share of C is more than 10% larger than by columns:
+       * split by rows, each thread reads only its rows of A (an activation, often just written by
+       * the other core) and all of op(B) (usually weights, which both cores can keep a copy of);
+       * split by columns, each reads all of A. (On the project's AMD EPYC, in minutes when the
+       * host kept its two vCPUs far apart, the Mixer step took 8% less time than with the
+       * smaller share deciding alone, and 1% less otherwise: docs/performance.md, fifth session.) */
         size_t T = (size_t)ctx->threads, um = ((size_t)M + g.mr - 1) / g.mr, un = ((size_t)N + g.nr - 1) / g.nr;
         double rows = (double)((um + T - 1) / T) * g.mr * N, cols = (double)((un + T - 1) / T) * g.nr * M;
-        g.split_rows = rows <= cols;
+        g.split_rows = rows <= 1.1 * cols;
     }
     /* two parts per thread (a late thread costs less) when each still has
      * enough rows or columns to repay its own packing of B */
