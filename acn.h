@@ -311,8 +311,9 @@ ACNDEF int         acn_simd(const acn_ctx *ctx);
 ACNDEF const char *acn_simd_name(int level);      /* "portable", "avx2", ... */
 ACNDEF acn_status  acn_set_threads(acn_ctx *ctx, int n);
 ACNDEF int         acn_threads(const acn_ctx *ctx);
-/* The cache sizes the SIMD matrix kernel cuts its operands for (bytes per
- * core), read from the CPU when a context starts (CPUID on x86), or from
+/* The cache sizes the SIMD matrix kernel cuts its operands for (bytes, as
+ * the CPU describes each cache: per core on most CPUs, whole where a cluster
+ * of cores shares one), read from the CPU when a context starts (CPUID on x86), or from
  * $ACN_CACHE ("L1D,L2": "48K,1M", or bytes) when set; acn_set_cache sets
  * them (0, 0: read them from the CPU again). `from` says where they came
  * from. kc, kc_long and nc are the blocks they give at the context's SIMD
@@ -1524,7 +1525,7 @@ struct acn_ctx {
     struct acn__pool *pool;
     float *packbuf;
     size_t pack_floats;        /* each thread's share of packbuf (floats)    */
-    /* the cache sizes the matrix kernel blocks for (bytes, per core) and
+    /* the cache sizes the matrix kernel blocks for (bytes) and
      * where they came from (see acn_cache) */
     size_t cache_l1d, cache_l2, cache_l3;
     const char *cache_from;
@@ -7499,7 +7500,8 @@ ACNDEF acn_status acn_set_threads(acn_ctx *ctx, int n)
     return ACN_OK;
 }
 
-/* The caches of this CPU (bytes per core, 0 where nothing says): CPUID's
+/* The caches of this CPU (bytes, 0 where nothing says; a cache that several
+ * cores share is given whole, as CPUID describes it): CPUID's
  * cache descriptions (leaf 4 on Intel, 0x8000001D on AMD: ways x
  * partitions x line x sets of each cache), else AMD's older leaves
  * 0x80000005 and 0x80000006 (sizes in KB). */
@@ -7527,12 +7529,12 @@ static void acn__cache_cpuid(size_t *l1d, size_t *l2, size_t *l3)
                 else if (level == 3 && type != 2) *l3 = size;
             }
         }
-        if (!*l2 && top[1] >= 0x80000006u) {
+        if (!*l2 && top[1] >= 0x80000006u) { /* (only what the leaves above left unsaid) */
             __cpuid(0x80000005u, a, b, c, d);
-            *l1d = (size_t)(c >> 24) << 10;
+            if (!*l1d) *l1d = (size_t)(c >> 24) << 10;
             __cpuid(0x80000006u, a, b, c, d);
             *l2 = (size_t)(c >> 16) << 10;
-            *l3 = (size_t)(d >> 18) << 19;
+            if (!*l3) *l3 = (size_t)(d >> 18) << 19;
         }
         (void)d;
     }
@@ -7549,8 +7551,13 @@ static int acn__cache_parse(const char *e, size_t *l1d, size_t *l2)
         if (*e < '0' || *e > '9') return 0;
         x = strtoul(e, &end, 10);
         if (x > 1ul << 30) return 0;
-        if (*end == 'K' || *end == 'k') x <<= 10, end++;
-        else if (*end == 'M' || *end == 'm') x <<= 20, end++;
+        if (*end == 'K' || *end == 'k') {
+            if (x > 1ul << 20) return 0; /* (no wrap where long is 32 bits) */
+            x <<= 10, end++;
+        } else if (*end == 'M' || *end == 'm') {
+            if (x > 1ul << 10) return 0;
+            x <<= 20, end++;
+        }
         v[i] = (size_t)x;
         if (*end != (i ? '\0' : ',')) return 0;
         e = end + 1;
