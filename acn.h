@@ -1486,6 +1486,9 @@ typedef struct acn__node {
 #endif
 } acn__node;
 
+/* The matrix kernel's blocks for one SIMD level (see acn__blocking) */
+typedef struct acn__blk { int kc, kc_long, nc; } acn__blk;
+
 struct acn_ctx {
     acn_status status;
     char msg[512];
@@ -1529,6 +1532,8 @@ struct acn_ctx {
      * where they came from (see acn_cache) */
     size_t cache_l1d, cache_l2, cache_l3;
     const char *cache_from;
+    acn__blk blk[3];           /* the blocks they give at each SIMD level
+                                * (portable: none), set with them           */
     struct acn__gheap *gheap;  /* the gradient heap while backward runs      */
     /* the device of the floats (docs/cuda.md): on a GPU context, params,
      * grads and every tensor's data and grad point into device memory; the
@@ -7098,7 +7103,8 @@ static size_t acn__gelu_fast(acn_ctx *ctx, int dir, const float *x, const float 
  * thread's part. */
 #define ACN__MR_MAX 12
 #define ACN__NR_MAX 32
-typedef struct acn__blk { int kc, kc_long, nc; } acn__blk;
+/* the micro-kernel's tile, mr x nr, at each SIMD level (portable: none) */
+static const int acn__tiles[3][2] = {{0, 0}, {6, 16}, {ACN__MR_MAX, ACN__NR_MAX}};
 static acn__blk acn__blocking(size_t l1d, size_t l2, int mr, int nr)
 {
     acn__blk b;
@@ -7112,13 +7118,19 @@ static acn__blk acn__blocking(size_t l1d, size_t l2, int mr, int nr)
     b.nc = (int)nc;
     return b;
 }
-/* One thread's packing buffer (floats), for either SIMD level: a panel of
- * A (mr x kc_long), a block of B (kc x nc), an edge tile (mr x nr). */
+/* One thread's packing buffer (floats), for any SIMD level: a panel of A
+ * (mr x kc_long), a block of B (kc x nc), an edge tile (mr x nr). */
 static size_t acn__pack_floats(size_t l1d, size_t l2)
 {
-    acn__blk w = acn__blocking(l1d, l2, 12, 32), n = acn__blocking(l1d, l2, 6, 16);
-    size_t a = (size_t)12 * w.kc_long + (size_t)w.kc * w.nc + 12 * 32, b = (size_t)6 * n.kc_long + (size_t)n.kc * n.nc + 6 * 16;
-    return a > b ? a : b;
+    size_t most = 0, need;
+    int lv;
+    for (lv = ACN_SIMD_AVX2; lv <= ACN_SIMD_AVX512; lv++) {
+        int mr = acn__tiles[lv][0], nr = acn__tiles[lv][1];
+        acn__blk b = acn__blocking(l1d, l2, mr, nr);
+        need = (size_t)mr * b.kc_long + (size_t)b.kc * b.nc + (size_t)mr * nr;
+        if (need > most) most = need;
+    }
+    return most;
 }
 
 /* op(A)(i, k) = A[i ar + k ac], op(B)(k, j) = B[k br + j bc]: the strides
@@ -7362,10 +7374,14 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
 {
     memset(g, 0, sizeof *g);
 #ifdef ACN__X86
-    g->uk = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
-    g->uk16 = ctx->simd == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
-    g->mr = ctx->simd == ACN_SIMD_AVX512 ? 12 : 6;
-    g->nr = ctx->simd == ACN_SIMD_AVX512 ? 32 : 16;
+    {
+        int lv = ctx->simd == ACN_SIMD_AVX512 ? ACN_SIMD_AVX512 : ACN_SIMD_AVX2;
+        g->uk = lv == ACN_SIMD_AVX512 ? acn__uk_avx512 : acn__uk_avx2;
+        g->uk16 = lv == ACN_SIMD_AVX512 ? acn__uk_avx512_n16 : NULL;
+        g->mr = acn__tiles[lv][0];
+        g->nr = acn__tiles[lv][1];
+        g->blk = ctx->blk[lv];
+    }
 #else
     g->uk = g->uk16 = NULL;
     g->mr = g->nr = 1;
@@ -7376,7 +7392,6 @@ static void acn__gemm_setup(acn_ctx *ctx, acn__gemm_job *g, int M, int N, int K,
     g->accumulate = accumulate;
     g->packbuf = ctx->packbuf;
     g->pack_floats = ctx->pack_floats;
-    g->blk = acn__blocking(ctx->cache_l1d, ctx->cache_l2, g->mr, g->nr);
     g->ctx = ctx;
 }
 static int acn__gemm_fuses(const acn_ctx *ctx) { return ctx->simd != ACN_SIMD_PORTABLE; }
@@ -7575,6 +7590,7 @@ static int acn__cache_ok(size_t l1d, size_t l2)
 static acn_status acn__cache_set(acn_ctx *ctx, size_t l1d, size_t l2, size_t l3, const char *from)
 {
     size_t need = acn__pack_floats(l1d, l2);
+    int lv;
     if (ctx->packbuf && need > ctx->pack_floats) {
         float *buf = (float *)ACN_MALLOC((size_t)ctx->threads * need * sizeof(float) + ACN__ALIGN);
         if (!buf) {
@@ -7586,6 +7602,8 @@ static acn_status acn__cache_set(acn_ctx *ctx, size_t l1d, size_t l2, size_t l3,
         ctx->packbuf = buf;
     }
     if (!ctx->packbuf || need > ctx->pack_floats) ctx->pack_floats = need;
+    for (lv = ACN_SIMD_AVX2; lv <= ACN_SIMD_AVX512; lv++)
+        ctx->blk[lv] = acn__blocking(l1d, l2, acn__tiles[lv][0], acn__tiles[lv][1]);
     ctx->cache_l1d = l1d;
     ctx->cache_l2 = l2;
     ctx->cache_l3 = l3;
@@ -7620,12 +7638,9 @@ ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx)
     c.l2 = ctx->cache_l2;
     c.l3 = ctx->cache_l3;
     c.from = ctx->cache_from;
-    if (ctx->simd != ACN_SIMD_PORTABLE) {
-        acn__blk b = ctx->simd == ACN_SIMD_AVX512 ? acn__blocking(c.l1d, c.l2, 12, 32) : acn__blocking(c.l1d, c.l2, 6, 16);
-        c.kc = b.kc;
-        c.kc_long = b.kc_long;
-        c.nc = b.nc;
-    }
+    c.kc = ctx->blk[ctx->simd].kc; /* (zeros at the portable level) */
+    c.kc_long = ctx->blk[ctx->simd].kc_long;
+    c.nc = ctx->blk[ctx->simd].nc;
     return c;
 }
 
