@@ -536,6 +536,7 @@ static void test_attention_qkv(void)
  * W2's gradient as h^T d would be small enough for the plain loops but
  * d^T h is not. dims: x's three, hidden, out. */
 static size_t ffn_l1d, ffn_l2; /* when set, the cache sizes ffn_run's context blocks for (test_cache_blocking) */
+static int kernel_prefetch = -1; /* when 0 or 1, whether the AVX-512 kernel prefetches (test_cache_blocking) */
 static void ffn_run(const int *dims, int level, int threads, int flags, int reference, float *out, size_t *n_out,
                     size_t *arena)
 {
@@ -551,6 +552,7 @@ static void ffn_run(const int *dims, int level, int threads, int flags, int refe
     acn_set_simd(c, level);
     acn_set_threads(c, threads);
     if (ffn_l1d) CHECK(acn_set_cache(c, ffn_l1d, ffn_l2) == ACN_OK, "ffn: set_cache: %s", acn_error(c));
+    if (kernel_prefetch >= 0) c->prefetch = kernel_prefetch;
     t[0] = acn_new(c, 3, xs, ACN_F_GRAD);
     t[1] = acn_new(c, 2, w1, ACN_F_GRAD); t[2] = acn_new(c, 1, w1, ACN_F_GRAD);
     t[3] = acn_new(c, 2, w2, ACN_F_GRAD); t[4] = acn_new(c, 1, w2, ACN_F_GRAD);
@@ -640,6 +642,7 @@ static void gemm_blocks_run(int level, int threads, size_t l1d, size_t l2, float
     acn_set_simd(c, level);
     acn_set_threads(c, threads);
     if (l1d) CHECK(acn_set_cache(c, l1d, l2) == ACN_OK, "gemm blocks: set_cache: %s", acn_error(c));
+    if (kernel_prefetch >= 0) c->prefetch = kernel_prefetch;
     for (si = 0; si < (int)(sizeof sizes / sizeof sizes[0]); si++)
         for (ta = 0; ta < 2; ta++)
             for (tb = 0; tb < 2; tb++)
@@ -730,6 +733,12 @@ static void test_cache_blocking(void)
                 CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, L1 %zu KB, L2 %zu KB: "
                       "the bits changed with the blocks", acn_simd_name(level), threads, sets[k][0] / KB, sets[k][1] / KB);
             }
+            for (kernel_prefetch = 0; kernel_prefetch <= 1; kernel_prefetch++) { /* the kernel with and without */
+                gemm_blocks_run(level, threads, 0, 0, got, &m);
+                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, prefetch %d: the bits "
+                      "changed", acn_simd_name(level), threads, kernel_prefetch);
+            }
+            kernel_prefetch = -1;
             for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
                 ffn_l1d = ffn_l2 = 0;
                 ffn_run(ffn_dims, level, threads, flags, 0, base, &n, &a0);
@@ -743,6 +752,14 @@ static void test_cache_blocking(void)
                           "changed with the blocks", acn_simd_name(level), threads, flags ? ", recomputed" : "",
                           sets[k][0] / KB, sets[k][1] / KB, bad, n);
                 }
+                ffn_l1d = ffn_l2 = 0;
+                for (kernel_prefetch = 0; kernel_prefetch <= 1; kernel_prefetch++) {
+                    ffn_run(ffn_dims, level, threads, flags, 0, got, &m, &a0);
+                    for (bad = 0, i = 0; m == n && i < n; i++) bad += memcmp(got + i, base + i, sizeof(float)) != 0;
+                    CHECK(m == n && !bad, "ffn %s, %d threads%s, prefetch %d: %d of %zu values or gradients changed",
+                          acn_simd_name(level), threads, flags ? ", recomputed" : "", kernel_prefetch, bad, n);
+                }
+                kernel_prefetch = -1;
             }
         }
     ffn_l1d = ffn_l2 = 0;

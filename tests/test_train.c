@@ -529,6 +529,31 @@ static void cache_env_checks(void)
     acn_ctx_free(c);
     if (had) setenv("ACN_CACHE", saved, 1);
     else unsetenv("ACN_CACHE");
+    { /* the kernel's prefetching: on for an Intel CPU (/proc/cpuinfo's vendor), $ACN_PREFETCH "0" or "1" */
+        static const char *const forms[4] = {NULL, "0", "1", "yes"};
+        char line[256];
+        int intel = -1, k;
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        while (f && intel < 0 && fgets(line, sizeof line, f))
+            if (!strncmp(line, "vendor_id", 9)) intel = strstr(line, "GenuineIntel") != NULL;
+        if (f) fclose(f);
+        had = getenv("ACN_PREFETCH");
+        saved[0] = '\0';
+        if (had) snprintf(saved, sizeof saved, "%s", had);
+        for (k = 0; k < 4; k++) {
+            int want = k == 1 ? 0 : k == 2 ? 1 : intel;
+            if (forms[k]) setenv("ACN_PREFETCH", forms[k], 1);
+            else unsetenv("ACN_PREFETCH");
+            CHECK(acn_ctx_new(&c, NULL) == ACN_OK, "prefetch: a context");
+            if (want >= 0)
+                CHECK(acn_cache(c).prefetch == want, "prefetch: ACN_PREFETCH=%s on a%s CPU gave %d", forms[k] ? forms[k] : "(unset)",
+                      intel ? "n Intel" : " non-Intel", acn_cache(c).prefetch);
+            acn_ctx_free(c);
+        }
+        if (intel < 0) printf("note: prefetch: /proc/cpuinfo gives no vendor_id; the default not compared\n");
+        if (had) setenv("ACN_PREFETCH", saved, 1);
+        else unsetenv("ACN_PREFETCH");
+    }
 #endif
 }
 
