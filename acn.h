@@ -318,7 +318,9 @@ ACNDEF int         acn_threads(const acn_ctx *ctx);
  * them (0, 0: read them from the CPU again). `from` says where they came
  * from. kc, kc_long and nc are the blocks they give at the context's SIMD
  * level (docs/design.md, "Fast paths"). They change the speed, never a
- * result: the kernel adds along K in the same order whatever the blocks. */
+ * result: the kernel adds along K in the same order whatever the blocks.
+ * Nor does `prefetch` ($ACN_PREFETCH=0 or 1 when a context starts; by
+ * default 1 on Intel CPUs, 0 elsewhere). */
 typedef struct acn_cache_info {
     size_t l1d, l2, l3;   /* bytes; l3 as the CPU reports it (not used)   */
     const char *from;     /* "cpuid", "$ACN_CACHE", "acn_set_cache", ...  */
@@ -7711,16 +7713,15 @@ ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx)
     return c;
 }
 
-/* The defaults of a new context: $ACN_SIMD, $ACN_CACHE and $ACN_THREADS,
+/* The defaults of a new context: $ACN_PREFETCH, $ACN_SIMD, $ACN_CACHE and $ACN_THREADS,
  * else the CPU (one thread per core this process may run on). */
 static acn_status acn__fast_init(acn_ctx *ctx)
 {
-    const char *e = getenv("ACN_CACHE");
+    const char *e = getenv("ACN_PREFETCH");
     int n = 1;
     size_t l1d, l2;
     if (acn__cache_detect(ctx)) return ctx->status;
-    ctx->prefetch = acn__cpu_intel();
-    if ((e = getenv("ACN_PREFETCH")) && (!strcmp(e, "0") || !strcmp(e, "1"))) ctx->prefetch = *e == '1';
+    ctx->prefetch = e && (!strcmp(e, "0") || !strcmp(e, "1")) ? *e == '1' : acn__cpu_intel();
     e = getenv("ACN_CACHE");
     if (e && acn__cache_parse(e, &l1d, &l2) && acn__cache_ok(l1d, l2))
         acn__cache_set(ctx, l1d, l2, ctx->cache_l3, "$ACN_CACHE");

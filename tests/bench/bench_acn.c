@@ -96,9 +96,10 @@ static int run(const char *name, const char *dir, int steps)
     qsort(t, (size_t)steps, sizeof t[0], cmp);
     getrusage(RUSAGE_SELF, &ru);
     c = acn_cache(ctx);
-    printf("first_loss %.6f median_s %.5f rss_mb %.1f simd %s threads %d l1d_kb %lu l2_kb %lu kc %d kc_long %d nc %d\n",
+    printf("first_loss %.6f median_s %.5f rss_mb %.1f simd %s threads %d l1d_kb %lu l2_kb %lu kc %d kc_long %d nc %d "
+           "prefetch %d\n",
            (double)first, t[steps / 2], (double)ru.ru_maxrss / 1024.0, acn_simd_name(acn_simd(ctx)), acn_threads(ctx),
-           (unsigned long)(c.l1d >> 10), (unsigned long)(c.l2 >> 10), c.kc, c.kc_long, c.nc);
+           (unsigned long)(c.l1d >> 10), (unsigned long)(c.l2 >> 10), c.kc, c.kc_long, c.nc, c.prefetch);
     acn_adamw_free(&opt);
     acn_ctx_free(ctx);
     return 0;
@@ -205,9 +206,10 @@ static int gemm(void)
     }
     {
         acn_cache_info c = acn_cache(ctx);
-        printf("openblas_core %s  acn_simd %s  threads %d  caches L1d %lu KB, L2 %lu KB (%s): kc %d, kc_long %d, nc %d\n",
+        printf("openblas_core %s  acn_simd %s  threads %d  caches L1d %lu KB, L2 %lu KB (%s): kc %d, kc_long %d, nc %d, "
+               "prefetch %d\n",
                core, acn_simd_name(acn_simd(ctx)), acn_threads(ctx), (unsigned long)(c.l1d >> 10),
-               (unsigned long)(c.l2 >> 10), c.from, c.kc, c.kc_long, c.nc);
+               (unsigned long)(c.l2 >> 10), c.from, c.kc, c.kc_long, c.nc, c.prefetch);
     }
     printf("gemm_fraction %.3f\n", weighted / flops);
     acn_ctx_free(ctx);

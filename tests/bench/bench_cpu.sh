@@ -162,8 +162,8 @@ print("demo wall seconds, 1 thread: %s; 2 threads: %s; the cores' round trip bef
 print()
 print("cpu_model: %s" % cpu)
 r0 = runs(B + "/mixer.acn")[0]
-print("acn_blocks: L1d %s KB, L2 %s KB (acn_cache): kc %s, kc_long %s, nc %s"
-      % (r0.get("l1d_kb"), r0.get("l2_kb"), r0.get("kc"), r0.get("kc_long"), r0.get("nc")))
+print("acn_blocks: L1d %s KB, L2 %s KB (acn_cache): kc %s, kc_long %s, nc %s, prefetch %s"
+      % (r0.get("l1d_kb"), r0.get("l2_kb"), r0.get("kc"), r0.get("kc_long"), r0.get("nc"), r0.get("prefetch")))
 print("openblas_coretype: %s corename: %s sgemm_gflops_1t: %s sgemm_gflops_2t: %s" % (core, name, g1, g2))
 print("vit_train_img_per_s: %.1f pytorch: %.1f" % (va, vt))
 print("vit_speedup_vs_pytorch: %.2f" % (va / vt))
