@@ -70,7 +70,10 @@
  *                         threshold (up to 2 ms of work) while handing work
  *                         over costs more than it saves, as on a busy
  *                         machine, and lowers it when the machine is idle
- *                         again. Who runs an op never changes its result.
+ *                         again; and it times small ops (under 0.5 ms) in
+ *                         windows, shared and all on the caller, and keeps
+ *                         the faster way (acn__mode_update). Who runs an op
+ *                         never changes its result.
  *   ACN_SPIN_US           how long an idle worker spins before it sleeps
  *                         (default 50 microseconds; 0: sleep at once).
  *   ACN_NO_AFFINITY       never pin threads to cores (see THREADS).
@@ -319,18 +322,20 @@ ACNDEF int         acn_threads(const acn_ctx *ctx);
  * from. kc, kc_long and nc are the blocks they give at the context's SIMD
  * level (docs/design.md, "Fast paths"). They change the speed, never a
  * result: the kernel adds along K in the same order whatever the blocks.
- * Nor does `prefetch` ($ACN_PREFETCH=0 or 1 when a context starts; by
- * default 1 on Intel CPUs, 0 elsewhere). */
+ * Nor does `prefetch`. */
 typedef struct acn_cache_info {
     size_t l1d, l2, l3;   /* bytes; l3 as the CPU reports it (not used)   */
     const char *from;     /* "cpuid", "$ACN_CACHE", "acn_set_cache", ...  */
     int kc, kc_long, nc;  /* K block, K block of a narrow product whose A
                            * rows are contiguous, N block (0: portable)   */
-    int prefetch;         /* 1: the AVX-512 kernel asks for the rows of its
-                           * operands a few steps ahead (software prefetch).
-                           * On by default on Intel CPUs, where it was
-                           * measured faster, off elsewhere; $ACN_PREFETCH
-                           * ("0" or "1") sets it when a context starts.  */
+    int prefetch;         /* 1: the matrix kernel asks for the rows of its
+                           * operands a few steps ahead (software prefetch):
+                           * at the AVX-512 level, when the context's
+                           * setting is on. The setting is on by default on
+                           * Intel CPUs, where it was measured faster, off
+                           * elsewhere; $ACN_PREFETCH "0" or "1" sets it
+                           * when a context starts (other values: the
+                           * default).                                    */
 } acn_cache_info;
 ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx);
 ACNDEF acn_status     acn_set_cache(acn_ctx *ctx, size_t l1d, size_t l2);
@@ -5698,6 +5703,14 @@ static void acn__d_attn_bwd(acn_ctx *ctx, acn__node *n)
  * two sees the other, and no wake-up is lost.
  * `done` and `waiting` pair the same way at the end of a task. */
 #define ACN__PARTS_MAX (4 * ACN__MAX_THREADS)
+/* the two ways of running small tasks (see acn__mode_update) */
+#define ACN__MODE_MAX 5e5        /* tasks under 500 us of work are small   */
+#define ACN__MODE_CALLS 2048u    /* a window: at least this many tasks     */
+#define ACN__MODE_NS 1e7         /*   and 10 ms of the caller's time       */
+#define ACN__MODE_MARGIN 1.03
+#define ACN__MODE_GAP_MIN 2
+#define ACN__MODE_FIRST 4        /* windows before a new pool's first trial */
+#define ACN__MODE_GAP_MAX 32
 
 struct acn__pool;
 struct acn__who { struct acn__pool *pool; int tid, cpu; }; /* a worker; cpu < 0: not pinned */
@@ -5719,6 +5732,11 @@ typedef struct acn__pool {
     double grain;               /* the caller's: ns of work from which a   */
     double lost, help, rate;    /*   task is shared, and what it follows   */
                                 /*   (see acn__grain_update)               */
+    int solo, trial;            /* the caller's: small tasks all on the    */
+    int wait, gap;              /*   caller, or as the threshold says; a   */
+    unsigned calls;             /*   window that tries the other way; the  */
+    double wwork, wtime;        /*   window so far; each way's last rate   */
+    double mrate[2];            /*   (see acn__mode_update)                */
     struct acn__who who[ACN__MAX_THREADS];
 #ifdef ACN__AFFINITY
     int pinned;                 /* counted in the caller's acn__pins       */
@@ -5892,6 +5910,8 @@ static acn__pool *acn__pool_start(int n)
     pthread_cond_init(&pool->done_cv, NULL);
     for (t = 0; t < n; t++) pool->who[t].cpu = -1;
     pool->help = pool->rate = 1.0;
+    pool->wait = ACN__MODE_FIRST;
+    pool->gap = ACN__MODE_GAP_MIN;
 #ifdef ACN__AFFINITY
     acn__pin(pool, n);
 #endif
@@ -5987,18 +6007,89 @@ static void acn__grain_decay(acn__pool *pool)
     pool->lost -= pool->lost / (16.0 * ACN__GRAIN_AVG);
     acn__grain_set(pool);
 }
+
+/* Small tasks, all together, one way or the other. The threshold above
+ * weighs each task alone, by what the caller waits for; it cannot see what
+ * sharing costs the tasks that follow. A task split between two cores
+ * leaves its output half in each core's cache, and the next task reads it
+ * across: on a virtual machine whose host has placed the two vCPUs far
+ * apart (a cache line's round trip of 400 ns instead of 100 to 150), that
+ * costs small tasks more than the second core saves. (make demo, whose
+ * products are 64 x 128 x 128, then took longer on 2 threads than on 1, on
+ * both of the project's machines: docs/performance.md, sixth session.)
+ * So the pool also compares the two ways as a whole, over every task under
+ * ACN__MODE_MAX of stated work (the shared ones, and those any rule keeps
+ * on the caller, which pay for reading what the other core wrote):
+ * - the tasks go in windows of at least ACN__MODE_CALLS tasks and
+ *   ACN__MODE_NS of the caller's time in them; a window's rate is their
+ *   stated work over that time;
+ * - a window runs the tasks as the current way says: "shared" (each task
+ *   as the threshold decides) or "solo" (every one on the caller);
+ * - after `gap` windows one window tries the other way; if its rate beats
+ *   the current way's last by ACN__MODE_MARGIN, the pool switches and the
+ *   gap goes back to ACN__MODE_GAP_MIN windows, else the gap doubles, up to
+ *   ACN__MODE_GAP_MAX.
+ * Larger tasks are always as the threshold says, so a trial costs them
+ * nothing; a trial of the wrong way costs one window of small tasks in
+ * ACN__MODE_GAP_MAX + 1. The stated work is the same in both ways, so the
+ * clock's unit cancels; no result depends on the way (see above). */
+/* A small task of `work` stated ns took the caller `t` (clock units) */
+static void acn__mode_update(acn__pool *pool, double work, double t)
+{
+    int ran;
+    double rate;
+    pool->calls++;
+    pool->wwork += work;
+    pool->wtime += t;
+    if (pool->calls < (pool->trial ? ACN__MODE_CALLS / 4 : ACN__MODE_CALLS) ||
+        pool->wtime < (pool->trial ? ACN__MODE_NS / 4 : ACN__MODE_NS))
+        return;
+    ran = pool->solo ^ pool->trial; /* 1: this window ran every task on the caller */
+    rate = pool->wwork / pool->wtime;
+    if (pool->trial) {
+        if (rate > ACN__MODE_MARGIN * pool->mrate[pool->solo]) {
+            pool->solo = ran;
+            pool->gap = ACN__MODE_GAP_MIN;
+        } else if (pool->gap < ACN__MODE_GAP_MAX) {
+            pool->gap *= 2;
+        }
+        pool->trial = 0;
+        pool->wait = pool->gap;
+    } else if (--pool->wait <= 0) {
+        pool->trial = 1;
+    }
+    pool->mrate[ran] = rate;
+    pool->calls = 0;
+    pool->wwork = pool->wtime = 0.0;
+}
 #endif
 
 /* The one decision: a task of `work` nanoseconds runs as `per_thread`
  * parts for each thread of the pool when the work reaches both
- * ACN_PAR_MIN_NS and the pool's threshold (acn__grain_update), else as one
- * part on the caller. A task's result must not depend on its number of
- * parts (see above). */
+ * ACN_PAR_MIN_NS and the pool's threshold (acn__grain_update), and the
+ * pool is not keeping small tasks on the caller (acn__mode_update), else
+ * as one part on the caller. A task's result must not depend on its number
+ * of parts (see above). */
+static void acn__parallel_as(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread, int solo);
 static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread)
 {
 #ifdef ACN__THREADS
+    acn__pool *pool = ctx->pool;
+    if (pool && work < ACN__MODE_MAX) {
+        unsigned long long t0 = acn__clock();
+        acn__parallel_as(ctx, fn, arg, work, per_thread, pool->solo ^ pool->trial);
+        acn__mode_update(pool, work, acn__elapsed(t0, acn__clock()));
+        return;
+    }
+#endif
+    acn__parallel_as(ctx, fn, arg, work, per_thread, 0);
+}
+/* acn__parallel, the way decided (solo: on the caller, whatever the work) */
+static void acn__parallel_as(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread, int solo)
+{
+#ifdef ACN__THREADS
     {
-        acn__pool *pool = ctx->pool;
+        acn__pool *pool = solo ? NULL : ctx->pool;
         int parts = pool ? pool->n * (per_thread < 1 ? 1 : per_thread) : 1;
         if (parts > ACN__PARTS_MAX) parts = ACN__PARTS_MAX;
         if (pool && work >= ACN_PAR_MIN_NS && work < pool->grain) acn__grain_decay(pool);
@@ -6033,6 +6124,7 @@ static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, in
     (void)ctx;
     (void)work;
     (void)per_thread;
+    (void)solo;
     fn(arg, 0, 1, 0);
 }
 
@@ -6278,14 +6370,17 @@ ACN__AVX512 static ACN__INLINE __m512 acn__epi512(const acn__epi *ep, size_t at,
     ACN__ROW512(0) ACN__ROW512(1) ACN__ROW512(2) ACN__ROW512(3) ACN__ROW512(4)      \
     ACN__ROW512(5) ACN__ROW512(6) ACN__ROW512(7) ACN__ROW512(8) ACN__ROW512(9)      \
     ACN__ROW512(10) ACN__ROW512(11)
-#define ACN__PF512(p) _mm_prefetch((const char *)(p), _MM_HINT_T0);
+/* the line at p + off floats, asked for into L1 (the address formed as an
+ * integer: near a block's end it may lie past the array, where a pointer
+ * may not point; a prefetch never faults) */
+#define ACN__PF512(p, off) _mm_prefetch((const char *)((uintptr_t)(p) + (off) * sizeof(float)), _MM_HINT_T0);
 /* With pf, each step asks for the row of B (and, when A's k steps are
- * contiguous columns, the column of A) ACN__PF_STEPS steps ahead, into L1:
- * on the project's Intel Xeon (family 6 model 167) the hardware alone left
- * the kernel waiting on L2, and the Mixer's products ran 4 to 20% faster
- * with it (docs/performance.md, sixth session). The prefetches read past
- * the panel's end near the last steps: a prefetch never faults. They change
- * no result. */
+ * contiguous columns, the column of A) ACN__PF_STEPS steps ahead, into L1.
+ * On the project's Intel Xeon (family 6 model 167), by time samples, the
+ * kernel waited on L2 with the hardware's prefetchers alone, and with this
+ * the Mixer step took 5 to 10% less time (docs/performance.md, sixth
+ * session). Near a block's last steps the rows asked for are the next
+ * packed panel's (wanted next) or past B's end. No result changes. */
 #define ACN__PF_STEPS 8
 ACN__AVX512 static ACN__INLINE void acn__uk512(int kc, const float *a, size_t rs, size_t cs, const float *b, size_t bs,
                                                float *c, size_t ldc, int load_c, const float *bias, const acn__epi *ep,
@@ -6314,13 +6409,14 @@ ACN__AVX512 static ACN__INLINE void acn__uk512(int kc, const float *a, size_t rs
     if (pf && rs == 1) /* A's k steps are columns of 12 (packed, or A transposed in place) */
         for (k = 0; k < kc; k++, a += cs, b += bs) {
             ACN__STEP512
-            ACN__PF512(b + ACN__PF_STEPS * bs) ACN__PF512(b + ACN__PF_STEPS * bs + 16)
-            ACN__PF512(a + ACN__PF_STEPS * cs) ACN__PF512(a + ACN__PF_STEPS * cs + 11)
+            ACN__PF512(b, ACN__PF_STEPS * bs) ACN__PF512(b, ACN__PF_STEPS * bs + 16)
+            ACN__PF512(a, ACN__PF_STEPS * cs) ACN__PF512(a, ACN__PF_STEPS * cs + 11)
         }
-    else if (pf) /* A's rows in place: gemm_part asks for the next panel's rows */
+    else if (pf) /* A's rows in place: B only (the hardware follows the 12 rows of A, and
+                  * gemm_part's bursts are off: measured faster so) */
         for (k = 0; k < kc; k++, a += cs, b += bs) {
             ACN__STEP512
-            ACN__PF512(b + ACN__PF_STEPS * bs) ACN__PF512(b + ACN__PF_STEPS * bs + 16)
+            ACN__PF512(b, ACN__PF_STEPS * bs) ACN__PF512(b, ACN__PF_STEPS * bs + 16)
         }
     else
         for (k = 0; k < kc; k++, a += cs, b += bs) {
@@ -7709,7 +7805,7 @@ ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx)
     c.kc = ctx->blk[ctx->simd].kc; /* (zeros at the portable level) */
     c.kc_long = ctx->blk[ctx->simd].kc_long;
     c.nc = ctx->blk[ctx->simd].nc;
-    c.prefetch = ctx->prefetch;
+    c.prefetch = ctx->prefetch && ctx->simd == ACN_SIMD_AVX512;
     return c;
 }
 
@@ -7717,10 +7813,11 @@ ACNDEF acn_cache_info acn_cache(const acn_ctx *ctx)
  * else the CPU (one thread per core this process may run on). */
 static acn_status acn__fast_init(acn_ctx *ctx)
 {
-    const char *e = getenv("ACN_PREFETCH");
+    const char *e;
     int n = 1;
     size_t l1d, l2;
     if (acn__cache_detect(ctx)) return ctx->status;
+    e = getenv("ACN_PREFETCH");
     ctx->prefetch = e && (!strcmp(e, "0") || !strcmp(e, "1")) ? *e == '1' : acn__cpu_intel();
     e = getenv("ACN_CACHE");
     if (e && acn__cache_parse(e, &l1d, &l2) && acn__cache_ok(l1d, l2))

@@ -631,7 +631,9 @@ static void test_ffn(void)
  * at each SIMD level on 1 and 2 threads give the same bits under the CPU's
  * sizes and under three others: the smallest blocks (4 KB, 32 KB: kc 64,
  * nc 128), a machine with 32 KB and 512 KB, and the largest (kc 512,
- * kc_long 1024, nc 4096). */
+ * kc_long 1024, nc 4096); and with the AVX-512 kernel's prefetching off
+ * and on (kernel_prefetch), after a check that the setting picks the
+ * prefetching kernel (and skips acn__gemm_part's bursts) at AVX-512 only. */
 static void gemm_blocks_run(int level, int threads, size_t l1d, size_t l2, float *out, size_t *n_out)
 {
     static const int sizes[][3] = {{11, 31, 300}, {65, 200, 513}, {37, 515, 259}, {300, 129, 700}};
@@ -724,6 +726,28 @@ static void test_cache_blocking(void)
               "set_cache(0, 0) reads the CPU's sizes again: %zu, %zu against %zu, %zu", acn_cache(ctx).l1d,
               acn_cache(ctx).l2, c1, c2);
     }
+#ifdef ACN__X86
+    { /* the setting picks the kernel: the prefetching one at AVX-512 when on, and then no bursts */
+        acn__gemm_job g;
+        float x = 1.0f;
+        int on;
+        for (level = ACN_SIMD_AVX2; level <= best; level++)
+            for (on = 0; on <= 1; on++) {
+                ctx->prefetch = on;
+                acn_set_simd(ctx, level);
+                acn__gemm_setup(ctx, &g, 1, 1, 1, &x, 1, 1, &x, 1, 1, &x, 0);
+                if (level == ACN_SIMD_AVX512)
+                    CHECK(g.uk == (on ? acn__uk_avx512_pf : acn__uk_avx512) && g.uk_prefetch == on &&
+                          acn_cache(ctx).prefetch == on, "prefetch %d at avx512: the kernel or the report is wrong", on);
+                else
+                    CHECK(g.uk == acn__uk_avx2 && !g.uk_prefetch && !acn_cache(ctx).prefetch,
+                          "prefetch %d at avx2: the AVX2 kernel, no prefetching, none reported", on);
+            }
+        ctx->prefetch = acn__cpu_intel();
+        acn_set_simd(ctx, best);
+        if (best < ACN_SIMD_AVX512) printf("note: no AVX-512 here: the prefetching kernel is not run\n");
+    }
+#endif
     /* the same bits under every blocking */
     for (level = ACN_SIMD_AVX2; level <= best; level++)
         for (threads = 1; threads <= 2; threads++) {
