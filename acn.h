@@ -2475,10 +2475,11 @@ typedef void (*acn__kernel)(acn_ctx *ctx, acn__node *n);
 ACN__OP_LIST(ACN__OP_DECL)
 #undef ACN__OP_DECL
 static void acn__forward(acn_ctx *ctx, acn__node *n); /* acn__ops[n->op].fwd */
-/* The thread pool's one rule (see "Fast paths"): a parallel call states its
+/* The thread pool's decision (see "Fast paths"): a parallel call states its
  * work in nanoseconds of one core, estimated from these nominal rates, and
  * runs on the caller alone when that is under ACN_PAR_MIN_NS or under the
- * pool's measured threshold (acn__grain_update). */
+ * pool's measured threshold (acn__grain_update), or when it is small and the
+ * pool is running small tasks on the caller (acn__mode_update). */
 #ifndef ACN_PAR_MIN_NS
 #define ACN_PAR_MIN_NS 10000.0   /* below this much work, one thread      */
 #endif
@@ -5673,13 +5674,15 @@ static void acn__d_attn_bwd(acn_ctx *ctx, acn__node *n)
  * same for every thread count, and no sum is split across them.
  *
  * Every parallel call states its work, in nanoseconds of one core (the
- * ACN__NS_* rates), and one rule decides: under ACN_PAR_MIN_NS, or under
- * the pool's threshold, it runs on the caller alone, since handing it to
- * another core would cost more than it saves. The threshold is measured:
+ * ACN__NS_* rates), and acn__parallel decides: under ACN_PAR_MIN_NS, or
+ * under the pool's threshold, it runs on the caller alone, since handing it
+ * to another core would cost more than it saves. The threshold is measured:
  * it follows what shared tasks have lately cost (waiting for a worker that
  * came late) against what they saved (acn__grain_update). It is near 0 on
  * an idle machine and rises when other programs hold the workers' cores.
- * So whether a task is shared depends on the machine's load; its result
+ * Small tasks are also weighed together, in windows, shared against all on
+ * the caller (acn__mode_update). So whether a task is shared depends on the
+ * machine's load and on where the host has put its cores; its result
  * does not, since no task's result depends on its number of parts (an
  * element-wise op is cut at multiples of 16 values: acn__par_elems).
  *
@@ -5937,7 +5940,8 @@ static acn__pool *acn__pool_start(int n)
  * x86 without POSIX's clock (acn.h not the first header in strict C99)
  * the time-stamp counter's ticks; the unit cancels in the threshold (see
  * below). 0 where neither is known: the threshold then stays 0, and only
- * ACN_PAR_MIN_NS decides. */
+ * ACN_PAR_MIN_NS decides; and no window of small tasks closes (they stay
+ * shared). */
 static unsigned long long acn__clock(void)
 {
 #if defined(CLOCK_MONOTONIC)
@@ -6016,23 +6020,33 @@ static void acn__grain_decay(acn__pool *pool)
  * apart (a cache line's round trip of 400 ns instead of 100 to 150), that
  * costs small tasks more than the second core saves. (make demo, whose
  * products are 64 x 128 x 128, then took longer on 2 threads than on 1, on
- * both of the project's machines: docs/performance.md, sixth session.)
+ * both of the project's machines: docs/performance.md, fifth session for
+ * the AMD one, sixth for the Intel one.)
  * So the pool also compares the two ways as a whole, over every task under
  * ACN__MODE_MAX of stated work (the shared ones, and those any rule keeps
  * on the caller, which pay for reading what the other core wrote):
  * - the tasks go in windows of at least ACN__MODE_CALLS tasks and
- *   ACN__MODE_NS of the caller's time in them; a window's rate is their
- *   stated work over that time;
+ *   ACN__MODE_NS of the caller's time in them (10 ms with POSIX's clock;
+ *   with the time-stamp counter, 1e7 ticks, a few ms); a window's rate is
+ *   their stated work over that time, each task's time counted up to
+ *   ACN__GRAIN_MAX (one stall of the process does not stand for a way);
  * - a window runs the tasks as the current way says: "shared" (each task
  *   as the threshold decides) or "solo" (every one on the caller);
  * - after `gap` windows one window tries the other way; if its rate beats
  *   the current way's last by ACN__MODE_MARGIN, the pool switches and the
  *   gap goes back to ACN__MODE_GAP_MIN windows, else the gap doubles, up to
  *   ACN__MODE_GAP_MAX.
- * Larger tasks are always as the threshold says, so a trial costs them
- * nothing; a trial of the wrong way costs one window of small tasks in
- * ACN__MODE_GAP_MAX + 1. The stated work is the same in both ways, so the
- * clock's unit cancels; no result depends on the way (see above). */
+ * Larger tasks are always as the threshold says; a trial costs them at
+ * most a worker's wake-up (the workers sleep through solo windows). A
+ * trial of the wrong way costs at most a quarter of a window of small tasks
+ * in every ACN__MODE_GAP_MAX + 1/4 windows. A trial is a shorter window than
+ * the one it is compared with, and the nominal rates weigh ops only roughly,
+ * so a trial can win or lose by a few percent on the mix of ops alone: the
+ * gap bounds what such a wrong switch costs. The two clock readings per
+ * small task cost about 18 ns each on the project's Intel machine (more
+ * where the clock is a system call). The stated work is the same in both
+ * ways, so the clock's unit cancels; without a clock no window closes and
+ * small tasks stay shared. No result depends on the way (see above). */
 /* A small task of `work` stated ns took the caller `t` (clock units) */
 static void acn__mode_update(acn__pool *pool, double work, double t)
 {
@@ -6040,7 +6054,7 @@ static void acn__mode_update(acn__pool *pool, double work, double t)
     double rate;
     pool->calls++;
     pool->wwork += work;
-    pool->wtime += t;
+    pool->wtime += t < ACN__GRAIN_MAX ? t : ACN__GRAIN_MAX;
     if (pool->calls < (pool->trial ? ACN__MODE_CALLS / 4 : ACN__MODE_CALLS) ||
         pool->wtime < (pool->trial ? ACN__MODE_NS / 4 : ACN__MODE_NS))
         return;

@@ -316,12 +316,16 @@ static void pool_grain_checks(void)
  *    fifth tries solo. 2047 tasks, or 2048 in under 1e7, close nothing.
  * 2. A trial at 1.02 against 1.00 does not switch (the margin is 3%); the
  *    gap doubles to 4: four more windows, then a trial.
- * 3. A trial at 1.2 switches to solo; the gap is back to 2.
- * 4. After two solo windows the trial shares, at 1.0: no switch back; the
+ * 3. A trial at 1.04 switches to solo (over the 3% margin); the gap is
+ *    back to 2.
+ * 4. Solo windows at 1.2; after two of them the trial shares, at 1.1: no
+ *    switch back (compared with solo's 1.2, not sharing's old 1.0); the
  *    gap then doubles on each failed trial, 4, 8, 16, 32, and stays at 32.
+ * 5. A task's time counts up to 2 ms (ACN__GRAIN_MAX).
  * Then in a real pool of 2 (no timing involved): with the pool solo, a
- * task of 50 us runs as one part on the caller, one of 1 ms (over
- * ACN__MODE_MAX) is shared; sharing, the 50 us task is shared. */
+ * task of 50 us runs as one part on the caller and counts in the window,
+ * one of 1 ms (over ACN__MODE_MAX) is shared and does not count; the way
+ * a task runs is solo XOR trial; sharing, the 50 us task is shared. */
 static int mode_window(acn__pool *p, double rate, unsigned calls, double t)
 {
     unsigned i;
@@ -358,29 +362,49 @@ static void pool_mode_checks(void)
           "mode: a trial at 1.02 against 1.00: solo %d gap %d wait %d rate %g", p.solo, p.gap, p.wait, p.mrate[1]);
     for (w = 0; w < 4; w++) mode_window(&p, 1.0, 2048, 1e4);
     CHECK(p.trial == 1, "mode: no trial after a gap of 4");
-    mode_window(&p, 1.2, 512, 1e4);
-    CHECK(p.solo == 1 && !p.trial && p.gap == 2 && p.wait == 2, "mode: a trial at 1.2 did not switch: solo %d gap %d",
+    mode_window(&p, 1.04, 512, 1e4);
+    CHECK(p.solo == 1 && !p.trial && p.gap == 2 && p.wait == 2, "mode: a trial at 1.04 did not switch: solo %d gap %d",
           p.solo, p.gap);
     mode_window(&p, 1.2, 2048, 1e4);
     mode_window(&p, 1.2, 2048, 1e4);
     CHECK(p.trial == 1 && p.solo == 1, "mode: no trial after 2 solo windows");
     for (w = 0; w < 200 && trials < 6; w++)
-        if (mode_window(&p, p.trial ? 1.0 : 1.2, p.trial ? 512 : 2048, 1e4)) {
+        if (mode_window(&p, p.trial ? 1.1 : 1.2, p.trial ? 512 : 2048, 1e4)) {
             trials++;
             if (p.gap != expect_gap || p.solo != 1) gaps_ok = 0;
             expect_gap = expect_gap < 32 ? 2 * expect_gap : 32;
         }
     CHECK(trials == 6 && gaps_ok && p.gap == 32, "mode: failed trials: %d trials, gaps %s, gap %d (32)", trials,
           gaps_ok ? "right" : "wrong", p.gap);
+    memset(&p, 0, sizeof p);
+    p.wait = 1 << 30;
+    acn__mode_update(&p, 1e4, 1e10); /* a stall of 10 s */
+    CHECK(p.wtime == 2e6 && p.calls == 1, "mode: a task's 10 s counted as %g, not 2e6", p.wtime);
     CHECK(acn_ctx_new(&ctx, NULL) == ACN_OK && acn_set_threads(ctx, 2) == ACN_OK, "mode: a context of 2 threads");
-    if (!ctx || !ctx->pool) { acn_ctx_free(ctx); return; }
+    if (!ctx || !ctx->pool) {
+        printf("note: mode: no pool of 2 threads here; the real pool not checked\n");
+        acn_ctx_free(ctx);
+        return;
+    }
     CHECK(!ctx->pool->solo && !ctx->pool->trial && ctx->pool->wait == ACN__MODE_FIRST, "mode: a new pool");
     ctx->pool->wait = 1 << 30; /* no trial */
     ctx->pool->solo = 1;
+    ctx->pool->calls = 0;
+    ctx->pool->wwork = ctx->pool->wtime = 0.0;
     acn__parallel(ctx, pool_parts_task, NULL, 5e4, 2);
-    CHECK(pool_seen_parts == 1, "mode: solo, a 50 us task ran in %d parts", pool_seen_parts);
+    CHECK(pool_seen_parts == 1 && ctx->pool->calls == 1 && ctx->pool->wwork == 5e4,
+          "mode: solo, a 50 us task ran in %d parts and counted %u tasks, %g of work", pool_seen_parts,
+          ctx->pool->calls, ctx->pool->wwork);
     acn__parallel(ctx, pool_parts_task, NULL, 1e6, 2);
-    CHECK(pool_seen_parts == 4, "mode: solo, a 1 ms task ran in %d parts, not 4", pool_seen_parts);
+    CHECK(pool_seen_parts == 4 && ctx->pool->calls == 1, "mode: solo, a 1 ms task ran in %d parts (not 4) and "
+          "the window has %u tasks (1)", pool_seen_parts, ctx->pool->calls);
+    ctx->pool->trial = 1; /* solo, trying shared */
+    acn__parallel(ctx, pool_parts_task, NULL, 5e4, 2);
+    CHECK(pool_seen_parts == 4, "mode: solo trying shared, a 50 us task ran in %d parts, not 4", pool_seen_parts);
+    ctx->pool->solo = 0; /* shared, trying solo */
+    acn__parallel(ctx, pool_parts_task, NULL, 5e4, 2);
+    CHECK(pool_seen_parts == 1, "mode: shared trying solo, a 50 us task ran in %d parts", pool_seen_parts);
+    ctx->pool->trial = 0;
     ctx->pool->solo = 0;
     ctx->pool->lost = 0.0;
     acn__grain_set(ctx->pool);
