@@ -6078,27 +6078,7 @@ static void acn__mode_update(acn__pool *pool, double work, double t)
 }
 #endif
 
-/* The one decision: a task of `work` nanoseconds runs as `per_thread`
- * parts for each thread of the pool when the work reaches both
- * ACN_PAR_MIN_NS and the pool's threshold (acn__grain_update), and the
- * pool is not keeping small tasks on the caller (acn__mode_update), else
- * as one part on the caller. A task's result must not depend on its number
- * of parts (see above). */
-static void acn__parallel_as(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread, int solo);
-static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread)
-{
-#ifdef ACN__THREADS
-    acn__pool *pool = ctx->pool;
-    if (pool && work < ACN__MODE_MAX) {
-        unsigned long long t0 = acn__clock();
-        acn__parallel_as(ctx, fn, arg, work, per_thread, pool->solo ^ pool->trial);
-        acn__mode_update(pool, work, acn__elapsed(t0, acn__clock()));
-        return;
-    }
-#endif
-    acn__parallel_as(ctx, fn, arg, work, per_thread, 0);
-}
-/* acn__parallel, the way decided (solo: on the caller, whatever the work) */
+/* acn__parallel (below), the way decided (solo: on the caller, whatever the work) */
 static void acn__parallel_as(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread, int solo)
 {
 #ifdef ACN__THREADS
@@ -6140,6 +6120,26 @@ static void acn__parallel_as(acn_ctx *ctx, acn__task fn, void *arg, double work,
     (void)per_thread;
     (void)solo;
     fn(arg, 0, 1, 0);
+}
+
+/* The one decision: a task of `work` nanoseconds runs as `per_thread`
+ * parts for each thread of the pool when the work reaches both
+ * ACN_PAR_MIN_NS and the pool's threshold (acn__grain_update), and the
+ * pool is not keeping small tasks on the caller (acn__mode_update), else
+ * as one part on the caller. A task's result must not depend on its number
+ * of parts (see above). */
+static void acn__parallel(acn_ctx *ctx, acn__task fn, void *arg, double work, int per_thread)
+{
+#ifdef ACN__THREADS
+    acn__pool *pool = ctx->pool;
+    if (pool && work < ACN__MODE_MAX) {
+        unsigned long long t0 = acn__clock();
+        acn__parallel_as(ctx, fn, arg, work, per_thread, pool->solo ^ pool->trial);
+        acn__mode_update(pool, work, acn__elapsed(t0, acn__clock()));
+        return;
+    }
+#endif
+    acn__parallel_as(ctx, fn, arg, work, per_thread, 0);
 }
 
 /* Part `part` of `parts`: [*lo, *hi) of n items, in whole multiples of `unit`. */

@@ -663,7 +663,11 @@ static void gemm_blocks_run(int level, int threads, size_t l1d, size_t l2, float
 }
 static void test_cache_blocking(void)
 {
-    static const size_t KB = 1024, sets[3][2] = {{4 * 1024, 32 * 1024}, {32 * 1024, 512 * 1024}, {1024 * 1024, 1024 * 1024 * 1024}};
+    static const size_t KB = 1024;
+    /* the blocks of three other machines (the CPU's prefetch setting), then the CPU's sizes (0: as read)
+     * with the kernel's prefetching off and on */
+    static const struct { size_t l1d, l2; int pf; } setting[5] = {
+        {4 * 1024, 32 * 1024, -1}, {32 * 1024, 512 * 1024, -1}, {1024 * 1024, 1024 * 1024 * 1024, -1}, {0, 0, 0}, {0, 0, 1}};
     static const int ffn_dims[5] = {2, 550, 200, 700, 150}; /* 1100 rows: backward chunks of 512 and 588 */
     static const struct { size_t l1d, l2; int mr, nr, kc, kc_long, nc; } hand[] = {
         {48 * 1024, 1024 * 1024, 12, 32, 256, 512, 512},        /* 32768 / 128; 24576 / 48; 524288 / 1024 */
@@ -748,40 +752,31 @@ static void test_cache_blocking(void)
         if (best < ACN_SIMD_AVX512) printf("note: no AVX-512 here: the prefetching kernel is not run\n");
     }
 #endif
-    /* the same bits under every blocking */
+    /* the same bits under every blocking, and with the kernel's prefetching off and on */
     for (level = ACN_SIMD_AVX2; level <= best; level++)
         for (threads = 1; threads <= 2; threads++) {
             gemm_blocks_run(level, threads, 0, 0, base, &n);
-            for (k = 0; k < 3; k++) {
-                gemm_blocks_run(level, threads, sets[k][0], sets[k][1], got, &m);
-                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, L1 %zu KB, L2 %zu KB: "
-                      "the bits changed with the blocks", acn_simd_name(level), threads, sets[k][0] / KB, sets[k][1] / KB);
-            }
-            for (kernel_prefetch = 0; kernel_prefetch <= 1; kernel_prefetch++) { /* the kernel with and without */
-                gemm_blocks_run(level, threads, 0, 0, got, &m);
-                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, prefetch %d: the bits "
-                      "changed", acn_simd_name(level), threads, kernel_prefetch);
+            for (k = 0; k < 5; k++) {
+                kernel_prefetch = setting[k].pf;
+                gemm_blocks_run(level, threads, setting[k].l1d, setting[k].l2, got, &m);
+                CHECK(m == n && !memcmp(got, base, n * sizeof(float)), "gemm %s, %d threads, L1 %zu KB, L2 %zu KB, "
+                      "prefetch %d: the bits changed", acn_simd_name(level), threads, setting[k].l1d / KB,
+                      setting[k].l2 / KB, setting[k].pf);
             }
             kernel_prefetch = -1;
             for (flags = 0; flags <= ACN_RECOMPUTE; flags += ACN_RECOMPUTE) {
                 ffn_l1d = ffn_l2 = 0;
                 ffn_run(ffn_dims, level, threads, flags, 0, base, &n, &a0);
                 CHECK(n < MAXN, "ffn blocks: %zu values", n);
-                for (k = 0; k < 3; k++) {
-                    ffn_l1d = sets[k][0];
-                    ffn_l2 = sets[k][1];
+                for (k = 0; k < 5; k++) {
+                    ffn_l1d = setting[k].l1d;
+                    ffn_l2 = setting[k].l2;
+                    kernel_prefetch = setting[k].pf;
                     ffn_run(ffn_dims, level, threads, flags, 0, got, &m, &a0);
                     for (bad = 0, i = 0; m == n && i < n; i++) bad += memcmp(got + i, base + i, sizeof(float)) != 0;
-                    CHECK(m == n && !bad, "ffn %s, %d threads%s, L1 %zu KB, L2 %zu KB: %d of %zu values or gradients "
-                          "changed with the blocks", acn_simd_name(level), threads, flags ? ", recomputed" : "",
-                          sets[k][0] / KB, sets[k][1] / KB, bad, n);
-                }
-                ffn_l1d = ffn_l2 = 0;
-                for (kernel_prefetch = 0; kernel_prefetch <= 1; kernel_prefetch++) {
-                    ffn_run(ffn_dims, level, threads, flags, 0, got, &m, &a0);
-                    for (bad = 0, i = 0; m == n && i < n; i++) bad += memcmp(got + i, base + i, sizeof(float)) != 0;
-                    CHECK(m == n && !bad, "ffn %s, %d threads%s, prefetch %d: %d of %zu values or gradients changed",
-                          acn_simd_name(level), threads, flags ? ", recomputed" : "", kernel_prefetch, bad, n);
+                    CHECK(m == n && !bad, "ffn %s, %d threads%s, L1 %zu KB, L2 %zu KB, prefetch %d: %d of %zu values "
+                          "or gradients changed", acn_simd_name(level), threads, flags ? ", recomputed" : "",
+                          setting[k].l1d / KB, setting[k].l2 / KB, setting[k].pf, bad, n);
                 }
                 kernel_prefetch = -1;
             }
